@@ -1,0 +1,136 @@
+//! Execute one activity: pauses, dry mode, timing, interruption → a journal `Run`.
+
+use super::substitute::Scope;
+use crate::model::{Activity, ActivityKind, Dry, Experiment, Run, RunStatus};
+use crate::providers::{ActivityError, Providers};
+use crate::redact::Redactor;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// What every activity of one run shares.
+#[derive(Debug, Clone)]
+pub struct RunContext {
+    pub experiment: Arc<Experiment>,
+    pub scope: Arc<Scope>,
+    pub providers: Arc<Providers>,
+    pub dry: Option<Dry>,
+    /// Cancelled when the run must stop (signal, halt, stop condition).
+    pub stop: CancellationToken,
+    pub redactor: Arc<Redactor>,
+}
+
+/// RFC 3339 UTC timestamp with microseconds, as the journal records them.
+pub fn now_iso() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// Whether this activity is skipped under the dry mode in force.
+pub fn is_dry(dry: Option<Dry>, kind: ActivityKind) -> bool {
+    match dry {
+        Some(Dry::Activities) => true,
+        Some(Dry::Actions) => kind == ActivityKind::Action,
+        Some(Dry::Probes) => kind == ActivityKind::Probe,
+        Some(Dry::Pause) | None => false,
+    }
+}
+
+/// A pause value after substitution, in seconds; `None` when absent or not a number.
+fn pause_seconds(pause: Option<&Value>, scope: &Scope) -> Option<f64> {
+    let v = scope.substitute(pause?);
+    let secs = match &v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    };
+    if secs.is_none() {
+        tracing::warn!(pause = %v, "pause is not a number of seconds; not pausing");
+    }
+    secs.filter(|s| *s > 0.0)
+}
+
+/// Sleep unless the run is stopped first; returns false when interrupted.
+async fn pause(seconds: f64, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(Duration::from_secs_f64(seconds)) => true,
+        _ = stop.cancelled() => false,
+    }
+}
+
+/// Run `activity` and record it. Never fails: a failure is a `Run` with status `failed`.
+pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
+    let dry = activity.dry.or(ctx.dry);
+    let skipped = is_dry(dry, activity.kind);
+    let pauses_apply = dry != Some(Dry::Pause) && !skipped;
+    if let Some(secs) = pause_seconds(activity.pause_before.as_ref(), &ctx.scope)
+        && pauses_apply
+    {
+        tracing::info!("pausing before activity for {secs}s");
+        pause(secs, &ctx.stop).await;
+    }
+    let label = if activity.kind == ActivityKind::Action { "Action" } else { "Probe" };
+    tracing::info!("{label}: {}{}", activity.name, if activity.background { " [in background]" } else { "" });
+
+    let start = now_iso();
+    let clock = Instant::now();
+    let result = if skipped {
+        tracing::debug!("activity {} is in dry mode", activity.name);
+        Ok(Value::Null)
+    } else if ctx.stop.is_cancelled() {
+        Err(ActivityError::Interrupted("the run was stopped before this activity started".into()))
+    } else {
+        tokio::select! {
+            r = ctx.providers.run(activity, &ctx.scope) => r,
+            _ = ctx.stop.cancelled() => Err(ActivityError::Interrupted("the run was stopped while this activity ran".into())),
+        }
+    };
+    let duration = clock.elapsed().as_secs_f64();
+    let end = now_iso();
+    let (status, output, exception) = match result {
+        Ok(v) => (RunStatus::Succeeded, v, None),
+        Err(e) => {
+            let message = ctx.redactor.text(&e.to_string());
+            tracing::error!("  => failed: {message}");
+            let kind = match e {
+                ActivityError::Timeout(_) | ActivityError::Failed(_) => "chaoslib.exceptions.ActivityFailed",
+                ActivityError::Interrupted(_) => "chaoslib.exceptions.InterruptExecution",
+                ActivityError::Unavailable(_) => "chaoslib.exceptions.InvalidActivity",
+            };
+            (RunStatus::Failed, Value::Null, Some(vec![format!("{kind}: {message}\n")]))
+        }
+    };
+    if let Some(secs) = pause_seconds(activity.pause_after.as_ref(), &ctx.scope)
+        && pauses_apply
+        && !ctx.stop.is_cancelled()
+    {
+        tracing::info!("pausing after activity for {secs}s");
+        pause(secs, &ctx.stop).await;
+    }
+    Run { activity: activity.raw.clone(), output, start, status, end, duration, exception, tolerance_met: None }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dry_modes_skip_the_right_kinds() {
+        use ActivityKind::*;
+        assert!(!is_dry(None, Action));
+        assert!(!is_dry(Some(Dry::Pause), Probe));
+        assert!(is_dry(Some(Dry::Actions), Action) && !is_dry(Some(Dry::Actions), Probe));
+        assert!(is_dry(Some(Dry::Probes), Probe) && !is_dry(Some(Dry::Probes), Action));
+        assert!(is_dry(Some(Dry::Activities), Probe) && is_dry(Some(Dry::Activities), Action));
+    }
+
+    #[test]
+    fn pauses_substitute_and_ignore_non_numbers() {
+        let scope = Scope::new(serde_json::json!({"p": 0.5, "s": "x"}).as_object().unwrap().clone(), Default::default());
+        assert_eq!(pause_seconds(Some(&serde_json::json!("${p}")), &scope), Some(0.5));
+        assert_eq!(pause_seconds(Some(&serde_json::json!(2)), &scope), Some(2.0));
+        assert_eq!(pause_seconds(Some(&serde_json::json!("${s}")), &scope), None);
+        assert_eq!(pause_seconds(None, &scope), None);
+    }
+}

@@ -1,0 +1,97 @@
+//! One evaluation of the steady-state hypothesis.
+//!
+//! Probes run in order and the evaluation stops at the first probe that fails (raised, timed
+//! out) or is out of tolerance, as in the reference. In dry mode for probes, tolerances are not
+//! checked. A probe tolerance runs the tolerance's probe with the output as its `value`
+//! argument: met when it succeeds with a truthy result.
+
+use super::activity::{RunContext, execute};
+use super::tolerance::{Verdict, within};
+use crate::model::{Activity, Dry, Provider, RunStatus, Step, SteadyState, Tolerance};
+use crate::pyvalue::py_truthy;
+use serde_json::Value;
+
+pub async fn run_steady_state(ctx: &RunContext, probes: &[Step]) -> SteadyState {
+    let mut state = SteadyState { steady_state_met: None, probes: Vec::new() };
+    for step in probes {
+        let activity = match step {
+            Step::Activity(a) => a.as_ref(),
+            Step::Ref(name) => match ctx.experiment.find_referenced(name) {
+                Some(a) => a,
+                None => {
+                    tracing::error!("referenced activity '{name}' could not be found");
+                    state.steady_state_met = Some(false);
+                    return state;
+                }
+            },
+        };
+        let mut run = execute(ctx, activity).await;
+        if run.status == RunStatus::Failed {
+            tracing::warn!("Probe terminated unexpectedly, so its tolerance could not be validated");
+            run.tolerance_met = Some(false);
+            state.probes.push(run);
+            state.steady_state_met = Some(false);
+            return state;
+        }
+        run.tolerance_met = Some(true);
+        let dry = activity.dry.or(ctx.dry);
+        if !matches!(dry, Some(Dry::Probes | Dry::Activities))
+            && let Some(tolerance) = &activity.tolerance
+        {
+            let verdict = check(ctx, tolerance, &run.output).await;
+            if let Verdict::Error(reason) = &verdict {
+                tracing::warn!("tolerance of probe '{}' could not be checked: {}", activity.name, ctx.redactor.text(reason));
+            }
+            if !verdict.is_met() {
+                tracing::error!("Steady state probe '{}' is not in the given tolerance", activity.name);
+                run.tolerance_met = Some(false);
+                state.probes.push(run);
+                state.steady_state_met = Some(false);
+                return state;
+            }
+        }
+        state.probes.push(run);
+    }
+    state.steady_state_met = Some(true);
+    tracing::info!("Steady state hypothesis is met!");
+    state
+}
+
+/// Every tolerance kind, probe tolerances included.
+pub async fn check(ctx: &RunContext, tolerance: &Tolerance, output: &Value) -> Verdict {
+    let Tolerance::Probe(probe) = tolerance else {
+        return within(tolerance, output, &ctx.scope);
+    };
+    let probe = with_value_argument(probe, output);
+    match ctx.providers.run(&probe, &ctx.scope).await {
+        Ok(result) if py_truthy(&result) => Verdict::Met,
+        Ok(_) => Verdict::NotMet,
+        Err(e) => {
+            tracing::info!("tolerance probe '{}' failed: {}", probe.name, ctx.redactor.text(&e.to_string()));
+            Verdict::NotMet
+        }
+    }
+}
+
+/// The tolerance probe with `arguments.value` set to the checked output.
+fn with_value_argument(probe: &Activity, output: &Value) -> Activity {
+    let mut probe = probe.clone();
+    match &mut probe.provider {
+        Provider::Python(p) => {
+            p.arguments.insert("value".into(), output.clone());
+        }
+        Provider::Process(p) => {
+            if let Value::Object(m) = &mut p.arguments {
+                m.insert("value".into(), output.clone());
+            }
+        }
+        Provider::Http(p) => match &mut p.arguments {
+            Value::Object(m) => {
+                m.insert("value".into(), output.clone());
+            }
+            args @ Value::Null => *args = serde_json::json!({ "value": output }),
+            _ => {}
+        },
+    }
+    probe
+}

@@ -1,0 +1,15 @@
+//! The experiment engine: plain async Rust that runs a validated `Experiment` against
+//! `Providers` and returns a `Journal`.
+//!
+//! It knows nothing of queues, stores, buses or AWS accounts (a test in `tests/tidy.rs` keeps
+//! it so): the broker wraps it, the `worker run` command calls it directly.
+
+pub mod activity;
+pub mod hypothesis;
+pub mod run;
+pub mod strategy;
+pub mod substitute;
+pub mod tolerance;
+
+pub use run::{Observer, RunOptions, run_experiment};
+pub use substitute::Scope;

@@ -1,0 +1,385 @@
+//! The run loop: hypothesis before, method (with the continuous hypothesis beside it),
+//! hypothesis after, rollbacks, journal. The reference's `Runner._run`, phase for phase.
+//!
+//! Status rules (the reference's): a hypothesis not met before the method ends the run
+//! `completed` (or `failed` if a probe raised) without running the method; not met after the
+//! method marks it `deviated`; an unresolvable activity in the method `aborts` it; a signal or
+//! a stop request `interrupts` it. The engine takes no port: it sees providers and a stop token,
+//! and reports progress to an optional observer (the worker writes checkpoints from it).
+
+use super::activity::{RunContext, execute, now_iso};
+use super::hypothesis::run_steady_state;
+use super::strategy::{phases, play_rollbacks, resolve};
+use super::substitute::Scope;
+use crate::load::config::{resolve_configuration, resolve_secrets, secret_values};
+use crate::load::{Problems, Vars};
+use crate::model::*;
+use crate::providers::Providers;
+use crate::redact::Redactor;
+use serde_json::{Map, Value, json};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+/// How to run, as `chaos run`'s options say it.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// `None`: the experiment's `runtime`, else `default`.
+    pub hypothesis_strategy: Option<HypothesisStrategy>,
+    pub rollback_strategy: Option<RollbackStrategy>,
+    /// Seconds between two continuous hypothesis evaluations.
+    pub hypothesis_frequency: f64,
+    /// Fail the run at the first deviation of the continuous hypothesis.
+    pub fail_fast: bool,
+    pub dry: Option<Dry>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { hypothesis_strategy: None, rollback_strategy: None, hypothesis_frequency: 1.0, fail_fast: false, dry: None }
+    }
+}
+
+/// Receives journal snapshots (already redacted) as the run progresses.
+pub trait Observer: Send + Sync {
+    fn checkpoint(&self, journal: &Journal);
+}
+
+/// Run `experiment` to its end and return the (redacted) journal.
+///
+/// Configuration and secrets are resolved first; a problem there (a variable vanished since
+/// validation) is returned as `Err` before anything runs.
+pub async fn run_experiment(
+    experiment: Arc<Experiment>,
+    vars: &Vars,
+    options: &RunOptions,
+    providers: Arc<Providers>,
+    stop: CancellationToken,
+    observer: Option<Arc<dyn Observer>>,
+) -> Result<Journal, Problems> {
+    let started = Instant::now();
+    let configuration = resolve_configuration(&experiment.configuration, vars).map_err(Problems)?;
+    let secrets = resolve_secrets(&experiment.secrets, vars).map_err(Problems)?;
+    let redactor = Arc::new(Redactor::new(secret_values(&secrets)));
+    let configuration = dynamic_configuration(&experiment, configuration, &secrets, &providers).await;
+    let scope = Arc::new(Scope::new(configuration, secrets));
+
+    let hypothesis_strategy = resolve(options.hypothesis_strategy, experiment.runtime.hypothesis_strategy);
+    let rollback_strategy = resolve(options.rollback_strategy, experiment.runtime.rollback_strategy);
+    let title = scope.interpolate(&experiment.title);
+    tracing::info!("Running experiment: {}", redactor.text(&title));
+
+    let mut raw = experiment.raw.clone();
+    if let Value::Object(m) = &mut raw {
+        m.insert("title".into(), Value::String(title));
+        if let Some(d) = options.dry {
+            m.insert("dry".into(), Value::String(d.as_str().into()));
+        }
+    }
+    let journal = Arc::new(Mutex::new(Journal {
+        chaoslib_version: concat!("experiment-broker/", env!("CARGO_PKG_VERSION")).to_string(),
+        platform: platform(),
+        node: node(),
+        experiment: raw,
+        start: now_iso(),
+        status: None,
+        deviated: false,
+        steady_states: SteadyStates::default(),
+        run: Vec::new(),
+        rollbacks: Vec::new(),
+        end: None,
+        duration: None,
+        broker: Some(json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "hypothesis_strategy": format!("{hypothesis_strategy:?}"),
+            "rollback_strategy": format!("{rollback_strategy:?}"),
+        })),
+    }));
+    let ctx = RunContext { experiment: experiment.clone(), scope, providers, dry: options.dry, stop: stop.clone(), redactor };
+    let report = Reporter { journal: journal.clone(), redactor: ctx.redactor.clone(), observer };
+
+    let probes: &[Step] = experiment.hypothesis.as_ref().map(|h| h.probes.as_slice()).unwrap_or(&[]);
+    let with_hypothesis = !probes.is_empty();
+    let phases = phases(hypothesis_strategy);
+    let mut gate_passed = true;
+
+    if with_hypothesis && phases.before {
+        let state = run_steady_state(&ctx, probes).await;
+        let met = state.steady_state_met == Some(true);
+        let any_failed = state.probes.iter().any(|p| p.status == RunStatus::Failed);
+        report.update(|j| {
+            j.steady_states.before = Some(state);
+            if !met {
+                j.status = Some(if any_failed { Status::Failed } else { Status::Completed });
+            }
+        });
+        if !met {
+            tracing::error!("Steady state hypothesis not met before the method: skipping the method");
+            gate_passed = false;
+        }
+    }
+
+    if gate_passed && !stop.is_cancelled() {
+        let method_done = CancellationToken::new();
+        let continuous = (with_hypothesis && phases.during).then(|| {
+            let ctx = ctx.clone();
+            let report = report.clone();
+            let done = method_done.clone();
+            let schedule = (options.hypothesis_frequency, options.fail_fast);
+            tokio::spawn(async move { continuous_hypothesis(ctx, report, done, schedule).await })
+        });
+        run_method(&ctx, &report).await;
+        method_done.cancel();
+        if let Some(handle) = continuous {
+            let _ = handle.await;
+        }
+        if stop.is_cancelled() {
+            report.update(|j| j.status = Some(Status::Interrupted));
+        }
+        let status = report.status();
+        if !matches!(status, Some(Status::Interrupted | Status::Aborted)) && with_hypothesis && phases.after {
+            let state = run_steady_state(&ctx, probes).await;
+            let met = state.steady_state_met == Some(true);
+            let any_failed = state.probes.iter().any(|p| p.status == RunStatus::Failed);
+            report.update(|j| {
+                j.steady_states.after = Some(state);
+                if !met {
+                    j.deviated = true;
+                    j.status = Some(if any_failed { Status::Failed } else { Status::Completed });
+                }
+            });
+        }
+    } else if stop.is_cancelled() {
+        report.update(|j| j.status = Some(Status::Interrupted));
+    }
+
+    let (status, deviated) = {
+        let j = report.journal.lock().unwrap_or_else(|e| e.into_inner());
+        (j.status, j.deviated)
+    };
+    if play_rollbacks(rollback_strategy, status, deviated) {
+        run_rollbacks(&ctx, &report).await;
+    } else {
+        tracing::info!("Rollbacks not played (strategy {rollback_strategy:?}, status {status:?})");
+    }
+
+    report.update(|j| {
+        j.end = Some(now_iso());
+        j.duration = Some(started.elapsed().as_secs_f64());
+        if j.status.is_none() {
+            j.status = Some(Status::Completed);
+        }
+        if stop.is_cancelled() {
+            j.status = Some(Status::Interrupted);
+        }
+    });
+    let journal = report.snapshot();
+    let outcome = if journal.deviated { "deviated" } else { journal.status.map(Status::as_str).unwrap_or("completed") };
+    tracing::info!("Experiment ended with status: {outcome}");
+    Ok(journal)
+}
+
+/// Shared journal + redaction + checkpoints.
+#[derive(Clone)]
+struct Reporter {
+    journal: Arc<Mutex<Journal>>,
+    redactor: Arc<Redactor>,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+impl Reporter {
+    fn update(&self, f: impl FnOnce(&mut Journal)) {
+        {
+            let mut j = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut j);
+        }
+        if let Some(o) = &self.observer {
+            o.checkpoint(&self.snapshot());
+        }
+    }
+
+    fn status(&self) -> Option<Status> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner()).status
+    }
+
+    /// A redacted copy of the journal.
+    fn snapshot(&self) -> Journal {
+        let j = self.journal.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if self.redactor.is_empty() {
+            return j;
+        }
+        let mut v = serde_json::to_value(&j).unwrap_or(Value::Null);
+        self.redactor.value(&mut v);
+        serde_json::from_value(v).unwrap_or(j)
+    }
+}
+
+/// Resolve `{type: probe}` configuration entries by running them; a failing one leaves its
+/// key undefined, as in the reference.
+async fn dynamic_configuration(
+    experiment: &Experiment,
+    mut configuration: Map<String, Value>,
+    secrets: &Map<String, Value>,
+    providers: &Providers,
+) -> Map<String, Value> {
+    for (key, probe) in &experiment.config_probes {
+        configuration.remove(key);
+        let scope = Scope::new(configuration.clone(), secrets.clone());
+        match providers.run(probe, &scope).await {
+            Ok(output) => {
+                let value = match &probe.provider {
+                    Provider::Python(_) => Some(output),
+                    Provider::Process(_) if output["status"] == json!(0) => {
+                        Some(Value::String(output["stdout"].as_str().unwrap_or_default().trim().to_string()))
+                    }
+                    Provider::Process(_) => None,
+                    Provider::Http(_) => Some(output.get("body").cloned().unwrap_or(Value::Null)),
+                };
+                match value {
+                    Some(v) => {
+                        configuration.insert(key.clone(), v);
+                    }
+                    None => tracing::warn!("dynamic configuration '{key}' failed: its probe exited non-zero"),
+                }
+            }
+            Err(e) => tracing::warn!("dynamic configuration '{key}' failed: {e}"),
+        }
+    }
+    configuration
+}
+
+fn resolve_step<'a>(ctx: &'a RunContext, step: &'a Step) -> Option<&'a Activity> {
+    match step {
+        Step::Activity(a) => Some(a),
+        Step::Ref(name) => ctx.experiment.find_referenced(name),
+    }
+}
+
+/// Run a list of steps in order, background ones concurrently; their runs land in the journal
+/// in start order. Stops early when `keep_going` says so.
+async fn run_steps(
+    ctx: &RunContext,
+    steps: &[Step],
+    report: &Reporter,
+    pick: fn(&mut Journal) -> &mut Vec<Run>,
+    keep_going: impl Fn(&RunContext, &Reporter) -> bool,
+) -> Result<(), String> {
+    let mut background = Vec::new();
+    let mut outcome = Ok(());
+    for step in steps {
+        let Some(activity) = resolve_step(ctx, step) else {
+            let name = match step {
+                Step::Ref(n) => n.as_str(),
+                Step::Activity(a) => a.name.as_str(),
+            };
+            outcome = Err(format!("could not find referenced activity '{name}'"));
+            break;
+        };
+        if activity.background {
+            let slot = reserve(report, pick, activity);
+            let (ctx, activity) = (ctx.clone(), activity.clone());
+            background.push((slot, tokio::spawn(async move { execute(&ctx, &activity).await })));
+        } else {
+            let run = execute(ctx, activity).await;
+            report.update(|j| pick(j).push(run));
+        }
+        if !keep_going(ctx, report) {
+            break;
+        }
+    }
+    for (slot, handle) in background {
+        if let Ok(run) = handle.await {
+            report.update(|j| {
+                if let Some(entry) = pick(j).get_mut(slot) {
+                    *entry = run;
+                }
+            });
+        }
+    }
+    outcome
+}
+
+/// Put a placeholder for a background activity so the journal keeps start order.
+fn reserve(report: &Reporter, pick: fn(&mut Journal) -> &mut Vec<Run>, activity: &Activity) -> usize {
+    let mut j = report.journal.lock().unwrap_or_else(|e| e.into_inner());
+    let list = pick(&mut j);
+    list.push(Run {
+        activity: activity.raw.clone(),
+        output: Value::Null,
+        start: now_iso(),
+        status: RunStatus::Failed,
+        end: String::new(),
+        duration: 0.0,
+        exception: Some(vec!["still running in the background\n".into()]),
+        tolerance_met: None,
+    });
+    list.len() - 1
+}
+
+async fn run_method(ctx: &RunContext, report: &Reporter) {
+    tracing::info!("Playing your experiment's method now...");
+    let keep_going = |ctx: &RunContext, report: &Reporter| {
+        !ctx.stop.is_cancelled() && !matches!(report.status(), Some(Status::Aborted | Status::Failed | Status::Interrupted))
+    };
+    if let Err(e) = run_steps(ctx, &ctx.experiment.method, report, |j| &mut j.run, keep_going).await {
+        tracing::error!("Experiment ran into an unexpected fatal error, aborting now: {e}");
+        report.update(|j| j.status = Some(Status::Aborted));
+    }
+}
+
+/// Rollbacks always run to the end: they are not cut by the stop token.
+async fn run_rollbacks(ctx: &RunContext, report: &Reporter) {
+    if ctx.experiment.rollbacks.is_empty() {
+        tracing::info!("No declared rollbacks, let's move on.");
+        return;
+    }
+    tracing::info!("Let's rollback...");
+    let ctx = RunContext { stop: CancellationToken::new(), ..ctx.clone() };
+    if let Err(e) = run_steps(&ctx, &ctx.experiment.rollbacks, report, |j| &mut j.rollbacks, |_, _| true).await {
+        tracing::error!("rollbacks stopped: {e}");
+    }
+}
+
+/// Evaluate the hypothesis every `frequency` seconds while the method runs.
+async fn continuous_hypothesis(ctx: RunContext, report: Reporter, done: CancellationToken, (frequency, fail_fast): (f64, bool)) {
+    tracing::info!("Executing the steady-state hypothesis continuously every {frequency} seconds");
+    let probes: Vec<Step> = ctx.experiment.hypothesis.as_ref().map(|h| h.probes.clone()).unwrap_or_default();
+    let (mut iteration, mut failed) = (1u64, 0u64);
+    while !done.is_cancelled() && !ctx.stop.is_cancelled() {
+        if matches!(report.status(), Some(Status::Failed | Status::Interrupted | Status::Aborted)) {
+            break;
+        }
+        let state = run_steady_state(&ctx, &probes).await;
+        let met = state.steady_state_met == Some(true);
+        report.update(|j| j.steady_states.during.push(state));
+        if !met {
+            failed += 1;
+            tracing::warn!("Continuous steady state hypothesis deviated ({failed} of {iteration} iterations)");
+            if fail_fast {
+                tracing::info!("Terminating immediately the experiment (fail fast)");
+                report.update(|j| j.status = Some(Status::Failed));
+                break;
+            }
+        }
+        iteration += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs_f64(frequency.max(0.0))) => {}
+            _ = done.cancelled() => break,
+            _ = ctx.stop.cancelled() => break,
+        }
+    }
+}
+
+fn platform() -> String {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let os = std::env::consts::OS;
+    let os = format!("{}{}", os[..1].to_uppercase(), &os[1..]);
+    format!("{os}-{}-{}", release.trim(), std::env::consts::ARCH)
+}
+
+fn node() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default()
+}

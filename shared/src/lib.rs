@@ -1,0 +1,35 @@
+//! # Experiment Broker
+//!
+//! The library behind the `worker` (and, later, `producer`) binaries: it loads Chaos Toolkit
+//! experiments, runs them exactly as the reference implementation does, and writes Chaos
+//! Toolkit journals — as one static binary, with no Python needed unless an experiment calls a
+//! Python extension.
+//!
+//! Key choices: the engine is plain async Rust that takes providers and a stop token and
+//! returns a journal, and knows nothing of queues, stores or AWS; the loader collects every
+//! problem with its file, line, column and field rather than stopping at the first; Python's
+//! semantics where experiments depend on them (`str()`, `==`, truthiness, `re`) are reproduced
+//! in small pure modules; secrets are masked in everything the engine emits.
+//!
+//! # Layout
+//!
+//! - [`model`]: the experiment and the journal, as types (no I/O).
+//! - [`load`]: file → `Experiment`: parsing with locations, validation, `--var`/`--var-file`,
+//!   configuration and secrets resolution.
+//! - [`engine`]: the run loop, hypothesis, tolerances, strategies, substitution.
+//! - [`providers`]: `process`, `http`, `python` and the native registry.
+//! - [`pyvalue`], [`pyregex`]: Python semantics on JSON values and Python regex patterns.
+//! - [`redact`]: secret masking.
+
+pub mod engine;
+pub mod load;
+pub mod model;
+pub mod providers;
+pub mod pyregex;
+pub mod pyvalue;
+pub mod redact;
+
+pub use engine::{RunOptions, run_experiment};
+pub use load::{Problems, Vars, load_experiment};
+pub use model::{Experiment, Journal};
+pub use providers::Providers;

@@ -1,0 +1,347 @@
+//! Text → JSON value, plus where every field sits in the text.
+//!
+//! JSON is parsed by `serde_json` (exact JSON semantics). YAML is parsed from `yaml-rust2`'s
+//! event stream into the same `serde_json::Value`, resolving plain scalars the way PyYAML does
+//! (YAML 1.1: `yes`/`no`/`on`/`off` are booleans, `1.0.0` is a string), because the reference
+//! reads YAML with PyYAML. Both formats then go through the same event walk to record the line
+//! and column of every field path, which is what lets validation errors point at the source.
+
+use super::problem::Problem;
+use fancy_regex::Regex;
+use serde_json::{Map, Number, Value};
+use std::collections::HashMap;
+use std::sync::LazyLock;
+use yaml_rust2::parser::{MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+use yaml_rust2::Event;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    /// By extension, falling back to the content: a document opening with `{` is JSON.
+    pub fn detect(path: &std::path::Path, text: &str) -> Format {
+        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+            Some("json") => Format::Json,
+            Some("yaml" | "yml") => Format::Yaml,
+            _ if text.trim_start().starts_with('{') => Format::Json,
+            _ => Format::Yaml,
+        }
+    }
+}
+
+/// A parsed document and the (line, column) of each field path, both 1-based.
+#[derive(Debug, Clone, Default)]
+pub struct Document {
+    pub value: Value,
+    pub spans: HashMap<String, (usize, usize)>,
+}
+
+impl Document {
+    /// Where a field is, or else where its nearest present parent is.
+    pub fn locate(&self, field: &str) -> Option<(usize, usize)> {
+        let mut path = field;
+        loop {
+            if let Some(span) = self.spans.get(path) {
+                return Some(*span);
+            }
+            let cut = path.rfind(['.', '['])?;
+            path = &path[..cut];
+        }
+    }
+}
+
+/// Parse `text` as `format`.
+pub fn parse(text: &str, format: Format) -> Result<Document, Problem> {
+    if text.trim().is_empty() {
+        return Err(Problem::new("", "the file is empty").expected("a Chaos Toolkit experiment document"));
+    }
+    match format {
+        Format::Json => {
+            let value: Value = serde_json::from_str(text).map_err(|e| {
+                Problem::new("", format!("invalid JSON: {e}")).at(e.line(), e.column())
+            })?;
+            // Locations only; a JSON document YAML cannot read (rare) simply has no spans.
+            let spans = walk_yaml(text).map(|b| b.spans).unwrap_or_default();
+            Ok(Document { value, spans })
+        }
+        Format::Yaml => {
+            let built = walk_yaml(text).map_err(|e| {
+                let m = e.marker();
+                Problem::new("", format!("invalid YAML: {}", e.info())).at(m.line(), m.col() + 1)
+            })?;
+            Ok(Document { value: built.value.unwrap_or(Value::Null), spans: built.spans })
+        }
+    }
+}
+
+fn walk_yaml(text: &str) -> Result<Builder, yaml_rust2::ScanError> {
+    let mut builder = Builder::default();
+    let mut parser = Parser::new_from_str(text);
+    parser.load(&mut builder, false)?;
+    Ok(builder)
+}
+
+enum Frame {
+    Seq { items: Vec<Value>, path: String, anchor: usize },
+    /// `located`: whether the mapping's own span is known; block mappings report their start
+    /// late (at the first `:`), so the first key's position is used instead.
+    Map { map: Map<String, Value>, path: String, anchor: usize, key: Option<String>, located: bool },
+}
+
+/// Builds values from YAML events while recording the location of every path.
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Value>,
+    spans: HashMap<String, (usize, usize)>,
+    value: Option<Value>,
+}
+
+impl Builder {
+    /// The path the next node will have, or `None` when the next node is a mapping key.
+    fn next_path(&self) -> Option<String> {
+        match self.stack.last() {
+            None => Some(String::new()),
+            Some(Frame::Seq { items, path, .. }) => Some(format!("{path}[{}]", items.len())),
+            Some(Frame::Map { key: None, .. }) => None,
+            Some(Frame::Map { key: Some(k), path, .. }) => {
+                Some(if path.is_empty() { k.clone() } else { format!("{path}.{k}") })
+            }
+        }
+    }
+
+    /// Attach a finished node to its parent (or make it the document).
+    fn push(&mut self, value: Value, anchor: usize) {
+        if anchor > 0 {
+            self.anchors.insert(anchor, value.clone());
+        }
+        match self.stack.last_mut() {
+            None => self.value = Some(value),
+            Some(Frame::Seq { items, .. }) => items.push(value),
+            Some(Frame::Map { map, key, .. }) => match key.take() {
+                None => *key = Some(key_text(&value)),
+                Some(k) if k == "<<" => merge_into(map, value),
+                Some(k) => {
+                    map.insert(k, value);
+                }
+            },
+        }
+    }
+}
+
+fn key_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "null".to_string(),
+        other => crate::pyvalue::py_str(other),
+    }
+}
+
+/// YAML merge keys (`<<: *defaults`): keys already present win.
+fn merge_into(map: &mut Map<String, Value>, value: Value) {
+    let sources = match value {
+        Value::Array(items) => items,
+        other => vec![other],
+    };
+    for source in sources {
+        if let Value::Object(src) = source {
+            for (k, v) in src {
+                map.entry(k).or_insert(v);
+            }
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        let here = (mark.line(), mark.col() + 1);
+        match ev {
+            Event::Scalar(text, style, anchor, tag) => {
+                if let Some(path) = self.next_path() {
+                    self.spans.entry(path).or_insert(here);
+                } else if let Some(Frame::Map { path, located, .. }) = self.stack.last_mut() {
+                    // a key: its own line is where the field is
+                    let p = if path.is_empty() { text.clone() } else { format!("{path}.{text}") };
+                    if !*located {
+                        *located = true;
+                        self.spans.entry(path.clone()).or_insert(here);
+                    }
+                    self.spans.insert(p, here);
+                }
+                let is_key = self.next_path().is_none();
+                let value = if is_key {
+                    Value::String(text)
+                } else {
+                    resolve_scalar(text, style, tag.as_ref().map(|t| t.suffix.as_str()))
+                };
+                self.push(value, anchor);
+            }
+            Event::SequenceStart(anchor, _) => {
+                let path = self.next_path().unwrap_or_default();
+                self.spans.entry(path.clone()).or_insert(here);
+                self.stack.push(Frame::Seq { items: Vec::new(), path, anchor });
+            }
+            Event::MappingStart(anchor, _) => {
+                let path = self.next_path().unwrap_or_default();
+                self.stack.push(Frame::Map { map: Map::new(), path, anchor, key: None, located: false });
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                if let Some(frame) = self.stack.pop() {
+                    let (value, anchor) = match frame {
+                        Frame::Seq { items, anchor, .. } => (Value::Array(items), anchor),
+                        Frame::Map { map, anchor, path, located, .. } => {
+                            if !located {
+                                self.spans.entry(path).or_insert(here);
+                            }
+                            (Value::Object(map), anchor)
+                        }
+                    };
+                    self.push(value, anchor);
+                }
+            }
+            Event::Alias(id) => {
+                let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
+                self.push(value, 0);
+            }
+            _ => {}
+        }
+    }
+}
+
+static INT_DEC: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[-+]?(0|[1-9][0-9_]*)$").unwrap());
+static INT_OTHER: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[-+]?(0b[01_]+|0x[0-9a-fA-F_]+|0[0-7_]+)$").unwrap());
+static FLOAT: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[-+]?([0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?|\.[0-9_]+([eE][-+][0-9]+)?)$").unwrap()
+});
+
+/// PyYAML's (YAML 1.1) implicit resolution of a scalar.
+pub fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Value {
+    match tag {
+        Some("str") => return Value::String(text),
+        Some("int") | Some("float") | Some("bool") | Some("null") => {}
+        Some(_) => return Value::String(text),
+        None if style != TScalarStyle::Plain => return Value::String(text),
+        None => {}
+    }
+    match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => return Value::Bool(true),
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => return Value::Bool(false),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF" | ".nan" | ".NaN"
+        | ".NAN" => {
+            // JSON has no infinities or NaN: keep the text, as a string, rather than lose it
+            return Value::String(text);
+        }
+        _ => {}
+    }
+    if INT_DEC.is_match(&text).unwrap_or(false) {
+        let clean = text.replace('_', "");
+        if let Ok(i) = clean.parse::<i64>() {
+            return Value::Number(i.into());
+        }
+        if let Ok(f) = clean.parse::<f64>()
+            && let Some(n) = Number::from_f64(f)
+        {
+            return Value::Number(n);
+        }
+    }
+    if INT_OTHER.is_match(&text).unwrap_or(false) {
+        let clean = text.replace('_', "");
+        let (neg, digits) = match clean.as_bytes()[0] {
+            b'-' => (true, &clean[1..]),
+            b'+' => (false, &clean[1..]),
+            _ => (false, &clean[..]),
+        };
+        let parsed = if let Some(b) = digits.strip_prefix("0b") {
+            i64::from_str_radix(b, 2)
+        } else if let Some(h) = digits.strip_prefix("0x") {
+            i64::from_str_radix(h, 16)
+        } else {
+            i64::from_str_radix(&digits[1..], 8)
+        };
+        if let Ok(i) = parsed {
+            return Value::Number((if neg { -i } else { i }).into());
+        }
+    }
+    if FLOAT.is_match(&text).unwrap_or(false)
+        && let Ok(f) = text.replace('_', "").parse::<f64>()
+        && let Some(n) = Number::from_f64(f)
+    {
+        return Value::Number(n);
+    }
+    Value::String(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn yaml(text: &str) -> Document {
+        parse(text, Format::Yaml).unwrap()
+    }
+
+    #[test]
+    fn yaml_scalars_resolve_like_pyyaml() {
+        let d = yaml("a: 1\nb: 1.5\nc: 1.0.0\nd: yes\ne: 'yes'\nf: ~\ng: 0x1f\nh: 1e3\ni: -2\nj: 010\nk: 1_000\n");
+        assert_eq!(
+            d.value,
+            json!({"a": 1, "b": 1.5, "c": "1.0.0", "d": true, "e": "yes", "f": null, "g": 31, "h": "1e3", "i": -2, "j": 8, "k": 1000})
+        );
+    }
+
+    #[test]
+    fn yaml_spans_point_at_keys_and_items() {
+        let d = yaml("title: t\nmethod:\n  - type: action\n    provider:\n      path: /bin/true\n");
+        assert_eq!(d.spans.get("title"), Some(&(1, 1)));
+        assert_eq!(d.spans.get("method"), Some(&(2, 1)));
+        assert_eq!(d.spans.get("method[0]"), Some(&(3, 5)));
+        assert_eq!(d.spans.get("method[0].provider.path"), Some(&(5, 7)));
+        assert_eq!(d.locate("method[0].provider.missing"), Some((4, 5)));
+    }
+
+    #[test]
+    fn json_spans_come_from_the_same_walk() {
+        let d = parse("{\n  \"title\": \"t\",\n  \"method\": [\n    {\"name\": \"x\"}\n  ]\n}\n", Format::Json).unwrap();
+        assert_eq!(d.value, json!({"title": "t", "method": [{"name": "x"}]}));
+        assert_eq!(d.spans.get("method"), Some(&(3, 3)));
+        assert_eq!(d.spans.get("method[0].name"), Some(&(4, 6)));
+    }
+
+    #[test]
+    fn anchors_aliases_and_merge_keys() {
+        let d = yaml("base: &b {x: 1, y: 2}\nuse: *b\nmerged:\n  <<: *b\n  y: 3\n");
+        assert_eq!(d.value["use"], json!({"x": 1, "y": 2}));
+        assert_eq!(d.value["merged"], json!({"y": 3, "x": 1}));
+    }
+
+    #[test]
+    fn syntax_errors_carry_a_location() {
+        let e = parse("title: broken\ndescription: [unclosed\nmethod:\n  - type: action\n", Format::Yaml).unwrap_err();
+        assert!(e.line.is_some(), "{e}");
+        assert!(e.message.starts_with("invalid YAML"), "{e}");
+        let e = parse("{\"title\": }", Format::Json).unwrap_err();
+        assert_eq!(e.line, Some(1));
+        assert!(e.message.starts_with("invalid JSON"), "{e}");
+    }
+
+    #[test]
+    fn empty_files_are_refused_clearly() {
+        let e = parse("  \n", Format::Yaml).unwrap_err();
+        assert_eq!(e.message, "the file is empty");
+    }
+
+    #[test]
+    fn format_detection() {
+        use std::path::Path;
+        assert_eq!(Format::detect(Path::new("a.json"), "x: 1"), Format::Json);
+        assert_eq!(Format::detect(Path::new("a.YML"), "{}"), Format::Yaml);
+        assert_eq!(Format::detect(Path::new("exp"), "  {\"a\": 1}"), Format::Json);
+        assert_eq!(Format::detect(Path::new("exp"), "a: 1"), Format::Yaml);
+    }
+}

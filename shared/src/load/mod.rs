@@ -1,0 +1,140 @@
+//! Files → validated `Experiment`s, with every problem located (file, line, column, field).
+//!
+//! Two stages, as ripgrep's lowargs → hiargs: `document` turns text into a JSON value and a
+//! map of where each field sits; `validate` turns the value into typed structs and collects
+//! problems; this module reads the file, attaches locations, and checks what needs the outside
+//! world (Python signatures, via one interpreter run for the whole file).
+
+pub mod config;
+pub mod document;
+pub mod problem;
+pub mod validate;
+pub mod vars;
+
+pub use problem::{Problem, Problems};
+pub use vars::Vars;
+
+use crate::model::{Experiment, Provider};
+use crate::providers::Providers;
+use crate::providers::python::SignatureCheck;
+use document::{Document, Format};
+use std::path::Path;
+
+/// Read, parse and validate an experiment file.
+pub fn load_experiment(path: &Path, vars: &Vars, providers: &Providers) -> Result<Experiment, Problems> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        let mut p = Problem::new("", format!("cannot read the experiment: {e}"));
+        p.file = Some(path.to_path_buf());
+        Problems(vec![p])
+    })?;
+    load_experiment_text(&text, Format::detect(path, &text), Some(path), vars, providers)
+}
+
+/// Parse and validate experiment text; `origin` names it in problems.
+pub fn load_experiment_text(
+    text: &str,
+    format: Format,
+    origin: Option<&Path>,
+    vars: &Vars,
+    providers: &Providers,
+) -> Result<Experiment, Problems> {
+    let locate = |mut p: Problem, doc: Option<&Document>| {
+        p.file = origin.map(Path::to_path_buf);
+        if p.line.is_none()
+            && let Some((line, col)) = doc.and_then(|d| d.locate(&p.field))
+        {
+            p = p.at(line, col);
+        }
+        p
+    };
+    let doc = document::parse(text, format).map_err(|p| Problems(vec![locate(p, None)]))?;
+    let checks = validate::Checks { vars, check_executables: true };
+    let result = validate::validate(&doc.value, &checks);
+    let (experiment, mut problems) = match result {
+        Ok(e) => (Some(e), Vec::new()),
+        Err(problems) => (None, problems),
+    };
+    if let Some(e) = &experiment {
+        problems.extend(python_problems(e, &doc, providers));
+    }
+    match experiment {
+        Some(e) if problems.is_empty() => Ok(e),
+        _ => Err(Problems(problems.into_iter().map(|p| locate(p, Some(&doc))).collect())),
+    }
+}
+
+/// Python activities: native ones are checked against their declared parameters, the others
+/// against the real function's signature, as the reference does.
+fn python_problems(e: &Experiment, doc: &Document, providers: &Providers) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut checks = Vec::new();
+    let mut fields = Vec::new();
+    for (field, activity) in activities_with_paths(e, doc) {
+        let Provider::Python(p) = &activity.provider else { continue };
+        let provider_field = format!("{field}.provider");
+        if let Some(native) = providers.registry.get(&p.module, &p.func) {
+            for message in native.check_arguments(p.arguments.keys()) {
+                problems.push(Problem::new(format!("{provider_field}.arguments"), message).expected(format!(
+                    "the parameters of {}: {}",
+                    p.key(),
+                    native.params.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
+                )));
+            }
+            continue;
+        }
+        fields.push(provider_field);
+        checks.push(SignatureCheck {
+            module: p.module.clone(),
+            func: p.func.clone(),
+            arguments: p.arguments.keys().cloned().collect(),
+            activity_name: activity.name.clone(),
+            activity_type: activity.kind.as_str().to_string(),
+        });
+    }
+    match providers.python.check_signatures(&checks) {
+        Ok(results) => {
+            for (field, problem) in fields.iter().zip(results) {
+                if let Some(message) = problem {
+                    problems.push(Problem::new(field.clone(), message).expected("a function whose signature accepts these arguments"));
+                }
+            }
+        }
+        Err(reason) => {
+            for (field, check) in fields.iter().zip(&checks) {
+                problems.push(
+                    Problem::new(field.clone(), format!("`{}.{}` has no native implementation and {reason}", check.module, check.func))
+                        .expected("a native activity or a Python interpreter with the module installed"),
+                );
+            }
+        }
+    }
+    problems
+}
+
+/// Every activity with the field path it was declared at.
+fn activities_with_paths<'a>(e: &'a Experiment, _doc: &Document) -> Vec<(String, &'a crate::model::Activity)> {
+    use crate::model::{Step, Tolerance};
+    let mut out = Vec::new();
+    let mut push_steps = |prefix: &str, steps: &'a [Step]| {
+        let mut i = 0;
+        for step in steps {
+            if let Step::Activity(a) = step {
+                let field = format!("{prefix}[{i}]");
+                if let Some(Tolerance::Probe(p)) = &a.tolerance {
+                    out.push((format!("{field}.tolerance"), p.as_ref()));
+                }
+                out.push((field, a.as_ref()));
+            }
+            i += 1;
+        }
+    };
+    if let Some(h) = &e.hypothesis {
+        push_steps("steady-state-hypothesis.probes", &h.probes);
+    }
+    push_steps("method", &e.method);
+    push_steps("rollbacks", &e.rollbacks);
+    for (key, a) in &e.config_probes {
+        out.push((format!("configuration.{key}"), a));
+    }
+    out
+}

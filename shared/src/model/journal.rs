@@ -1,0 +1,102 @@
+//! The run journal, in the Chaos Toolkit journal schema.
+//!
+//! Field names and nesting are the reference's (`experiment`, `start`, `end`, `duration`,
+//! `status`, `deviated`, `steady_states.before|after|during`, `run[]`, `rollbacks[]`), so Chaos
+//! Toolkit reporting reads our journals. Additions live in fields the reference does not use
+//! (`broker`), never in changed meanings.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The final status of a run, with the reference's meaning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Everything ran; the hypothesis may still have deviated (see `deviated`).
+    Completed,
+    /// A hypothesis probe failed (raised, timed out), or the continuous hypothesis failed fast.
+    Failed,
+    /// The engine hit an unexpected error in the method (e.g. an unresolvable `ref`).
+    Aborted,
+    /// A signal or a stop request ended the run early.
+    Interrupted,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Aborted => "aborted",
+            Status::Interrupted => "interrupted",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    Succeeded,
+    Failed,
+}
+
+/// One executed activity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Run {
+    /// The activity as written (a `ref` is replaced by the activity it names).
+    pub activity: Value,
+    pub output: Value,
+    pub start: String,
+    pub status: RunStatus,
+    pub end: String,
+    pub duration: f64,
+    /// The error, as a list of lines like Python's `traceback.format_exception`.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub exception: Option<Vec<String>>,
+    /// Set on hypothesis probes only.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tolerance_met: Option<bool>,
+}
+
+/// One evaluation of the steady-state hypothesis.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SteadyState {
+    pub steady_state_met: Option<bool>,
+    pub probes: Vec<Run>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SteadyStates {
+    pub before: Option<SteadyState>,
+    pub after: Option<SteadyState>,
+    pub during: Vec<SteadyState>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Journal {
+    #[serde(rename = "chaoslib-version")]
+    pub chaoslib_version: String,
+    pub platform: String,
+    pub node: String,
+    pub experiment: Value,
+    pub start: String,
+    pub status: Option<Status>,
+    pub deviated: bool,
+    pub steady_states: SteadyStates,
+    pub run: Vec<Run>,
+    pub rollbacks: Vec<Run>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub end: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub duration: Option<f64>,
+    /// What this broker adds: engine version, strategies used, why a run stopped.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub broker: Option<Value>,
+}
+
+impl Journal {
+    /// The `chaos run` exit code: 1 when the run did not complete or deviated.
+    pub fn exit_code(&self) -> u8 {
+        if self.status == Some(Status::Completed) && !self.deviated { 0 } else { 1 }
+    }
+}

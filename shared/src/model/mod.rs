@@ -1,0 +1,7 @@
+//! Data types shared by the loader, the engine and (later) the broker: no I/O here.
+
+pub mod experiment;
+pub mod journal;
+
+pub use experiment::*;
+pub use journal::*;

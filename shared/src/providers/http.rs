@@ -1,0 +1,225 @@
+//! The `http` provider: one request, output `{status, headers, body}`.
+//!
+//! As in the reference (Python `requests`): GET sends `arguments` as query parameters; other
+//! methods send them as JSON when the `Content-Type` header is `application/json`, else as a
+//! form; a number `timeout` bounds connecting and each read, `[connect, read]` sets both; 4xx
+//! and 5xx are outputs, not failures; connection errors and timeouts fail the activity. A JSON
+//! response body is parsed. Two deliberate additions: `expected_status`, when set, fails the
+//! activity on any other status, and JSON is recognised with parameters (`; charset=utf-8`),
+//! where the reference only parses the exact `application/json`.
+
+use super::ActivityError;
+use crate::engine::substitute::Scope;
+use crate::model::HttpProvider;
+use crate::pyvalue::py_str;
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Clients keyed by their TLS and timeout settings, built on first use: building one loads the
+/// platform's trust store, which costs milliseconds a run without HTTP should not pay.
+#[derive(Debug, Default)]
+pub struct HttpClients {
+    clients: Mutex<HashMap<(bool, Option<u64>, Option<u64>), reqwest::Client>>,
+}
+
+/// `timeout` → (connect, read) in milliseconds.
+pub fn timeouts(timeout: &Value) -> (Option<u64>, Option<u64>) {
+    let ms = |v: &Value| v.as_f64().filter(|f| *f >= 0.0).map(|f| (f * 1000.0).round() as u64);
+    match timeout {
+        Value::Array(pair) if pair.len() == 2 => (ms(&pair[0]), ms(&pair[1])),
+        other => (ms(other), ms(other)),
+    }
+}
+
+/// Python-`requests` style encoding of a mapping into key/value pairs (`None` dropped, lists
+/// repeated, other values as `str()`).
+pub fn form_pairs(arguments: &Value) -> Vec<(String, String)> {
+    let Value::Object(map) = arguments else { return Vec::new() };
+    let mut pairs = Vec::new();
+    for (k, v) in map {
+        match v {
+            Value::Null => {}
+            Value::Array(items) => {
+                pairs.extend(items.iter().filter(|i| !i.is_null()).map(|i| (k.clone(), py_str(i))));
+            }
+            other => pairs.push((k.clone(), py_str(other))),
+        }
+    }
+    pairs
+}
+
+fn is_json_media_type(content_type: &str) -> bool {
+    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
+}
+
+impl HttpClients {
+    fn client(&self, verify_tls: bool, connect: Option<u64>, read: Option<u64>) -> Result<reqwest::Client, ActivityError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(&(verify_tls, connect, read)) {
+            return Ok(c.clone());
+        }
+        let mut builder = reqwest::Client::builder().tls_danger_accept_invalid_certs(!verify_tls);
+        if let Some(ms) = connect {
+            builder = builder.connect_timeout(Duration::from_millis(ms));
+        }
+        if let Some(ms) = read {
+            builder = builder.read_timeout(Duration::from_millis(ms));
+        }
+        let client = builder.build().map_err(|e| ActivityError::Failed(format!("cannot build HTTP client: {e}")))?;
+        clients.insert((verify_tls, connect, read), client.clone());
+        Ok(client)
+    }
+
+    pub async fn run(&self, p: &HttpProvider, scope: &Scope) -> Result<Value, ActivityError> {
+        let url = py_str(&scope.substitute(&p.url));
+        let headers = scope.substitute(&p.headers);
+        let timeout = scope.substitute(&p.timeout);
+        let arguments = if scope.is_empty() { p.arguments.clone() } else { scope.substitute(&p.arguments) };
+        let (connect, read) = timeouts(&timeout);
+        let client = self.client(p.verify_tls, connect, read)?;
+        let method = reqwest::Method::from_bytes(p.method.as_bytes())
+            .map_err(|_| ActivityError::Failed(format!("invalid HTTP method '{}'", p.method)))?;
+        let mut parsed = url::Url::parse(&url).map_err(|e| ActivityError::Failed(format!("invalid URL '{url}': {e}")))?;
+        let mut request_headers = reqwest::header::HeaderMap::new();
+        let mut json_body = false;
+        if let Value::Object(h) = &headers {
+            for (name, value) in h {
+                let value = py_str(value);
+                if name == "Content-Type" && value == "application/json" {
+                    json_body = true;
+                }
+                let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|_| ActivityError::Failed(format!("invalid header name '{name}'")))?;
+                let value = reqwest::header::HeaderValue::from_str(&value)
+                    .map_err(|_| ActivityError::Failed(format!("invalid value for header '{name}'")))?;
+                request_headers.insert(name, value);
+            }
+        }
+        let mut body: Option<(Vec<u8>, Option<&'static str>)> = None;
+        if method == reqwest::Method::GET {
+            let pairs = form_pairs(&arguments);
+            if !pairs.is_empty() {
+                parsed.query_pairs_mut().extend_pairs(pairs);
+            }
+        } else if json_body {
+            body = Some((serde_json::to_vec(&arguments).unwrap_or_default(), None));
+        } else {
+            match &arguments {
+                Value::String(s) => body = Some((s.clone().into_bytes(), None)),
+                Value::Object(_) => {
+                    let pairs = form_pairs(&arguments);
+                    if !pairs.is_empty() {
+                        let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+                        body = Some((encoded.into_bytes(), Some("application/x-www-form-urlencoded")));
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut request = client.request(method, parsed).headers(request_headers.clone());
+        if let Some((bytes, content_type)) = body {
+            if let Some(ct) = content_type
+                && !request_headers.contains_key(reqwest::header::CONTENT_TYPE)
+            {
+                request = request.header(reqwest::header::CONTENT_TYPE, ct);
+            }
+            request = request.body(bytes);
+        }
+        let response = request.send().await.map_err(|e| classify(&url, e))?;
+        let status = response.status().as_u16();
+        let mut out_headers = Map::new();
+        for (name, value) in response.headers() {
+            let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+            let key = canonical_header(name.as_str());
+            match out_headers.get_mut(&key) {
+                Some(Value::String(existing)) => {
+                    existing.push_str(", ");
+                    existing.push_str(&value);
+                }
+                _ => {
+                    out_headers.insert(key, Value::String(value));
+                }
+            }
+        }
+        let is_json = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(is_json_media_type);
+        let text = response.text().await.map_err(|e| classify(&url, e))?;
+        let body = if is_json { serde_json::from_str(&text).unwrap_or(Value::String(text)) } else { Value::String(text) };
+        if let Some(expected) = p.expected_status
+            && expected != status
+        {
+            return Err(ActivityError::Failed(format!("{url} answered HTTP {status}, expected {expected}")));
+        }
+        Ok(json!({"status": status, "headers": out_headers, "body": body}))
+    }
+}
+
+/// `content-type` → `Content-Type`, the casing `requests` reports.
+fn canonical_header(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut c = part.chars();
+            match c.next() {
+                Some(f) => f.to_ascii_uppercase().to_string() + c.as_str(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+fn classify(url: &str, e: reqwest::Error) -> ActivityError {
+    if e.is_timeout() {
+        ActivityError::Timeout("activity took too long to complete".into())
+    } else if e.is_connect() {
+        let mut cause = String::new();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            cause = s.to_string();
+            source = s.source();
+        }
+        ActivityError::Failed(format!("failed to connect to {url}: {cause}"))
+    } else {
+        ActivityError::Failed(format!("request to {url} failed: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_forms() {
+        assert_eq!(timeouts(&json!(2)), (Some(2000), Some(2000)));
+        assert_eq!(timeouts(&json!([0.5, 3])), (Some(500), Some(3000)));
+        assert_eq!(timeouts(&Value::Null), (None, None));
+    }
+
+    #[test]
+    fn form_encoding_follows_requests() {
+        assert_eq!(
+            form_pairs(&json!({"a": 1, "b": [true, "x"], "c": null, "d": "v"})),
+            vec![("a".into(), "1".into()), ("b".into(), "True".into()), ("b".into(), "x".into()), ("d".into(), "v".into())]
+        );
+    }
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json_media_type("application/json"));
+        assert!(is_json_media_type("application/json; charset=utf-8"));
+        assert!(is_json_media_type("application/problem+json"));
+        assert!(!is_json_media_type("text/plain"));
+    }
+
+    #[test]
+    fn header_casing() {
+        assert_eq!(canonical_header("content-type"), "Content-Type");
+        assert_eq!(canonical_header("x-request-id"), "X-Request-Id");
+    }
+}

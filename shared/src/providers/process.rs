@@ -1,0 +1,204 @@
+//! The `process` provider: run an executable, return `{status, stdout, stderr}`.
+//!
+//! Reference rules kept: the path is looked up on PATH (`~` expanded); string arguments run
+//! through `/bin/sh -c "PATH ARGS"`; a mapping is flattened to key/value pairs; `None` and empty
+//! strings are dropped; other values are passed as Python's `str()`. A non-zero exit status is
+//! an output, not a failure; only the provider `timeout` (or an interruption) fails it.
+//!
+//! The child gets its own process group, so a timeout or an interrupted run kills everything it
+//! started (a `sh -c` pipeline included), not just the shell.
+
+use super::ActivityError;
+use crate::engine::substitute::Scope;
+use crate::model::ProcessProvider;
+use crate::pyvalue::py_str;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::Command;
+
+/// `shutil.which(os.path.expanduser(path))`.
+pub fn find_executable(path: &str) -> Option<PathBuf> {
+    let expanded = match path.strip_prefix("~/") {
+        Some(rest) => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(rest))?,
+        None => PathBuf::from(path),
+    };
+    which::which(expanded).ok()
+}
+
+/// The argv after the executable, or the shell command line for string arguments.
+pub enum Argv {
+    Shell(String),
+    Args(Vec<String>),
+}
+
+/// Build the command line as the reference does.
+pub fn build_argv(exe: &str, arguments: &Value) -> Argv {
+    match arguments {
+        Value::String(s) => Argv::Shell(format!("{exe} {s}")),
+        Value::Object(map) => Argv::Args(
+            map.iter()
+                .flat_map(|(k, v)| [Value::String(k.clone()), v.clone()])
+                .filter(|v| !matches!(v, Value::Null) && v.as_str() != Some(""))
+                .map(|v| py_str(&v))
+                .collect(),
+        ),
+        Value::Array(items) => Argv::Args(
+            items.iter().filter(|v| !matches!(v, Value::Null) && v.as_str() != Some("")).map(py_str).collect(),
+        ),
+        _ => Argv::Args(Vec::new()),
+    }
+}
+
+pub async fn run(p: &ProcessProvider, scope: &Scope, env: &BTreeMap<String, String>) -> Result<Value, ActivityError> {
+    let exe = find_executable(&p.path)
+        .ok_or_else(|| ActivityError::Failed(format!("path '{}' cannot be found", p.path)))?;
+    let arguments = if scope.is_empty() { p.arguments.clone() } else { scope.substitute(&p.arguments) };
+    let exe_text = exe.to_string_lossy().into_owned();
+    let mut cmd = match build_argv(&exe_text, &arguments) {
+        Argv::Shell(line) => {
+            let mut c = Command::new("/bin/sh");
+            c.arg("-c").arg(line);
+            c
+        }
+        Argv::Args(args) => {
+            let mut c = Command::new(&exe);
+            c.args(args);
+            c
+        }
+    };
+    cmd.envs(env)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| ActivityError::Failed(format!("failed to start '{}': {e}", p.path)))?;
+    // Kill the whole group if this future is dropped (interruption) or times out.
+    let guard = GroupGuard(child.id());
+    let mut stdout = child.stdout.take();
+    let mut stderr = child.stderr.take();
+    let collect = async {
+        let mut out = Vec::new();
+        let mut err = Vec::new();
+        let read_out = async {
+            if let Some(s) = stdout.as_mut() {
+                let _ = s.read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(s) = stderr.as_mut() {
+                let _ = s.read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(read_out, read_err);
+        let status = child.wait().await;
+        (status, out, err)
+    };
+    let (status, out, err) = match p.timeout {
+        Some(t) => tokio::time::timeout(Duration::from_secs_f64(t.max(0.0)), collect)
+            .await
+            .map_err(|_| ActivityError::Timeout("process activity took too long to complete".into()))?,
+        None => collect.await,
+    };
+    let status = status.map_err(|e| ActivityError::Failed(format!("waiting for '{}': {e}", p.path)))?;
+    guard.disarm();
+    let code = status.code().map(i64::from).unwrap_or_else(|| {
+        use std::os::unix::process::ExitStatusExt;
+        // like Python's subprocess: a signal-killed child reports -SIGNAL
+        -i64::from(status.signal().unwrap_or(0))
+    });
+    Ok(json!({
+        "status": code,
+        "stdout": String::from_utf8_lossy(&out),
+        "stderr": String::from_utf8_lossy(&err),
+    }))
+}
+
+/// SIGKILLs a child's process group on drop unless disarmed after the child was reaped.
+struct GroupGuard(Option<u32>);
+
+impl GroupGuard {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0
+            && let Ok(pid) = i32::try_from(pid)
+        {
+            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: Value) -> Vec<String> {
+        match build_argv("/bin/echo", &v) {
+            Argv::Args(a) => a,
+            Argv::Shell(s) => panic!("unexpected shell line {s}"),
+        }
+    }
+
+    #[test]
+    fn argument_forms_follow_the_reference() {
+        assert_eq!(args(json!(["%s|%s", "a", "", "b", null, 0])), vec!["%s|%s", "a", "b", "0"]);
+        assert_eq!(args(json!({"--alpha": "1", "--beta": 2, "--flag": ""})), vec!["--alpha", "1", "--beta", "2", "--flag"]);
+        assert_eq!(args(json!([1, 2.5, true])), vec!["1", "2.5", "True"]);
+        match build_argv("/bin/sh", &json!("-c 'echo hi'")) {
+            Argv::Shell(line) => assert_eq!(line, "/bin/sh -c 'echo hi'"),
+            Argv::Args(_) => panic!("string arguments go through the shell"),
+        }
+    }
+
+    fn provider(path: &str, arguments: Value, timeout: Option<f64>) -> ProcessProvider {
+        ProcessProvider { path: path.into(), arguments, timeout }
+    }
+
+    #[tokio::test]
+    async fn output_and_exit_status() {
+        let out = run(&provider("sh", json!(["-c", "echo out; echo err >&2; exit 3"]), None), &Scope::default(), &BTreeMap::new())
+            .await
+            .unwrap();
+        assert_eq!(out, json!({"status": 3, "stdout": "out\n", "stderr": "err\n"}));
+    }
+
+    #[tokio::test]
+    async fn timeout_fails_and_kills_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("survived");
+        let script = format!("(sleep 1; touch {}) & sleep 5", marker.display());
+        let started = std::time::Instant::now();
+        let err = run(&provider("sh", json!(["-c", script]), Some(0.2)), &Scope::default(), &BTreeMap::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ActivityError::Timeout(_)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert!(!marker.exists(), "the background child of the shell was killed with its group");
+    }
+
+    #[tokio::test]
+    async fn env_overlay_reaches_the_child() {
+        let mut env = BTreeMap::new();
+        env.insert("EB_OVERLAY_TEST".to_string(), "seen".to_string());
+        let out = run(&provider("sh", json!("-c 'printf $EB_OVERLAY_TEST'"), None), &Scope::default(), &env).await.unwrap();
+        assert_eq!(out["stdout"], json!("seen"));
+    }
+
+    #[tokio::test]
+    async fn missing_executable_is_a_failure() {
+        let err = run(&provider("eb-no-such-exe", json!([]), None), &Scope::default(), &BTreeMap::new()).await.unwrap_err();
+        assert_eq!(err.to_string(), "path 'eb-no-such-exe' cannot be found");
+    }
+}

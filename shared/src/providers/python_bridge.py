@@ -1,0 +1,102 @@
+# Experiment Broker's bridge to Python activities (embedded in the `worker` binary).
+#
+# Reads one JSON request on stdin and writes one JSON answer on stdout:
+#   {"op": "call", "module", "func", "arguments", "configuration", "secrets", "secret_scopes"}
+#       -> {"ok": <result>} | {"error": "<Type: message>", "traceback": [...]}
+#   {"op": "check", "items": [{"module", "func", "arguments": [names], "name", "type"}]}
+#       -> {"problems": [null | "<message>", ...]}
+# While the function runs, sys.stdout points at stderr, so a print() in user code cannot
+# corrupt the answer.
+import importlib
+import inspect
+import json
+import sys
+import traceback
+
+
+def _default(o):
+    if isinstance(o, (bytes, bytearray)):
+        return o.decode("utf-8", "replace")
+    if isinstance(o, (set, frozenset, tuple)):
+        return list(o)
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    return str(o)
+
+
+def _call(req):
+    mod = importlib.import_module(req["module"])
+    func = getattr(mod, req["func"])
+    args = dict(req.get("arguments") or {})
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if "secrets" in params and req.get("secret_scopes"):
+        merged = {}
+        for scope in req["secret_scopes"]:
+            merged.update((req.get("secrets") or {}).get(scope) or {})
+        args["secrets"] = merged
+    if "configuration" in params:
+        args["configuration"] = req.get("configuration") or {}
+    return func(**args)
+
+
+def _check(item):
+    name = item.get("name")
+    try:
+        mod = importlib.import_module(item["module"])
+    except ImportError:
+        return f"could not find Python module '{item['module']}' in activity '{name}'"
+    candidates = dict(inspect.getmembers(mod, inspect.isfunction))
+    candidates.update(inspect.getmembers(mod, inspect.isbuiltin))
+    func = candidates.get(item["func"])
+    if func is None:
+        return (
+            f"the python module '{item['module']}' does not expose a function called "
+            f"'{item['func']}' in {item.get('type')} '{name}'"
+        )
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):
+        return None
+    args = {a: None for a in item.get("arguments") or []}
+    if "secrets" in sig.parameters:
+        args["secrets"] = None
+    if "configuration" in sig.parameters:
+        args["configuration"] = None
+    try:
+        sig.bind(**args)
+    except TypeError as x:
+        msg = str(x)
+        if "missing" in msg:
+            return f"required argument {msg.rsplit(':', 1)[1].strip()} is missing from activity '{name}'"
+        if "unexpected" in msg:
+            return f"argument {msg.rsplit(' ', 1)[1].strip()} is not part of the function signature in activity '{name}'"
+        return msg
+    return None
+
+
+def main():
+    req = json.loads(sys.stdin.read())
+    real_stdout = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        if req.get("op") == "check":
+            answer = {"problems": [_check(i) for i in req.get("items") or []]}
+        else:
+            try:
+                answer = {"ok": _call(req)}
+            except BaseException as x:  # noqa: BLE001 - every failure becomes the activity's error
+                answer = {
+                    "error": traceback.format_exception_only(type(x), x)[0].strip(),
+                    "traceback": traceback.format_exception(type(x), x, x.__traceback__),
+                }
+        text = json.dumps(answer, default=_default, ensure_ascii=False)
+    finally:
+        sys.stdout = real_stdout
+    real_stdout.write(text)
+    real_stdout.flush()
+
+
+main()

@@ -1,0 +1,152 @@
+//! The native registry: Rust activities under Python `module.func` names.
+//!
+//! A `python` provider is looked up here first; only when no native activity has its
+//! `module.func` does the call go to a Python interpreter. This is how the seed's
+//! `experimentvr.*` and common `chaosaws.*` experiments will run unchanged with no Python:
+//! the AWS fault library registers its actions and probes here. Each entry declares its
+//! parameters so `validate` can check arguments the way the reference checks a Python
+//! signature.
+
+use super::ActivityError;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What a native activity receives: its substituted arguments and the run's context.
+#[derive(Debug, Clone)]
+pub struct NativeCall {
+    pub arguments: Map<String, Value>,
+    pub configuration: Map<String, Value>,
+    pub secrets: Map<String, Value>,
+}
+
+pub type NativeFuture = Pin<Box<dyn Future<Output = Result<Value, ActivityError>> + Send>>;
+type NativeFn = dyn Fn(NativeCall) -> NativeFuture + Send + Sync;
+
+/// A declared parameter of a native activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Param {
+    pub name: &'static str,
+    pub required: bool,
+}
+
+impl Param {
+    pub const fn required(name: &'static str) -> Param {
+        Param { name, required: true }
+    }
+    pub const fn optional(name: &'static str) -> Param {
+        Param { name, required: false }
+    }
+}
+
+#[derive(Clone)]
+pub struct NativeActivity {
+    pub params: Vec<Param>,
+    /// Like Python's `**kwargs`: accept arguments that are not declared.
+    pub accepts_extra: bool,
+    call: Arc<NativeFn>,
+}
+
+impl NativeActivity {
+    pub fn new<F, Fut>(params: Vec<Param>, f: F) -> Self
+    where
+        F: Fn(NativeCall) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, ActivityError>> + Send + 'static,
+    {
+        NativeActivity { params, accepts_extra: false, call: Arc::new(move |c| Box::pin(f(c))) }
+    }
+
+    pub fn with_extra_arguments(mut self) -> Self {
+        self.accepts_extra = true;
+        self
+    }
+
+    pub fn call(&self, call: NativeCall) -> NativeFuture {
+        (self.call)(call)
+    }
+
+    /// The reference's signature check: unknown arguments and missing required ones.
+    pub fn check_arguments<'a>(&self, given: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        let given: Vec<&String> = given.into_iter().collect();
+        let mut problems = Vec::new();
+        if !self.accepts_extra {
+            for name in &given {
+                if !self.params.iter().any(|p| p.name == name.as_str()) {
+                    problems.push(format!("argument `{name}` is not a parameter of this function"));
+                }
+            }
+        }
+        for p in self.params.iter().filter(|p| p.required) {
+            if !given.iter().any(|g| g.as_str() == p.name) {
+                problems.push(format!("required argument `{}` is missing", p.name));
+            }
+        }
+        problems
+    }
+}
+
+impl std::fmt::Debug for NativeActivity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NativeActivity").field("params", &self.params).finish_non_exhaustive()
+    }
+}
+
+/// `module.func` → native activity.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    entries: BTreeMap<String, NativeActivity>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Register `module.func`; a later registration replaces an earlier one.
+    pub fn register(&mut self, module: &str, func: &str, activity: NativeActivity) {
+        self.entries.insert(format!("{module}.{func}"), activity);
+    }
+
+    pub fn get(&self, module: &str, func: &str) -> Option<&NativeActivity> {
+        self.entries.get(&format!("{module}.{func}"))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.keys().map(String::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn argument_check_reports_unknown_and_missing() {
+        let a = NativeActivity::new(vec![Param::required("region"), Param::optional("tag_key")], |_| async {
+            Ok(json!(null))
+        });
+        let args = ["tag_key".to_string(), "nope".to_string()];
+        let problems = a.check_arguments(args.iter());
+        assert_eq!(
+            problems,
+            vec!["argument `nope` is not a parameter of this function", "required argument `region` is missing"]
+        );
+        assert!(a.with_extra_arguments().check_arguments([&"region".to_string(), &"x".to_string()]).is_empty());
+    }
+
+    #[tokio::test]
+    async fn registered_activities_are_found_and_called() {
+        let mut r = Registry::new();
+        r.register("m.sub", "f", NativeActivity::new(vec![Param::required("x")], |c| async move {
+            Ok(json!(c.arguments["x"].as_i64().unwrap() * 2))
+        }));
+        let a = r.get("m.sub", "f").unwrap();
+        let call = NativeCall { arguments: json!({"x": 21}).as_object().unwrap().clone(), configuration: Map::new(), secrets: Map::new() };
+        assert_eq!(a.call(call).await.unwrap(), json!(42));
+        assert!(r.get("m", "sub.f").is_some(), "the key is the dotted name");
+        assert!(r.get("m.sub", "g").is_none());
+    }
+}

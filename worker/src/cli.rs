@@ -1,0 +1,125 @@
+//! Command-line interface of `worker`: the same options, defaults and meanings as `chaos run`
+//! and `chaos validate`.
+
+use broker::model::{Dry, HypothesisStrategy, RollbackStrategy};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(name = "worker", version, about = "Run Chaos Toolkit experiments: one static binary, no Python needed")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an experiment and write its journal (exit 1 if it failed or deviated).
+    Run(RunArgs),
+    /// Check an experiment and report every problem with its location (exit 1 if invalid).
+    Validate(ValidateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct VarArgs {
+    /// Configuration value `KEY=VALUE` or `KEY:TYPE=VALUE` (str, int, float, bool, json, bytes).
+    #[arg(long = "var", value_name = "KEY=VALUE")]
+    pub vars: Vec<String>,
+    /// JSON/YAML file with `configuration` and `secrets`, or a .env file of environment variables.
+    #[arg(long = "var-file", value_name = "FILE")]
+    pub var_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where to write the journal.
+    #[arg(long, default_value = "./journal.json", value_name = "PATH")]
+    pub journal_path: PathBuf,
+    /// When to play rollbacks (default: the experiment's runtime, else `default`).
+    #[arg(long, value_enum)]
+    pub rollback_strategy: Option<RollbackArg>,
+    /// When to check the steady-state hypothesis (default: the experiment's runtime, else `default`).
+    #[arg(long, value_enum)]
+    pub hypothesis_strategy: Option<HypothesisArg>,
+    /// Seconds between two checks of the continuous hypothesis.
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    pub hypothesis_frequency: f64,
+    /// Fail the run at the first deviation of the continuous hypothesis.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// Run without executing the chosen kind of activities (or without pausing).
+    #[arg(long, value_enum)]
+    pub dry: Option<DryArg>,
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// The experiment file (JSON or YAML).
+    pub experiment: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    #[command(flatten)]
+    pub vars: VarArgs,
+    /// The experiment file (JSON or YAML).
+    pub experiment: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RollbackArg {
+    Default,
+    Always,
+    Never,
+    Deviated,
+}
+
+impl From<RollbackArg> for RollbackStrategy {
+    fn from(a: RollbackArg) -> Self {
+        match a {
+            RollbackArg::Default => RollbackStrategy::Default,
+            RollbackArg::Always => RollbackStrategy::Always,
+            RollbackArg::Never => RollbackStrategy::Never,
+            RollbackArg::Deviated => RollbackStrategy::Deviated,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum HypothesisArg {
+    Default,
+    BeforeMethodOnly,
+    AfterMethodOnly,
+    DuringMethodOnly,
+    #[value(alias = "continously")]
+    Continuously,
+}
+
+impl From<HypothesisArg> for HypothesisStrategy {
+    fn from(a: HypothesisArg) -> Self {
+        match a {
+            HypothesisArg::Default => HypothesisStrategy::Default,
+            HypothesisArg::BeforeMethodOnly => HypothesisStrategy::BeforeMethodOnly,
+            HypothesisArg::AfterMethodOnly => HypothesisStrategy::AfterMethodOnly,
+            HypothesisArg::DuringMethodOnly => HypothesisStrategy::DuringMethodOnly,
+            HypothesisArg::Continuously => HypothesisStrategy::Continuously,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DryArg {
+    Probes,
+    Actions,
+    Activities,
+    Pause,
+}
+
+impl From<DryArg> for Dry {
+    fn from(a: DryArg) -> Self {
+        match a {
+            DryArg::Probes => Dry::Probes,
+            DryArg::Actions => Dry::Actions,
+            DryArg::Activities => Dry::Activities,
+            DryArg::Pause => Dry::Pause,
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! `worker`: thin glue. Parse the command line, set up logging, build the providers, call the
+//! library, map the outcome to `chaos`'s exit codes (0 held, 1 invalid/failed/deviated).
+
+mod cli;
+
+use anyhow::Context;
+use broker::load::{Problems, Vars};
+use broker::providers::Providers;
+use broker::providers::registry::Registry;
+use broker::{RunOptions, load_experiment, run_experiment};
+use clap::Parser;
+use cli::{Cli, Command, RunArgs, ValidateArgs, VarArgs};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Validate(args) => validate(args),
+        }
+    });
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+}
+
+/// The native registry: empty until the AWS fault library registers its activities.
+fn providers(vars: &Vars) -> Providers {
+    let mut providers = Providers::new(Registry::new());
+    providers.env_overlay = vars.env.clone();
+    providers
+}
+
+fn load_vars(args: &VarArgs) -> Result<Vars, Problems> {
+    let mut vars = Vars::default();
+    let mut problems = Vec::new();
+    for file in &args.var_files {
+        if let Err(p) = vars.add_file(file) {
+            problems.extend(p.0);
+        }
+    }
+    for var in &args.vars {
+        if let Err(p) = vars.add_var(var) {
+            problems.push(p);
+        }
+    }
+    if problems.is_empty() { Ok(vars) } else { Err(Problems(problems)) }
+}
+
+fn report_problems(problems: &Problems) {
+    for p in &problems.0 {
+        eprintln!("error: {p}");
+    }
+    let n = problems.0.len();
+    eprintln!("{n} problem{} found", if n == 1 { "" } else { "s" });
+}
+
+fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
+    let vars = match load_vars(&args.vars) {
+        Ok(v) => v,
+        Err(p) => {
+            report_problems(&p);
+            return Ok(1);
+        }
+    };
+    match load_experiment(&args.experiment, &vars, &providers(&vars)) {
+        Ok(_) => {
+            println!("{}: valid experiment", args.experiment.display());
+            Ok(0)
+        }
+        Err(problems) => {
+            report_problems(&problems);
+            Ok(1)
+        }
+    }
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<u8> {
+    let vars = match load_vars(&args.vars) {
+        Ok(v) => v,
+        Err(p) => {
+            report_problems(&p);
+            return Ok(1);
+        }
+    };
+    let providers = Arc::new(providers(&vars));
+    let experiment = match load_experiment(&args.experiment, &vars, &providers) {
+        Ok(e) => Arc::new(e),
+        Err(problems) => {
+            report_problems(&problems);
+            return Ok(1);
+        }
+    };
+    let options = RunOptions {
+        hypothesis_strategy: args.hypothesis_strategy.map(Into::into),
+        rollback_strategy: args.rollback_strategy.map(Into::into),
+        hypothesis_frequency: args.hypothesis_frequency,
+        fail_fast: args.fail_fast,
+        dry: args.dry.map(Into::into),
+    };
+    let stop = CancellationToken::new();
+    tokio::spawn(watch_signals(stop.clone()));
+    let journal = match run_experiment(experiment, &vars, &options, providers, stop, None).await {
+        Ok(j) => j,
+        Err(problems) => {
+            report_problems(&problems);
+            return Ok(1);
+        }
+    };
+    write_journal(&args.journal_path, &journal)?;
+    Ok(journal.exit_code())
+}
+
+/// SIGINT/SIGTERM: interrupt the run; rollbacks still run and the journal is still written.
+async fn watch_signals(stop: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        tracing::warn!("cannot install signal handlers; Ctrl-C will kill the run without rollbacks");
+        return;
+    };
+    loop {
+        let name = tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        };
+        if stop.is_cancelled() {
+            tracing::warn!("{name} received again: rollbacks are running and will finish, then the journal is written");
+        } else {
+            tracing::warn!("{name} received: interrupting the experiment, then running rollbacks");
+            stop.cancel();
+        }
+    }
+}
+
+/// Write atomically: a reader never sees half a journal.
+fn write_journal(path: &Path, journal: &broker::Journal) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(journal).context("serialising the journal")?;
+    let tmp = path.with_extension("json.tmp");
+    std::fs::write(&tmp, text + "\n").with_context(|| format!("writing the journal to {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("moving the journal into place at {}", path.display()))?;
+    tracing::info!("journal written to {}", path.display());
+    Ok(())
+}
