@@ -15,7 +15,10 @@ pub fn compile(pattern: &str) -> Result<Regex, String> {
 /// Rewrite the parts of a Python pattern whose meaning differs in `fancy-regex`.
 pub fn translate(pattern: &str) -> String {
     let multiline = pattern.starts_with("(?") && {
-        let flags: String = pattern[2..].chars().take_while(|c| c.is_ascii_alphabetic()).collect();
+        let flags: String = pattern[2..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphabetic())
+            .collect();
         flags.contains('m')
     };
     let mut out = String::with_capacity(pattern.len() + 8);
@@ -74,7 +77,10 @@ mod tests {
 
     #[test]
     fn dollar_matches_before_a_final_newline() {
-        assert!(search(r"healthy v\d+\.\d+\.\d+$", "service is healthy v1.2.3\n"));
+        assert!(search(
+            r"healthy v\d+\.\d+\.\d+$",
+            "service is healthy v1.2.3\n"
+        ));
         assert!(search(r"^OK$", "OK"));
         assert!(!search(r"^OK$", "OK\n\n"));
         assert!(search(r"[$]", "cost $5"), "a $ in a class stays literal");

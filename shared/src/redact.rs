@@ -78,9 +78,13 @@ mod tests {
     #[test]
     fn masks_everywhere_longest_first() {
         let r = Redactor::new(vec!["tok".into(), "tok-123".into(), "".into()]);
-        let mut v = json!({"stdout": "user tok-123 and tok\n", "list": ["tok-123"], "tok": 1, "n": 5});
+        let mut v =
+            json!({"stdout": "user tok-123 and tok\n", "list": ["tok-123"], "tok": 1, "n": 5});
         r.value(&mut v);
-        assert_eq!(v, json!({"stdout": "user *** and ***\n", "list": ["***"], "***": 1, "n": 5}));
+        assert_eq!(
+            v,
+            json!({"stdout": "user *** and ***\n", "list": ["***"], "***": 1, "n": 5})
+        );
         assert_eq!(r.text("Bearer tok-123"), "Bearer ***");
     }
 

@@ -6,7 +6,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
-#[command(name = "worker", version, about = "Run Chaos Toolkit experiments: one static binary, no Python needed")]
+#[command(
+    name = "worker",
+    version,
+    about = "Run Chaos Toolkit experiments: one static binary, no Python needed"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

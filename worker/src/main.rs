@@ -18,7 +18,10 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -71,7 +74,11 @@ fn load_vars(args: &VarArgs) -> Result<Vars, Problems> {
             problems.push(p);
         }
     }
-    if problems.is_empty() { Ok(vars) } else { Err(Problems(problems)) }
+    if problems.is_empty() {
+        Ok(vars)
+    } else {
+        Err(Problems(problems))
+    }
 }
 
 fn report_problems(problems: &Problems) {
@@ -141,8 +148,13 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
 /// SIGINT/SIGTERM: interrupt the run; rollbacks still run and the journal is still written.
 async fn watch_signals(stop: CancellationToken) {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
-        tracing::warn!("cannot install signal handlers; Ctrl-C will kill the run without rollbacks");
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!(
+            "cannot install signal handlers; Ctrl-C will kill the run without rollbacks"
+        );
         return;
     };
     loop {
@@ -151,7 +163,9 @@ async fn watch_signals(stop: CancellationToken) {
             _ = term.recv() => "SIGTERM",
         };
         if stop.is_cancelled() {
-            tracing::warn!("{name} received again: rollbacks are running and will finish, then the journal is written");
+            tracing::warn!(
+                "{name} received again: rollbacks are running and will finish, then the journal is written"
+            );
         } else {
             tracing::warn!("{name} received: interrupting the experiment, then running rollbacks");
             stop.cancel();
@@ -163,8 +177,10 @@ async fn watch_signals(stop: CancellationToken) {
 fn write_journal(path: &Path, journal: &broker::Journal) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(journal).context("serialising the journal")?;
     let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text + "\n").with_context(|| format!("writing the journal to {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("moving the journal into place at {}", path.display()))?;
+    std::fs::write(&tmp, text + "\n")
+        .with_context(|| format!("writing the journal to {}", tmp.display()))?;
+    std::fs::rename(&tmp, path)
+        .with_context(|| format!("moving the journal into place at {}", path.display()))?;
     tracing::info!("journal written to {}", path.display());
     Ok(())
 }

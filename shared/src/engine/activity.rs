@@ -24,7 +24,8 @@ pub struct RunContext {
 /// RFC 3339 UTC timestamp with microseconds, as the journal records them.
 pub fn now_iso() -> String {
     let now = time::OffsetDateTime::now_utc();
-    now.format(&time::format_description::well_known::Rfc3339).unwrap_or_else(|_| now.unix_timestamp().to_string())
+    now.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string())
 }
 
 /// Whether this activity is skipped under the dry mode in force.
@@ -70,8 +71,20 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
         tracing::info!("pausing before activity for {secs}s");
         pause(secs, &ctx.stop).await;
     }
-    let label = if activity.kind == ActivityKind::Action { "Action" } else { "Probe" };
-    tracing::info!("{label}: {}{}", activity.name, if activity.background { " [in background]" } else { "" });
+    let label = if activity.kind == ActivityKind::Action {
+        "Action"
+    } else {
+        "Probe"
+    };
+    tracing::info!(
+        "{label}: {}{}",
+        activity.name,
+        if activity.background {
+            " [in background]"
+        } else {
+            ""
+        }
+    );
 
     let start = now_iso();
     let clock = Instant::now();
@@ -79,7 +92,9 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
         tracing::debug!("activity {} is in dry mode", activity.name);
         Ok(Value::Null)
     } else if ctx.stop.is_cancelled() {
-        Err(ActivityError::Interrupted("the run was stopped before this activity started".into()))
+        Err(ActivityError::Interrupted(
+            "the run was stopped before this activity started".into(),
+        ))
     } else {
         tokio::select! {
             r = ctx.providers.run(activity, &ctx.scope) => r,
@@ -94,11 +109,17 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
             let message = ctx.redactor.text(&e.to_string());
             tracing::error!("  => failed: {message}");
             let kind = match e {
-                ActivityError::Timeout(_) | ActivityError::Failed(_) => "chaoslib.exceptions.ActivityFailed",
+                ActivityError::Timeout(_) | ActivityError::Failed(_) => {
+                    "chaoslib.exceptions.ActivityFailed"
+                }
                 ActivityError::Interrupted(_) => "chaoslib.exceptions.InterruptExecution",
                 ActivityError::Unavailable(_) => "chaoslib.exceptions.InvalidActivity",
             };
-            (RunStatus::Failed, Value::Null, Some(vec![format!("{kind}: {message}\n")]))
+            (
+                RunStatus::Failed,
+                Value::Null,
+                Some(vec![format!("{kind}: {message}\n")]),
+            )
         }
     };
     if let Some(secs) = pause_seconds(activity.pause_after.as_ref(), &ctx.scope)
@@ -108,7 +129,16 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
         tracing::info!("pausing after activity for {secs}s");
         pause(secs, &ctx.stop).await;
     }
-    Run { activity: activity.raw.clone(), output, start, status, end, duration, exception, tolerance_met: None }
+    Run {
+        activity: activity.raw.clone(),
+        output,
+        start,
+        status,
+        end,
+        duration,
+        exception,
+        tolerance_met: None,
+    }
 }
 
 #[cfg(test)]
@@ -127,10 +157,25 @@ mod tests {
 
     #[test]
     fn pauses_substitute_and_ignore_non_numbers() {
-        let scope = Scope::new(serde_json::json!({"p": 0.5, "s": "x"}).as_object().unwrap().clone(), Default::default());
-        assert_eq!(pause_seconds(Some(&serde_json::json!("${p}")), &scope), Some(0.5));
-        assert_eq!(pause_seconds(Some(&serde_json::json!(2)), &scope), Some(2.0));
-        assert_eq!(pause_seconds(Some(&serde_json::json!("${s}")), &scope), None);
+        let scope = Scope::new(
+            serde_json::json!({"p": 0.5, "s": "x"})
+                .as_object()
+                .unwrap()
+                .clone(),
+            Default::default(),
+        );
+        assert_eq!(
+            pause_seconds(Some(&serde_json::json!("${p}")), &scope),
+            Some(0.5)
+        );
+        assert_eq!(
+            pause_seconds(Some(&serde_json::json!(2)), &scope),
+            Some(2.0)
+        );
+        assert_eq!(
+            pause_seconds(Some(&serde_json::json!("${s}")), &scope),
+            None
+        );
         assert_eq!(pause_seconds(None, &scope), None);
     }
 }

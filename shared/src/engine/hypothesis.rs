@@ -7,12 +7,15 @@
 
 use super::activity::{RunContext, execute};
 use super::tolerance::{Verdict, within};
-use crate::model::{Activity, Dry, Provider, RunStatus, Step, SteadyState, Tolerance};
+use crate::model::{Activity, Dry, Provider, RunStatus, SteadyState, Step, Tolerance};
 use crate::pyvalue::py_truthy;
 use serde_json::Value;
 
 pub async fn run_steady_state(ctx: &RunContext, probes: &[Step]) -> SteadyState {
-    let mut state = SteadyState { steady_state_met: None, probes: Vec::new() };
+    let mut state = SteadyState {
+        steady_state_met: None,
+        probes: Vec::new(),
+    };
     for step in probes {
         let activity = match step {
             Step::Activity(a) => a.as_ref(),
@@ -27,7 +30,9 @@ pub async fn run_steady_state(ctx: &RunContext, probes: &[Step]) -> SteadyState 
         };
         let mut run = execute(ctx, activity).await;
         if run.status == RunStatus::Failed {
-            tracing::warn!("Probe terminated unexpectedly, so its tolerance could not be validated");
+            tracing::warn!(
+                "Probe terminated unexpectedly, so its tolerance could not be validated"
+            );
             run.tolerance_met = Some(false);
             state.probes.push(run);
             state.steady_state_met = Some(false);
@@ -40,10 +45,17 @@ pub async fn run_steady_state(ctx: &RunContext, probes: &[Step]) -> SteadyState 
         {
             let verdict = check(ctx, tolerance, &run.output).await;
             if let Verdict::Error(reason) = &verdict {
-                tracing::warn!("tolerance of probe '{}' could not be checked: {}", activity.name, ctx.redactor.text(reason));
+                tracing::warn!(
+                    "tolerance of probe '{}' could not be checked: {}",
+                    activity.name,
+                    ctx.redactor.text(reason)
+                );
             }
             if !verdict.is_met() {
-                tracing::error!("Steady state probe '{}' is not in the given tolerance", activity.name);
+                tracing::error!(
+                    "Steady state probe '{}' is not in the given tolerance",
+                    activity.name
+                );
                 run.tolerance_met = Some(false);
                 state.probes.push(run);
                 state.steady_state_met = Some(false);
@@ -67,7 +79,11 @@ pub async fn check(ctx: &RunContext, tolerance: &Tolerance, output: &Value) -> V
         Ok(result) if py_truthy(&result) => Verdict::Met,
         Ok(_) => Verdict::NotMet,
         Err(e) => {
-            tracing::info!("tolerance probe '{}' failed: {}", probe.name, ctx.redactor.text(&e.to_string()));
+            tracing::info!(
+                "tolerance probe '{}' failed: {}",
+                probe.name,
+                ctx.redactor.text(&e.to_string())
+            );
             Verdict::NotMet
         }
     }

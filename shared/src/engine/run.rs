@@ -36,7 +36,13 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { hypothesis_strategy: None, rollback_strategy: None, hypothesis_frequency: 1.0, fail_fast: false, dry: None }
+        RunOptions {
+            hypothesis_strategy: None,
+            rollback_strategy: None,
+            hypothesis_frequency: 1.0,
+            fail_fast: false,
+            dry: None,
+        }
     }
 }
 
@@ -61,11 +67,18 @@ pub async fn run_experiment(
     let configuration = resolve_configuration(&experiment.configuration, vars).map_err(Problems)?;
     let secrets = resolve_secrets(&experiment.secrets, vars).map_err(Problems)?;
     let redactor = Arc::new(Redactor::new(secret_values(&secrets)));
-    let configuration = dynamic_configuration(&experiment, configuration, &secrets, &providers).await;
+    let configuration =
+        dynamic_configuration(&experiment, configuration, &secrets, &providers).await;
     let scope = Arc::new(Scope::new(configuration, secrets));
 
-    let hypothesis_strategy = resolve(options.hypothesis_strategy, experiment.runtime.hypothesis_strategy);
-    let rollback_strategy = resolve(options.rollback_strategy, experiment.runtime.rollback_strategy);
+    let hypothesis_strategy = resolve(
+        options.hypothesis_strategy,
+        experiment.runtime.hypothesis_strategy,
+    );
+    let rollback_strategy = resolve(
+        options.rollback_strategy,
+        experiment.runtime.rollback_strategy,
+    );
     let title = scope.interpolate(&experiment.title);
     tracing::info!("Running experiment: {}", redactor.text(&title));
 
@@ -95,10 +108,25 @@ pub async fn run_experiment(
             "rollback_strategy": format!("{rollback_strategy:?}"),
         })),
     }));
-    let ctx = RunContext { experiment: experiment.clone(), scope, providers, dry: options.dry, stop: stop.clone(), redactor };
-    let report = Reporter { journal: journal.clone(), redactor: ctx.redactor.clone(), observer };
+    let ctx = RunContext {
+        experiment: experiment.clone(),
+        scope,
+        providers,
+        dry: options.dry,
+        stop: stop.clone(),
+        redactor,
+    };
+    let report = Reporter {
+        journal: journal.clone(),
+        redactor: ctx.redactor.clone(),
+        observer,
+    };
 
-    let probes: &[Step] = experiment.hypothesis.as_ref().map(|h| h.probes.as_slice()).unwrap_or(&[]);
+    let probes: &[Step] = experiment
+        .hypothesis
+        .as_ref()
+        .map(|h| h.probes.as_slice())
+        .unwrap_or(&[]);
     let with_hypothesis = !probes.is_empty();
     let phases = phases(hypothesis_strategy);
     let mut gate_passed = true;
@@ -110,11 +138,17 @@ pub async fn run_experiment(
         report.update(|j| {
             j.steady_states.before = Some(state);
             if !met {
-                j.status = Some(if any_failed { Status::Failed } else { Status::Completed });
+                j.status = Some(if any_failed {
+                    Status::Failed
+                } else {
+                    Status::Completed
+                });
             }
         });
         if !met {
-            tracing::error!("Steady state hypothesis not met before the method: skipping the method");
+            tracing::error!(
+                "Steady state hypothesis not met before the method: skipping the method"
+            );
             gate_passed = false;
         }
     }
@@ -137,7 +171,10 @@ pub async fn run_experiment(
             report.update(|j| j.status = Some(Status::Interrupted));
         }
         let status = report.status();
-        if !matches!(status, Some(Status::Interrupted | Status::Aborted)) && with_hypothesis && phases.after {
+        if !matches!(status, Some(Status::Interrupted | Status::Aborted))
+            && with_hypothesis
+            && phases.after
+        {
             let state = run_steady_state(&ctx, probes).await;
             let met = state.steady_state_met == Some(true);
             let any_failed = state.probes.iter().any(|p| p.status == RunStatus::Failed);
@@ -145,7 +182,11 @@ pub async fn run_experiment(
                 j.steady_states.after = Some(state);
                 if !met {
                     j.deviated = true;
-                    j.status = Some(if any_failed { Status::Failed } else { Status::Completed });
+                    j.status = Some(if any_failed {
+                        Status::Failed
+                    } else {
+                        Status::Completed
+                    });
                 }
             });
         }
@@ -174,7 +215,11 @@ pub async fn run_experiment(
         }
     });
     let journal = report.snapshot();
-    let outcome = if journal.deviated { "deviated" } else { journal.status.map(Status::as_str).unwrap_or("completed") };
+    let outcome = if journal.deviated {
+        "deviated"
+    } else {
+        journal.status.map(Status::as_str).unwrap_or("completed")
+    };
     tracing::info!("Experiment ended with status: {outcome}");
     Ok(journal)
 }
@@ -199,12 +244,19 @@ impl Reporter {
     }
 
     fn status(&self) -> Option<Status> {
-        self.journal.lock().unwrap_or_else(|e| e.into_inner()).status
+        self.journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .status
     }
 
     /// A redacted copy of the journal.
     fn snapshot(&self) -> Journal {
-        let j = self.journal.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let j = self
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         if self.redactor.is_empty() {
             return j;
         }
@@ -229,9 +281,13 @@ async fn dynamic_configuration(
             Ok(output) => {
                 let value = match &probe.provider {
                     Provider::Python(_) => Some(output),
-                    Provider::Process(_) if output["status"] == json!(0) => {
-                        Some(Value::String(output["stdout"].as_str().unwrap_or_default().trim().to_string()))
-                    }
+                    Provider::Process(_) if output["status"] == json!(0) => Some(Value::String(
+                        output["stdout"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .trim()
+                            .to_string(),
+                    )),
                     Provider::Process(_) => None,
                     Provider::Http(_) => Some(output.get("body").cloned().unwrap_or(Value::Null)),
                 };
@@ -239,7 +295,9 @@ async fn dynamic_configuration(
                     Some(v) => {
                         configuration.insert(key.clone(), v);
                     }
-                    None => tracing::warn!("dynamic configuration '{key}' failed: its probe exited non-zero"),
+                    None => tracing::warn!(
+                        "dynamic configuration '{key}' failed: its probe exited non-zero"
+                    ),
                 }
             }
             Err(e) => tracing::warn!("dynamic configuration '{key}' failed: {e}"),
@@ -278,7 +336,10 @@ async fn run_steps(
         if activity.background {
             let slot = reserve(report, pick, activity);
             let (ctx, activity) = (ctx.clone(), activity.clone());
-            background.push((slot, tokio::spawn(async move { execute(&ctx, &activity).await })));
+            background.push((
+                slot,
+                tokio::spawn(async move { execute(&ctx, &activity).await }),
+            ));
         } else {
             let run = execute(ctx, activity).await;
             report.update(|j| pick(j).push(run));
@@ -300,7 +361,11 @@ async fn run_steps(
 }
 
 /// Put a placeholder for a background activity so the journal keeps start order.
-fn reserve(report: &Reporter, pick: fn(&mut Journal) -> &mut Vec<Run>, activity: &Activity) -> usize {
+fn reserve(
+    report: &Reporter,
+    pick: fn(&mut Journal) -> &mut Vec<Run>,
+    activity: &Activity,
+) -> usize {
     let mut j = report.journal.lock().unwrap_or_else(|e| e.into_inner());
     let list = pick(&mut j);
     list.push(Run {
@@ -319,9 +384,21 @@ fn reserve(report: &Reporter, pick: fn(&mut Journal) -> &mut Vec<Run>, activity:
 async fn run_method(ctx: &RunContext, report: &Reporter) {
     tracing::info!("Playing your experiment's method now...");
     let keep_going = |ctx: &RunContext, report: &Reporter| {
-        !ctx.stop.is_cancelled() && !matches!(report.status(), Some(Status::Aborted | Status::Failed | Status::Interrupted))
+        !ctx.stop.is_cancelled()
+            && !matches!(
+                report.status(),
+                Some(Status::Aborted | Status::Failed | Status::Interrupted)
+            )
     };
-    if let Err(e) = run_steps(ctx, &ctx.experiment.method, report, |j| &mut j.run, keep_going).await {
+    if let Err(e) = run_steps(
+        ctx,
+        &ctx.experiment.method,
+        report,
+        |j| &mut j.run,
+        keep_going,
+    )
+    .await
+    {
         tracing::error!("Experiment ran into an unexpected fatal error, aborting now: {e}");
         report.update(|j| j.status = Some(Status::Aborted));
     }
@@ -334,19 +411,43 @@ async fn run_rollbacks(ctx: &RunContext, report: &Reporter) {
         return;
     }
     tracing::info!("Let's rollback...");
-    let ctx = RunContext { stop: CancellationToken::new(), ..ctx.clone() };
-    if let Err(e) = run_steps(&ctx, &ctx.experiment.rollbacks, report, |j| &mut j.rollbacks, |_, _| true).await {
+    let ctx = RunContext {
+        stop: CancellationToken::new(),
+        ..ctx.clone()
+    };
+    if let Err(e) = run_steps(
+        &ctx,
+        &ctx.experiment.rollbacks,
+        report,
+        |j| &mut j.rollbacks,
+        |_, _| true,
+    )
+    .await
+    {
         tracing::error!("rollbacks stopped: {e}");
     }
 }
 
 /// Evaluate the hypothesis every `frequency` seconds while the method runs.
-async fn continuous_hypothesis(ctx: RunContext, report: Reporter, done: CancellationToken, (frequency, fail_fast): (f64, bool)) {
+async fn continuous_hypothesis(
+    ctx: RunContext,
+    report: Reporter,
+    done: CancellationToken,
+    (frequency, fail_fast): (f64, bool),
+) {
     tracing::info!("Executing the steady-state hypothesis continuously every {frequency} seconds");
-    let probes: Vec<Step> = ctx.experiment.hypothesis.as_ref().map(|h| h.probes.clone()).unwrap_or_default();
+    let probes: Vec<Step> = ctx
+        .experiment
+        .hypothesis
+        .as_ref()
+        .map(|h| h.probes.clone())
+        .unwrap_or_default();
     let (mut iteration, mut failed) = (1u64, 0u64);
     while !done.is_cancelled() && !ctx.stop.is_cancelled() {
-        if matches!(report.status(), Some(Status::Failed | Status::Interrupted | Status::Aborted)) {
+        if matches!(
+            report.status(),
+            Some(Status::Failed | Status::Interrupted | Status::Aborted)
+        ) {
             break;
         }
         let state = run_steady_state(&ctx, &probes).await;
@@ -354,7 +455,9 @@ async fn continuous_hypothesis(ctx: RunContext, report: Reporter, done: Cancella
         report.update(|j| j.steady_states.during.push(state));
         if !met {
             failed += 1;
-            tracing::warn!("Continuous steady state hypothesis deviated ({failed} of {iteration} iterations)");
+            tracing::warn!(
+                "Continuous steady state hypothesis deviated ({failed} of {iteration} iterations)"
+            );
             if fail_fast {
                 tracing::info!("Terminating immediately the experiment (fail fast)");
                 report.update(|j| j.status = Some(Status::Failed));

@@ -46,7 +46,11 @@ mod tests {
     #[test]
     fn phases_per_strategy() {
         use HypothesisStrategy::*;
-        let p = |b, d, a| Phases { before: b, during: d, after: a };
+        let p = |b, d, a| Phases {
+            before: b,
+            during: d,
+            after: a,
+        };
         assert_eq!(phases(Default), p(true, false, true));
         assert_eq!(phases(BeforeMethodOnly), p(true, false, false));
         assert_eq!(phases(AfterMethodOnly), p(false, false, true));
@@ -57,13 +61,23 @@ mod tests {
     #[test]
     fn rollback_table() {
         use RollbackStrategy::*;
-        let statuses = [None, Some(Status::Completed), Some(Status::Failed), Some(Status::Aborted), Some(Status::Interrupted)];
+        let statuses = [
+            None,
+            Some(Status::Completed),
+            Some(Status::Failed),
+            Some(Status::Aborted),
+            Some(Status::Interrupted),
+        ];
         for status in statuses {
             for deviated in [false, true] {
                 assert!(play_rollbacks(Always, status, deviated));
                 assert!(!play_rollbacks(Never, status, deviated));
                 assert_eq!(play_rollbacks(Deviated, status, deviated), deviated);
-                assert_eq!(play_rollbacks(Default, status, deviated), status != Some(Status::Failed), "{status:?}");
+                assert_eq!(
+                    play_rollbacks(Default, status, deviated),
+                    status != Some(Status::Failed),
+                    "{status:?}"
+                );
             }
         }
     }

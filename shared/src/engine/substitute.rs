@@ -22,7 +22,10 @@ pub struct Scope {
 
 impl Scope {
     pub fn new(configuration: Map<String, Value>, secrets: Map<String, Value>) -> Self {
-        Self { configuration, secrets }
+        Self {
+            configuration,
+            secrets,
+        }
     }
 
     /// True when there is nothing to substitute from; the reference then leaves process and
@@ -36,7 +39,10 @@ impl Scope {
         if let Some(v) = self.configuration.get(key) {
             return Some(v);
         }
-        self.secrets.values().filter_map(Value::as_object).find_map(|scope| scope.get(key))
+        self.secrets
+            .values()
+            .filter_map(Value::as_object)
+            .find_map(|scope| scope.get(key))
     }
 
     /// Substitute recursively in a value.
@@ -44,7 +50,11 @@ impl Scope {
         match value {
             Value::String(s) => self.substitute_str(s),
             Value::Array(items) => Value::Array(items.iter().map(|v| self.substitute(v)).collect()),
-            Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), self.substitute(v))).collect()),
+            Value::Object(map) => Value::Object(
+                map.iter()
+                    .map(|(k, v)| (k.clone(), self.substitute(v)))
+                    .collect(),
+            ),
             other => other.clone(),
         }
     }
@@ -113,7 +123,9 @@ fn identifier_len(s: &str) -> usize {
     if b.is_empty() || !(b[0] == b'_' || b[0].is_ascii_alphabetic()) {
         return 0;
     }
-    b.iter().take_while(|c| **c == b'_' || c.is_ascii_alphanumeric()).count()
+    b.iter()
+        .take_while(|c| **c == b'_' || c.is_ascii_alphanumeric())
+        .count()
 }
 
 /// `Some(name)` when `text` is exactly `${name}`.
@@ -129,8 +141,12 @@ mod tests {
 
     fn scope() -> Scope {
         let config = json!({"port": 8080, "host": "db", "ratio": 2.5, "on": true, "map": {"a": 1}, "shadow": "config"});
-        let secrets = json!({"db": {"password": "s3cr3t", "shadow": "secret"}, "other": {"token": "t"}});
-        Scope::new(config.as_object().unwrap().clone(), secrets.as_object().unwrap().clone())
+        let secrets =
+            json!({"db": {"password": "s3cr3t", "shadow": "secret"}, "other": {"token": "t"}});
+        Scope::new(
+            config.as_object().unwrap().clone(),
+            secrets.as_object().unwrap().clone(),
+        )
     }
 
     #[test]
@@ -145,20 +161,33 @@ mod tests {
     #[test]
     fn embedded_reference_is_python_str() {
         let s = scope();
-        assert_eq!(s.substitute_str("http://${host}:${port}"), json!("http://db:8080"));
+        assert_eq!(
+            s.substitute_str("http://${host}:${port}"),
+            json!("http://db:8080")
+        );
         assert_eq!(s.substitute_str("r=${ratio} ${on}"), json!("r=2.5 True"));
         assert_eq!(s.substitute_str("m=${map}"), json!("m={'a': 1}"));
         assert_eq!(s.substitute_str("$host:$port"), json!("db:8080"));
-        assert_eq!(s.substitute_str("$port"), json!("8080"), "only the braced form keeps the type");
+        assert_eq!(
+            s.substitute_str("$port"),
+            json!("8080"),
+            "only the braced form keeps the type"
+        );
     }
 
     #[test]
     fn unknown_and_escapes_follow_safe_substitute() {
         let s = scope();
         assert_eq!(s.substitute_str("${nope}"), json!("${nope}"));
-        assert_eq!(s.substitute_str("a ${nope} $nope"), json!("a ${nope} $nope"));
+        assert_eq!(
+            s.substitute_str("a ${nope} $nope"),
+            json!("a ${nope} $nope")
+        );
         assert_eq!(s.substitute_str("cost $$5"), json!("cost $5"));
-        assert_eq!(s.substitute_str("lone $ and ${bad-name}"), json!("lone $ and ${bad-name}"));
+        assert_eq!(
+            s.substitute_str("lone $ and ${bad-name}"),
+            json!("lone $ and ${bad-name}")
+        );
         assert_eq!(s.substitute_str("trailing $"), json!("trailing $"));
     }
 

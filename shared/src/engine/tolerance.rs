@@ -69,8 +69,14 @@ pub fn within(tolerance: &Tolerance, value: &Value, scope: &Scope) -> Verdict {
             }
             if items.len() == 2 {
                 return match (py_cmp(&items[0], value), py_cmp(value, &items[1])) {
-                    (Some(lo), Some(hi)) => Verdict::of(lo != Ordering::Greater && hi != Ordering::Greater),
-                    _ => Verdict::Error(format!("cannot compare {} with the range {}", py_str(value), py_str(&Value::Array(items.clone())))),
+                    (Some(lo), Some(hi)) => {
+                        Verdict::of(lo != Ordering::Greater && hi != Ordering::Greater)
+                    }
+                    _ => Verdict::Error(format!(
+                        "cannot compare {} with the range {}",
+                        py_str(value),
+                        py_str(&Value::Array(items.clone()))
+                    )),
                 };
             }
             Verdict::of(py_in(value, items))
@@ -91,14 +97,21 @@ pub fn within(tolerance: &Tolerance, value: &Value, scope: &Scope) -> Verdict {
                 Err(e) => Verdict::Error(format!("regex search failed: {e}")),
             }
         }
-        Tolerance::JsonPath { path, expect, count, target } => {
+        Tolerance::JsonPath {
+            path,
+            expect,
+            count,
+            target,
+        } => {
             let path = scope.interpolate(path);
             let jp = match serde_json_path::JsonPath::parse(path.trim()) {
                 Ok(jp) => jp,
                 Err(e) => return Verdict::Error(format!("invalid JSONPath {path}: {e}")),
             };
             let subject = match targeted(value, target.as_deref()) {
-                Value::String(s) => serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone())),
+                Value::String(s) => {
+                    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
+                }
                 other => other.clone(),
             };
             let found: Vec<Value> = jp.query(&subject).all().into_iter().cloned().collect();
@@ -128,7 +141,9 @@ pub fn within(tolerance: &Tolerance, value: &Value, scope: &Scope) -> Verdict {
                 None => Verdict::NotMet,
             }
         }
-        Tolerance::Probe(_) => Verdict::Error("probe tolerances are evaluated by running the probe".into()),
+        Tolerance::Probe(_) => {
+            Verdict::Error("probe tolerances are evaluated by running the probe".into())
+        }
     }
 }
 
@@ -171,35 +186,86 @@ mod tests {
 
     #[test]
     fn string_tolerance_is_equality_and_substituted() {
-        assert!(met(Tolerance::Str("report.txt".into()), json!("report.txt")));
-        assert!(!met(Tolerance::Str("0".into()), process(0, "0")), "never true for process outputs");
-        let scope = Scope::new(json!({"want": "x"}).as_object().unwrap().clone(), Default::default());
+        assert!(met(
+            Tolerance::Str("report.txt".into()),
+            json!("report.txt")
+        ));
+        assert!(
+            !met(Tolerance::Str("0".into()), process(0, "0")),
+            "never true for process outputs"
+        );
+        let scope = Scope::new(
+            json!({"want": "x"}).as_object().unwrap().clone(),
+            Default::default(),
+        );
         assert!(within(&Tolerance::Str("${want}".into()), &json!("x"), &scope).is_met());
     }
 
     #[test]
     fn list_tolerance_status_membership_range_or_membership() {
-        assert!(met(Tolerance::List(vec![json!(200), json!(201), json!(204)]), http(204, json!(""))));
-        assert!(met(Tolerance::List(vec![json!(200), json!(299)]), http(200, json!(""))));
-        assert!(!met(Tolerance::List(vec![json!(200), json!(299)]), http(250, json!(""))), "status lists are membership, even pairs");
-        assert!(met(Tolerance::List(vec![json!(5), json!(10)]), json!(7)), "a pair is an inclusive range for plain values");
+        assert!(met(
+            Tolerance::List(vec![json!(200), json!(201), json!(204)]),
+            http(204, json!(""))
+        ));
+        assert!(met(
+            Tolerance::List(vec![json!(200), json!(299)]),
+            http(200, json!(""))
+        ));
+        assert!(
+            !met(
+                Tolerance::List(vec![json!(200), json!(299)]),
+                http(250, json!(""))
+            ),
+            "status lists are membership, even pairs"
+        );
+        assert!(
+            met(Tolerance::List(vec![json!(5), json!(10)]), json!(7)),
+            "a pair is an inclusive range for plain values"
+        );
         assert!(met(Tolerance::List(vec![json!(1), json!(3)]), json!(3)));
         assert!(!met(Tolerance::List(vec![json!(1), json!(3)]), json!(3.5)));
-        assert!(met(Tolerance::List(vec![json!(1), json!(2), json!(3)]), json!(2)));
-        assert!(!met(Tolerance::List(vec![json!(1), json!(2), json!(3)]), json!(4)));
-        assert!(met(Tolerance::List(vec![json!("a"), json!("c")]), json!("b")), "strings order too");
-        assert!(matches!(check(Tolerance::List(vec![json!(1), json!(3)]), json!("x")), Verdict::Error(_)));
+        assert!(met(
+            Tolerance::List(vec![json!(1), json!(2), json!(3)]),
+            json!(2)
+        ));
+        assert!(!met(
+            Tolerance::List(vec![json!(1), json!(2), json!(3)]),
+            json!(4)
+        ));
+        assert!(
+            met(Tolerance::List(vec![json!("a"), json!("c")]), json!("b")),
+            "strings order too"
+        );
+        assert!(matches!(
+            check(Tolerance::List(vec![json!(1), json!(3)]), json!("x")),
+            Verdict::Error(_)
+        ));
     }
 
     #[test]
     fn regex_tolerance() {
-        let rx = |p: &str, t: Option<&str>| Tolerance::Regex { pattern: p.into(), target: t.map(String::from) };
-        assert!(met(rx(r"healthy v\d+\.\d+\.\d+$", Some("stdout")), process(0, "service is healthy v1.2.3\n")));
+        let rx = |p: &str, t: Option<&str>| Tolerance::Regex {
+            pattern: p.into(),
+            target: t.map(String::from),
+        };
+        assert!(met(
+            rx(r"healthy v\d+\.\d+\.\d+$", Some("stdout")),
+            process(0, "service is healthy v1.2.3\n")
+        ));
         assert!(met(rx("^OK$", Some("body")), http(200, json!("OK"))));
         assert!(!met(rx("^KO$", Some("body")), http(200, json!("OK"))));
         assert!(met(rx("^abc", None), json!("abcdef")));
-        assert!(met(rx("\"up\"", Some("body")), http(200, json!({"status": "up"}))), "non-strings are searched as JSON");
-        assert!(met(rx("x", Some("missing")), json!({"a": "x"})), "an absent target searches the whole output");
+        assert!(
+            met(
+                rx("\"up\"", Some("body")),
+                http(200, json!({"status": "up"}))
+            ),
+            "non-strings are searched as JSON"
+        );
+        assert!(
+            met(rx("x", Some("missing")), json!({"a": "x"})),
+            "an absent target searches the whole output"
+        );
     }
 
     #[test]
@@ -211,25 +277,65 @@ mod tests {
             count,
             target: Some("body".into()),
         };
-        assert!(met(jp("$.service.name", Some(json!("conformance")), None), http(200, doc.clone())));
-        assert!(!met(jp("$.version", Some(json!(4)), None), http(200, doc.clone())));
+        assert!(met(
+            jp("$.service.name", Some(json!("conformance")), None),
+            http(200, doc.clone())
+        ));
+        assert!(!met(
+            jp("$.version", Some(json!(4)), None),
+            http(200, doc.clone())
+        ));
         assert!(met(jp("$.items[*]", None, Some(3)), http(200, doc.clone())));
-        assert!(!met(jp("$.items[*]", None, Some(2)), http(200, doc.clone())));
-        assert!(met(jp("$.service.replicas", None, None), http(200, doc.clone())));
+        assert!(!met(
+            jp("$.items[*]", None, Some(2)),
+            http(200, doc.clone())
+        ));
+        assert!(met(
+            jp("$.service.replicas", None, None),
+            http(200, doc.clone())
+        ));
         assert!(!met(jp("$.nothing", None, None), http(200, doc.clone())));
-        assert!(met(jp("$.items[*]", Some(json!([1, 2, 3])), None), http(200, doc.clone())), "a list expect is the whole match list");
-        assert!(met(jp("$.version", Some(json!(3.0)), None), http(200, doc.clone())));
-        assert!(met(jp("$.a", Some(json!(1)), None), http(200, json!("{\"a\": 1}"))), "string bodies are parsed as JSON");
+        assert!(
+            met(
+                jp("$.items[*]", Some(json!([1, 2, 3])), None),
+                http(200, doc.clone())
+            ),
+            "a list expect is the whole match list"
+        );
+        assert!(met(
+            jp("$.version", Some(json!(3.0)), None),
+            http(200, doc.clone())
+        ));
+        assert!(
+            met(
+                jp("$.a", Some(json!(1)), None),
+                http(200, json!("{\"a\": 1}"))
+            ),
+            "string bodies are parsed as JSON"
+        );
     }
 
     #[test]
     fn range_tolerance() {
-        let range = |lo: f64, hi: f64, t: Option<&str>| Tolerance::Range { low: lo, high: hi, target: t.map(String::from) };
-        assert!(met(range(200.0, 299.0, Some("status")), http(204, json!(""))));
-        assert!(!met(range(200.0, 299.0, Some("status")), http(404, json!(""))));
+        let range = |lo: f64, hi: f64, t: Option<&str>| Tolerance::Range {
+            low: lo,
+            high: hi,
+            target: t.map(String::from),
+        };
+        assert!(met(
+            range(200.0, 299.0, Some("status")),
+            http(204, json!(""))
+        ));
+        assert!(!met(
+            range(200.0, 299.0, Some("status")),
+            http(404, json!(""))
+        ));
         assert!(met(range(0.0, 1.0, None), json!(0.5)));
         assert!(met(range(0.0, 1.0, None), json!(1)), "inclusive");
-        assert!(met(range(0.0, 10.0, None), json!("7")), "a numeric string is a number");
+        assert!(
+            met(range(0.0, 10.0, None), json!("7")),
+            "a numeric string is a number"
+        );
         assert!(!met(range(0.0, 10.0, None), json!("seven")));
         assert!(!met(range(0.0, 10.0, None), json!(null)));
     }

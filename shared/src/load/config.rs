@@ -11,7 +11,10 @@ use serde_json::{Map, Value};
 
 /// Resolve `configuration`; `--var` overrides win, and overrides for undeclared keys are added
 /// (the reference silently drops those; a user passing `--var x=1` expects `${x}` to work).
-pub fn resolve_configuration(config: &Map<String, Value>, vars: &Vars) -> Result<Map<String, Value>, Vec<Problem>> {
+pub fn resolve_configuration(
+    config: &Map<String, Value>,
+    vars: &Vars,
+) -> Result<Map<String, Value>, Vec<Problem>> {
     let mut out = Map::new();
     let mut problems = Vec::new();
     for (key, declared) in config {
@@ -21,7 +24,10 @@ pub fn resolve_configuration(config: &Map<String, Value>, vars: &Vars) -> Result
                 Ok(v) => {
                     out.insert(key.clone(), v);
                 }
-                Err(p) => problems.push(Problem { field: format!("configuration.{key}"), ..p }),
+                Err(p) => problems.push(Problem {
+                    field: format!("configuration.{key}"),
+                    ..p
+                }),
             },
             None => {
                 out.insert(key.clone(), value.clone());
@@ -33,12 +39,19 @@ pub fn resolve_configuration(config: &Map<String, Value>, vars: &Vars) -> Result
             out.insert(key.clone(), value.clone());
         }
     }
-    if problems.is_empty() { Ok(out) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
 }
 
 /// Resolve `secrets` (scopes of secrets, inline or `{type: env}`); a `--var-file` scope replaces
 /// the declared one.
-pub fn resolve_secrets(secrets: &Map<String, Value>, vars: &Vars) -> Result<Map<String, Value>, Vec<Problem>> {
+pub fn resolve_secrets(
+    secrets: &Map<String, Value>,
+    vars: &Vars,
+) -> Result<Map<String, Value>, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut out = Map::new();
     for (scope, declared) in secrets {
@@ -46,16 +59,25 @@ pub fn resolve_secrets(secrets: &Map<String, Value>, vars: &Vars) -> Result<Map<
             out.insert(scope.clone(), v.clone());
             continue;
         }
-        out.insert(scope.clone(), resolve_secret(declared, &format!("secrets.{scope}"), vars, &mut problems));
+        out.insert(
+            scope.clone(),
+            resolve_secret(declared, &format!("secrets.{scope}"), vars, &mut problems),
+        );
     }
     for (scope, value) in &vars.secrets {
         out.entry(scope.clone()).or_insert_with(|| value.clone());
     }
-    if problems.is_empty() { Ok(out) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        Err(problems)
+    }
 }
 
 fn resolve_secret(value: &Value, field: &str, vars: &Vars, problems: &mut Vec<Problem>) -> Value {
-    let Value::Object(map) = value else { return value.clone() };
+    let Value::Object(map) = value else {
+        return value.clone();
+    };
     match map.get("type").and_then(Value::as_str) {
         Some("env") => {
             let key = map.get("key").and_then(Value::as_str).unwrap_or_default();
@@ -63,8 +85,13 @@ fn resolve_secret(value: &Value, field: &str, vars: &Vars, problems: &mut Vec<Pr
                 Some(v) => Value::String(v),
                 None => {
                     problems.push(
-                        Problem::new(field, format!("secret refers to environment variable `{key}`, which is not set"))
-                            .expected(format!("`{key}` in the environment or a .env --var-file")),
+                        Problem::new(
+                            field,
+                            format!(
+                                "secret refers to environment variable `{key}`, which is not set"
+                            ),
+                        )
+                        .expected(format!("`{key}` in the environment or a .env --var-file")),
                     );
                     Value::Null
                 }
@@ -79,27 +106,40 @@ fn resolve_secret(value: &Value, field: &str, vars: &Vars, problems: &mut Vec<Pr
         }
         _ => Value::Object(
             map.iter()
-                .map(|(k, v)| (k.clone(), resolve_secret(v, &format!("{field}.{k}"), vars, problems)))
+                .map(|(k, v)| {
+                    (
+                        k.clone(),
+                        resolve_secret(v, &format!("{field}.{k}"), vars, problems),
+                    )
+                })
                 .collect(),
         ),
     }
 }
 
 fn env_definition(value: &Value) -> Option<&Map<String, Value>> {
-    value.as_object().filter(|m| m.get("type").and_then(Value::as_str) == Some("env"))
+    value
+        .as_object()
+        .filter(|m| m.get("type").and_then(Value::as_str) == Some("env"))
 }
 
 fn resolve_env(def: &Map<String, Value>, vars: &Vars) -> Result<Value, Problem> {
     let key = def.get("key").and_then(Value::as_str).unwrap_or_default();
     let ty = def.get("env_var_type").and_then(Value::as_str);
     match vars.env_get(key) {
-        Some(raw) => convert_to_type(ty, &raw).map_err(|e| Problem::new("", format!("environment variable `{key}`: {e}"))),
+        Some(raw) => convert_to_type(ty, &raw)
+            .map_err(|e| Problem::new("", format!("environment variable `{key}`: {e}"))),
         None => match def.get("default") {
             // the reference converts the default too when it is a string
-            Some(Value::String(s)) => convert_to_type(ty, s).map_err(|e| Problem::new("", format!("default: {e}"))),
+            Some(Value::String(s)) => {
+                convert_to_type(ty, s).map_err(|e| Problem::new("", format!("default: {e}")))
+            }
             Some(other) => Ok(other.clone()),
-            None => Err(Problem::new("", format!("refers to environment variable `{key}`, which is not set"))
-                .expected(format!("`{key}` in the environment, a `default`, or --var"))),
+            None => Err(Problem::new(
+                "",
+                format!("refers to environment variable `{key}`, which is not set"),
+            )
+            .expected(format!("`{key}` in the environment, a `default`, or --var"))),
         },
     }
 }
@@ -149,7 +189,11 @@ mod tests {
         assert_eq!(out["s"], json!("hello"));
         assert_eq!(out["n"], json!(42));
         assert_eq!(out["d"], json!("dflt"));
-        assert_eq!(out["probe"]["type"], json!("probe"), "dynamic entries are left for the engine");
+        assert_eq!(
+            out["probe"]["type"],
+            json!("probe"),
+            "dynamic entries are left for the engine"
+        );
     }
 
     #[test]
@@ -170,12 +214,17 @@ mod tests {
     fn secrets_inline_env_and_override() {
         let mut vars = Vars::default();
         vars.env.insert("EB_SECRET_TOK".into(), "tok".into());
-        let secrets = obj(json!({"app": {"token": {"type": "env", "key": "EB_SECRET_TOK"}, "user": "u"}, "db": {"pw": "x"}}));
+        let secrets = obj(
+            json!({"app": {"token": {"type": "env", "key": "EB_SECRET_TOK"}, "user": "u"}, "db": {"pw": "x"}}),
+        );
         vars.secrets.insert("db".into(), json!({"pw": "from-file"}));
         let out = resolve_secrets(&secrets, &vars).unwrap();
         assert_eq!(out["app"], json!({"token": "tok", "user": "u"}));
         assert_eq!(out["db"], json!({"pw": "from-file"}));
-        assert_eq!(secret_values(&out), vec!["from-file".to_string(), "tok".into(), "u".into()]);
+        assert_eq!(
+            secret_values(&out),
+            vec!["from-file".to_string(), "tok".into(), "u".into()]
+        );
     }
 
     #[test]

@@ -11,9 +11,9 @@ use fancy_regex::Regex;
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
 use std::sync::LazyLock;
+use yaml_rust2::Event;
 use yaml_rust2::parser::{MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
-use yaml_rust2::Event;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -24,7 +24,12 @@ pub enum Format {
 impl Format {
     /// By extension, falling back to the content: a document opening with `{` is JSON.
     pub fn detect(path: &std::path::Path, text: &str) -> Format {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             Some("json") => Format::Json,
             Some("yaml" | "yml") => Format::Yaml,
             _ if text.trim_start().starts_with('{') => Format::Json,
@@ -48,8 +53,11 @@ impl Document {
             if let Some(span) = self.spans.get(path) {
                 return Some(*span);
             }
-            let cut = path.rfind(['.', '['])?;
-            path = &path[..cut];
+            if path.is_empty() {
+                return None;
+            }
+            // a missing top-level field points at the start of the document
+            path = path.rfind(['.', '[']).map_or("", |cut| &path[..cut]);
         }
     }
 }
@@ -57,7 +65,9 @@ impl Document {
 /// Parse `text` as `format`.
 pub fn parse(text: &str, format: Format) -> Result<Document, Problem> {
     if text.trim().is_empty() {
-        return Err(Problem::new("", "the file is empty").expected("a Chaos Toolkit experiment document"));
+        return Err(
+            Problem::new("", "the file is empty").expected("a Chaos Toolkit experiment document")
+        );
     }
     match format {
         Format::Json => {
@@ -73,7 +83,10 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Problem> {
                 let m = e.marker();
                 Problem::new("", format!("invalid YAML: {}", e.info())).at(m.line(), m.col() + 1)
             })?;
-            Ok(Document { value: built.value.unwrap_or(Value::Null), spans: built.spans })
+            Ok(Document {
+                value: built.value.unwrap_or(Value::Null),
+                spans: built.spans,
+            })
         }
     }
 }
@@ -86,10 +99,20 @@ fn walk_yaml(text: &str) -> Result<Builder, yaml_rust2::ScanError> {
 }
 
 enum Frame {
-    Seq { items: Vec<Value>, path: String, anchor: usize },
+    Seq {
+        items: Vec<Value>,
+        path: String,
+        anchor: usize,
+    },
     /// `located`: whether the mapping's own span is known; block mappings report their start
     /// late (at the first `:`), so the first key's position is used instead.
-    Map { map: Map<String, Value>, path: String, anchor: usize, key: Option<String>, located: bool },
+    Map {
+        map: Map<String, Value>,
+        path: String,
+        anchor: usize,
+        key: Option<String>,
+        located: bool,
+    },
 }
 
 /// Builds values from YAML events while recording the location of every path.
@@ -108,9 +131,13 @@ impl Builder {
             None => Some(String::new()),
             Some(Frame::Seq { items, path, .. }) => Some(format!("{path}[{}]", items.len())),
             Some(Frame::Map { key: None, .. }) => None,
-            Some(Frame::Map { key: Some(k), path, .. }) => {
-                Some(if path.is_empty() { k.clone() } else { format!("{path}.{k}") })
-            }
+            Some(Frame::Map {
+                key: Some(k), path, ..
+            }) => Some(if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            }),
         }
     }
 
@@ -165,7 +192,11 @@ impl MarkedEventReceiver for Builder {
                     self.spans.entry(path).or_insert(here);
                 } else if let Some(Frame::Map { path, located, .. }) = self.stack.last_mut() {
                     // a key: its own line is where the field is
-                    let p = if path.is_empty() { text.clone() } else { format!("{path}.{text}") };
+                    let p = if path.is_empty() {
+                        text.clone()
+                    } else {
+                        format!("{path}.{text}")
+                    };
                     if !*located {
                         *located = true;
                         self.spans.entry(path.clone()).or_insert(here);
@@ -183,17 +214,33 @@ impl MarkedEventReceiver for Builder {
             Event::SequenceStart(anchor, _) => {
                 let path = self.next_path().unwrap_or_default();
                 self.spans.entry(path.clone()).or_insert(here);
-                self.stack.push(Frame::Seq { items: Vec::new(), path, anchor });
+                self.stack.push(Frame::Seq {
+                    items: Vec::new(),
+                    path,
+                    anchor,
+                });
             }
             Event::MappingStart(anchor, _) => {
                 let path = self.next_path().unwrap_or_default();
-                self.stack.push(Frame::Map { map: Map::new(), path, anchor, key: None, located: false });
+                self.stack.push(Frame::Map {
+                    map: Map::new(),
+                    path,
+                    anchor,
+                    key: None,
+                    located: false,
+                });
             }
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(frame) = self.stack.pop() {
                     let (value, anchor) = match frame {
                         Frame::Seq { items, anchor, .. } => (Value::Array(items), anchor),
-                        Frame::Map { map, anchor, path, located, .. } => {
+                        Frame::Map {
+                            map,
+                            anchor,
+                            path,
+                            located,
+                            ..
+                        } => {
                             if !located {
                                 self.spans.entry(path).or_insert(here);
                             }
@@ -216,7 +263,8 @@ static INT_DEC: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[-+]?(0|[1-9][0
 static INT_OTHER: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[-+]?(0b[01_]+|0x[0-9a-fA-F_]+|0[0-7_]+)$").unwrap());
 static FLOAT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[-+]?([0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?|\.[0-9_]+([eE][-+][0-9]+)?)$").unwrap()
+    Regex::new(r"^[-+]?([0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?|\.[0-9_]+([eE][-+][0-9]+)?)$")
+        .unwrap()
 });
 
 /// PyYAML's (YAML 1.1) implicit resolution of a scalar.
@@ -230,10 +278,14 @@ pub fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> V
     }
     match text.as_str() {
         "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => return Value::Bool(true),
-        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => return Value::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF" | ".nan" | ".NaN"
-        | ".NAN" => {
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Value::Bool(true);
+        }
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Value::Bool(false);
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
+        | ".nan" | ".NaN" | ".NAN" => {
             // JSON has no infinities or NaN: keep the text, as a string, rather than lose it
             return Value::String(text);
         }
@@ -288,7 +340,9 @@ mod tests {
 
     #[test]
     fn yaml_scalars_resolve_like_pyyaml() {
-        let d = yaml("a: 1\nb: 1.5\nc: 1.0.0\nd: yes\ne: 'yes'\nf: ~\ng: 0x1f\nh: 1e3\ni: -2\nj: 010\nk: 1_000\n");
+        let d = yaml(
+            "a: 1\nb: 1.5\nc: 1.0.0\nd: yes\ne: 'yes'\nf: ~\ng: 0x1f\nh: 1e3\ni: -2\nj: 010\nk: 1_000\n",
+        );
         assert_eq!(
             d.value,
             json!({"a": 1, "b": 1.5, "c": "1.0.0", "d": true, "e": "yes", "f": null, "g": 31, "h": "1e3", "i": -2, "j": 8, "k": 1000})
@@ -307,7 +361,11 @@ mod tests {
 
     #[test]
     fn json_spans_come_from_the_same_walk() {
-        let d = parse("{\n  \"title\": \"t\",\n  \"method\": [\n    {\"name\": \"x\"}\n  ]\n}\n", Format::Json).unwrap();
+        let d = parse(
+            "{\n  \"title\": \"t\",\n  \"method\": [\n    {\"name\": \"x\"}\n  ]\n}\n",
+            Format::Json,
+        )
+        .unwrap();
         assert_eq!(d.value, json!({"title": "t", "method": [{"name": "x"}]}));
         assert_eq!(d.spans.get("method"), Some(&(3, 3)));
         assert_eq!(d.spans.get("method[0].name"), Some(&(4, 6)));
@@ -322,7 +380,11 @@ mod tests {
 
     #[test]
     fn syntax_errors_carry_a_location() {
-        let e = parse("title: broken\ndescription: [unclosed\nmethod:\n  - type: action\n", Format::Yaml).unwrap_err();
+        let e = parse(
+            "title: broken\ndescription: [unclosed\nmethod:\n  - type: action\n",
+            Format::Yaml,
+        )
+        .unwrap_err();
         assert!(e.line.is_some(), "{e}");
         assert!(e.message.starts_with("invalid YAML"), "{e}");
         let e = parse("{\"title\": }", Format::Json).unwrap_err();
@@ -341,7 +403,10 @@ mod tests {
         use std::path::Path;
         assert_eq!(Format::detect(Path::new("a.json"), "x: 1"), Format::Json);
         assert_eq!(Format::detect(Path::new("a.YML"), "{}"), Format::Yaml);
-        assert_eq!(Format::detect(Path::new("exp"), "  {\"a\": 1}"), Format::Json);
+        assert_eq!(
+            Format::detect(Path::new("exp"), "  {\"a\": 1}"),
+            Format::Json
+        );
         assert_eq!(Format::detect(Path::new("exp"), "a: 1"), Format::Yaml);
     }
 }

@@ -21,13 +21,23 @@ use document::{Document, Format};
 use std::path::Path;
 
 /// Read, parse and validate an experiment file.
-pub fn load_experiment(path: &Path, vars: &Vars, providers: &Providers) -> Result<Experiment, Problems> {
+pub fn load_experiment(
+    path: &Path,
+    vars: &Vars,
+    providers: &Providers,
+) -> Result<Experiment, Problems> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let mut p = Problem::new("", format!("cannot read the experiment: {e}"));
         p.file = Some(path.to_path_buf());
         Problems(vec![p])
     })?;
-    load_experiment_text(&text, Format::detect(path, &text), Some(path), vars, providers)
+    load_experiment_text(
+        &text,
+        Format::detect(path, &text),
+        Some(path),
+        vars,
+        providers,
+    )
 }
 
 /// Parse and validate experiment text; `origin` names it in problems.
@@ -48,7 +58,10 @@ pub fn load_experiment_text(
         p
     };
     let doc = document::parse(text, format).map_err(|p| Problems(vec![locate(p, None)]))?;
-    let checks = validate::Checks { vars, check_executables: true };
+    let checks = validate::Checks {
+        vars,
+        check_executables: true,
+    };
     let result = validate::validate(&doc.value, &checks);
     let (experiment, mut problems) = match result {
         Ok(e) => (Some(e), Vec::new()),
@@ -59,7 +72,15 @@ pub fn load_experiment_text(
     }
     match experiment {
         Some(e) if problems.is_empty() => Ok(e),
-        _ => Err(Problems(problems.into_iter().map(|p| locate(p, Some(&doc))).collect())),
+        _ => {
+            let mut located: Vec<Problem> = problems
+                .into_iter()
+                .map(|p| locate(p, Some(&doc)))
+                .collect();
+            // in reading order
+            located.sort_by_key(|p| (p.line.unwrap_or(0), p.column.unwrap_or(0)));
+            Err(Problems(located))
+        }
     }
 }
 
@@ -70,15 +91,24 @@ fn python_problems(e: &Experiment, doc: &Document, providers: &Providers) -> Vec
     let mut checks = Vec::new();
     let mut fields = Vec::new();
     for (field, activity) in activities_with_paths(e, doc) {
-        let Provider::Python(p) = &activity.provider else { continue };
+        let Provider::Python(p) = &activity.provider else {
+            continue;
+        };
         let provider_field = format!("{field}.provider");
         if let Some(native) = providers.registry.get(&p.module, &p.func) {
             for message in native.check_arguments(p.arguments.keys()) {
-                problems.push(Problem::new(format!("{provider_field}.arguments"), message).expected(format!(
-                    "the parameters of {}: {}",
-                    p.key(),
-                    native.params.iter().map(|p| p.name).collect::<Vec<_>>().join(", ")
-                )));
+                problems.push(
+                    Problem::new(format!("{provider_field}.arguments"), message).expected(format!(
+                        "the parameters of {}: {}",
+                        p.key(),
+                        native
+                            .params
+                            .iter()
+                            .map(|p| p.name)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )),
+                );
             }
             continue;
         }
@@ -95,15 +125,34 @@ fn python_problems(e: &Experiment, doc: &Document, providers: &Providers) -> Vec
         Ok(results) => {
             for (field, problem) in fields.iter().zip(results) {
                 if let Some(message) = problem {
-                    problems.push(Problem::new(field.clone(), message).expected("a function whose signature accepts these arguments"));
+                    let field = match quoted_argument(&message) {
+                        Some(arg)
+                            if doc.spans.contains_key(&format!("{field}.arguments.{arg}")) =>
+                        {
+                            format!("{field}.arguments.{arg}")
+                        }
+                        _ => field.clone(),
+                    };
+                    problems.push(
+                        Problem::new(field, message)
+                            .expected("arguments that match the function's signature"),
+                    );
                 }
             }
         }
         Err(reason) => {
             for (field, check) in fields.iter().zip(&checks) {
                 problems.push(
-                    Problem::new(field.clone(), format!("`{}.{}` has no native implementation and {reason}", check.module, check.func))
-                        .expected("a native activity or a Python interpreter with the module installed"),
+                    Problem::new(
+                        field.clone(),
+                        format!(
+                            "`{}.{}` has no native implementation and {reason}",
+                            check.module, check.func
+                        ),
+                    )
+                    .expected(
+                        "a native activity or a Python interpreter with the module installed",
+                    ),
                 );
             }
         }
@@ -111,8 +160,17 @@ fn python_problems(e: &Experiment, doc: &Document, providers: &Providers) -> Vec
     problems
 }
 
+/// `argument 'nope' is not part...` → `nope`.
+fn quoted_argument(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("argument '")?;
+    rest.split_once('\'').map(|(name, _)| name)
+}
+
 /// Every activity with the field path it was declared at.
-fn activities_with_paths<'a>(e: &'a Experiment, _doc: &Document) -> Vec<(String, &'a crate::model::Activity)> {
+fn activities_with_paths<'a>(
+    e: &'a Experiment,
+    _doc: &Document,
+) -> Vec<(String, &'a crate::model::Activity)> {
     use crate::model::{Step, Tolerance};
     let mut out = Vec::new();
     let mut push_steps = |prefix: &str, steps: &'a [Step]| {

@@ -20,7 +20,14 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { file: None, line: None, column: None, field: field.into(), message: message.into(), expected: None }
+        Problem {
+            file: None,
+            line: None,
+            column: None,
+            field: field.into(),
+            message: message.into(),
+            expected: None,
+        }
     }
 
     pub fn expected(mut self, expected: impl Into<String>) -> Self {
@@ -81,8 +88,13 @@ mod tests {
 
     #[test]
     fn display_names_file_line_field_and_expectation() {
-        let mut p = Problem::new("method[2].provider.path", "missing").expected("a path to an executable").at(12, 9);
+        let mut p = Problem::new("method[2].provider.path", "missing")
+            .expected("a path to an executable")
+            .at(12, 9);
         p.file = Some(PathBuf::from("exp.json"));
-        assert_eq!(p.to_string(), "exp.json:12:9: method[2].provider.path: missing (expected a path to an executable)");
+        assert_eq!(
+            p.to_string(),
+            "exp.json:12:9: method[2].provider.path: missing (expected a path to an executable)"
+        );
     }
 }

@@ -23,7 +23,10 @@ pub struct Checks<'a> {
 
 /// Validate `doc`; on success the experiment, otherwise every problem found.
 pub fn validate(doc: &Value, checks: &Checks) -> Result<Experiment, Vec<Problem>> {
-    let mut v = Validator { problems: Vec::new(), checks };
+    let mut v = Validator {
+        problems: Vec::new(),
+        checks,
+    };
     let experiment = v.experiment(doc);
     match experiment {
         Some(e) if v.problems.is_empty() => Ok(e),
@@ -37,7 +40,19 @@ struct Validator<'a> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+/// A value as it reads in a message: strings in single quotes, like the reference.
+fn quoted(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("'{s}'"),
+        other => other.to_string(),
+    }
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -54,11 +69,18 @@ fn kind_of(v: &Value) -> &'static str {
 
 impl Validator<'_> {
     fn problem(&mut self, field: impl Into<String>, message: impl Into<String>, expected: &str) {
-        self.problems.push(Problem::new(field, message).expected(expected));
+        self.problems
+            .push(Problem::new(field, message).expected(expected));
     }
 
     /// A required, non-empty string field.
-    fn required_str(&mut self, map: &Map<String, Value>, path: &str, key: &str, what: &str) -> Option<String> {
+    fn required_str(
+        &mut self,
+        map: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        what: &str,
+    ) -> Option<String> {
         match map.get(key) {
             Some(Value::String(s)) if !s.is_empty() => Some(s.clone()),
             None | Some(Value::Null) => {
@@ -81,7 +103,11 @@ impl Validator<'_> {
             None | Some(Value::Null) => None,
             Some(Value::Number(n)) => n.as_f64(),
             Some(other) => {
-                self.problem(join(path, key), format!("is {}", kind_of(other)), "a number of seconds");
+                self.problem(
+                    join(path, key),
+                    format!("is {}", kind_of(other)),
+                    "a number of seconds",
+                );
                 None
             }
         }
@@ -89,7 +115,11 @@ impl Validator<'_> {
 
     fn experiment(&mut self, doc: &Value) -> Option<Experiment> {
         let Value::Object(root) = doc else {
-            self.problem("", format!("the document is {}", kind_of(doc)), "a mapping with title, description and method");
+            self.problem(
+                "",
+                format!("the document is {}", kind_of(doc)),
+                "a mapping with title, description and method",
+            );
             return None;
         };
         let title = self.required_str(root, "", "title", "a non-empty string");
@@ -99,7 +129,11 @@ impl Validator<'_> {
             Some(Value::String(s)) => Some(s.clone()),
             Some(v @ Value::Number(_)) => Some(v.to_string()),
             Some(other) => {
-                self.problem("version", format!("is {}", kind_of(other)), "a version string such as 1.0.0");
+                self.problem(
+                    "version",
+                    format!("is {}", kind_of(other)),
+                    "a version string such as 1.0.0",
+                );
                 None
             }
         };
@@ -108,18 +142,27 @@ impl Validator<'_> {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(m.clone()),
             Some(other) => {
-                self.problem("contributions", format!("is {}", kind_of(other)), "a mapping of contribution to level");
+                self.problem(
+                    "contributions",
+                    format!("is {}", kind_of(other)),
+                    "a mapping of contribution to level",
+                );
                 None
             }
         };
         let extensions = self.extensions(root.get("extensions"));
-        let controls = self.list_of_mappings(root.get("controls"), "controls", "a list of controls");
+        let controls =
+            self.list_of_mappings(root.get("controls"), "controls", "a list of controls");
         let configuration = self.mapping(root.get("configuration"), "configuration");
         let secrets = self.mapping(root.get("secrets"), "secrets");
         let config_probes = self.configuration(&configuration);
         for scope in secrets.iter() {
             if !scope.1.is_object() {
-                self.problem(format!("secrets.{}", scope.0), format!("is {}", kind_of(scope.1)), "a mapping of secret names to values");
+                self.problem(
+                    format!("secrets.{}", scope.0),
+                    format!("is {}", kind_of(scope.1)),
+                    "a mapping of secret names to values",
+                );
             }
         }
         if let Err(problems) = resolve_secrets(&secrets, self.checks.vars) {
@@ -142,7 +185,8 @@ impl Validator<'_> {
             None | Some(Value::Null) => Vec::new(),
             Some(r) => self.steps(r, "rollbacks"),
         };
-        let experiment = Experiment {
+        self.refs(root);
+        Some(Experiment {
             version,
             title: title?,
             description: description?,
@@ -158,9 +202,7 @@ impl Validator<'_> {
             method: method?,
             rollbacks,
             raw: doc.clone(),
-        };
-        self.refs(&experiment);
-        Some(experiment)
+        })
     }
 
     fn tags(&mut self, tags: Option<&Value>) -> Vec<String> {
@@ -172,13 +214,21 @@ impl Validator<'_> {
                 .filter_map(|(i, t)| match t {
                     Value::String(s) if !s.is_empty() => Some(s.clone()),
                     other => {
-                        self.problem(format!("tags[{i}]"), format!("is {}", kind_of(other)), "a non-empty string");
+                        self.problem(
+                            format!("tags[{i}]"),
+                            format!("is {}", kind_of(other)),
+                            "a non-empty string",
+                        );
                         None
                     }
                 })
                 .collect(),
             Some(other) => {
-                self.problem("tags", format!("is {}", kind_of(other)), "a list of strings");
+                self.problem(
+                    "tags",
+                    format!("is {}", kind_of(other)),
+                    "a list of strings",
+                );
                 Vec::new()
             }
         }
@@ -187,8 +237,15 @@ impl Validator<'_> {
     fn extensions(&mut self, extensions: Option<&Value>) -> Vec<Value> {
         let list = self.list_of_mappings(extensions, "extensions", "a list of extensions");
         for (i, ext) in list.iter().enumerate() {
-            if !ext.get("name").is_some_and(|n| n.as_str().is_some_and(|s| !s.is_empty())) {
-                self.problem(format!("extensions[{i}].name"), "missing", "a non-empty string naming the extension");
+            if !ext
+                .get("name")
+                .is_some_and(|n| n.as_str().is_some_and(|s| !s.is_empty()))
+            {
+                self.problem(
+                    format!("extensions[{i}].name"),
+                    "missing",
+                    "a non-empty string naming the extension",
+                );
             }
         }
         list
@@ -200,7 +257,11 @@ impl Validator<'_> {
             Some(Value::Array(items)) => {
                 for (i, item) in items.iter().enumerate() {
                     if !item.is_object() {
-                        self.problem(format!("{path}[{i}]"), format!("is {}", kind_of(item)), "a mapping");
+                        self.problem(
+                            format!("{path}[{i}]"),
+                            format!("is {}", kind_of(item)),
+                            "a mapping",
+                        );
                     }
                 }
                 items.clone()
@@ -228,16 +289,39 @@ impl Validator<'_> {
         let mut probes = Vec::new();
         for (key, value) in config {
             let path = format!("configuration.{key}");
-            let Some(def) = value.as_object() else { continue };
+            let Some(def) = value.as_object() else {
+                continue;
+            };
             match def.get("type").and_then(Value::as_str) {
                 Some("env") => {
                     if !def.get("key").is_some_and(Value::is_string) {
-                        self.problem(join(&path, "key"), "missing", "the name of an environment variable");
+                        self.problem(
+                            join(&path, "key"),
+                            "missing",
+                            "the name of an environment variable",
+                        );
                     }
                     if let Some(t) = def.get("env_var_type")
-                        && !matches!(t.as_str(), Some("str" | "string" | "int" | "integer" | "float" | "number" | "bytes" | "bool" | "json"))
+                        && !matches!(
+                            t.as_str(),
+                            Some(
+                                "str"
+                                    | "string"
+                                    | "int"
+                                    | "integer"
+                                    | "float"
+                                    | "number"
+                                    | "bytes"
+                                    | "bool"
+                                    | "json"
+                            )
+                        )
                     {
-                        self.problem(join(&path, "env_var_type"), format!("unknown type {t}"), "str, int, float, bool, bytes or json");
+                        self.problem(
+                            join(&path, "env_var_type"),
+                            format!("unknown type {}", quoted(t)),
+                            "str, int, float, bool, bytes or json",
+                        );
                     }
                 }
                 Some("probe") => {
@@ -256,21 +340,35 @@ impl Validator<'_> {
 
     fn runtime(&mut self, runtime: Option<&Value>) -> Runtime {
         let mut out = Runtime::default();
-        let Some(runtime) = runtime.filter(|v| !v.is_null()) else { return out };
+        let Some(runtime) = runtime.filter(|v| !v.is_null()) else {
+            return out;
+        };
         let Some(map) = runtime.as_object() else {
-            self.problem("runtime", format!("is {}", kind_of(runtime)), "a mapping with hypothesis and rollbacks");
+            self.problem(
+                "runtime",
+                format!("is {}", kind_of(runtime)),
+                "a mapping with hypothesis and rollbacks",
+            );
             return out;
         };
         if let Some(s) = map.get("hypothesis").and_then(|h| h.get("strategy")) {
             out.hypothesis_strategy = s.as_str().and_then(HypothesisStrategy::parse);
             if out.hypothesis_strategy.is_none() {
-                self.problem("runtime.hypothesis.strategy", format!("unknown strategy {s}"), &HypothesisStrategy::NAMES.join(", "));
+                self.problem(
+                    "runtime.hypothesis.strategy",
+                    format!("unknown strategy {}", quoted(s)),
+                    &HypothesisStrategy::NAMES.join(", "),
+                );
             }
         }
         if let Some(s) = map.get("rollbacks").and_then(|h| h.get("strategy")) {
             out.rollback_strategy = s.as_str().and_then(RollbackStrategy::parse);
             if out.rollback_strategy.is_none() {
-                self.problem("runtime.rollbacks.strategy", format!("unknown strategy {s}"), &RollbackStrategy::NAMES.join(", "));
+                self.problem(
+                    "runtime.rollbacks.strategy",
+                    format!("unknown strategy {}", quoted(s)),
+                    &RollbackStrategy::NAMES.join(", "),
+                );
             }
         }
         out
@@ -280,10 +378,16 @@ impl Validator<'_> {
         let value = value.filter(|v| !v.is_null())?;
         let path = "steady-state-hypothesis";
         let Some(map) = value.as_object() else {
-            self.problem(path, format!("is {}", kind_of(value)), "a mapping with a title and probes");
+            self.problem(
+                path,
+                format!("is {}", kind_of(value)),
+                "a mapping with a title and probes",
+            );
             return None;
         };
-        let title = self.required_str(map, path, "title", "a non-empty string").unwrap_or_default();
+        let title = self
+            .required_str(map, path, "title", "a non-empty string")
+            .unwrap_or_default();
         let probes_path = join(path, "probes");
         let probes = match map.get("probes") {
             None | Some(Value::Null) => Vec::new(),
@@ -293,7 +397,11 @@ impl Validator<'_> {
             for (i, probe) in raw.iter().enumerate() {
                 let is_ref = probe.get("ref").is_some();
                 if probe.is_object() && !is_ref && probe.get("tolerance").is_none() {
-                    self.problem(format!("{probes_path}[{i}].tolerance"), "missing", "a tolerance for every hypothesis probe");
+                    self.problem(
+                        format!("{probes_path}[{i}].tolerance"),
+                        "missing",
+                        "a tolerance for every hypothesis probe",
+                    );
                 }
             }
         }
@@ -302,7 +410,11 @@ impl Validator<'_> {
 
     fn steps(&mut self, value: &Value, path: &str) -> Vec<Step> {
         let Value::Array(items) = value else {
-            self.problem(path, format!("is {}", kind_of(value)), "a list of activities");
+            self.problem(
+                path,
+                format!("is {}", kind_of(value)),
+                "a list of activities",
+            );
             return Vec::new();
         };
         let mut steps = Vec::new();
@@ -311,7 +423,11 @@ impl Validator<'_> {
             if let Some(r) = item.get("ref") {
                 match r {
                     Value::String(s) if !s.is_empty() => steps.push(Step::Ref(s.clone())),
-                    other => self.problem(join(&item_path, "ref"), format!("is {}", kind_of(other)), "the name of an activity"),
+                    other => self.problem(
+                        join(&item_path, "ref"),
+                        format!("is {}", kind_of(other)),
+                        "the name of an activity",
+                    ),
                 }
                 continue;
             }
@@ -324,7 +440,18 @@ impl Validator<'_> {
 
     fn activity(&mut self, value: &Value, path: &str) -> Option<Activity> {
         let Some(map) = value.as_object().filter(|m| !m.is_empty()) else {
-            self.problem(path, format!("is {}", if value.is_object() { "an empty mapping" } else { kind_of(value) }), "an activity (a mapping with type, name and provider)");
+            self.problem(
+                path,
+                format!(
+                    "is {}",
+                    if value.is_object() {
+                        "an empty mapping"
+                    } else {
+                        kind_of(value)
+                    }
+                ),
+                "an activity (a mapping with type, name and provider)",
+            );
             return None;
         };
         let kind = match map.get("type") {
@@ -335,7 +462,11 @@ impl Validator<'_> {
                 None
             }
             Some(other) => {
-                self.problem(join(path, "type"), format!("{other} is not a supported activity type"), "action or probe");
+                self.problem(
+                    join(path, "type"),
+                    format!("{} is not a supported activity type", quoted(other)),
+                    "action or probe",
+                );
                 None
             }
         };
@@ -347,7 +478,11 @@ impl Validator<'_> {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
-                self.problem(join(path, "background"), format!("is {}", kind_of(other)), "true or false");
+                self.problem(
+                    join(path, "background"),
+                    format!("is {}", kind_of(other)),
+                    "true or false",
+                );
                 false
             }
         };
@@ -355,7 +490,11 @@ impl Validator<'_> {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if Dry::parse(s).is_some() => Dry::parse(s),
             Some(other) => {
-                self.problem(join(path, "dry"), format!("unknown dry mode {other}"), "probes, actions, activities or pause");
+                self.problem(
+                    join(path, "dry"),
+                    format!("unknown dry mode {}", quoted(other)),
+                    "probes, actions, activities or pause",
+                );
                 None
             }
         };
@@ -378,17 +517,29 @@ impl Validator<'_> {
     }
 
     fn pauses(&mut self, value: Option<&Value>, path: &str) -> (Option<Value>, Option<Value>) {
-        let Some(value) = value.filter(|v| !v.is_null()) else { return (None, None) };
+        let Some(value) = value.filter(|v| !v.is_null()) else {
+            return (None, None);
+        };
         let Some(map) = value.as_object() else {
-            self.problem(path, format!("is {}", kind_of(value)), "a mapping with before and/or after");
+            self.problem(
+                path,
+                format!("is {}", kind_of(value)),
+                "a mapping with before and/or after",
+            );
             return (None, None);
         };
         let mut pause = |key: &str| match map.get(key) {
             None | Some(Value::Null) => None,
             Some(v @ Value::Number(_)) => Some(v.clone()),
-            Some(Value::String(s)) if s.starts_with("${") && s.ends_with('}') => Some(Value::String(s.clone())),
+            Some(Value::String(s)) if s.starts_with("${") && s.ends_with('}') => {
+                Some(Value::String(s.clone()))
+            }
             Some(other) => {
-                self.problem(join(path, key), format!("is {}", kind_of(other)), "a number of seconds or a ${name} reference");
+                self.problem(
+                    join(path, key),
+                    format!("is {}", kind_of(other)),
+                    "a number of seconds or a ${name} reference",
+                );
                 None
             }
         };
@@ -397,11 +548,19 @@ impl Validator<'_> {
 
     fn provider(&mut self, value: Option<&Value>, path: &str) -> Option<Provider> {
         let Some(value) = value.filter(|v| !v.is_null()) else {
-            self.problem(path, "missing", "a provider mapping with a type: python, process or http");
+            self.problem(
+                path,
+                "missing",
+                "a provider mapping with a type: python, process or http",
+            );
             return None;
         };
         let Some(map) = value.as_object() else {
-            self.problem(path, format!("is {}", kind_of(value)), "a provider mapping with a type: python, process or http");
+            self.problem(
+                path,
+                format!("is {}", kind_of(value)),
+                "a provider mapping with a type: python, process or http",
+            );
             return None;
         };
         match map.get("type").and_then(Value::as_str) {
@@ -409,7 +568,11 @@ impl Validator<'_> {
             Some("http") => self.http(map, path).map(Provider::Http),
             Some("python") => self.python(map, path).map(Provider::Python),
             Some(other) => {
-                self.problem(join(path, "type"), format!("unknown provider type '{other}'"), "python, process or http");
+                self.problem(
+                    join(path, "type"),
+                    format!("unknown provider type '{other}'"),
+                    "python, process or http",
+                );
                 None
             }
             None => {
@@ -425,16 +588,30 @@ impl Validator<'_> {
             None | Some(Value::Null) => Value::Array(Vec::new()),
             Some(v @ (Value::String(_) | Value::Array(_) | Value::Object(_))) => v.clone(),
             Some(other) => {
-                self.problem(join(path, "arguments"), format!("is {}", kind_of(other)), "a string, a list or a mapping");
+                self.problem(
+                    join(path, "arguments"),
+                    format!("is {}", kind_of(other)),
+                    "a string, a list or a mapping",
+                );
                 Value::Array(Vec::new())
             }
         };
         let timeout = self.optional_number(map, path, "timeout");
         let exe = exe?;
-        if self.checks.check_executables && crate::providers::process::find_executable(&exe).is_none() {
-            self.problem(join(path, "path"), format!("`{exe}` cannot be found"), "an executable file, absolute or on PATH");
+        if self.checks.check_executables
+            && crate::providers::process::find_executable(&exe).is_none()
+        {
+            self.problem(
+                join(path, "path"),
+                format!("`{exe}` cannot be found"),
+                "an executable file, absolute or on PATH",
+            );
         }
-        Some(ProcessProvider { path: exe, arguments, timeout })
+        Some(ProcessProvider {
+            path: exe,
+            arguments,
+            timeout,
+        })
     }
 
     fn http(&mut self, map: &Map<String, Value>, path: &str) -> Option<HttpProvider> {
@@ -443,7 +620,11 @@ impl Validator<'_> {
             None | Some(Value::Null) => "GET".to_string(),
             Some(Value::String(m)) if !m.is_empty() => m.to_ascii_uppercase(),
             Some(other) => {
-                self.problem(join(path, "method"), format!("is {}", kind_of(other)), "an HTTP method such as GET or POST");
+                self.problem(
+                    join(path, "method"),
+                    format!("is {}", kind_of(other)),
+                    "an HTTP method such as GET or POST",
+                );
                 "GET".to_string()
             }
         };
@@ -451,7 +632,11 @@ impl Validator<'_> {
             None | Some(Value::Null) => Value::Null,
             Some(v @ Value::Object(_)) => v.clone(),
             Some(other) => {
-                self.problem(join(path, "headers"), format!("is {}", kind_of(other)), "a mapping of header names to values");
+                self.problem(
+                    join(path, "headers"),
+                    format!("is {}", kind_of(other)),
+                    "a mapping of header names to values",
+                );
                 Value::Null
             }
         };
@@ -459,17 +644,31 @@ impl Validator<'_> {
             None | Some(Value::Null) => Value::Null,
             Some(v @ Value::Number(_)) => v.clone(),
             Some(Value::String(s)) if s.starts_with("${") => Value::String(s.clone()),
-            Some(v @ Value::Array(pair)) if pair.len() == 2 && pair.iter().all(Value::is_number) => v.clone(),
+            Some(v @ Value::Array(pair))
+                if pair.len() == 2 && pair.iter().all(Value::is_number) =>
+            {
+                v.clone()
+            }
             Some(other) => {
-                self.problem(join(path, "timeout"), format!("is {other}"), "a number of seconds or [connect, read]");
+                self.problem(
+                    join(path, "timeout"),
+                    format!("is {other}"),
+                    "a number of seconds or [connect, read]",
+                );
                 Value::Null
             }
         };
         let expected_status = match map.get("expected_status") {
             None | Some(Value::Null) => None,
-            Some(Value::Number(n)) if n.as_u64().is_some_and(|s| (100..600).contains(&s)) => n.as_u64().map(|s| s as u16),
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|s| (100..600).contains(&s)) => {
+                n.as_u64().map(|s| s as u16)
+            }
             Some(other) => {
-                self.problem(join(path, "expected_status"), format!("is {other}"), "an HTTP status code (100-599)");
+                self.problem(
+                    join(path, "expected_status"),
+                    format!("is {other}"),
+                    "an HTTP status code (100-599)",
+                );
                 None
             }
         };
@@ -477,12 +676,24 @@ impl Validator<'_> {
             None | Some(Value::Null) => true,
             Some(Value::Bool(b)) => *b,
             Some(other) => {
-                self.problem(join(path, "verify_tls"), format!("is {}", kind_of(other)), "true or false");
+                self.problem(
+                    join(path, "verify_tls"),
+                    format!("is {}", kind_of(other)),
+                    "true or false",
+                );
                 true
             }
         };
         let arguments = map.get("arguments").cloned().unwrap_or(Value::Null);
-        Some(HttpProvider { url: Value::String(url?), method, headers, arguments, timeout, expected_status, verify_tls })
+        Some(HttpProvider {
+            url: Value::String(url?),
+            method,
+            headers,
+            arguments,
+            timeout,
+            expected_status,
+            verify_tls,
+        })
     }
 
     fn python(&mut self, map: &Map<String, Value>, path: &str) -> Option<PythonProvider> {
@@ -492,21 +703,35 @@ impl Validator<'_> {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(m)) => m.clone(),
             Some(other) => {
-                self.problem(join(path, "arguments"), format!("is {}", kind_of(other)), "a mapping of argument names to values");
+                self.problem(
+                    join(path, "arguments"),
+                    format!("is {}", kind_of(other)),
+                    "a mapping of argument names to values",
+                );
                 Map::new()
             }
         };
         let secrets = match map.get("secrets") {
             None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {
-                items.iter().filter_map(|s| s.as_str().map(String::from)).collect()
-            }
+            Some(Value::Array(items)) if items.iter().all(Value::is_string) => items
+                .iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect(),
             Some(other) => {
-                self.problem(join(path, "secrets"), format!("is {}", kind_of(other)), "a list of secret scope names");
+                self.problem(
+                    join(path, "secrets"),
+                    format!("is {}", kind_of(other)),
+                    "a list of secret scope names",
+                );
                 Vec::new()
             }
         };
-        Some(PythonProvider { module: module?, func: func?, arguments, secrets })
+        Some(PythonProvider {
+            module: module?,
+            func: func?,
+            arguments,
+            secrets,
+        })
     }
 
     fn tolerance(&mut self, value: &Value, path: &str) -> Option<Tolerance> {
@@ -524,86 +749,158 @@ impl Validator<'_> {
         }
     }
 
-    fn tolerance_mapping(&mut self, map: &Map<String, Value>, value: &Value, path: &str) -> Option<Tolerance> {
+    fn tolerance_mapping(
+        &mut self,
+        map: &Map<String, Value>,
+        value: &Value,
+        path: &str,
+    ) -> Option<Tolerance> {
         let target = map.get("target").and_then(Value::as_str).map(String::from);
         match map.get("type").and_then(Value::as_str) {
-            Some("probe") => self.activity(value, path).map(|a| Tolerance::Probe(Box::new(a))),
+            Some("probe") => self
+                .activity(value, path)
+                .map(|a| Tolerance::Probe(Box::new(a))),
             Some("regex") => {
                 let pattern = self.required_str(map, path, "pattern", "a regular expression")?;
                 if let Err(e) = pyregex::compile(&pattern) {
-                    self.problem(join(path, "pattern"), format!("invalid regular expression: {e}"), "a valid regular expression");
+                    self.problem(
+                        join(path, "pattern"),
+                        format!("invalid regular expression: {e}"),
+                        "a valid regular expression",
+                    );
                 }
                 Some(Tolerance::Regex { pattern, target })
             }
             Some("jsonpath") => {
-                let jp = self.required_str(map, path, "path", "a JSONPath expression such as $.status")?;
+                let jp =
+                    self.required_str(map, path, "path", "a JSONPath expression such as $.status")?;
                 if !jp.contains("${")
                     && let Err(e) = serde_json_path::JsonPath::parse(jp.trim())
                 {
-                    self.problem(join(path, "path"), format!("invalid JSONPath: {e}"), "a JSONPath expression such as $.items[*]");
+                    self.problem(
+                        join(path, "path"),
+                        format!("invalid JSONPath: {e}"),
+                        "a JSONPath expression such as $.items[*]",
+                    );
                 }
                 let count = match map.get("count") {
                     None | Some(Value::Null) => None,
                     Some(Value::Number(n)) if n.as_u64().is_some() => n.as_u64(),
                     Some(other) => {
-                        self.problem(join(path, "count"), format!("is {other}"), "a non-negative integer");
+                        self.problem(
+                            join(path, "count"),
+                            format!("is {other}"),
+                            "a non-negative integer",
+                        );
                         None
                     }
                 };
-                Some(Tolerance::JsonPath { path: jp, expect: map.get("expect").cloned(), count, target })
+                Some(Tolerance::JsonPath {
+                    path: jp,
+                    expect: map.get("expect").cloned(),
+                    count,
+                    target,
+                })
             }
             Some("range") => {
                 let range_path = join(path, "range");
                 match map.get("range") {
-                    Some(Value::Array(pair)) if pair.len() == 2 => match (pair[0].as_f64(), pair[1].as_f64()) {
-                        (Some(low), Some(high)) if !pair[0].is_boolean() && !pair[1].is_boolean() => {
-                            Some(Tolerance::Range { low, high, target })
+                    Some(Value::Array(pair)) if pair.len() == 2 => {
+                        match (pair[0].as_f64(), pair[1].as_f64()) {
+                            (Some(low), Some(high))
+                                if !pair[0].is_boolean() && !pair[1].is_boolean() =>
+                            {
+                                Some(Tolerance::Range { low, high, target })
+                            }
+                            _ => {
+                                self.problem(
+                                    range_path,
+                                    "boundaries must be numbers",
+                                    "[lower, upper] as two numbers",
+                                );
+                                None
+                            }
                         }
-                        _ => {
-                            self.problem(range_path, "boundaries must be numbers", "[lower, upper] as two numbers");
-                            None
-                        }
-                    },
+                    }
                     Some(Value::Array(items)) => {
-                        self.problem(range_path, format!("has {} values", items.len()), "[lower, upper]: a sequence of two numbers");
+                        self.problem(
+                            range_path,
+                            format!("must be made of two values, not {}", items.len()),
+                            "[lower, upper]: a sequence of two numbers",
+                        );
                         None
                     }
                     None => {
-                        self.problem(range_path, "missing", "[lower, upper]: a sequence of two numbers");
+                        self.problem(
+                            range_path,
+                            "missing",
+                            "[lower, upper]: a sequence of two numbers",
+                        );
                         None
                     }
                     Some(other) => {
-                        self.problem(range_path, format!("is {}", kind_of(other)), "[lower, upper]: a sequence of two numbers");
+                        self.problem(
+                            range_path,
+                            format!("is {}", kind_of(other)),
+                            "[lower, upper]: a sequence of two numbers",
+                        );
                         None
                     }
                 }
             }
             Some(other) => {
-                self.problem(join(path, "type"), format!("tolerance type '{other}' is unsupported"), "probe, regex, jsonpath or range");
+                self.problem(
+                    join(path, "type"),
+                    format!("tolerance type '{other}' is unsupported"),
+                    "probe, regex, jsonpath or range",
+                );
                 None
             }
             None => {
-                self.problem(join(path, "type"), "missing", "probe, regex, jsonpath or range");
+                self.problem(
+                    join(path, "type"),
+                    "missing",
+                    "probe, regex, jsonpath or range",
+                );
                 None
             }
         }
     }
 
-    /// Every `ref` must name an activity of the method or the hypothesis.
-    fn refs(&mut self, e: &Experiment) {
+    /// Every `ref` must name an activity of the method or the hypothesis. Checked on the raw
+    /// document so indexes stay true and an invalid activity still counts as declared.
+    fn refs(&mut self, root: &Map<String, Value>) {
+        fn list(v: Option<&Value>) -> &[Value] {
+            v.and_then(Value::as_array)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+        }
+        let probes = list(
+            root.get("steady-state-hypothesis")
+                .and_then(|h| h.get("probes")),
+        );
+        let method = list(root.get("method"));
+        let declared = |name: &str| {
+            method.iter().chain(probes).any(|a| {
+                a.get("ref").is_none() && a.get("name").and_then(Value::as_str) == Some(name)
+            })
+        };
         let lists = [
-            ("steady-state-hypothesis.probes", e.hypothesis.as_ref().map(|h| &h.probes)),
-            ("method", Some(&e.method)),
-            ("rollbacks", Some(&e.rollbacks)),
+            ("steady-state-hypothesis.probes", probes),
+            ("method", method),
+            ("rollbacks", list(root.get("rollbacks"))),
         ];
-        for (path, steps) in lists {
-            for (i, step) in steps.into_iter().flatten().enumerate() {
-                if let Step::Ref(name) = step
-                    && e.find_referenced(name).is_none()
+        for (path, items) in lists {
+            for (i, item) in items.iter().enumerate() {
+                if let Some(Value::String(name)) = item.get("ref")
+                    && !name.is_empty()
+                    && !declared(name)
                 {
                     self.problem(
                         format!("{path}[{i}].ref"),
-                        format!("referenced activity '{name}' could not be found in the experiment"),
+                        format!(
+                            "referenced activity '{name}' could not be found in the experiment"
+                        ),
                         "the name of an activity declared in the method or the hypothesis",
                     );
                 }

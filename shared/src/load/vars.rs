@@ -25,7 +25,10 @@ pub struct Vars {
 impl Vars {
     /// The environment as the experiment sees it: `.env` overlay first, then the process.
     pub fn env_get(&self, key: &str) -> Option<String> {
-        self.env.get(key).cloned().or_else(|| std::env::var(key).ok())
+        self.env
+            .get(key)
+            .cloned()
+            .or_else(|| std::env::var(key).ok())
     }
 
     /// Apply one `--var` argument.
@@ -41,8 +44,12 @@ impl Vars {
             p.file = Some(path.to_path_buf());
             p
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Problems(vec![located(Problem::new("", format!("cannot read var file: {e}")))]))?;
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Problems(vec![located(Problem::new(
+                "",
+                format!("cannot read var file: {e}"),
+            ))])
+        })?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let format = match ext {
             "json" => Some(Format::Json),
@@ -50,7 +57,9 @@ impl Vars {
             _ => None,
         };
         let Some(format) = format else {
-            return self.add_dotenv(&text).map_err(|p| Problems(p.into_iter().map(located).collect()));
+            return self
+                .add_dotenv(&text)
+                .map_err(|p| Problems(p.into_iter().map(located).collect()));
         };
         if text.trim().is_empty() {
             return Ok(());
@@ -58,7 +67,8 @@ impl Vars {
         let doc = document::parse(&text, format).map_err(|p| Problems(vec![located(p)]))?;
         let Value::Object(root) = doc.value else {
             return Err(Problems(vec![located(
-                Problem::new("", "a var file must be a mapping").expected("`configuration` and/or `secrets` keys"),
+                Problem::new("", "a var file must be a mapping")
+                    .expected("`configuration` and/or `secrets` keys"),
             )]));
         };
         let mut problems = Vec::new();
@@ -67,7 +77,8 @@ impl Vars {
                 "configuration" => &mut self.configuration,
                 "secrets" => &mut self.secrets,
                 other => {
-                    let mut p = Problem::new(other, "unknown key in var file").expected("`configuration` or `secrets`");
+                    let mut p = Problem::new(other, "unknown key in var file")
+                        .expected("`configuration` or `secrets`");
                     if let Some((l, c)) = doc.spans.get(other) {
                         p = p.at(*l, *c);
                     }
@@ -80,7 +91,11 @@ impl Vars {
                 _ => problems.push(located(Problem::new(key.as_str(), "must be a mapping"))),
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(Problems(problems)) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Problems(problems))
+        }
     }
 
     fn add_dotenv(&mut self, text: &str) -> Result<(), Vec<Problem>> {
@@ -101,24 +116,35 @@ impl Vars {
                         .unwrap_or(v);
                     self.env.insert(k.trim().to_string(), v.to_string());
                 }
-                _ => problems.push(Problem::new("", "not a KEY=VALUE line").expected("KEY=VALUE").at(n + 1, 1)),
+                _ => problems.push(
+                    Problem::new("", "not a KEY=VALUE line")
+                        .expected("KEY=VALUE")
+                        .at(n + 1, 1),
+                ),
             }
         }
-        if problems.is_empty() { Ok(()) } else { Err(problems) }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
     }
 }
 
 /// `KEY[:TYPE]=VALUE` → (key, typed value).
 pub fn parse_var(arg: &str) -> Result<(String, Value), Problem> {
     let Some((key, raw)) = arg.split_once('=') else {
-        return Err(Problem::new("--var", format!("`{arg}` has no `=`")).expected("KEY=VALUE or KEY:TYPE=VALUE"));
+        return Err(Problem::new("--var", format!("`{arg}` has no `=`"))
+            .expected("KEY=VALUE or KEY:TYPE=VALUE"));
     };
     let (key, ty) = match key.rsplit_once(':') {
         Some((k, t)) => (k, Some(t)),
         None => (key, None),
     };
     if key.is_empty() {
-        return Err(Problem::new("--var", format!("`{arg}` has an empty key")).expected("KEY=VALUE"));
+        return Err(
+            Problem::new("--var", format!("`{arg}` has an empty key")).expected("KEY=VALUE")
+        );
     }
     let value = convert_to_type(ty, raw).map_err(|e| Problem::new(format!("--var {key}"), e))?;
     Ok((key.to_string(), value))
@@ -142,10 +168,15 @@ pub fn convert_to_type(ty: Option<&str>, raw: &str) -> Result<Value, String> {
             .ok_or_else(|| format!("`{raw}` is not a number")),
         // JSON has no bytes; the text is the closest faithful value
         Some("bytes") => Ok(Value::String(raw.to_string())),
-        Some("bool") => Ok(Value::Bool(!matches!(raw.to_ascii_lowercase().as_str(), "false" | "0" | "no"))),
+        Some("bool") => Ok(Value::Bool(!matches!(
+            raw.to_ascii_lowercase().as_str(),
+            "false" | "0" | "no"
+        ))),
         Some("json") if raw.is_empty() => Ok(Value::String(String::new())),
         Some("json") => serde_json::from_str(raw).map_err(|e| format!("`{raw}` is not JSON: {e}")),
-        Some(other) => Err(format!("unknown type `{other}` (expected str, int, float, bool, bytes or json)")),
+        Some(other) => Err(format!(
+            "unknown type `{other}` (expected str, int, float, bool, bytes or json)"
+        )),
     }
 }
 
@@ -162,18 +193,43 @@ mod tests {
         assert_eq!(parse_var("a:float=2.5").unwrap(), ("a".into(), json!(2.5)));
         assert_eq!(parse_var("a:bool=no").unwrap(), ("a".into(), json!(false)));
         assert_eq!(parse_var("a:bool=yes").unwrap(), ("a".into(), json!(true)));
-        assert_eq!(parse_var("a:json={\"x\":[1]}").unwrap(), ("a".into(), json!({"x": [1]})));
-        assert_eq!(parse_var("url=http://h/?q=1").unwrap(), ("url".into(), json!("http://h/?q=1")));
-        assert!(parse_var("novalue").unwrap_err().to_string().contains("KEY=VALUE"));
-        assert!(parse_var("a:int=x").unwrap_err().to_string().contains("not an integer"));
-        assert!(parse_var("a:uuid=x").unwrap_err().to_string().contains("unknown type"));
+        assert_eq!(
+            parse_var("a:json={\"x\":[1]}").unwrap(),
+            ("a".into(), json!({"x": [1]}))
+        );
+        assert_eq!(
+            parse_var("url=http://h/?q=1").unwrap(),
+            ("url".into(), json!("http://h/?q=1"))
+        );
+        assert!(
+            parse_var("novalue")
+                .unwrap_err()
+                .to_string()
+                .contains("KEY=VALUE")
+        );
+        assert!(
+            parse_var("a:int=x")
+                .unwrap_err()
+                .to_string()
+                .contains("not an integer")
+        );
+        assert!(
+            parse_var("a:uuid=x")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown type")
+        );
     }
 
     #[test]
     fn var_files_json_yaml_and_dotenv() {
         let dir = tempfile::tempdir().unwrap();
         let j = dir.path().join("v.json");
-        std::fs::write(&j, r#"{"configuration": {"a": 1}, "secrets": {"s": {"k": "v"}}}"#).unwrap();
+        std::fs::write(
+            &j,
+            r#"{"configuration": {"a": 1}, "secrets": {"s": {"k": "v"}}}"#,
+        )
+        .unwrap();
         let y = dir.path().join("v.yaml");
         std::fs::write(&y, "configuration:\n  a: 2\n  b: x\n").unwrap();
         let e = dir.path().join("v.env");
@@ -183,7 +239,10 @@ mod tests {
         vars.add_file(&j).unwrap();
         vars.add_file(&y).unwrap();
         vars.add_file(&e).unwrap();
-        assert_eq!(vars.configuration, json!({"a": 2, "b": "x"}).as_object().unwrap().clone());
+        assert_eq!(
+            vars.configuration,
+            json!({"a": 2, "b": "x"}).as_object().unwrap().clone()
+        );
         assert_eq!(vars.secrets["s"], json!({"k": "v"}));
         assert_eq!(vars.env_get("EB_TEST_ONE").as_deref(), Some("1"));
         assert_eq!(vars.env_get("EB_TEST_TWO").as_deref(), Some("two"));
@@ -199,6 +258,9 @@ mod tests {
         let y = dir.path().join("bad.yaml");
         std::fs::write(&y, "configurashun:\n  a: 1\n").unwrap();
         let err = Vars::default().add_file(&y).unwrap_err().to_string();
-        assert!(err.contains("bad.yaml:1:1: configurashun: unknown key"), "{err}");
+        assert!(
+            err.contains("bad.yaml:1:1: configurashun: unknown key"),
+            "{err}"
+        );
     }
 }

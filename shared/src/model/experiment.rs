@@ -143,9 +143,21 @@ pub enum Tolerance {
     Int(i64),
     Str(String),
     List(Vec<Value>),
-    Regex { pattern: String, target: Option<String> },
-    JsonPath { path: String, expect: Option<Value>, count: Option<u64>, target: Option<String> },
-    Range { low: f64, high: f64, target: Option<String> },
+    Regex {
+        pattern: String,
+        target: Option<String>,
+    },
+    JsonPath {
+        path: String,
+        expect: Option<Value>,
+        count: Option<u64>,
+        target: Option<String>,
+    },
+    Range {
+        low: f64,
+        high: f64,
+        target: Option<String>,
+    },
     Probe(Box<Activity>),
 }
 
@@ -189,8 +201,13 @@ pub enum HypothesisStrategy {
 }
 
 impl HypothesisStrategy {
-    pub const NAMES: [&'static str; 5] =
-        ["default", "before-method-only", "after-method-only", "during-method-only", "continuously"];
+    pub const NAMES: [&'static str; 5] = [
+        "default",
+        "before-method-only",
+        "after-method-only",
+        "during-method-only",
+        "continuously",
+    ];
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
@@ -228,19 +245,32 @@ impl RollbackStrategy {
     }
 }
 
+/// The activity a `ref` names, looked up in the method then the hypothesis probes.
+pub fn find_referenced<'a>(
+    method: &'a [Step],
+    probes: &'a [Step],
+    name: &str,
+) -> Option<&'a Activity> {
+    method
+        .iter()
+        .chain(probes)
+        .filter_map(|step| match step {
+            Step::Activity(a) if a.name == name => Some(a.as_ref()),
+            _ => None,
+        })
+        .last()
+}
+
 impl Experiment {
     /// Every activity that a `ref` may name: the method first, then the hypothesis probes,
     /// later ones shadowing earlier ones of the same name (the reference's cache order).
     pub fn find_referenced(&self, name: &str) -> Option<&Activity> {
-        let method = self.method.iter();
-        let probes = self.hypothesis.iter().flat_map(|h| h.probes.iter());
-        method
-            .chain(probes)
-            .filter_map(|step| match step {
-                Step::Activity(a) if a.name == name => Some(a.as_ref()),
-                _ => None,
-            })
-            .last()
+        let probes = self
+            .hypothesis
+            .as_ref()
+            .map(|h| h.probes.as_slice())
+            .unwrap_or(&[]);
+        find_referenced(&self.method, probes, name)
     }
 
     /// Every activity declared anywhere, tolerance probes included.

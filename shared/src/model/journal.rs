@@ -97,6 +97,10 @@ pub struct Journal {
 impl Journal {
     /// The `chaos run` exit code: 1 when the run did not complete or deviated.
     pub fn exit_code(&self) -> u8 {
-        if self.status == Some(Status::Completed) && !self.deviated { 0 } else { 1 }
+        if self.status == Some(Status::Completed) && !self.deviated {
+            0
+        } else {
+            1
+        }
     }
 }

@@ -26,7 +26,11 @@ pub struct HttpClients {
 
 /// `timeout` → (connect, read) in milliseconds.
 pub fn timeouts(timeout: &Value) -> (Option<u64>, Option<u64>) {
-    let ms = |v: &Value| v.as_f64().filter(|f| *f >= 0.0).map(|f| (f * 1000.0).round() as u64);
+    let ms = |v: &Value| {
+        v.as_f64()
+            .filter(|f| *f >= 0.0)
+            .map(|f| (f * 1000.0).round() as u64)
+    };
     match timeout {
         Value::Array(pair) if pair.len() == 2 => (ms(&pair[0]), ms(&pair[1])),
         other => (ms(other), ms(other)),
@@ -36,13 +40,20 @@ pub fn timeouts(timeout: &Value) -> (Option<u64>, Option<u64>) {
 /// Python-`requests` style encoding of a mapping into key/value pairs (`None` dropped, lists
 /// repeated, other values as `str()`).
 pub fn form_pairs(arguments: &Value) -> Vec<(String, String)> {
-    let Value::Object(map) = arguments else { return Vec::new() };
+    let Value::Object(map) = arguments else {
+        return Vec::new();
+    };
     let mut pairs = Vec::new();
     for (k, v) in map {
         match v {
             Value::Null => {}
             Value::Array(items) => {
-                pairs.extend(items.iter().filter(|i| !i.is_null()).map(|i| (k.clone(), py_str(i))));
+                pairs.extend(
+                    items
+                        .iter()
+                        .filter(|i| !i.is_null())
+                        .map(|i| (k.clone(), py_str(i))),
+                );
             }
             other => pairs.push((k.clone(), py_str(other))),
         }
@@ -51,12 +62,22 @@ pub fn form_pairs(arguments: &Value) -> Vec<(String, String)> {
 }
 
 fn is_json_media_type(content_type: &str) -> bool {
-    let media = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let media = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     media == "application/json" || (media.starts_with("application/") && media.ends_with("+json"))
 }
 
 impl HttpClients {
-    fn client(&self, verify_tls: bool, connect: Option<u64>, read: Option<u64>) -> Result<reqwest::Client, ActivityError> {
+    fn client(
+        &self,
+        verify_tls: bool,
+        connect: Option<u64>,
+        read: Option<u64>,
+    ) -> Result<reqwest::Client, ActivityError> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(c) = clients.get(&(verify_tls, connect, read)) {
             return Ok(c.clone());
@@ -68,7 +89,9 @@ impl HttpClients {
         if let Some(ms) = read {
             builder = builder.read_timeout(Duration::from_millis(ms));
         }
-        let client = builder.build().map_err(|e| ActivityError::Failed(format!("cannot build HTTP client: {e}")))?;
+        let client = builder
+            .build()
+            .map_err(|e| ActivityError::Failed(format!("cannot build HTTP client: {e}")))?;
         clients.insert((verify_tls, connect, read), client.clone());
         Ok(client)
     }
@@ -77,12 +100,17 @@ impl HttpClients {
         let url = py_str(&scope.substitute(&p.url));
         let headers = scope.substitute(&p.headers);
         let timeout = scope.substitute(&p.timeout);
-        let arguments = if scope.is_empty() { p.arguments.clone() } else { scope.substitute(&p.arguments) };
+        let arguments = if scope.is_empty() {
+            p.arguments.clone()
+        } else {
+            scope.substitute(&p.arguments)
+        };
         let (connect, read) = timeouts(&timeout);
         let client = self.client(p.verify_tls, connect, read)?;
         let method = reqwest::Method::from_bytes(p.method.as_bytes())
             .map_err(|_| ActivityError::Failed(format!("invalid HTTP method '{}'", p.method)))?;
-        let mut parsed = url::Url::parse(&url).map_err(|e| ActivityError::Failed(format!("invalid URL '{url}': {e}")))?;
+        let mut parsed = url::Url::parse(&url)
+            .map_err(|e| ActivityError::Failed(format!("invalid URL '{url}': {e}")))?;
         let mut request_headers = reqwest::header::HeaderMap::new();
         let mut json_body = false;
         if let Value::Object(h) = &headers {
@@ -93,8 +121,9 @@ impl HttpClients {
                 }
                 let name = reqwest::header::HeaderName::from_bytes(name.as_bytes())
                     .map_err(|_| ActivityError::Failed(format!("invalid header name '{name}'")))?;
-                let value = reqwest::header::HeaderValue::from_str(&value)
-                    .map_err(|_| ActivityError::Failed(format!("invalid value for header '{name}'")))?;
+                let value = reqwest::header::HeaderValue::from_str(&value).map_err(|_| {
+                    ActivityError::Failed(format!("invalid value for header '{name}'"))
+                })?;
                 request_headers.insert(name, value);
             }
         }
@@ -112,14 +141,21 @@ impl HttpClients {
                 Value::Object(_) => {
                     let pairs = form_pairs(&arguments);
                     if !pairs.is_empty() {
-                        let encoded = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
-                        body = Some((encoded.into_bytes(), Some("application/x-www-form-urlencoded")));
+                        let encoded = url::form_urlencoded::Serializer::new(String::new())
+                            .extend_pairs(pairs)
+                            .finish();
+                        body = Some((
+                            encoded.into_bytes(),
+                            Some("application/x-www-form-urlencoded"),
+                        ));
                     }
                 }
                 _ => {}
             }
         }
-        let mut request = client.request(method, parsed).headers(request_headers.clone());
+        let mut request = client
+            .request(method, parsed)
+            .headers(request_headers.clone());
         if let Some((bytes, content_type)) = body {
             if let Some(ct) = content_type
                 && !request_headers.contains_key(reqwest::header::CONTENT_TYPE)
@@ -150,11 +186,17 @@ impl HttpClients {
             .and_then(|v| v.to_str().ok())
             .is_some_and(is_json_media_type);
         let text = response.text().await.map_err(|e| classify(&url, e))?;
-        let body = if is_json { serde_json::from_str(&text).unwrap_or(Value::String(text)) } else { Value::String(text) };
+        let body = if is_json {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        } else {
+            Value::String(text)
+        };
         if let Some(expected) = p.expected_status
             && expected != status
         {
-            return Err(ActivityError::Failed(format!("{url} answered HTTP {status}, expected {expected}")));
+            return Err(ActivityError::Failed(format!(
+                "{url} answered HTTP {status}, expected {expected}"
+            )));
         }
         Ok(json!({"status": status, "headers": out_headers, "body": body}))
     }
@@ -205,7 +247,12 @@ mod tests {
     fn form_encoding_follows_requests() {
         assert_eq!(
             form_pairs(&json!({"a": 1, "b": [true, "x"], "c": null, "d": "v"})),
-            vec![("a".into(), "1".into()), ("b".into(), "True".into()), ("b".into(), "x".into()), ("d".into(), "v".into())]
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "True".into()),
+                ("b".into(), "x".into()),
+                ("d".into(), "v".into())
+            ]
         );
     }
 

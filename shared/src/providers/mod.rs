@@ -46,7 +46,10 @@ pub struct Providers {
 
 impl Providers {
     pub fn new(registry: Registry) -> Self {
-        Providers { registry, ..Default::default() }
+        Providers {
+            registry,
+            ..Default::default()
+        }
     }
 
     /// Run an activity's provider with `${name}` resolved from `scope`.
@@ -71,7 +74,9 @@ impl Providers {
                     };
                     return native.call(call).await;
                 }
-                self.python.call(p, arguments, scope, &self.env_overlay).await
+                self.python
+                    .call(p, arguments, scope, &self.env_overlay)
+                    .await
             }
         }
     }

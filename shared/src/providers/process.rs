@@ -47,16 +47,28 @@ pub fn build_argv(exe: &str, arguments: &Value) -> Argv {
                 .collect(),
         ),
         Value::Array(items) => Argv::Args(
-            items.iter().filter(|v| !matches!(v, Value::Null) && v.as_str() != Some("")).map(py_str).collect(),
+            items
+                .iter()
+                .filter(|v| !matches!(v, Value::Null) && v.as_str() != Some(""))
+                .map(py_str)
+                .collect(),
         ),
         _ => Argv::Args(Vec::new()),
     }
 }
 
-pub async fn run(p: &ProcessProvider, scope: &Scope, env: &BTreeMap<String, String>) -> Result<Value, ActivityError> {
+pub async fn run(
+    p: &ProcessProvider,
+    scope: &Scope,
+    env: &BTreeMap<String, String>,
+) -> Result<Value, ActivityError> {
     let exe = find_executable(&p.path)
         .ok_or_else(|| ActivityError::Failed(format!("path '{}' cannot be found", p.path)))?;
-    let arguments = if scope.is_empty() { p.arguments.clone() } else { scope.substitute(&p.arguments) };
+    let arguments = if scope.is_empty() {
+        p.arguments.clone()
+    } else {
+        scope.substitute(&p.arguments)
+    };
     let exe_text = exe.to_string_lossy().into_owned();
     let mut cmd = match build_argv(&exe_text, &arguments) {
         Argv::Shell(line) => {
@@ -103,10 +115,13 @@ pub async fn run(p: &ProcessProvider, scope: &Scope, env: &BTreeMap<String, Stri
     let (status, out, err) = match p.timeout {
         Some(t) => tokio::time::timeout(Duration::from_secs_f64(t.max(0.0)), collect)
             .await
-            .map_err(|_| ActivityError::Timeout("process activity took too long to complete".into()))?,
+            .map_err(|_| {
+                ActivityError::Timeout("process activity took too long to complete".into())
+            })?,
         None => collect.await,
     };
-    let status = status.map_err(|e| ActivityError::Failed(format!("waiting for '{}': {e}", p.path)))?;
+    let status =
+        status.map_err(|e| ActivityError::Failed(format!("waiting for '{}': {e}", p.path)))?;
     guard.disarm();
     let code = status.code().map(i64::from).unwrap_or_else(|| {
         use std::os::unix::process::ExitStatusExt;
@@ -134,7 +149,10 @@ impl Drop for GroupGuard {
         if let Some(pid) = self.0
             && let Ok(pid) = i32::try_from(pid)
         {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
         }
     }
 }
@@ -152,8 +170,14 @@ mod tests {
 
     #[test]
     fn argument_forms_follow_the_reference() {
-        assert_eq!(args(json!(["%s|%s", "a", "", "b", null, 0])), vec!["%s|%s", "a", "b", "0"]);
-        assert_eq!(args(json!({"--alpha": "1", "--beta": 2, "--flag": ""})), vec!["--alpha", "1", "--beta", "2", "--flag"]);
+        assert_eq!(
+            args(json!(["%s|%s", "a", "", "b", null, 0])),
+            vec!["%s|%s", "a", "b", "0"]
+        );
+        assert_eq!(
+            args(json!({"--alpha": "1", "--beta": 2, "--flag": ""})),
+            vec!["--alpha", "1", "--beta", "2", "--flag"]
+        );
         assert_eq!(args(json!([1, 2.5, true])), vec!["1", "2.5", "True"]);
         match build_argv("/bin/sh", &json!("-c 'echo hi'")) {
             Argv::Shell(line) => assert_eq!(line, "/bin/sh -c 'echo hi'"),
@@ -162,15 +186,26 @@ mod tests {
     }
 
     fn provider(path: &str, arguments: Value, timeout: Option<f64>) -> ProcessProvider {
-        ProcessProvider { path: path.into(), arguments, timeout }
+        ProcessProvider {
+            path: path.into(),
+            arguments,
+            timeout,
+        }
     }
 
     #[tokio::test]
     async fn output_and_exit_status() {
-        let out = run(&provider("sh", json!(["-c", "echo out; echo err >&2; exit 3"]), None), &Scope::default(), &BTreeMap::new())
-            .await
-            .unwrap();
-        assert_eq!(out, json!({"status": 3, "stdout": "out\n", "stderr": "err\n"}));
+        let out = run(
+            &provider("sh", json!(["-c", "echo out; echo err >&2; exit 3"]), None),
+            &Scope::default(),
+            &BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            out,
+            json!({"status": 3, "stdout": "out\n", "stderr": "err\n"})
+        );
     }
 
     #[tokio::test]
@@ -179,26 +214,45 @@ mod tests {
         let marker = dir.path().join("survived");
         let script = format!("(sleep 1; touch {}) & sleep 5", marker.display());
         let started = std::time::Instant::now();
-        let err = run(&provider("sh", json!(["-c", script]), Some(0.2)), &Scope::default(), &BTreeMap::new())
-            .await
-            .unwrap_err();
+        let err = run(
+            &provider("sh", json!(["-c", script]), Some(0.2)),
+            &Scope::default(),
+            &BTreeMap::new(),
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(err, ActivityError::Timeout(_)), "{err:?}");
         assert!(started.elapsed() < Duration::from_secs(3));
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        assert!(!marker.exists(), "the background child of the shell was killed with its group");
+        assert!(
+            !marker.exists(),
+            "the background child of the shell was killed with its group"
+        );
     }
 
     #[tokio::test]
     async fn env_overlay_reaches_the_child() {
         let mut env = BTreeMap::new();
         env.insert("EB_OVERLAY_TEST".to_string(), "seen".to_string());
-        let out = run(&provider("sh", json!("-c 'printf $EB_OVERLAY_TEST'"), None), &Scope::default(), &env).await.unwrap();
+        let out = run(
+            &provider("sh", json!("-c 'printf $EB_OVERLAY_TEST'"), None),
+            &Scope::default(),
+            &env,
+        )
+        .await
+        .unwrap();
         assert_eq!(out["stdout"], json!("seen"));
     }
 
     #[tokio::test]
     async fn missing_executable_is_a_failure() {
-        let err = run(&provider("eb-no-such-exe", json!([]), None), &Scope::default(), &BTreeMap::new()).await.unwrap_err();
+        let err = run(
+            &provider("eb-no-such-exe", json!([]), None),
+            &Scope::default(),
+            &BTreeMap::new(),
+        )
+        .await
+        .unwrap_err();
         assert_eq!(err.to_string(), "path 'eb-no-such-exe' cannot be found");
     }
 }

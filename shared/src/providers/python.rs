@@ -42,7 +42,9 @@ impl PythonBridge {
                 if let Some(p) = std::env::var_os("BROKER_PYTHON").filter(|p| !p.is_empty()) {
                     return which::which(p).ok();
                 }
-                which::which("python3").or_else(|_| which::which("python")).ok()
+                which::which("python3")
+                    .or_else(|_| which::which("python"))
+                    .ok()
             })
             .as_ref()
     }
@@ -61,7 +63,9 @@ impl PythonBridge {
         scope: &Scope,
         env: &BTreeMap<String, String>,
     ) -> Result<Value, ActivityError> {
-        let python = self.interpreter().ok_or_else(|| Self::unavailable(&p.module, &p.func))?;
+        let python = self
+            .interpreter()
+            .ok_or_else(|| Self::unavailable(&p.module, &p.func))?;
         let request = json!({
             "op": "call",
             "module": p.module,
@@ -80,7 +84,9 @@ impl PythonBridge {
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| ActivityError::Failed(format!("cannot start {}: {e}", python.display())))?;
+            .map_err(|e| {
+                ActivityError::Failed(format!("cannot start {}: {e}", python.display()))
+            })?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(request.to_string().as_bytes()).await;
         }
@@ -88,7 +94,10 @@ impl PythonBridge {
         if let Some(mut stdout) = child.stdout.take() {
             let _ = stdout.read_to_end(&mut out).await;
         }
-        let status = child.wait().await.map_err(|e| ActivityError::Failed(format!("python bridge: {e}")))?;
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| ActivityError::Failed(format!("python bridge: {e}")))?;
         let answer: Value = serde_json::from_slice(&out).map_err(|_| {
             ActivityError::Failed(format!(
                 "python bridge for {}.{} ended ({status}) without an answer",
@@ -98,18 +107,27 @@ impl PythonBridge {
         if let Some(ok) = answer.get("ok") {
             return Ok(ok.clone());
         }
-        let error = answer.get("error").and_then(Value::as_str).unwrap_or("unknown Python error");
+        let error = answer
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("unknown Python error");
         Err(ActivityError::Failed(error.to_string()))
     }
 
     /// Check python activities against their functions' signatures in one interpreter run.
     /// Returns one optional problem per check, in order; `Err` when Python cannot be used.
-    pub fn check_signatures(&self, checks: &[SignatureCheck]) -> Result<Vec<Option<String>>, String> {
+    pub fn check_signatures(
+        &self,
+        checks: &[SignatureCheck],
+    ) -> Result<Vec<Option<String>>, String> {
         if checks.is_empty() {
             return Ok(Vec::new());
         }
         let Some(python) = self.interpreter() else {
-            return Err("no Python interpreter found (looked for $BROKER_PYTHON, python3, python on PATH)".into());
+            return Err(
+                "no Python interpreter found (looked for $BROKER_PYTHON, python3, python on PATH)"
+                    .into(),
+            );
         };
         let items: Vec<Value> = checks
             .iter()
@@ -130,9 +148,14 @@ impl PythonBridge {
             use std::io::Write;
             let _ = stdin.write_all(request.as_bytes());
         }
-        let output = child.wait_with_output().map_err(|e| format!("python bridge: {e}"))?;
+        let output = child
+            .wait_with_output()
+            .map_err(|e| format!("python bridge: {e}"))?;
         let answer: Value = serde_json::from_slice(&output.stdout).map_err(|_| {
-            format!("python bridge failed: {}", String::from_utf8_lossy(&output.stderr).trim())
+            format!(
+                "python bridge failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            )
         })?;
         Ok(answer
             .get("problems")

@@ -34,10 +34,16 @@ pub struct Param {
 
 impl Param {
     pub const fn required(name: &'static str) -> Param {
-        Param { name, required: true }
+        Param {
+            name,
+            required: true,
+        }
     }
     pub const fn optional(name: &'static str) -> Param {
-        Param { name, required: false }
+        Param {
+            name,
+            required: false,
+        }
     }
 }
 
@@ -55,7 +61,11 @@ impl NativeActivity {
         F: Fn(NativeCall) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, ActivityError>> + Send + 'static,
     {
-        NativeActivity { params, accepts_extra: false, call: Arc::new(move |c| Box::pin(f(c))) }
+        NativeActivity {
+            params,
+            accepts_extra: false,
+            call: Arc::new(move |c| Box::pin(f(c))),
+        }
     }
 
     pub fn with_extra_arguments(mut self) -> Self {
@@ -74,7 +84,9 @@ impl NativeActivity {
         if !self.accepts_extra {
             for name in &given {
                 if !self.params.iter().any(|p| p.name == name.as_str()) {
-                    problems.push(format!("argument `{name}` is not a parameter of this function"));
+                    problems.push(format!(
+                        "argument `{name}` is not a parameter of this function"
+                    ));
                 }
             }
         }
@@ -89,7 +101,9 @@ impl NativeActivity {
 
 impl std::fmt::Debug for NativeActivity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NativeActivity").field("params", &self.params).finish_non_exhaustive()
+        f.debug_struct("NativeActivity")
+            .field("params", &self.params)
+            .finish_non_exhaustive()
     }
 }
 
@@ -125,26 +139,42 @@ mod tests {
 
     #[test]
     fn argument_check_reports_unknown_and_missing() {
-        let a = NativeActivity::new(vec![Param::required("region"), Param::optional("tag_key")], |_| async {
-            Ok(json!(null))
-        });
+        let a = NativeActivity::new(
+            vec![Param::required("region"), Param::optional("tag_key")],
+            |_| async { Ok(json!(null)) },
+        );
         let args = ["tag_key".to_string(), "nope".to_string()];
         let problems = a.check_arguments(args.iter());
         assert_eq!(
             problems,
-            vec!["argument `nope` is not a parameter of this function", "required argument `region` is missing"]
+            vec![
+                "argument `nope` is not a parameter of this function",
+                "required argument `region` is missing"
+            ]
         );
-        assert!(a.with_extra_arguments().check_arguments([&"region".to_string(), &"x".to_string()]).is_empty());
+        assert!(
+            a.with_extra_arguments()
+                .check_arguments([&"region".to_string(), &"x".to_string()])
+                .is_empty()
+        );
     }
 
     #[tokio::test]
     async fn registered_activities_are_found_and_called() {
         let mut r = Registry::new();
-        r.register("m.sub", "f", NativeActivity::new(vec![Param::required("x")], |c| async move {
-            Ok(json!(c.arguments["x"].as_i64().unwrap() * 2))
-        }));
+        r.register(
+            "m.sub",
+            "f",
+            NativeActivity::new(vec![Param::required("x")], |c| async move {
+                Ok(json!(c.arguments["x"].as_i64().unwrap() * 2))
+            }),
+        );
         let a = r.get("m.sub", "f").unwrap();
-        let call = NativeCall { arguments: json!({"x": 21}).as_object().unwrap().clone(), configuration: Map::new(), secrets: Map::new() };
+        let call = NativeCall {
+            arguments: json!({"x": 21}).as_object().unwrap().clone(),
+            configuration: Map::new(),
+            secrets: Map::new(),
+        };
         assert_eq!(a.call(call).await.unwrap(), json!(42));
         assert!(r.get("m", "sub.f").is_some(), "the key is the dotted name");
         assert!(r.get("m.sub", "g").is_none());

@@ -1,0 +1,139 @@
+//! `worker validate`: every problem at once, each with file, line, column, field and expectation.
+
+mod util;
+
+use util::Sandbox;
+
+#[test]
+fn reports_every_problem_with_its_location() {
+    let sb = Sandbox::new();
+    let path = sb.write(
+        "bad.json",
+        r#"{
+  "title": "several problems",
+  "method": [
+    {"type": "action", "name": "ok", "provider": {"type": "process", "path": "/bin/true"}},
+    {"type": "check", "name": "x", "provider": {"type": "process", "path": "/bin/true"}},
+    {"type": "action", "name": "nopath", "provider": {"type": "process"}},
+    {"type": "probe", "name": "p", "provider": {"type": "ssh"}},
+    {"ref": "missing"}
+  ],
+  "steady-state-hypothesis": {"title": "h", "probes": [
+    {"type": "probe", "name": "t", "provider": {"type": "process", "path": "/bin/true"}, "tolerance": {"type": "range", "range": [1]}},
+    {"type": "probe", "name": "r", "provider": {"type": "process", "path": "/bin/true"}, "tolerance": {"type": "regex", "pattern": "(unclosed"}},
+    {"type": "probe", "name": "no-tolerance", "provider": {"type": "process", "path": "/bin/true"}}
+  ]}
+}
+"#,
+    );
+    let out = sb.validate(&path, &[]);
+    assert_eq!(out.code, 1);
+    let expected = [
+        "bad.json:2:3: description: missing (expected a non-empty string)",
+        "bad.json:5:6: method[1].type: 'check' is not a supported activity type (expected action or probe)",
+        "bad.json:6:42: method[2].provider.path: missing (expected the path or name of an executable)",
+        "bad.json:7:49: method[3].provider.type: unknown provider type 'ssh' (expected python, process or http)",
+        "bad.json:8:6: method[4].ref: referenced activity 'missing' could not be found in the experiment",
+        "bad.json:11:121: steady-state-hypothesis.probes[0].tolerance.range: must be made of two values, not 1",
+        "bad.json:12:121: steady-state-hypothesis.probes[1].tolerance.pattern: invalid regular expression",
+        "bad.json:13:6: steady-state-hypothesis.probes[2].tolerance: missing (expected a tolerance for every hypothesis probe)",
+    ];
+    for e in expected {
+        assert!(out.stderr.contains(e), "missing `{e}` in:\n{}", out.stderr);
+    }
+    assert!(out.stderr.contains("8 problems found"), "{}", out.stderr);
+}
+
+#[test]
+fn yaml_problems_point_at_yaml_lines() {
+    let sb = Sandbox::new();
+    let path = sb.write(
+        "bad.yaml",
+        "title: t\ndescription: d\nmethod:\n  - type: action\n    name: a\n    provider:\n      type: http\n      timeout: soon\n",
+    );
+    let out = sb.validate(&path, &[]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr
+            .contains("bad.yaml:6:5: method[0].provider.url: missing (expected the URL to call)"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("bad.yaml:8:7: method[0].provider.timeout: is \"soon\" (expected a number of seconds or [connect, read])"), "{}", out.stderr);
+}
+
+#[test]
+fn documents_the_reference_crashes_on_get_plain_errors() {
+    let sb = Sandbox::new();
+    let cases = [
+        ("empty.json", "", "empty.json: the file is empty"),
+        (
+            "list.yaml",
+            "- a\n- b\n",
+            "list.yaml:1:1: the document is a list (expected a mapping with title, description and method)",
+        ),
+        (
+            "method.json",
+            r#"{"title": "t", "description": "d", "method": {"a": 1}}"#,
+            "method.json:1:36: method: is a mapping (expected a list of activities)",
+        ),
+        (
+            "activity.json",
+            r#"{"title": "t", "description": "d", "method": ["x"]}"#,
+            "activity.json:1:47: method[0]: is a string",
+        ),
+        (
+            "syntax.json",
+            "{\"title\": \"t\",\n \"description\": }",
+            "syntax.json:2:17: invalid JSON",
+        ),
+        (
+            "syntax.yaml",
+            "title: t\ndescription: [unclosed\nmethod:\n",
+            "syntax.yaml:3:",
+        ),
+    ];
+    for (name, text, expected) in cases {
+        let out = sb.validate(&sb.write(name, text), &[]);
+        assert_eq!(out.code, 1, "{name}");
+        assert!(
+            out.stderr.contains(expected),
+            "{name}: expected `{expected}` in:\n{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("panicked"), "{name}");
+    }
+}
+
+#[test]
+fn environment_configuration_is_checked_and_var_satisfies_it() {
+    let sb = Sandbox::new();
+    let path = sb.write(
+        "e.json",
+        r#"{"title": "t", "description": "d", "method": [],
+            "configuration": {"needed": {"type": "env", "key": "EB_TEST_SURELY_UNSET"}}}"#,
+    );
+    let out = sb.validate(&path, &[]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("configuration.needed: refers to environment variable `EB_TEST_SURELY_UNSET`, which is not set"), "{}", out.stderr);
+    assert_eq!(sb.validate(&path, &["--var", "needed=x"]).code, 0);
+}
+
+#[test]
+fn a_valid_experiment_exits_0() {
+    let sb = Sandbox::new();
+    let path = sb.write("ok.yaml", "title: t\ndescription: d\nmethod: []\n");
+    let out = sb.validate(&path, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("valid experiment"));
+}
+
+#[test]
+fn run_refuses_an_invalid_experiment_without_writing_a_journal() {
+    let sb = Sandbox::new();
+    let path = sb.write("bad.json", r#"{"description": "d", "method": []}"#);
+    let out = sb.run(&path, &[]);
+    assert_eq!(out.code, 1);
+    assert!(out.journal.is_none());
+    assert!(out.stderr.contains("title: missing"), "{}", out.stderr);
+}
