@@ -93,19 +93,20 @@ for experiment in "${EXPERIMENTS[@]}"; do
     sample /dev/null "$experiment" worker
     sample /dev/null "$experiment" chaos
     for ((i = 1; i <= RUNS; i++)); do
-        printf '\rbench: %s: sample %d/%d ' "$experiment" "$i" "$RUNS" >&2
+        [[ -t 2 ]] && printf '\rbench: %s: sample %d/%d ' "$experiment" "$i" "$RUNS" >&2
         # Alternate which tool goes first, so neither always follows the other.
         if ((i % 2)); then order=(worker chaos); else order=(chaos worker); fi
         for tool in "${order[@]}"; do
             sample "$RAW" "$experiment" "$tool"
         done
     done
-    echo >&2
+    [[ -t 2 ]] && echo >&2
+    say "$experiment: $RUNS samples of each tool done"
 done
 
 # 6. Report.
 "$PY" "$BENCH_DIR/measure.py" report "$RAW" "$RESULTS/latest.md" \
     "command: BENCH_RUNS=$RUNS bench/run.sh" \
-    "worker: $WORKER ($("$WORKER" --version), repo at $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo '?'))" \
+    "worker: $WORKER ($("$WORKER" --version), built $(date -u -r "$WORKER" '+%F %T UTC'); repo HEAD $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo '?'))" \
     "chaos: chaostoolkit $CHAOS_VERSION on $("$PY" --version)"
 say "wrote $RESULTS/latest.md (raw samples: $RAW)"

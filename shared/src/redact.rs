@@ -43,14 +43,12 @@ impl Redactor {
             return;
         }
         match value {
-            Value::String(s) => {
-                if self.secrets.iter().any(|sec| s.contains(sec.as_str())) {
-                    *s = self.text(s);
-                }
+            Value::String(s) if self.secrets.iter().any(|sec| s.contains(sec.as_str())) => {
+                *s = self.text(s)
             }
             Value::Number(n) => {
                 let text = n.to_string();
-                if self.secrets.iter().any(|sec| *sec == text) {
+                if self.secrets.contains(&text) {
                     *value = Value::String(MASK.to_string());
                 }
             }

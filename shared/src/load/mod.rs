@@ -95,8 +95,13 @@ fn python_problems(e: &Experiment, doc: &Document, providers: &Providers) -> Vec
             continue;
         };
         let provider_field = format!("{field}.provider");
+        // a tolerance probe is always handed the checked output as `value`
+        let mut arguments: Vec<String> = p.arguments.keys().cloned().collect();
+        if field.ends_with(".tolerance") && !arguments.iter().any(|a| a == "value") {
+            arguments.push("value".into());
+        }
         if let Some(native) = providers.registry.get(&p.module, &p.func) {
-            for message in native.check_arguments(p.arguments.keys()) {
+            for message in native.check_arguments(arguments.iter()) {
                 problems.push(
                     Problem::new(format!("{provider_field}.arguments"), message).expected(format!(
                         "the parameters of {}: {}",
@@ -116,7 +121,7 @@ fn python_problems(e: &Experiment, doc: &Document, providers: &Providers) -> Vec
         checks.push(SignatureCheck {
             module: p.module.clone(),
             func: p.func.clone(),
-            arguments: p.arguments.keys().cloned().collect(),
+            arguments,
             activity_name: activity.name.clone(),
             activity_type: activity.kind.as_str().to_string(),
         });
@@ -174,8 +179,7 @@ fn activities_with_paths<'a>(
     use crate::model::{Step, Tolerance};
     let mut out = Vec::new();
     let mut push_steps = |prefix: &str, steps: &'a [Step]| {
-        let mut i = 0;
-        for step in steps {
+        for (i, step) in steps.iter().enumerate() {
             if let Step::Activity(a) = step {
                 let field = format!("{prefix}[{i}]");
                 if let Some(Tolerance::Probe(p)) = &a.tolerance {
@@ -183,7 +187,6 @@ fn activities_with_paths<'a>(
                 }
                 out.push((field, a.as_ref()));
             }
-            i += 1;
         }
     };
     if let Some(h) = &e.hypothesis {

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
     pub file: Option<PathBuf>,
-    pub line: Option<usize>,
-    pub column: Option<usize>,
+    pub line: Option<u32>,
+    pub column: Option<u32>,
     /// Path of the field in the document, e.g. `method[2].provider.path`; empty for the whole file.
     pub field: String,
     pub message: String,
@@ -36,8 +36,8 @@ impl Problem {
     }
 
     pub fn at(mut self, line: usize, column: usize) -> Self {
-        self.line = Some(line);
-        self.column = Some(column);
+        self.line = u32::try_from(line).ok();
+        self.column = u32::try_from(column).ok();
         self
     }
 }

@@ -237,9 +237,10 @@ impl Validator<'_> {
     fn extensions(&mut self, extensions: Option<&Value>) -> Vec<Value> {
         let list = self.list_of_mappings(extensions, "extensions", "a list of extensions");
         for (i, ext) in list.iter().enumerate() {
-            if !ext
+            if ext
                 .get("name")
-                .is_some_and(|n| n.as_str().is_some_and(|s| !s.is_empty()))
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
             {
                 self.problem(
                     format!("extensions[{i}].name"),

@@ -254,11 +254,11 @@ pub fn find_referenced<'a>(
     method
         .iter()
         .chain(probes)
-        .filter_map(|step| match step {
+        .rev()
+        .find_map(|step| match step {
             Step::Activity(a) if a.name == name => Some(a.as_ref()),
             _ => None,
         })
-        .last()
 }
 
 impl Experiment {

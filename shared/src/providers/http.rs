@@ -21,8 +21,11 @@ use std::time::Duration;
 /// platform's trust store, which costs milliseconds a run without HTTP should not pay.
 #[derive(Debug, Default)]
 pub struct HttpClients {
-    clients: Mutex<HashMap<(bool, Option<u64>, Option<u64>), reqwest::Client>>,
+    clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
 }
+
+/// (verify TLS, connect timeout ms, read timeout ms).
+type ClientKey = (bool, Option<u64>, Option<u64>);
 
 /// `timeout` → (connect, read) in milliseconds.
 pub fn timeouts(timeout: &Value) -> (Option<u64>, Option<u64>) {
