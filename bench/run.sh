@@ -67,10 +67,14 @@ if [[ -z ${WORKER:-} ]]; then
     fi
 fi
 [[ -x $WORKER ]] || die "WORKER=$WORKER is not an executable file"
+WORKER_BUILT=$(date -u -r "$WORKER" '+%F %T UTC')
+mkdir -p "$RESULTS"
+# Benchmark a copy, so that a rebuild during the run cannot mix two binaries.
+WORKER_COPY=$RESULTS/worker
+cp "$WORKER" "$WORKER_COPY"
 
 # 4-5. Measure: N samples per tool and experiment, the tools interleaved.
 # Every run gets a fresh temporary working directory ({tmp}, see measure.py).
-mkdir -p "$RESULTS"
 RAW=$RESULTS/raw.tsv
 : >"$RAW"
 
@@ -78,7 +82,7 @@ sample() { # RAW EXPERIMENT TOOL: one sample of TOOL on EXPERIMENT, appended to 
     local raw=$1 experiment=$2 tool=$3 file=$BENCH_DIR/experiments/$2.json
     local cmd
     if [[ $tool == worker ]]; then
-        cmd=("$WORKER" run --journal-path '{tmp}/journal.json' "$file")
+        cmd=("$WORKER_COPY" run --journal-path '{tmp}/journal.json' "$file")
     else
         cmd=("$CHAOS" --no-version-check run --journal-path '{tmp}/journal.json' "$file")
     fi
@@ -86,7 +90,7 @@ sample() { # RAW EXPERIMENT TOOL: one sample of TOOL on EXPERIMENT, appended to 
     "$PY" "$BENCH_DIR/measure.py" sample "$raw" "$experiment" "$tool" -- "${cmd[@]}"
 }
 
-say "worker: $WORKER"
+say "worker: $WORKER (built $WORKER_BUILT), run from a copy at $WORKER_COPY"
 say "chaos:  $CHAOS ($("$CHAOS" --no-version-check --version 2>&1 | tail -n 1))"
 for experiment in "${EXPERIMENTS[@]}"; do
     # One warm-up sample of each (page cache, .pyc files), not recorded.
@@ -107,6 +111,6 @@ done
 # 6. Report.
 "$PY" "$BENCH_DIR/measure.py" report "$RAW" "$RESULTS/latest.md" \
     "command: BENCH_RUNS=$RUNS bench/run.sh" \
-    "worker: $WORKER ($("$WORKER" --version), built $(date -u -r "$WORKER" '+%F %T UTC'); repo HEAD $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo '?'))" \
+    "worker: $WORKER ($("$WORKER_COPY" --version), built $WORKER_BUILT; repo HEAD $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo '?'))" \
     "chaos: chaostoolkit $CHAOS_VERSION on $("$PY" --version)"
 say "wrote $RESULTS/latest.md (raw samples: $RAW)"

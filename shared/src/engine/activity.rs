@@ -47,7 +47,7 @@ fn pause_seconds(pause: Option<&Value>, scope: &Scope) -> Option<f64> {
         _ => None,
     };
     if secs.is_none() {
-        tracing::warn!(pause = %v, "pause is not a number of seconds; not pausing");
+        tracing::warn!("a pause is not a number of seconds; not pausing");
     }
     secs.filter(|s| *s > 0.0)
 }

@@ -68,7 +68,13 @@ pub async fn run_experiment(
     let secrets = resolve_secrets(&experiment.secrets, vars).map_err(Problems)?;
     let redactor = Arc::new(Redactor::new(secret_values(&secrets)));
     let configuration =
-        dynamic_configuration(&experiment, configuration, &secrets, &providers).await;
+        dynamic_configuration(&experiment, configuration, &secrets, &providers, &redactor).await;
+    if !experiment.controls.is_empty() {
+        tracing::warn!(
+            "this experiment declares {} control(s); controls are not supported by this broker yet and are ignored",
+            experiment.controls.len()
+        );
+    }
     let scope = Arc::new(Scope::new(configuration, secrets));
 
     let hypothesis_strategy = resolve(
@@ -273,6 +279,7 @@ async fn dynamic_configuration(
     mut configuration: Map<String, Value>,
     secrets: &Map<String, Value>,
     providers: &Providers,
+    redactor: &Redactor,
 ) -> Map<String, Value> {
     for (key, probe) in &experiment.config_probes {
         configuration.remove(key);
@@ -300,7 +307,10 @@ async fn dynamic_configuration(
                     ),
                 }
             }
-            Err(e) => tracing::warn!("dynamic configuration '{key}' failed: {e}"),
+            Err(e) => tracing::warn!(
+                "dynamic configuration '{key}' failed: {}",
+                redactor.text(&e.to_string())
+            ),
         }
     }
     configuration

@@ -128,8 +128,17 @@ fn python_problems(e: &Experiment, doc: &Document, providers: &Providers) -> Vec
     }
     match providers.python.check_signatures(&checks) {
         Ok(results) => {
-            for (field, problem) in fields.iter().zip(results) {
+            for ((field, problem), check) in fields.iter().zip(results).zip(&checks) {
                 if let Some(message) = problem {
+                    if message.starts_with("could not find Python module")
+                        || message.contains("does not expose a function")
+                    {
+                        problems.push(
+                            Problem::new(field.clone(), format!("no native activity is registered as `{}.{}`, and in Python {message}", check.module, check.func))
+                                .expected("a native activity, or the Python module installed for the interpreter on PATH"),
+                        );
+                        continue;
+                    }
                     let field = match quoted_argument(&message) {
                         Some(arg)
                             if doc.spans.contains_key(&format!("{field}.arguments.{arg}")) =>
