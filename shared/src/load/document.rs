@@ -7,10 +7,8 @@
 //! and column of every field path, which is what lets validation errors point at the source.
 
 use super::problem::Problem;
-use fancy_regex::Regex;
 use serde_json::{Map, Number, Value};
 use std::collections::HashMap;
-use std::sync::LazyLock;
 use yaml_rust2::Event;
 use yaml_rust2::parser::{MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
@@ -43,9 +41,20 @@ impl Format {
 pub struct Document {
     pub value: Value,
     pub spans: HashMap<String, (usize, usize)>,
+    /// JSON text whose spans are not computed yet: locations are only needed to report
+    /// problems, so a valid JSON document never pays for the walk.
+    pending: Option<String>,
 }
 
 impl Document {
+    /// Compute the spans of a JSON document, if not done yet.
+    pub fn ensure_spans(&mut self) {
+        if let Some(text) = self.pending.take() {
+            // a JSON document YAML cannot read (rare) simply has no spans
+            self.spans = walk_yaml(&text, true).map(|b| b.spans).unwrap_or_default();
+        }
+    }
+
     /// Where a field is, or else where its nearest present parent is.
     pub fn locate(&self, field: &str) -> Option<(usize, usize)> {
         let mut path = field;
@@ -74,25 +83,31 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Problem> {
             let value: Value = serde_json::from_str(text).map_err(|e| {
                 Problem::new("", format!("invalid JSON: {e}")).at(e.line(), e.column())
             })?;
-            // Locations only; a JSON document YAML cannot read (rare) simply has no spans.
-            let spans = walk_yaml(text).map(|b| b.spans).unwrap_or_default();
-            Ok(Document { value, spans })
+            Ok(Document {
+                value,
+                spans: HashMap::new(),
+                pending: Some(text.to_string()),
+            })
         }
         Format::Yaml => {
-            let built = walk_yaml(text).map_err(|e| {
+            let built = walk_yaml(text, false).map_err(|e| {
                 let m = e.marker();
                 Problem::new("", format!("invalid YAML: {}", e.info())).at(m.line(), m.col() + 1)
             })?;
             Ok(Document {
                 value: built.value.unwrap_or(Value::Null),
                 spans: built.spans,
+                pending: None,
             })
         }
     }
 }
 
-fn walk_yaml(text: &str) -> Result<Builder, yaml_rust2::ScanError> {
-    let mut builder = Builder::default();
+fn walk_yaml(text: &str, spans_only: bool) -> Result<Builder, yaml_rust2::ScanError> {
+    let mut builder = Builder {
+        spans_only,
+        ..Builder::default()
+    };
     let mut parser = Parser::new_from_str(text);
     parser.load(&mut builder, false)?;
     Ok(builder)
@@ -122,6 +137,8 @@ struct Builder {
     anchors: HashMap<usize, Value>,
     spans: HashMap<String, (usize, usize)>,
     value: Option<Value>,
+    /// Only locations are wanted: skip resolving scalars.
+    spans_only: bool,
 }
 
 impl Builder {
@@ -206,6 +223,8 @@ impl MarkedEventReceiver for Builder {
                 let is_key = self.next_path().is_none();
                 let value = if is_key {
                     Value::String(text)
+                } else if self.spans_only {
+                    Value::Null
                 } else {
                     resolve_scalar(text, style, tag.as_ref().map(|t| t.suffix.as_str()))
                 };
@@ -259,13 +278,54 @@ impl MarkedEventReceiver for Builder {
     }
 }
 
-static INT_DEC: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[-+]?(0|[1-9][0-9_]*)$").unwrap());
-static INT_OTHER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[-+]?(0b[01_]+|0x[0-9a-fA-F_]+|0[0-7_]+)$").unwrap());
-static FLOAT: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[-+]?([0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?|\.[0-9_]+([eE][-+][0-9]+)?)$")
-        .unwrap()
-});
+/// `[-+]?(0|[1-9][0-9_]*)`
+fn is_decimal_int(s: &str) -> bool {
+    let d = s.strip_prefix(['-', '+']).unwrap_or(s);
+    d == "0"
+        || (d.starts_with(|c: char| matches!(c, '1'..='9'))
+            && d.bytes().all(|b| b.is_ascii_digit() || b == b'_'))
+}
+
+/// `[-+]?(0b[01_]+|0x[0-9a-fA-F_]+|0[0-7_]+)`
+fn is_prefixed_int(s: &str) -> bool {
+    let d = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let all = |rest: &str, ok: fn(u8) -> bool| {
+        !rest.is_empty() && rest.bytes().all(|b| ok(b) || b == b'_')
+    };
+    if let Some(r) = d.strip_prefix("0b") {
+        all(r, |b| b == b'0' || b == b'1')
+    } else if let Some(r) = d.strip_prefix("0x") {
+        all(r, |b| b.is_ascii_hexdigit())
+    } else if let Some(r) = d.strip_prefix('0') {
+        all(r, |b| (b'0'..=b'7').contains(&b))
+    } else {
+        false
+    }
+}
+
+/// `[-+]?([0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)([eE][-+][0-9]+)?`: PyYAML's float, where a dot is
+/// required and an exponent needs its sign.
+fn is_float(s: &str) -> bool {
+    let d = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exponent) = match d.find(['e', 'E']) {
+        Some(i) => (&d[..i], Some(&d[i + 1..])),
+        None => (d, None),
+    };
+    let Some((int, frac)) = mantissa.split_once('.') else {
+        return false;
+    };
+    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    let mantissa_ok = if int.is_empty() {
+        frac.starts_with(|c: char| c.is_ascii_digit()) && digits(frac)
+    } else {
+        int.starts_with(|c: char| c.is_ascii_digit()) && digits(int) && digits(frac)
+    };
+    let exponent_ok = exponent.is_none_or(|e| {
+        e.strip_prefix(['-', '+'])
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    });
+    mantissa_ok && exponent_ok
+}
 
 /// PyYAML's (YAML 1.1) implicit resolution of a scalar.
 pub fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Value {
@@ -291,7 +351,7 @@ pub fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> V
         }
         _ => {}
     }
-    if INT_DEC.is_match(&text).unwrap_or(false) {
+    if is_decimal_int(&text) {
         let clean = text.replace('_', "");
         if let Ok(i) = clean.parse::<i64>() {
             return Value::Number(i.into());
@@ -302,7 +362,7 @@ pub fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> V
             return Value::Number(n);
         }
     }
-    if INT_OTHER.is_match(&text).unwrap_or(false) {
+    if is_prefixed_int(&text) {
         let clean = text.replace('_', "");
         let (neg, digits) = match clean.as_bytes()[0] {
             b'-' => (true, &clean[1..]),
@@ -320,7 +380,7 @@ pub fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> V
             return Value::Number((if neg { -i } else { i }).into());
         }
     }
-    if FLOAT.is_match(&text).unwrap_or(false)
+    if is_float(&text)
         && let Ok(f) = text.replace('_', "").parse::<f64>()
         && let Some(n) = Number::from_f64(f)
     {
@@ -360,13 +420,40 @@ mod tests {
     }
 
     #[test]
+    fn scalar_shapes() {
+        for s in [
+            "1.5",
+            "-1.5",
+            "+.5",
+            "1.",
+            "1_000.5",
+            "1.0e+3",
+            "6.8523015e-5",
+        ] {
+            assert!(is_float(s), "{s}");
+        }
+        for s in ["1e3", "1.0e3", ".", "1.0.0", "e", "1.5x", ".e+1"] {
+            assert!(!is_float(s), "{s}");
+        }
+        assert!(is_decimal_int("-12_3") && is_decimal_int("0"));
+        assert!(!is_decimal_int("012") && !is_decimal_int("1a") && !is_decimal_int("-"));
+        assert!(is_prefixed_int("0x1F") && is_prefixed_int("0b101") && is_prefixed_int("017"));
+        assert!(!is_prefixed_int("019") && !is_prefixed_int("0x"));
+    }
+
+    #[test]
     fn json_spans_come_from_the_same_walk() {
-        let d = parse(
+        let mut d = parse(
             "{\n  \"title\": \"t\",\n  \"method\": [\n    {\"name\": \"x\"}\n  ]\n}\n",
             Format::Json,
         )
         .unwrap();
         assert_eq!(d.value, json!({"title": "t", "method": [{"name": "x"}]}));
+        assert!(
+            d.spans.is_empty(),
+            "computed only when a problem needs them"
+        );
+        d.ensure_spans();
         assert_eq!(d.spans.get("method"), Some(&(3, 3)));
         assert_eq!(d.spans.get("method[0].name"), Some(&(4, 6)));
     }

@@ -57,7 +57,7 @@ pub fn load_experiment_text(
         }
         p
     };
-    let doc = document::parse(text, format).map_err(|p| Problems(vec![locate(p, None)]))?;
+    let mut doc = document::parse(text, format).map_err(|p| Problems(vec![locate(p, None)]))?;
     let checks = validate::Checks {
         vars,
         check_executables: true,
@@ -68,11 +68,12 @@ pub fn load_experiment_text(
         Err(problems) => (None, problems),
     };
     if let Some(e) = &experiment {
-        problems.extend(python_problems(e, &doc, providers));
+        problems.extend(python_problems(e, providers));
     }
     match experiment {
         Some(e) if problems.is_empty() => Ok(e),
         _ => {
+            doc.ensure_spans();
             let mut located: Vec<Problem> = problems
                 .into_iter()
                 .map(|p| locate(p, Some(&doc)))
@@ -86,11 +87,11 @@ pub fn load_experiment_text(
 
 /// Python activities: native ones are checked against their declared parameters, the others
 /// against the real function's signature, as the reference does.
-fn python_problems(e: &Experiment, doc: &Document, providers: &Providers) -> Vec<Problem> {
+fn python_problems(e: &Experiment, providers: &Providers) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut checks = Vec::new();
     let mut fields = Vec::new();
-    for (field, activity) in activities_with_paths(e, doc) {
+    for (field, activity) in activities_with_paths(e) {
         let Provider::Python(p) = &activity.provider else {
             continue;
         };
@@ -140,9 +141,7 @@ fn python_problems(e: &Experiment, doc: &Document, providers: &Providers) -> Vec
                         continue;
                     }
                     let field = match quoted_argument(&message) {
-                        Some(arg)
-                            if doc.spans.contains_key(&format!("{field}.arguments.{arg}")) =>
-                        {
+                        Some(arg) if check.arguments.iter().any(|a| a == arg) => {
                             format!("{field}.arguments.{arg}")
                         }
                         _ => field.clone(),
@@ -181,10 +180,7 @@ fn quoted_argument(message: &str) -> Option<&str> {
 }
 
 /// Every activity with the field path it was declared at.
-fn activities_with_paths<'a>(
-    e: &'a Experiment,
-    _doc: &Document,
-) -> Vec<(String, &'a crate::model::Activity)> {
+fn activities_with_paths<'a>(e: &'a Experiment) -> Vec<(String, &'a crate::model::Activity)> {
     use crate::model::{Step, Tolerance};
     let mut out = Vec::new();
     let mut push_steps = |prefix: &str, steps: &'a [Step]| {

@@ -64,7 +64,8 @@ impl Vars {
         if text.trim().is_empty() {
             return Ok(());
         }
-        let doc = document::parse(&text, format).map_err(|p| Problems(vec![located(p)]))?;
+        let mut doc = document::parse(&text, format).map_err(|p| Problems(vec![located(p)]))?;
+        doc.ensure_spans();
         let Value::Object(root) = doc.value else {
             return Err(Problems(vec![located(
                 Problem::new("", "a var file must be a mapping")
