@@ -43,16 +43,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Logs to stderr, filtered by `RUST_LOG` (`info` by default; `debug`, `warn`, or
+/// `target=level,...`). `Targets` parses without compiling regexes, which keeps start-up short.
 fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let (filter, bad) = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.trim().is_empty() => match spec.parse::<Targets>() {
+            Ok(t) => (t, None),
+            Err(e) => (
+                Targets::new().with_default(LevelFilter::INFO),
+                Some(format!("ignoring RUST_LOG={spec:?}: {e}")),
+            ),
+        },
+        _ => (Targets::new().with_default(LevelFilter::INFO), None),
+    };
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .compact()
+        .compact();
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
         .init();
+    if let Some(warning) = bad {
+        tracing::warn!("{warning}");
+    }
 }
 
 /// The native registry: empty until the AWS fault library registers its activities.
