@@ -9,7 +9,7 @@
 
 use super::activity::{RunContext, execute, now_iso};
 use super::hypothesis::run_steady_state;
-use super::strategy::{phases, play_rollbacks, resolve};
+use super::strategy::{phases, play_rollbacks, resolve, status_when_missed};
 use super::substitute::Scope;
 use crate::load::config::{resolve_configuration, resolve_secrets, secret_values};
 use crate::load::{Problems, Vars};
@@ -139,19 +139,14 @@ pub async fn run_experiment(
 
     if with_hypothesis && phases.before {
         let state = run_steady_state(&ctx, probes).await;
-        let met = state.steady_state_met == Some(true);
-        let any_failed = state.probes.iter().any(|p| p.status == RunStatus::Failed);
+        let missed = status_when_missed(&state);
         report.update(|j| {
             j.steady_states.before = Some(state);
-            if !met {
-                j.status = Some(if any_failed {
-                    Status::Failed
-                } else {
-                    Status::Completed
-                });
+            if missed.is_some() {
+                j.status = missed;
             }
         });
-        if !met {
+        if missed.is_some() {
             tracing::error!(
                 "Steady state hypothesis not met before the method: skipping the method"
             );
@@ -182,17 +177,12 @@ pub async fn run_experiment(
             && phases.after
         {
             let state = run_steady_state(&ctx, probes).await;
-            let met = state.steady_state_met == Some(true);
-            let any_failed = state.probes.iter().any(|p| p.status == RunStatus::Failed);
+            let missed = status_when_missed(&state);
             report.update(|j| {
                 j.steady_states.after = Some(state);
-                if !met {
+                if missed.is_some() {
                     j.deviated = true;
-                    j.status = Some(if any_failed {
-                        Status::Failed
-                    } else {
-                        Status::Completed
-                    });
+                    j.status = missed;
                 }
             });
         }

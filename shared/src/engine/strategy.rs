@@ -1,6 +1,6 @@
 //! Decisions made from strategies and the run's state: pure functions, tested exhaustively.
 
-use crate::model::{HypothesisStrategy, RollbackStrategy, Status};
+use crate::model::{HypothesisStrategy, RollbackStrategy, RunStatus, Status, SteadyState};
 
 /// Which hypothesis phases a strategy runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +32,21 @@ pub fn play_rollbacks(strategy: RollbackStrategy, status: Option<Status>, deviat
         RollbackStrategy::Default => status != Some(Status::Failed),
         RollbackStrategy::Deviated => deviated,
     }
+}
+
+/// The run's status after a hypothesis evaluation: `None` when it was met; when missed,
+/// `failed` if a probe itself failed, else `completed` (the reference's rule, before and after
+/// the method alike).
+pub fn status_when_missed(state: &SteadyState) -> Option<Status> {
+    if state.steady_state_met == Some(true) {
+        return None;
+    }
+    let probe_failed = state.probes.iter().any(|p| p.status == RunStatus::Failed);
+    Some(if probe_failed {
+        Status::Failed
+    } else {
+        Status::Completed
+    })
 }
 
 /// The strategy in force: the command line, else the experiment's `runtime`, else `default`.
@@ -80,6 +95,42 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn missed_hypothesis_status() {
+        use crate::model::Run;
+        let probe = |status| Run {
+            activity: serde_json::Value::Null,
+            output: serde_json::Value::Null,
+            start: String::new(),
+            status,
+            end: String::new(),
+            duration: 0.0,
+            exception: None,
+            tolerance_met: None,
+        };
+        let state = |met, statuses: Vec<RunStatus>| SteadyState {
+            steady_state_met: Some(met),
+            probes: statuses.into_iter().map(probe).collect(),
+        };
+        assert_eq!(
+            status_when_missed(&state(true, vec![RunStatus::Succeeded])),
+            None
+        );
+        assert_eq!(
+            status_when_missed(&state(
+                false,
+                vec![RunStatus::Succeeded, RunStatus::Succeeded]
+            )),
+            Some(Status::Completed),
+            "out of tolerance: the run still completed"
+        );
+        assert_eq!(
+            status_when_missed(&state(false, vec![RunStatus::Succeeded, RunStatus::Failed])),
+            Some(Status::Failed),
+            "a probe that raised fails the run"
+        );
     }
 
     #[test]
