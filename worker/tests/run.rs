@@ -333,46 +333,45 @@ fn secrets_never_reach_the_journal_or_the_logs() {
 }
 
 #[test]
-fn sigterm_interrupts_runs_rollbacks_and_writes_the_journal() {
-    let sb = Sandbox::new();
-    let mut e = exp(json!([
-        process("long", "action", "sleep 30; touch finished"),
-        process("next", "action", "touch next")
-    ]));
-    e["rollbacks"] = json!([process("revert", "action", "echo reverted >> reverts")]);
-    let path = sb.write_json("e.json", &e);
-    let mut child = sb
-        .command(&["run", "--journal-path", "j.json", path.to_str().unwrap()])
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let started = Instant::now();
-    let status = child.wait().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "the long action was cut"
-    );
-    assert_eq!(status.code(), Some(1));
-    let j: Value =
-        serde_json::from_str(&std::fs::read_to_string(sb.path("j.json")).unwrap()).unwrap();
-    assert_eq!(j["status"], "interrupted");
-    assert_eq!(
-        j["run"].as_array().unwrap().len(),
-        1,
-        "no activity after the interruption"
-    );
-    assert_eq!(j["run"][0]["status"], "failed");
-    assert_eq!(
-        std::fs::read_to_string(sb.path("reverts")).unwrap(),
-        "reverted\n",
-        "rollbacks ran once"
-    );
-    assert!(!sb.path("finished").exists() && !sb.path("next").exists());
+fn sigterm_and_sigint_interrupt_run_rollbacks_and_write_the_journal() {
+    use nix::sys::signal::Signal;
+    for signal in [Signal::SIGTERM, Signal::SIGINT] {
+        let sb = Sandbox::new();
+        let mut e = exp(json!([
+            process("long", "action", "sleep 30; touch finished"),
+            process("next", "action", "touch next")
+        ]));
+        e["rollbacks"] = json!([process("revert", "action", "echo reverted >> reverts")]);
+        let path = sb.write_json("e.json", &e);
+        let mut child = sb
+            .command(&["run", "--journal-path", "j.json", path.to_str().unwrap()])
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(700));
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal).unwrap();
+        let started = Instant::now();
+        let status = child.wait().unwrap();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{signal}: the long action was cut"
+        );
+        assert_eq!(status.code(), Some(1), "{signal}");
+        let j: Value =
+            serde_json::from_str(&std::fs::read_to_string(sb.path("j.json")).unwrap()).unwrap();
+        assert_eq!(j["status"], "interrupted", "{signal}");
+        assert_eq!(
+            j["run"].as_array().unwrap().len(),
+            1,
+            "{signal}: nothing ran after it"
+        );
+        assert_eq!(j["run"][0]["status"], "failed");
+        assert_eq!(
+            std::fs::read_to_string(sb.path("reverts")).unwrap(),
+            "reverted\n",
+            "{signal}: rollbacks ran once"
+        );
+        assert!(!sb.path("finished").exists() && !sb.path("next").exists());
+    }
 }
 
 #[test]

@@ -137,3 +137,37 @@ fn run_refuses_an_invalid_experiment_without_writing_a_journal() {
     assert!(out.journal.is_none());
     assert!(out.stderr.contains("title: missing"), "{}", out.stderr);
 }
+
+#[test]
+fn odd_documents_never_panic() {
+    let sb = Sandbox::new();
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("null.json", b"null".to_vec()),
+        ("number.yaml", b"42".to_vec()),
+        ("binary.json", vec![0xff, 0xfe, 0x00, 0x7b]),
+        ("deep.json", deep.clone().into_bytes()),
+        ("deep.yaml", deep.into_bytes()),
+        ("huge-number.json", br#"{"title": "t", "description": "d", "method": [], "version": 1e999}"#.to_vec()),
+        ("types.json", br#"{"title": 1, "description": [], "method": [{"type": "probe", "name": 3, "provider": []}], "tags": "x"}"#.to_vec()),
+        ("tolerances.json", br#"{"title": "t", "description": "d", "method": [], "steady-state-hypothesis": {"title": "h", "probes": [
+            {"type": "probe", "name": "a", "provider": {"type": "process", "path": "true"}, "tolerance": null},
+            {"type": "probe", "name": "b", "provider": {"type": "process", "path": "true"}, "tolerance": 1.5},
+            {"type": "probe", "name": "c", "provider": {"type": "process", "path": "true"}, "tolerance": {"type": "jsonpath", "path": "$[?"}},
+            {"type": "probe", "name": "d", "provider": {"type": "process", "path": "true"}, "tolerance": {"type": "range", "range": ["a", true]}}
+        ]}}"#.to_vec()),
+        ("anchors.yaml", b"a: &a [*a]\ntitle: t\n".to_vec()),
+    ];
+    for (name, bytes) in cases {
+        let path = sb.path(name);
+        std::fs::write(&path, bytes).unwrap();
+        let out = sb.validate(&path, &[]);
+        assert_eq!(out.code, 1, "{name} must be invalid:\n{}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{name}:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(name),
+            "{name}: the error names the file:\n{}",
+            out.stderr
+        );
+    }
+}

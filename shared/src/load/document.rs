@@ -81,7 +81,12 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Problem> {
     match format {
         Format::Json => {
             let value: Value = serde_json::from_str(text).map_err(|e| {
-                Problem::new("", format!("invalid JSON: {e}")).at(e.line(), e.column())
+                // serde_json's message ends with its own "at line L column C": keep it as data
+                let text = e.to_string();
+                let message = text
+                    .rfind(" at line ")
+                    .map_or(text.as_str(), |i| &text[..i]);
+                Problem::new("", format!("invalid JSON: {message}")).at(e.line(), e.column())
             })?;
             Ok(Document {
                 value,
