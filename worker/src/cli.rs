@@ -46,7 +46,7 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub hypothesis_strategy: Option<HypothesisArg>,
     /// Seconds between two checks of the continuous hypothesis.
-    #[arg(long, default_value_t = 1.0, value_name = "SECONDS")]
+    #[arg(long, default_value_t = 1.0, value_name = "SECONDS", value_parser = positive_seconds)]
     pub hypothesis_frequency: f64,
     /// Fail the run at the first deviation of the continuous hypothesis.
     #[arg(long)]
@@ -125,5 +125,19 @@ impl From<DryArg> for Dry {
             DryArg::Activities => Dry::Activities,
             DryArg::Pause => Dry::Pause,
         }
+    }
+}
+
+/// A finite, positive number of seconds.
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "`{text}` must be more than 0 and at most 86400 seconds"
+        ))
     }
 }

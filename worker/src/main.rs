@@ -150,7 +150,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         dry: args.dry.map(Into::into),
     };
     let stop = CancellationToken::new();
-    tokio::spawn(watch_signals(stop.clone()));
+    let _signals = watch_signals(stop.clone());
     let journal = match run_experiment(experiment, &vars, &options, providers, stop, None).await {
         Ok(j) => j,
         Err(problems) => {
@@ -163,31 +163,38 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
 }
 
 /// SIGINT/SIGTERM: interrupt the run; rollbacks still run and the journal is still written.
-async fn watch_signals(stop: CancellationToken) {
+/// The handlers are installed before the run starts (no window where a signal kills the
+/// process without rollbacks); the returned task turns signals into the stop token.
+fn watch_signals(stop: CancellationToken) -> tokio::task::JoinHandle<()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut int), Ok(mut term)) = (
+    let handlers = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
-    ) else {
-        tracing::warn!(
-            "cannot install signal handlers; Ctrl-C will kill the run without rollbacks"
-        );
-        return;
-    };
-    loop {
-        let name = tokio::select! {
-            _ = int.recv() => "SIGINT",
-            _ = term.recv() => "SIGTERM",
-        };
-        if stop.is_cancelled() {
+    );
+    tokio::spawn(async move {
+        let (Ok(mut int), Ok(mut term)) = handlers else {
             tracing::warn!(
-                "{name} received again: rollbacks are running and will finish, then the journal is written"
+                "cannot install signal handlers; Ctrl-C will kill the run without rollbacks"
             );
-        } else {
-            tracing::warn!("{name} received: interrupting the experiment, then running rollbacks");
-            stop.cancel();
+            return;
+        };
+        loop {
+            let name = tokio::select! {
+                _ = int.recv() => "SIGINT",
+                _ = term.recv() => "SIGTERM",
+            };
+            if stop.is_cancelled() {
+                tracing::warn!(
+                    "{name} received again: already stopping; rollbacks run to completion, then the journal is written"
+                );
+            } else {
+                tracing::warn!(
+                    "{name} received: interrupting the experiment, then running rollbacks"
+                );
+                stop.cancel();
+            }
         }
-    }
+    })
 }
 
 /// Write atomically: a reader never sees half a journal.

@@ -507,3 +507,178 @@ fn yaml_experiments_run_like_json() {
     assert_eq!(out.journal()["experiment"]["title"], "Hello world");
     assert_eq!(out.journal()["run"][0]["output"]["stdout"], "hi world\n");
 }
+
+#[test]
+fn a_var_replaces_a_dynamic_configuration_probe_which_then_never_runs() {
+    let sb = Sandbox::new();
+    let mut e = exp(
+        json!([{"type": "action", "name": "show", "provider": {"type": "process", "path": "echo", "arguments": ["${target}"]}}]),
+    );
+    e["configuration"] = json!({"target": {"type": "probe", "name": "discover",
+        "provider": {"type": "process", "path": "sh", "arguments": ["-c", "touch probe-ran; echo prod-cluster"]}}});
+    let out = sb.run(
+        &sb.write_json("e.json", &e),
+        &["--var", "target=staging-cluster"],
+    );
+    assert_eq!(
+        out.journal()["run"][0]["output"]["stdout"],
+        "staging-cluster\n"
+    );
+    assert!(!sb.path("probe-ran").exists());
+}
+
+#[test]
+fn an_interruption_during_the_after_hypothesis_still_rolls_back() {
+    let sb = Sandbox::new();
+    let mut e = exp(json!([process("inject", "action", "touch fault")]));
+    e["steady-state-hypothesis"] = json!({"title": "h", "probes": [
+        process("slow-when-fault", "probe", "if [ -f fault ]; then sleep 10; fi; exit 0")]});
+    e["steady-state-hypothesis"]["probes"][0]["tolerance"] = json!(0);
+    e["rollbacks"] = json!([process("revert", "action", "rm -f fault")]);
+    let path = sb.write_json("e.json", &e);
+    let mut child = sb
+        .command(&["run", "--journal-path", "j.json", path.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(1));
+    let j: Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("j.json")).unwrap()).unwrap();
+    assert_eq!(j["status"], "interrupted");
+    assert_eq!(
+        j["deviated"], false,
+        "an interrupted check is not a deviation"
+    );
+    assert_eq!(j["rollbacks"][0]["status"], "succeeded");
+    assert!(!sb.path("fault").exists(), "the fault was reverted");
+}
+
+#[test]
+fn absurd_durations_do_not_crash_the_run() {
+    let sb = Sandbox::new();
+    let mut act = process("quick", "action", "true");
+    act["provider"]["timeout"] = json!(1e300);
+    act["pauses"] = json!({"after": "${p}"});
+    let out = sb.run(
+        &sb.write_json("e.json", &exp(json!([act]))),
+        &["--var", "p:float=-5"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let bad = sb.run(
+        &sb.write_json("e2.json", &exp(json!([]))),
+        &["--hypothesis-frequency", "1e20"],
+    );
+    assert_eq!(bad.code, 2, "refused by the command line");
+    assert!(
+        bad.stderr.contains("at most 86400 seconds"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn secrets_that_look_like_journal_keys_are_masked_without_breaking_it() {
+    let sb = Sandbox::new();
+    let mut e = exp(
+        json!([{"type": "action", "name": "say", "provider": {"type": "process", "path": "echo", "arguments": ["${password}", "${user}"]}}]),
+    );
+    e["secrets"] = json!({"db": {"password": "hunter2", "user": "node", "pin": 7}});
+    let out = sb.run(&sb.write_json("e.json", &e), &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let text = std::fs::read_to_string(sb.path("journal.json")).unwrap();
+    assert!(!text.contains("hunter2"));
+    let j = out.journal();
+    assert_eq!(j["run"][0]["output"]["stdout"], "*** ***\n");
+    assert!(
+        j["node"].is_string() && j["start"].as_str().unwrap().ends_with("+00:00"),
+        "journal keys and timestamps intact"
+    );
+    assert_eq!(j["experiment"]["secrets"]["db"]["password"], "***");
+}
+
+#[test]
+fn what_a_python_extension_prints_is_logged_with_secrets_masked() {
+    let sb = Sandbox::new();
+    let mut e = exp(
+        json!([{"type": "action", "name": "chatty", "provider": {"type": "python", "module": "os", "func": "system",
+        "arguments": {"command": "echo extension says ${token} >&2"}}}]),
+    );
+    e["secrets"] = json!({"api": {"token": "tok-python-secret"}});
+    let out = sb.run(&sb.write_json("e.json", &e), &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("os.system: extension says ***"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("tok-python-secret"));
+}
+
+#[test]
+fn hypothesis_refs_use_the_tolerance_written_beside_them() {
+    let sb = Sandbox::new();
+    let mut e = exp(
+        json!([{"type": "probe", "name": "check", "provider": {"type": "process", "path": "/bin/true"}}]),
+    );
+    e["steady-state-hypothesis"] =
+        json!({"title": "h", "probes": [{"ref": "check", "tolerance": 1}]});
+    let out = sb.run(&sb.write_json("e.json", &e), &[]);
+    assert_eq!(
+        out.journal()["steady_states"]["before"]["probes"][0]["tolerance_met"],
+        false
+    );
+    e["steady-state-hypothesis"] = json!({"title": "h", "probes": [{"ref": "check"}]});
+    let out = sb.validate(&sb.write_json("e2.json", &e), &[]);
+    assert!(
+        out.stderr
+            .contains("steady-state-hypothesis.probes[0].tolerance: missing"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn a_tolerance_that_is_a_reference_takes_the_kind_of_its_value() {
+    let sb = Sandbox::new();
+    let mut e = exp(json!([]));
+    e["configuration"] = json!({"code": 0, "codes": [0, 1], "pattern": {"type": "regex", "pattern": "^hi", "target": "stdout"}});
+    e["steady-state-hypothesis"] = json!({"title": "h", "probes": [
+        {"type": "probe", "name": "int", "tolerance": "${code}", "provider": {"type": "process", "path": "/bin/true"}},
+        {"type": "probe", "name": "list", "tolerance": "${codes}", "provider": {"type": "process", "path": "/bin/false"}},
+        {"type": "probe", "name": "regex", "tolerance": "${pattern}", "provider": {"type": "process", "path": "echo", "arguments": ["hi there"]}}
+    ]});
+    let out = sb.run(&sb.write_json("e.json", &e), &[]);
+    assert_eq!(
+        out.journal()["steady_states"]["before"]["steady_state_met"],
+        true,
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn the_continuous_hypothesis_measures_at_least_once_and_skip_skips_it_all() {
+    let sb = Sandbox::new();
+    let mut e = exp(json!([]));
+    e["steady-state-hypothesis"] = json!({"title": "h", "probes": [
+        {"type": "probe", "name": "p", "tolerance": 0, "provider": {"type": "process", "path": "/bin/true"}}]});
+    let path = sb.write_json("e.json", &e);
+    let out = sb.run(&path, &["--hypothesis-strategy", "during-method-only"]);
+    assert_eq!(
+        out.journal()["steady_states"]["during"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    e["runtime"] = json!({"hypothesis": {"strategy": "skip"}});
+    let out = sb.run(&sb.write_json("skip.json", &e), &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.journal()["steady_states"]["before"], Value::Null);
+    assert_eq!(out.journal()["steady_states"]["after"], Value::Null);
+}

@@ -21,11 +21,24 @@ pub struct RunContext {
     pub redactor: Arc<Redactor>,
 }
 
-/// RFC 3339 UTC timestamp with microseconds, as the journal records them.
+/// A UTC timestamp as the reference writes them (Python's `isoformat()`:
+/// `2026-11-25T16:28:42.737616+00:00`), which Chaos Toolkit tooling parses.
 pub fn now_iso() -> String {
     let now = time::OffsetDateTime::now_utc();
-    now.format(&time::format_description::well_known::Rfc3339)
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
+    );
+    now.format(&format)
         .unwrap_or_else(|_| now.unix_timestamp().to_string())
+}
+
+/// Seconds from an experiment or the command line as a `Duration`: negative or NaN is zero,
+/// too large to represent is "forever" (never a panic).
+pub fn seconds(value: f64) -> Duration {
+    if value.is_nan() || value <= 0.0 {
+        return Duration::ZERO;
+    }
+    Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX)
 }
 
 /// Whether this activity is skipped under the dry mode in force.
@@ -55,7 +68,7 @@ fn pause_seconds(pause: Option<&Value>, scope: &Scope) -> Option<f64> {
 /// Sleep unless the run is stopped first; returns false when interrupted.
 async fn pause(seconds: f64, stop: &CancellationToken) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(Duration::from_secs_f64(seconds)) => true,
+        _ = tokio::time::sleep(self::seconds(seconds)) => true,
         _ = stop.cancelled() => false,
     }
 }
@@ -153,6 +166,25 @@ mod tests {
         assert!(is_dry(Some(Dry::Actions), Action) && !is_dry(Some(Dry::Actions), Probe));
         assert!(is_dry(Some(Dry::Probes), Probe) && !is_dry(Some(Dry::Probes), Action));
         assert!(is_dry(Some(Dry::Activities), Probe) && is_dry(Some(Dry::Activities), Action));
+    }
+
+    #[test]
+    fn timestamps_look_like_python_isoformat() {
+        let t = now_iso();
+        assert_eq!(t.len(), "2026-11-25T16:28:42.737616+00:00".len(), "{t}");
+        assert!(
+            t.ends_with("+00:00") && t.as_bytes()[10] == b'T' && t.as_bytes()[19] == b'.',
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn seconds_never_panic() {
+        assert_eq!(seconds(1.5), Duration::from_millis(1500));
+        assert_eq!(seconds(-1.0), Duration::ZERO);
+        assert_eq!(seconds(f64::NAN), Duration::ZERO);
+        assert_eq!(seconds(1e300), Duration::MAX);
+        assert_eq!(seconds(f64::INFINITY), Duration::MAX);
     }
 
     #[test]

@@ -3,10 +3,14 @@
 //! Probes run in order and the evaluation stops at the first probe that fails (raised, timed
 //! out) or is out of tolerance, as in the reference. In dry mode for probes, tolerances are not
 //! checked. A probe tolerance runs the tolerance's probe with the output as its `value`
-//! argument: met when it succeeds with a truthy result.
+//! argument: met when it succeeds with a truthy result. A string tolerance that is exactly
+//! `${name}` takes the kind of the value it names (an integer compares a status, a list is a
+//! range or a membership test, a mapping is a regex/jsonpath/range/probe tolerance).
 
 use super::activity::{RunContext, execute};
+use super::substitute::whole_braced_reference;
 use super::tolerance::{Verdict, within};
+use crate::load::validate::tolerance_from_value;
 use crate::model::{Activity, Dry, Provider, RunStatus, SteadyState, Step, Tolerance};
 use crate::pyvalue::py_truthy;
 use serde_json::Value;
@@ -17,10 +21,10 @@ pub async fn run_steady_state(ctx: &RunContext, probes: &[Step]) -> SteadyState 
         probes: Vec::new(),
     };
     for step in probes {
-        let activity = match step {
-            Step::Activity(a) => a.as_ref(),
-            Step::Ref(name) => match ctx.experiment.find_referenced(name) {
-                Some(a) => a,
+        let (activity, tolerance) = match step {
+            Step::Activity(a) => (a.as_ref(), a.tolerance.as_ref()),
+            Step::Ref { name, tolerance } => match ctx.experiment.find_referenced(name) {
+                Some(a) => (a, tolerance.as_ref()),
                 None => {
                     tracing::error!("referenced activity '{name}' could not be found");
                     state.steady_state_met = Some(false);
@@ -34,15 +38,16 @@ pub async fn run_steady_state(ctx: &RunContext, probes: &[Step]) -> SteadyState 
                 "Probe terminated unexpectedly, so its tolerance could not be validated"
             );
             run.tolerance_met = Some(false);
-            state.probes.push(run);
+            state.probes.push(ctx.redactor.run(run));
             state.steady_state_met = Some(false);
             return state;
         }
         run.tolerance_met = Some(true);
         let dry = activity.dry.or(ctx.dry);
         if !matches!(dry, Some(Dry::Probes | Dry::Activities))
-            && let Some(tolerance) = &activity.tolerance
+            && let Some(tolerance) = tolerance
         {
+            // checked on the real output; only what is journaled is masked
             let verdict = check(ctx, tolerance, &run.output).await;
             if let Verdict::Error(reason) = &verdict {
                 tracing::warn!(
@@ -57,25 +62,50 @@ pub async fn run_steady_state(ctx: &RunContext, probes: &[Step]) -> SteadyState 
                     activity.name
                 );
                 run.tolerance_met = Some(false);
-                state.probes.push(run);
+                state.probes.push(ctx.redactor.run(run));
                 state.steady_state_met = Some(false);
                 return state;
             }
         }
-        state.probes.push(run);
+        state.probes.push(ctx.redactor.run(run));
     }
     state.steady_state_met = Some(true);
     tracing::info!("Steady state hypothesis is met!");
     state
 }
 
-/// Every tolerance kind, probe tolerances included.
+/// Every tolerance kind, probe tolerances and `${name}` tolerances included.
 pub async fn check(ctx: &RunContext, tolerance: &Tolerance, output: &Value) -> Verdict {
-    let Tolerance::Probe(probe) = tolerance else {
-        return within(tolerance, output, &ctx.scope);
-    };
+    if let Tolerance::Str(s) = tolerance
+        && let Some(value) = whole_braced_reference(s).and_then(|name| ctx.scope.lookup(name))
+        && !value.is_string()
+    {
+        return match tolerance_from_value(value, "tolerance") {
+            Ok(Tolerance::Probe(p)) => check_probe(ctx, &p, output).await,
+            Ok(typed) => within(&typed, output, &ctx.scope),
+            Err(problems) => Verdict::Error(format!(
+                "{s} is not a usable tolerance: {}",
+                problems
+                    .iter()
+                    .map(|p| p.message.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        };
+    }
+    match tolerance {
+        Tolerance::Probe(probe) => check_probe(ctx, probe, output).await,
+        other => within(other, output, &ctx.scope),
+    }
+}
+
+async fn check_probe(ctx: &RunContext, probe: &Activity, output: &Value) -> Verdict {
     let probe = with_value_argument(probe, output);
-    match ctx.providers.run(&probe, &ctx.scope).await {
+    let result = tokio::select! {
+        r = ctx.providers.run(&probe, &ctx.scope) => r,
+        _ = ctx.stop.cancelled() => return Verdict::Error("interrupted".into()),
+    };
+    match result {
         Ok(result) if py_truthy(&result) => Verdict::Met,
         Ok(_) => Verdict::NotMet,
         Err(e) => {

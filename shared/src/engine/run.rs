@@ -18,7 +18,7 @@ use crate::providers::Providers;
 use crate::redact::Redactor;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How to run, as `chaos run`'s options say it.
@@ -54,7 +54,8 @@ pub trait Observer: Send + Sync {
 /// Run `experiment` to its end and return the (redacted) journal.
 ///
 /// Configuration and secrets are resolved first; a problem there (a variable vanished since
-/// validation) is returned as `Err` before anything runs.
+/// validation) is returned as `Err` before anything runs. Every task the run starts is tied to
+/// it: dropping the returned future cancels them.
 pub async fn run_experiment(
     experiment: Arc<Experiment>,
     vars: &Vars,
@@ -67,8 +68,16 @@ pub async fn run_experiment(
     let configuration = resolve_configuration(&experiment.configuration, vars).map_err(Problems)?;
     let secrets = resolve_secrets(&experiment.secrets, vars).map_err(Problems)?;
     let redactor = Arc::new(Redactor::new(secret_values(&secrets)));
-    let configuration =
-        dynamic_configuration(&experiment, configuration, &secrets, &providers, &redactor).await;
+    let configuration = dynamic_configuration(
+        &experiment,
+        configuration,
+        &secrets,
+        vars,
+        &providers,
+        &redactor,
+        &stop,
+    )
+    .await;
     if !experiment.controls.is_empty() {
         tracing::warn!(
             "this experiment declares {} control(s); controls are not supported by this broker yet and are ignored",
@@ -91,10 +100,11 @@ pub async fn run_experiment(
     let mut raw = experiment.raw.clone();
     if let Value::Object(m) = &mut raw {
         m.insert("title".into(), Value::String(title));
-        if let Some(d) = options.dry {
-            m.insert("dry".into(), Value::String(d.as_str().into()));
-        }
+        // the reference always records the dry mode, `null` when there is none
+        let dry = options.dry.map(|d| Value::String(d.as_str().into()));
+        m.insert("dry".into(), dry.unwrap_or(Value::Null));
     }
+    redactor.value(&mut raw);
     let journal = Arc::new(Mutex::new(Journal {
         chaoslib_version: concat!("experiment-broker/", env!("CARGO_PKG_VERSION")).to_string(),
         platform: platform(),
@@ -124,7 +134,6 @@ pub async fn run_experiment(
     };
     let report = Reporter {
         journal: journal.clone(),
-        redactor: ctx.redactor.clone(),
         observer,
     };
 
@@ -161,23 +170,25 @@ pub async fn run_experiment(
             let report = report.clone();
             let done = method_done.clone();
             let schedule = (options.hypothesis_frequency, options.fail_fast);
-            tokio::spawn(async move { continuous_hypothesis(ctx, report, done, schedule).await })
+            AbortOnDrop(tokio::spawn(async move {
+                continuous_hypothesis(ctx, report, done, schedule).await
+            }))
         });
+        // let the continuous hypothesis take its first measure before the method acts
+        tokio::task::yield_now().await;
         run_method(&ctx, &report).await;
         method_done.cancel();
         if let Some(handle) = continuous {
-            let _ = handle.await;
+            handle.join().await;
         }
-        if stop.is_cancelled() {
-            report.update(|j| j.status = Some(Status::Interrupted));
-        }
-        let status = report.status();
-        if !matches!(status, Some(Status::Interrupted | Status::Aborted))
-            && with_hypothesis
-            && phases.after
-        {
+        let interrupted = stop.is_cancelled();
+        let aborted = report.status() == Some(Status::Aborted);
+        if !interrupted && !aborted && with_hypothesis && phases.after {
             let state = run_steady_state(&ctx, probes).await;
-            let missed = status_when_missed(&state);
+            // a verdict cut short by an interruption says nothing about the system
+            let missed = (!stop.is_cancelled())
+                .then(|| status_when_missed(&state))
+                .flatten();
             report.update(|j| {
                 j.steady_states.after = Some(state);
                 if missed.is_some() {
@@ -186,7 +197,8 @@ pub async fn run_experiment(
                 }
             });
         }
-    } else if stop.is_cancelled() {
+    }
+    if stop.is_cancelled() {
         report.update(|j| j.status = Some(Status::Interrupted));
     }
 
@@ -197,7 +209,10 @@ pub async fn run_experiment(
     if play_rollbacks(rollback_strategy, status, deviated) {
         run_rollbacks(&ctx, &report).await;
     } else {
-        tracing::info!("Rollbacks not played (strategy {rollback_strategy:?}, status {status:?})");
+        tracing::info!(
+            "Rollbacks not played (strategy {rollback_strategy:?}, status {})",
+            status.map(Status::as_str).unwrap_or("running")
+        );
     }
 
     report.update(|j| {
@@ -220,11 +235,26 @@ pub async fn run_experiment(
     Ok(journal)
 }
 
-/// Shared journal + redaction + checkpoints.
+/// Aborts a spawned task if the run is dropped before the task is joined.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> AbortOnDrop<T> {
+    /// Wait for the task; `None` if it panicked or was aborted.
+    async fn join(mut self) -> Option<T> {
+        (&mut self.0).await.ok()
+    }
+}
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Shared journal + checkpoints. Everything in the journal is redacted before it gets there.
 #[derive(Clone)]
 struct Reporter {
     journal: Arc<Mutex<Journal>>,
-    redactor: Arc<Redactor>,
     observer: Option<Arc<dyn Observer>>,
 }
 
@@ -246,35 +276,40 @@ impl Reporter {
             .status
     }
 
-    /// A redacted copy of the journal.
     fn snapshot(&self) -> Journal {
-        let j = self
-            .journal
+        self.journal
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        if self.redactor.is_empty() {
-            return j;
-        }
-        let mut v = serde_json::to_value(&j).unwrap_or(Value::Null);
-        self.redactor.value(&mut v);
-        serde_json::from_value(v).unwrap_or(j)
+            .clone()
     }
 }
 
 /// Resolve `{type: probe}` configuration entries by running them; a failing one leaves its
-/// key undefined, as in the reference.
+/// key undefined, as in the reference. An entry given by `--var`/`--var-file` is not a probe
+/// any more: the user's value wins and the probe does not run.
 async fn dynamic_configuration(
     experiment: &Experiment,
     mut configuration: Map<String, Value>,
     secrets: &Map<String, Value>,
+    vars: &Vars,
     providers: &Providers,
     redactor: &Redactor,
+    stop: &CancellationToken,
 ) -> Map<String, Value> {
     for (key, probe) in &experiment.config_probes {
+        if vars.configuration.contains_key(key) {
+            continue;
+        }
         configuration.remove(key);
         let scope = Scope::new(configuration.clone(), secrets.clone());
-        match providers.run(probe, &scope).await {
+        let result = tokio::select! {
+            r = providers.run(probe, &scope) => r,
+            _ = stop.cancelled() => {
+                tracing::warn!("dynamic configuration '{key}' interrupted");
+                continue;
+            }
+        };
+        match result {
             Ok(output) => {
                 let value = match &probe.provider {
                     Provider::Python(_) => Some(output),
@@ -309,12 +344,12 @@ async fn dynamic_configuration(
 fn resolve_step<'a>(ctx: &'a RunContext, step: &'a Step) -> Option<&'a Activity> {
     match step {
         Step::Activity(a) => Some(a),
-        Step::Ref(name) => ctx.experiment.find_referenced(name),
+        Step::Ref { name, .. } => ctx.experiment.find_referenced(name),
     }
 }
 
 /// Run a list of steps in order, background ones concurrently; their runs land in the journal
-/// in start order. Stops early when `keep_going` says so.
+/// (redacted) in start order. Stops early when `keep_going` says so.
 async fn run_steps(
     ctx: &RunContext,
     steps: &[Step],
@@ -327,21 +362,19 @@ async fn run_steps(
     for step in steps {
         let Some(activity) = resolve_step(ctx, step) else {
             let name = match step {
-                Step::Ref(n) => n.as_str(),
+                Step::Ref { name, .. } => name.as_str(),
                 Step::Activity(a) => a.name.as_str(),
             };
             outcome = Err(format!("could not find referenced activity '{name}'"));
             break;
         };
         if activity.background {
-            let slot = reserve(report, pick, activity);
-            let (ctx, activity) = (ctx.clone(), activity.clone());
-            background.push((
-                slot,
-                tokio::spawn(async move { execute(&ctx, &activity).await }),
-            ));
+            let slot = reserve(ctx, report, pick, activity);
+            let (task_ctx, activity) = (ctx.clone(), activity.clone());
+            let handle = tokio::spawn(async move { execute(&task_ctx, &activity).await });
+            background.push((slot, AbortOnDrop(handle)));
         } else {
-            let run = execute(ctx, activity).await;
+            let run = ctx.redactor.run(execute(ctx, activity).await);
             report.update(|j| pick(j).push(run));
         }
         if !keep_going(ctx, report) {
@@ -349,7 +382,8 @@ async fn run_steps(
         }
     }
     for (slot, handle) in background {
-        if let Ok(run) = handle.await {
+        if let Some(run) = handle.join().await {
+            let run = ctx.redactor.run(run);
             report.update(|j| {
                 if let Some(entry) = pick(j).get_mut(slot) {
                     *entry = run;
@@ -362,13 +396,12 @@ async fn run_steps(
 
 /// Put a placeholder for a background activity so the journal keeps start order.
 fn reserve(
+    ctx: &RunContext,
     report: &Reporter,
     pick: fn(&mut Journal) -> &mut Vec<Run>,
     activity: &Activity,
 ) -> usize {
-    let mut j = report.journal.lock().unwrap_or_else(|e| e.into_inner());
-    let list = pick(&mut j);
-    list.push(Run {
+    let placeholder = ctx.redactor.run(Run {
         activity: activity.raw.clone(),
         output: Value::Null,
         start: now_iso(),
@@ -378,6 +411,9 @@ fn reserve(
         exception: Some(vec!["still running in the background\n".into()]),
         tolerance_met: None,
     });
+    let mut j = report.journal.lock().unwrap_or_else(|e| e.into_inner());
+    let list = pick(&mut j);
+    list.push(placeholder);
     list.len() - 1
 }
 
@@ -442,18 +478,21 @@ async fn continuous_hypothesis(
         .as_ref()
         .map(|h| h.probes.clone())
         .unwrap_or_default();
+    let pause = super::activity::seconds(frequency);
     let (mut iteration, mut failed) = (1u64, 0u64);
-    while !done.is_cancelled() && !ctx.stop.is_cancelled() {
+    // the first evaluation always happens, even when the method is over at once
+    loop {
         if matches!(
             report.status(),
             Some(Status::Failed | Status::Interrupted | Status::Aborted)
-        ) {
+        ) || ctx.stop.is_cancelled()
+        {
             break;
         }
         let state = run_steady_state(&ctx, &probes).await;
         let met = state.steady_state_met == Some(true);
         report.update(|j| j.steady_states.during.push(state));
-        if !met {
+        if !met && !ctx.stop.is_cancelled() {
             failed += 1;
             tracing::warn!(
                 "Continuous steady state hypothesis deviated ({failed} of {iteration} iterations)"
@@ -466,7 +505,7 @@ async fn continuous_hypothesis(
         }
         iteration += 1;
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs_f64(frequency.max(0.0))) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = done.cancelled() => break,
             _ = ctx.stop.cancelled() => break,
         }

@@ -12,6 +12,13 @@ pub struct Phases {
 
 pub fn phases(strategy: HypothesisStrategy) -> Phases {
     use HypothesisStrategy::*;
+    if strategy == Skip {
+        return Phases {
+            before: false,
+            during: false,
+            after: false,
+        };
+    }
     Phases {
         before: matches!(strategy, Default | BeforeMethodOnly | Continuously),
         during: matches!(strategy, DuringMethodOnly | Continuously),
@@ -71,6 +78,7 @@ mod tests {
         assert_eq!(phases(AfterMethodOnly), p(false, false, true));
         assert_eq!(phases(DuringMethodOnly), p(false, true, false));
         assert_eq!(phases(Continuously), p(true, true, true));
+        assert_eq!(phases(Skip), p(false, false, false));
     }
 
     #[test]

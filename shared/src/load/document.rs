@@ -73,6 +73,8 @@ impl Document {
 
 /// Parse `text` as `format`.
 pub fn parse(text: &str, format: Format) -> Result<Document, Problem> {
+    // a UTF-8 byte order mark is not part of the document
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
         return Err(
             Problem::new("", "the file is empty").expected("a Chaos Toolkit experiment document")
@@ -99,6 +101,22 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Problem> {
                 let m = e.marker();
                 Problem::new("", format!("invalid YAML: {}", e.info())).at(m.line(), m.col() + 1)
             })?;
+            if built.documents > 1 {
+                return Err(Problem::new(
+                    "",
+                    format!("the file holds {} YAML documents", built.documents),
+                )
+                .expected("a single document (no `---` separating several)"));
+            }
+            if built.too_large {
+                return Err(Problem::new(
+                    "",
+                    format!(
+                        "the document expands to more than {MAX_NODES} values through YAML aliases"
+                    ),
+                )
+                .expected("a document of a reasonable size"));
+            }
             Ok(Document {
                 value: built.value.unwrap_or(Value::Null),
                 spans: built.spans,
@@ -108,14 +126,25 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Problem> {
     }
 }
 
+/// The most values a document may expand to through aliases (a "billion laughs" guard).
+const MAX_NODES: usize = 1_000_000;
+
 fn walk_yaml(text: &str, spans_only: bool) -> Result<Builder, yaml_rust2::ScanError> {
     let mut builder = Builder {
         spans_only,
         ..Builder::default()
     };
     let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, false)?;
+    parser.load(&mut builder, true)?;
     Ok(builder)
+}
+
+fn count_nodes(value: &Value) -> usize {
+    1 + match value {
+        Value::Array(items) => items.iter().map(count_nodes).sum(),
+        Value::Object(map) => map.values().map(count_nodes).sum(),
+        _ => 0,
+    }
 }
 
 enum Frame {
@@ -144,6 +173,12 @@ struct Builder {
     value: Option<Value>,
     /// Only locations are wanted: skip resolving scalars.
     spans_only: bool,
+    /// Documents in the stream; only the first is used, and more than one is refused.
+    documents: usize,
+    /// Values built so far (aliases count their whole size), and each anchor's size.
+    nodes: usize,
+    anchor_sizes: HashMap<usize, usize>,
+    too_large: bool,
 }
 
 impl Builder {
@@ -165,7 +200,12 @@ impl Builder {
 
     /// Attach a finished node to its parent (or make it the document).
     fn push(&mut self, value: Value, anchor: usize) {
+        if self.documents > 1 {
+            return;
+        }
+        self.nodes += 1;
         if anchor > 0 {
+            self.anchor_sizes.insert(anchor, count_nodes(&value));
             self.anchors.insert(anchor, value.clone());
         }
         match self.stack.last_mut() {
@@ -275,9 +315,17 @@ impl MarkedEventReceiver for Builder {
                 }
             }
             Event::Alias(id) => {
-                let value = self.anchors.get(&id).cloned().unwrap_or(Value::Null);
+                let size = self.anchor_sizes.get(&id).copied().unwrap_or(1);
+                let value = if self.nodes + size > MAX_NODES {
+                    self.too_large = true;
+                    Value::Null
+                } else {
+                    self.nodes += size - 1;
+                    self.anchors.get(&id).cloned().unwrap_or(Value::Null)
+                };
                 self.push(value, 0);
             }
+            Event::DocumentStart => self.documents += 1,
             _ => {}
         }
     }

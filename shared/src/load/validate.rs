@@ -14,6 +14,24 @@ use crate::model::*;
 use crate::pyregex;
 use serde_json::{Map, Value};
 
+/// A tolerance from a value, as if it had been written in the experiment (used when a string
+/// tolerance is exactly `${name}` and the referenced value decides the tolerance's kind).
+pub fn tolerance_from_value(value: &Value, field: &str) -> Result<Tolerance, Vec<Problem>> {
+    let vars = Vars::default();
+    let checks = Checks {
+        vars: &vars,
+        check_executables: false,
+    };
+    let mut v = Validator {
+        problems: Vec::new(),
+        checks: &checks,
+    };
+    match v.tolerance(value, field) {
+        Some(t) if v.problems.is_empty() => Ok(t),
+        _ => Err(v.problems),
+    }
+}
+
 /// What validation may consult besides the document.
 pub struct Checks<'a> {
     pub vars: &'a Vars,
@@ -396,8 +414,7 @@ impl Validator<'_> {
         };
         if let Some(Value::Array(raw)) = map.get("probes") {
             for (i, probe) in raw.iter().enumerate() {
-                let is_ref = probe.get("ref").is_some();
-                if probe.is_object() && !is_ref && probe.get("tolerance").is_none() {
+                if probe.is_object() && probe.get("tolerance").is_none() {
                     self.problem(
                         format!("{probes_path}[{i}].tolerance"),
                         "missing",
@@ -423,7 +440,15 @@ impl Validator<'_> {
             let item_path = format!("{path}[{i}]");
             if let Some(r) = item.get("ref") {
                 match r {
-                    Value::String(s) if !s.is_empty() => steps.push(Step::Ref(s.clone())),
+                    Value::String(s) if !s.is_empty() => {
+                        let tolerance = item
+                            .get("tolerance")
+                            .and_then(|t| self.tolerance(t, &join(&item_path, "tolerance")));
+                        steps.push(Step::Ref {
+                            name: s.clone(),
+                            tolerance,
+                        });
+                    }
                     other => self.problem(
                         join(&item_path, "ref"),
                         format!("is {}", kind_of(other)),
@@ -686,6 +711,20 @@ impl Validator<'_> {
             }
         };
         let arguments = map.get("arguments").cloned().unwrap_or(Value::Null);
+        let max_retries = match map.get("max_retries") {
+            None | Some(Value::Null) => 0,
+            Some(Value::Number(n)) if n.as_u64().is_some_and(|r| r <= 100) => {
+                n.as_u64().unwrap_or(0) as u32
+            }
+            Some(other) => {
+                self.problem(
+                    join(path, "max_retries"),
+                    format!("is {other}"),
+                    "a number of retries from 0 to 100",
+                );
+                0
+            }
+        };
         Some(HttpProvider {
             url: Value::String(url?),
             method,
@@ -694,6 +733,7 @@ impl Validator<'_> {
             timeout,
             expected_status,
             verify_tls,
+            max_retries,
         })
     }
 
@@ -739,7 +779,17 @@ impl Validator<'_> {
         const KINDS: &str = "a boolean, an integer, a string, a list, or a mapping of type probe, regex, jsonpath or range";
         match value {
             Value::Bool(b) => Some(Tolerance::Bool(*b)),
-            Value::Number(n) if n.is_i64() || n.is_u64() => n.as_i64().map(Tolerance::Int),
+            Value::Number(n) if n.is_i64() || n.is_u64() => match n.as_i64() {
+                Some(i) => Some(Tolerance::Int(i)),
+                None => {
+                    self.problem(
+                        path,
+                        format!("{n} is too large"),
+                        "an integer that fits in 64 bits",
+                    );
+                    None
+                }
+            },
             Value::String(s) => Some(Tolerance::Str(s.clone())),
             Value::Array(items) => Some(Tolerance::List(items.clone())),
             Value::Object(map) => self.tolerance_mapping(map, value, path),

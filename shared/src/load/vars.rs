@@ -1,9 +1,11 @@
 //! `--var KEY[:TYPE]=VALUE` and `--var-file FILE`, as `chaos run` reads them.
 //!
 //! `--var` sets configuration values (`:int`, `:float`, `:bool`, `:json`, `:bytes`, `:str`
-//! convert them). A JSON or YAML var file holds `configuration` and `secrets` mappings; a `.env`
-//! file (anything else) sets environment variables, which we keep as an overlay instead of
-//! mutating the process environment, so several runs in one process never see each other's.
+//! convert them). A JSON or YAML var file holds `configuration` and `secrets` mappings (other
+//! keys are ignored with a warning); a `.env` file (anything else) sets environment variables,
+//! `KEY=VALUE` with the value taken as written (quotes included, as in the reference; an
+//! `export ` prefix is allowed). They are kept as an overlay instead of mutating the process
+//! environment, so several runs in one process never see each other's.
 
 use super::document::{self, Format};
 use super::problem::{Problem, Problems};
@@ -78,12 +80,16 @@ impl Vars {
                 "configuration" => &mut self.configuration,
                 "secrets" => &mut self.secrets,
                 other => {
-                    let mut p = Problem::new(other, "unknown key in var file")
-                        .expected("`configuration` or `secrets`");
-                    if let Some((l, c)) = doc.spans.get(other) {
-                        p = p.at(*l, *c);
-                    }
-                    problems.push(located(p));
+                    // the reference ignores other keys; say so rather than stay silent
+                    let at = doc
+                        .spans
+                        .get(other)
+                        .map(|(l, c)| format!(":{l}:{c}"))
+                        .unwrap_or_default();
+                    tracing::warn!(
+                        "{}{at}: ignoring `{other}` (a var file holds `configuration` and `secrets`)",
+                        path.display()
+                    );
                     continue;
                 }
             };
@@ -108,13 +114,8 @@ impl Vars {
             }
             let line = line.strip_prefix("export ").unwrap_or(line);
             match line.split_once('=') {
+                // as the reference: the value is taken as written, quotes included
                 Some((k, v)) if !k.trim().is_empty() => {
-                    let v = v.trim();
-                    let v = v
-                        .strip_prefix('"')
-                        .and_then(|s| s.strip_suffix('"'))
-                        .or_else(|| v.strip_prefix('\'').and_then(|s| s.strip_suffix('\'')))
-                        .unwrap_or(v);
                     self.env.insert(k.trim().to_string(), v.to_string());
                 }
                 _ => problems.push(
@@ -246,7 +247,11 @@ mod tests {
         );
         assert_eq!(vars.secrets["s"], json!({"k": "v"}));
         assert_eq!(vars.env_get("EB_TEST_ONE").as_deref(), Some("1"));
-        assert_eq!(vars.env_get("EB_TEST_TWO").as_deref(), Some("two"));
+        assert_eq!(
+            vars.env_get("EB_TEST_TWO").as_deref(),
+            Some("\"two\""),
+            "quotes are kept, as in the reference"
+        );
     }
 
     #[test]
@@ -257,11 +262,21 @@ mod tests {
         let err = Vars::default().add_file(&e).unwrap_err().to_string();
         assert!(err.contains("bad.env:2:1"), "{err}");
         let y = dir.path().join("bad.yaml");
-        std::fs::write(&y, "configurashun:\n  a: 1\n").unwrap();
+        std::fs::write(&y, "configuration: [1]\n").unwrap();
         let err = Vars::default().add_file(&y).unwrap_err().to_string();
         assert!(
-            err.contains("bad.yaml:1:1: configurashun: unknown key"),
+            err.contains("bad.yaml: configuration: must be a mapping"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn unknown_var_file_keys_are_ignored_like_the_reference() {
+        let dir = tempfile::tempdir().unwrap();
+        let y = dir.path().join("extra.yaml");
+        std::fs::write(&y, "description: x\nconfiguration:\n  a: 1\n").unwrap();
+        let mut vars = Vars::default();
+        vars.add_file(&y).unwrap();
+        assert_eq!(vars.configuration["a"], 1);
     }
 }

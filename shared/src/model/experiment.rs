@@ -49,7 +49,11 @@ pub struct Hypothesis {
 pub enum Step {
     Activity(Box<Activity>),
     /// `{"ref": "name"}`: resolved by name among method and hypothesis activities at run time.
-    Ref(String),
+    /// In a hypothesis, the tolerance is the one written beside the `ref`, as in the reference.
+    Ref {
+        name: String,
+        tolerance: Option<Tolerance>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +123,8 @@ pub struct HttpProvider {
     pub timeout: Value,
     pub expected_status: Option<u16>,
     pub verify_tls: bool,
+    /// Retries on connection failures, as `requests`' `max_retries`.
+    pub max_retries: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -198,15 +204,18 @@ pub enum HypothesisStrategy {
     AfterMethodOnly,
     DuringMethodOnly,
     Continuously,
+    /// Never check the hypothesis (experiment `runtime` only, as in the reference).
+    Skip,
 }
 
 impl HypothesisStrategy {
-    pub const NAMES: [&'static str; 5] = [
+    pub const NAMES: [&'static str; 6] = [
         "default",
         "before-method-only",
         "after-method-only",
         "during-method-only",
         "continuously",
+        "skip",
     ];
 
     pub fn parse(s: &str) -> Option<Self> {
@@ -217,6 +226,7 @@ impl HypothesisStrategy {
             "during-method-only" => Self::DuringMethodOnly,
             // the reference accepts its historical misspelling too
             "continuously" | "continously" => Self::Continuously,
+            "skip" => Self::Skip,
             _ => return None,
         })
     }

@@ -132,11 +132,22 @@ impl HttpClients {
         }
         let mut body: Option<(Vec<u8>, Option<&'static str>)> = None;
         if method == reqwest::Method::GET {
-            let pairs = form_pairs(&arguments);
-            if !pairs.is_empty() {
-                parsed.query_pairs_mut().extend_pairs(pairs);
+            if let Value::String(query) = &arguments {
+                // a string is sent as the query string itself, as `requests` does
+                if !query.is_empty() {
+                    let joined = match parsed.query() {
+                        Some(q) if !q.is_empty() => format!("{q}&{query}"),
+                        _ => query.clone(),
+                    };
+                    parsed.set_query(Some(&joined));
+                }
+            } else {
+                let pairs = form_pairs(&arguments);
+                if !pairs.is_empty() {
+                    parsed.query_pairs_mut().extend_pairs(pairs);
+                }
             }
-        } else if json_body {
+        } else if json_body && !arguments.is_null() {
             body = Some((serde_json::to_vec(&arguments).unwrap_or_default(), None));
         } else {
             match &arguments {
@@ -167,7 +178,23 @@ impl HttpClients {
             }
             request = request.body(bytes);
         }
-        let response = request.send().await.map_err(|e| classify(&url, e))?;
+        // `max_retries`, as `requests`' adapter: connection failures only, immediately
+        let mut attempts_left = p.max_retries;
+        let response = loop {
+            let attempt = request.try_clone().map(|r| r.send());
+            let result = match attempt {
+                Some(send) => send.await,
+                None => break request.send().await.map_err(|e| classify(&url, e))?,
+            };
+            match result {
+                Ok(r) => break r,
+                Err(e) if e.is_connect() && attempts_left > 0 => {
+                    attempts_left -= 1;
+                    tracing::debug!("connection to the HTTP endpoint failed; retrying");
+                }
+                Err(e) => return Err(classify(&url, e)),
+            }
+        };
         let status = response.status().as_u16();
         let mut out_headers = Map::new();
         for (name, value) in response.headers() {
@@ -231,7 +258,8 @@ fn classify(url: &str, e: reqwest::Error) -> ActivityError {
         }
         ActivityError::Failed(format!("failed to connect to {url}: {cause}"))
     } else {
-        ActivityError::Failed(format!("request to {url} failed: {e}"))
+        // `without_url`: reqwest's text repeats the URL percent-encoded; ours is already there
+        ActivityError::Failed(format!("request to {url} failed: {}", e.without_url()))
     }
 }
 

@@ -16,7 +16,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
@@ -113,7 +112,7 @@ pub async fn run(
         (status, out, err)
     };
     let (status, out, err) = match p.timeout {
-        Some(t) => tokio::time::timeout(Duration::from_secs_f64(t.max(0.0)), collect)
+        Some(t) => tokio::time::timeout(crate::engine::activity::seconds(t), collect)
             .await
             .map_err(|_| {
                 ActivityError::Timeout("process activity took too long to complete".into())
@@ -136,10 +135,10 @@ pub async fn run(
 }
 
 /// SIGKILLs a child's process group on drop unless disarmed after the child was reaped.
-struct GroupGuard(Option<u32>);
+pub(crate) struct GroupGuard(pub(crate) Option<u32>);
 
 impl GroupGuard {
-    fn disarm(mut self) {
+    pub(crate) fn disarm(mut self) {
         self.0 = None;
     }
 }
@@ -160,6 +159,7 @@ impl Drop for GroupGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn args(v: Value) -> Vec<String> {
         match build_argv("/bin/echo", &v) {

@@ -75,29 +75,52 @@ impl PythonBridge {
             "secrets": scope.secrets,
             "secret_scopes": p.secrets,
         });
+        // Own process group: a terminal's Ctrl-C does not reach the extension (the engine
+        // decides what an interruption stops), and an interruption kills everything it started.
         let mut child = tokio::process::Command::new(python)
             .arg("-c")
             .arg(BRIDGE)
             .envs(env)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
+            .process_group(0)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| {
                 ActivityError::Failed(format!("cannot start {}: {e}", python.display()))
             })?;
+        let guard = super::process::GroupGuard(child.id());
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(request.to_string().as_bytes()).await;
         }
-        let mut out = Vec::new();
-        if let Some(mut stdout) = child.stdout.take() {
-            let _ = stdout.read_to_end(&mut out).await;
-        }
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+        let read_out = async {
+            if let Some(s) = stdout.as_mut() {
+                let _ = s.read_to_end(&mut out).await;
+            }
+        };
+        let read_err = async {
+            if let Some(s) = stderr.as_mut() {
+                let _ = s.read_to_end(&mut err).await;
+            }
+        };
+        tokio::join!(read_out, read_err);
         let status = child
             .wait()
             .await
             .map_err(|e| ActivityError::Failed(format!("python bridge: {e}")))?;
+        guard.disarm();
+        // What the extension printed goes to our log, with the run's secrets masked.
+        let printed = String::from_utf8_lossy(&err);
+        if !printed.trim().is_empty() {
+            let secrets = crate::load::config::secret_values(&scope.secrets);
+            let redactor = crate::redact::Redactor::new(secrets);
+            for line in printed.lines() {
+                tracing::info!("{}.{}: {}", p.module, p.func, redactor.text(line));
+            }
+        }
         let answer: Value = serde_json::from_slice(&out).map_err(|_| {
             ActivityError::Failed(format!(
                 "python bridge for {}.{} ended ({status}) without an answer",
