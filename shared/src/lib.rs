@@ -20,10 +20,16 @@
 //! - [`providers`]: `process`, `http`, `python` and the native registry.
 //! - [`pyvalue`], [`pyregex`]: Python semantics on JSON values and Python regex patterns.
 //! - [`redact`]: secret masking.
+//! - [`ports`]: the job queue, object store and event bus traits (SQS/S3/EventBridge semantics).
+//! - [`adapters`]: their implementations; `embedded` is a SQLite file and a directory.
+//! - [`contract`]: one test per port promise, run against every adapter.
 
+pub mod adapters;
+pub mod contract;
 pub mod engine;
 pub mod load;
 pub mod model;
+pub mod ports;
 pub mod providers;
 pub mod pyregex;
 pub mod pyvalue;

@@ -1,0 +1,65 @@
+//! The object store port (S3 semantics).
+//!
+//! Promises, each checked by `crate::contract::store`:
+//! - **get/put**: `put` then `get` returns the bytes; `get` of a missing key is `None`; a `put`
+//!   replaces the object whole (a reader never sees half of it);
+//! - **conditional create**: `put_if_absent` succeeds for exactly one of any number of
+//!   concurrent callers, and fails with `AlreadyExists` for the others;
+//! - **list**: keys under a prefix, sorted.
+//!
+//! Keys are `/`-separated, relative, without `.` or `..` segments.
+
+use std::future::Future;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("object {key} already exists")]
+    AlreadyExists { key: String },
+    #[error("invalid object key {key:?}: {reason}")]
+    InvalidKey { key: String, reason: &'static str },
+    #[error("object {key}: {message}")]
+    Backend {
+        key: String,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+pub trait ObjectStore: Send + Sync {
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
+    fn put(&self, key: &str, bytes: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Create the object only if no object has this key.
+    fn put_if_absent(
+        &self,
+        key: &str,
+        bytes: &[u8],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+/// Reject keys that could escape a directory or mean different things on S3 and on disk.
+pub fn check_key(key: &str) -> Result<(), StoreError> {
+    let bad = |reason| {
+        Err(StoreError::InvalidKey {
+            key: key.to_string(),
+            reason,
+        })
+    };
+    if key.is_empty() {
+        return bad("empty");
+    }
+    if key.starts_with('/') || key.ends_with('/') {
+        return bad("starts or ends with /");
+    }
+    if key
+        .split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return bad("has an empty, . or .. segment");
+    }
+    if key.chars().any(|c| c.is_control()) {
+        return bad("has a control character");
+    }
+    Ok(())
+}
