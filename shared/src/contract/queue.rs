@@ -46,7 +46,8 @@ pub async fn sent_messages_are_received_intact<F: QueueFixture>(f: &F) {
 pub async fn leased_message_is_invisible_until_the_lease_expires<F: QueueFixture>(f: &F) {
     let q = f.queue(5).await;
     q.send_batch(&bodies(&["job"])).await.unwrap();
-    let first = receive_one(&q, Duration::from_millis(800)).await;
+    // leases long enough that a slow machine still checks invisibility inside one
+    let first = receive_one(&q, Duration::from_secs(2)).await;
     assert!(
         q.receive(1, LONG, Duration::ZERO).await.unwrap().is_empty(),
         "a leased message is invisible"
@@ -76,10 +77,11 @@ pub async fn leased_message_is_invisible_until_the_lease_expires<F: QueueFixture
 pub async fn heartbeats_keep_a_message_invisible<F: QueueFixture>(f: &F) {
     let q = f.queue(5).await;
     q.send_batch(&bodies(&["long job"])).await.unwrap();
-    let leased = receive_one(&q, Duration::from_secs(1)).await;
-    let until = Instant::now() + Duration::from_millis(2500);
+    let leased = receive_one(&q, Duration::from_secs(2)).await;
+    // heartbeats every ~0.3 s keep a 2 s lease alive well past its first expiry
+    let until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < until {
-        q.extend(&leased.receipt, Duration::from_secs(1))
+        q.extend(&leased.receipt, Duration::from_secs(2))
             .await
             .unwrap();
         assert!(
