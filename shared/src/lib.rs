@@ -20,11 +20,13 @@
 //! - [`providers`]: `process`, `http`, `python` and the native registry.
 //! - [`pyvalue`], [`pyregex`]: Python semantics on JSON values and Python regex patterns.
 //! - [`redact`]: secret masking.
+//! - [`broker`]: job lifecycle and wave gating around the engine (pure decisions first).
 //! - [`ports`]: the job queue, object store and event bus traits (SQS/S3/EventBridge semantics).
 //! - [`adapters`]: their implementations; `embedded` is a SQLite file and a directory.
 //! - [`contract`]: one test per port promise, run against every adapter.
 
 pub mod adapters;
+pub mod broker;
 pub mod contract;
 pub mod engine;
 pub mod load;

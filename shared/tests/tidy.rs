@@ -31,7 +31,7 @@ fn workspace_root() -> PathBuf {
 fn every_rust_file_opens_with_a_module_doc() {
     let root = workspace_root();
     let mut files = Vec::new();
-    for crate_dir in ["shared", "worker"] {
+    for crate_dir in ["shared", "worker", "producer"] {
         rust_files(&root.join(crate_dir), &mut files);
     }
     assert!(

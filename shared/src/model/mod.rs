@@ -2,6 +2,7 @@
 
 pub mod experiment;
 pub mod journal;
+pub mod suite;
 
 pub use experiment::*;
 pub use journal::*;

@@ -1,0 +1,98 @@
+//! `producer validate`: the suite and every experiment it names, all problems at once.
+
+use std::path::Path;
+use std::process::Command;
+
+fn producer(args: &[&str], dir: &Path) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const GOOD: &str = r#"{"title": "t", "description": "d", "method": [{"type": "action", "name": "a", "provider": {"type": "process", "path": "/bin/true"}}]}"#;
+
+#[test]
+fn a_valid_suite_names_its_waves_and_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("exp")).unwrap();
+    for name in ["a.json", "b.json", "c.json", "d.json"] {
+        std::fs::write(dir.path().join("exp").join(name), GOOD).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("nightly.yaml"),
+        "name: nightly\nwaves:\n  - experiments: [exp/a.json, exp/b.json, exp/c.json]\n    on_failure: continue\n  - experiments: [exp/d.json, s3://bucket/more.yaml]\n",
+    )
+    .unwrap();
+    let (code, out, err) = producer(&["validate", "nightly.yaml"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("valid suite 'nightly': 2 waves, 5 jobs"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "not checked here (fetched by the worker when it runs): s3://bucket/more.yaml"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn problems_in_the_suite_and_its_experiments_are_all_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("bad.json"),
+        r#"{"description": "no title", "method": []}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "waves:\n  - experiments: [bad.json, missing.json]\n",
+    )
+    .unwrap();
+    let (code, _, err) = producer(&["validate", "s.yaml"], dir.path());
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("bad.json") && err.contains("title: missing"),
+        "{err}"
+    );
+    assert!(
+        err.contains("missing.json: cannot read the experiment"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.path().join("s2.yaml"),
+        "waves:\n  - experiments: []\n    on_failure: later\n",
+    )
+    .unwrap();
+    let (code, _, err) = producer(&["validate", "s2.yaml"], dir.path());
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("s2.yaml:2:5: waves[0].experiments: is empty"),
+        "{err}"
+    );
+    assert!(err.contains("waves[0].on_failure: unknown policy"), "{err}");
+}
+
+#[test]
+fn the_seed_payload_validates_as_a_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.json"), GOOD).unwrap();
+    std::fs::write(
+        dir.path().join("payload.json"),
+        r#"{"state": "in-progress", "list": [{"experiment_source": "a.json", "bucket_name": "", "state": "pending"},
+            {"experiment_source": "exp/b.yaml", "bucket_name": "bkt", "state": "pending"}]}"#,
+    )
+    .unwrap();
+    let (code, out, err) = producer(&["validate", "payload.json"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("2 waves, 2 jobs"), "{out}");
+    assert!(out.contains("s3://bkt/exp/b.yaml"), "{out}");
+}
