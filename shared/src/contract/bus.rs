@@ -1,6 +1,6 @@
 //! The event bus contract (see `crate::ports::bus` for the promises).
 
-use super::eventually;
+use super::next_message;
 use crate::ports::bus::{Event, EventBus};
 use crate::ports::queue::JobQueue;
 use std::future::Future;
@@ -30,16 +30,7 @@ pub async fn events_reach_subscribed_queues_once_as_envelopes<F: BusFixture>(f: 
     let (bus, q) = f.subscribed(&["Experiment Completed"]).await;
     let sent = event("Experiment Completed", 1);
     bus.publish(&sent).await.unwrap();
-    let m = eventually(Duration::from_secs(10), "the event on the queue", || {
-        let q = q.clone();
-        async move {
-            q.receive(1, Duration::from_secs(30), Duration::from_millis(200))
-                .await
-                .unwrap()
-                .pop()
-        }
-    })
-    .await;
+    let m = next_message(&q, Duration::from_secs(30), "the event on the queue").await;
     let got: Event = serde_json::from_str(&m.body).expect("an EventBridge envelope");
     assert_eq!(got.detail_type, sent.detail_type);
     assert_eq!(got.source, sent.source);
@@ -61,30 +52,12 @@ pub async fn queues_only_receive_the_types_they_subscribed_to<F: BusFixture>(f: 
     bus.publish(&event("Experiment Completed", 2))
         .await
         .unwrap();
-    let m = eventually(Duration::from_secs(10), "the wave event", || {
-        let q = waves.clone();
-        async move {
-            q.receive(1, Duration::from_secs(30), Duration::from_millis(200))
-                .await
-                .unwrap()
-                .pop()
-        }
-    })
-    .await;
+    let m = next_message(&waves, Duration::from_secs(30), "the wave event").await;
     assert_eq!(
         serde_json::from_str::<Event>(&m.body).unwrap().detail_type,
         "Wave Released"
     );
-    let m = eventually(Duration::from_secs(10), "the completion event", || {
-        let q = completed.clone();
-        async move {
-            q.receive(10, Duration::from_secs(30), Duration::from_millis(200))
-                .await
-                .unwrap()
-                .pop()
-        }
-    })
-    .await;
+    let m = next_message(&completed, Duration::from_secs(30), "the completion event").await;
     assert_eq!(
         serde_json::from_str::<Event>(&m.body).unwrap().detail_type,
         "Experiment Completed"

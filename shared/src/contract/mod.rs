@@ -9,6 +9,7 @@ pub mod bus;
 pub mod queue;
 pub mod store;
 
+use crate::ports::queue::{JobQueue, Message};
 use std::future::Future;
 use std::time::{Duration, Instant};
 
@@ -29,4 +30,18 @@ where
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
+}
+
+/// The next message on `q`, leased for `visibility`, waiting up to 10 s for it.
+pub async fn next_message<Q: JobQueue + Clone>(q: &Q, visibility: Duration, what: &str) -> Message {
+    eventually(Duration::from_secs(10), what, || {
+        let q = q.clone();
+        async move {
+            q.receive(1, visibility, Duration::from_millis(200))
+                .await
+                .unwrap()
+                .pop()
+        }
+    })
+    .await
 }

@@ -1,6 +1,6 @@
 //! The job queue contract (see `crate::ports::queue` for the promises).
 
-use super::eventually;
+use super::{eventually, next_message};
 use crate::ports::queue::{JobQueue, QueueError};
 use std::collections::HashSet;
 use std::future::Future;
@@ -47,25 +47,12 @@ pub async fn leased_message_is_invisible_until_the_lease_expires<F: QueueFixture
     let q = f.queue(5).await;
     q.send_batch(&bodies(&["job"])).await.unwrap();
     // leases long enough that a slow machine still checks invisibility inside one
-    let first = receive_one(&q, Duration::from_secs(2)).await;
+    let first = next_message(&q, Duration::from_secs(2), "a message").await;
     assert!(
         q.receive(1, LONG, Duration::ZERO).await.unwrap().is_empty(),
         "a leased message is invisible"
     );
-    let again = eventually(
-        Duration::from_secs(10),
-        "redelivery after the lease",
-        || {
-            let q = q.clone();
-            async move {
-                q.receive(1, LONG, Duration::from_millis(200))
-                    .await
-                    .unwrap()
-                    .pop()
-            }
-        },
-    )
-    .await;
+    let again = next_message(&q, LONG, "redelivery after the lease").await;
     assert_eq!(again.id, first.id);
     assert_eq!(again.receive_count, 2);
     assert_ne!(
@@ -77,7 +64,7 @@ pub async fn leased_message_is_invisible_until_the_lease_expires<F: QueueFixture
 pub async fn heartbeats_keep_a_message_invisible<F: QueueFixture>(f: &F) {
     let q = f.queue(5).await;
     q.send_batch(&bodies(&["long job"])).await.unwrap();
-    let leased = receive_one(&q, Duration::from_secs(2)).await;
+    let leased = next_message(&q, Duration::from_secs(2), "a message").await;
     // heartbeats every ~0.3 s keep a 2 s lease alive well past its first expiry
     let until = Instant::now() + Duration::from_secs(4);
     while Instant::now() < until {
@@ -92,27 +79,14 @@ pub async fn heartbeats_keep_a_message_invisible<F: QueueFixture>(f: &F) {
             "heartbeats keep the message leased"
         );
     }
-    let again = eventually(
-        Duration::from_secs(10),
-        "redelivery once heartbeats stop",
-        || {
-            let q = q.clone();
-            async move {
-                q.receive(1, LONG, Duration::from_millis(200))
-                    .await
-                    .unwrap()
-                    .pop()
-            }
-        },
-    )
-    .await;
+    let again = next_message(&q, LONG, "redelivery once heartbeats stop").await;
     assert_eq!(again.id, leased.id);
 }
 
 pub async fn ack_is_final<F: QueueFixture>(f: &F) {
     let q = f.queue(5).await;
     q.send_batch(&bodies(&["done"])).await.unwrap();
-    let leased = receive_one(&q, Duration::from_millis(500)).await;
+    let leased = next_message(&q, Duration::from_millis(500), "a message").await;
     q.ack(&leased.receipt).await.unwrap();
     // a long poll spanning well past the old lease: nothing comes back
     assert!(
@@ -127,17 +101,8 @@ pub async fn ack_is_final<F: QueueFixture>(f: &F) {
 pub async fn a_lost_lease_cannot_be_extended<F: QueueFixture>(f: &F) {
     let q = f.queue(5).await;
     q.send_batch(&bodies(&["job"])).await.unwrap();
-    let first = receive_one(&q, Duration::from_millis(300)).await;
-    let second = eventually(Duration::from_secs(10), "redelivery", || {
-        let q = q.clone();
-        async move {
-            q.receive(1, LONG, Duration::from_millis(200))
-                .await
-                .unwrap()
-                .pop()
-        }
-    })
-    .await;
+    let first = next_message(&q, Duration::from_millis(300), "a message").await;
+    let second = next_message(&q, LONG, "redelivery").await;
     assert_eq!(second.id, first.id);
     assert!(matches!(
         q.extend(&first.receipt, LONG).await,
@@ -150,16 +115,7 @@ pub async fn dead_letters_after_max_receives<F: QueueFixture>(f: &F) {
     let q = f.queue(2).await;
     let ids = q.send_batch(&bodies(&["poison"])).await.unwrap();
     for attempt in 1..=2u32 {
-        let m = eventually(Duration::from_secs(10), "a delivery", || {
-            let q = q.clone();
-            async move {
-                q.receive(1, Duration::from_millis(200), Duration::from_millis(200))
-                    .await
-                    .unwrap()
-                    .pop()
-            }
-        })
-        .await;
+        let m = next_message(&q, Duration::from_millis(200), "a delivery").await;
         assert_eq!(m.receive_count, attempt);
     }
     let dead = eventually(Duration::from_secs(10), "the dead letter", || {
@@ -233,22 +189,6 @@ pub async fn concurrent_receivers_never_share_a_message<F: QueueFixture>(f: &F) 
         "no message was leased twice: {all:?}"
     );
     assert_eq!(unique.len(), 20);
-}
-
-async fn receive_one<Q: JobQueue + Clone>(
-    q: &Q,
-    visibility: Duration,
-) -> crate::ports::queue::Message {
-    eventually(Duration::from_secs(10), "a message", || {
-        let q = q.clone();
-        async move {
-            q.receive(1, visibility, Duration::from_millis(200))
-                .await
-                .unwrap()
-                .pop()
-        }
-    })
-    .await
 }
 
 /// Expand the queue contract into tests for a fixture expression.

@@ -49,16 +49,7 @@ pub fn load_experiment_text(
     vars: &Vars,
     providers: &Providers,
 ) -> Result<Experiment, Problems> {
-    let locate = |mut p: Problem, doc: Option<&Document>| {
-        p.file = origin.map(Path::to_path_buf);
-        if p.line.is_none()
-            && let Some((line, col)) = doc.and_then(|d| d.locate(&p.field))
-        {
-            p = p.at(line, col);
-        }
-        p
-    };
-    let mut doc = document::parse(text, format).map_err(|p| Problems(vec![locate(p, None)]))?;
+    let mut doc = parse_located(text, format, origin)?;
     let checks = validate::Checks {
         vars,
         check_executables: true,
@@ -73,17 +64,43 @@ pub fn load_experiment_text(
     }
     match experiment {
         Some(e) if problems.is_empty() => Ok(e),
-        _ => {
-            doc.ensure_spans();
-            let mut located: Vec<Problem> = problems
-                .into_iter()
-                .map(|p| locate(p, Some(&doc)))
-                .collect();
-            // in reading order
-            located.sort_by_key(|p| (p.line.unwrap_or(0), p.column.unwrap_or(0)));
-            Err(Problems(located))
-        }
+        _ => Err(locate_all(problems, &mut doc, origin)),
     }
+}
+
+/// Parse a document; a syntax error comes back located and naming `origin`.
+pub(crate) fn parse_located(
+    text: &str,
+    format: Format,
+    origin: Option<&Path>,
+) -> Result<Document, Problems> {
+    document::parse(text, format).map_err(|mut p| {
+        p.file = origin.map(Path::to_path_buf);
+        Problems(vec![p])
+    })
+}
+
+/// Name the file, attach each problem's line and column, and sort them in reading order.
+pub(crate) fn locate_all(
+    problems: Vec<Problem>,
+    doc: &mut Document,
+    origin: Option<&Path>,
+) -> Problems {
+    doc.ensure_spans();
+    let mut located: Vec<Problem> = problems
+        .into_iter()
+        .map(|mut p| {
+            p.file = origin.map(Path::to_path_buf);
+            if p.line.is_none()
+                && let Some((line, col)) = doc.locate(&p.field)
+            {
+                p = p.at(line, col);
+            }
+            p
+        })
+        .collect();
+    located.sort_by_key(|p| (p.line.unwrap_or(0), p.column.unwrap_or(0)));
+    Problems(located)
 }
 
 /// Python activities: native ones are checked against their declared parameters, the others

@@ -6,7 +6,7 @@
 //! seed's loop did. `check_experiments` then loads every experiment file a suite names, so a
 //! suite is refused before anything is enqueued.
 
-use super::document::{self, Document, Format};
+use super::document::Format;
 use super::problem::{Problem, Problems};
 use super::{Vars, load_experiment};
 use crate::model::suite::{Defaults, ExperimentRef, OnFailure, Suite, Wave};
@@ -32,16 +32,7 @@ pub fn load_suite_text(
     origin: Option<&Path>,
     default_name: &str,
 ) -> Result<Suite, Problems> {
-    let locate = |mut p: Problem, doc: Option<&Document>| {
-        p.file = origin.map(Path::to_path_buf);
-        if p.line.is_none()
-            && let Some((line, col)) = doc.and_then(|d| d.locate(&p.field))
-        {
-            p = p.at(line, col);
-        }
-        p
-    };
-    let mut doc = document::parse(text, format).map_err(|p| Problems(vec![locate(p, None)]))?;
+    let mut doc = super::parse_located(text, format, origin)?;
     let mut problems = Vec::new();
     let suite = match &doc.value {
         Value::Object(root) if root.contains_key("list") && !root.contains_key("waves") => {
@@ -58,15 +49,7 @@ pub fn load_suite_text(
     };
     match suite {
         Some(s) if problems.is_empty() => Ok(s),
-        _ => {
-            doc.ensure_spans();
-            let mut located: Vec<Problem> = problems
-                .into_iter()
-                .map(|p| locate(p, Some(&doc)))
-                .collect();
-            located.sort_by_key(|p| (p.line.unwrap_or(0), p.column.unwrap_or(0)));
-            Err(Problems(located))
-        }
+        _ => Err(super::locate_all(problems, &mut doc, origin)),
     }
 }
 

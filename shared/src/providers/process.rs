@@ -92,22 +92,9 @@ pub async fn run(
         .map_err(|e| ActivityError::Failed(format!("failed to start '{}': {e}", p.path)))?;
     // Kill the whole group if this future is dropped (interruption) or times out.
     let guard = GroupGuard(child.id());
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
+    let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let collect = async {
-        let mut out = Vec::new();
-        let mut err = Vec::new();
-        let read_out = async {
-            if let Some(s) = stdout.as_mut() {
-                let _ = s.read_to_end(&mut out).await;
-            }
-        };
-        let read_err = async {
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
+        let (out, err) = read_both(stdout, stderr).await;
         let status = child.wait().await;
         (status, out, err)
     };
@@ -132,6 +119,27 @@ pub async fn run(
         "stdout": String::from_utf8_lossy(&out),
         "stderr": String::from_utf8_lossy(&err),
     }))
+}
+
+/// Read a child's stdout and stderr to the end, concurrently, so that a full pipe on one side
+/// never blocks the child writing to the other.
+pub(crate) async fn read_both(
+    stdout: Option<tokio::process::ChildStdout>,
+    stderr: Option<tokio::process::ChildStderr>,
+) -> (Vec<u8>, Vec<u8>) {
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let read_out = async {
+        if let Some(mut s) = stdout {
+            let _ = s.read_to_end(&mut out).await;
+        }
+    };
+    let read_err = async {
+        if let Some(mut s) = stderr {
+            let _ = s.read_to_end(&mut err).await;
+        }
+    };
+    tokio::join!(read_out, read_err);
+    (out, err)
 }
 
 /// SIGKILLs a child's process group on drop unless disarmed after the child was reaped.

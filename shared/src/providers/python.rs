@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::OnceLock;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 pub const BRIDGE: &str = include_str!("python_bridge.py");
 
@@ -94,19 +94,7 @@ impl PythonBridge {
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(request.to_string().as_bytes()).await;
         }
-        let (mut out, mut err) = (Vec::new(), Vec::new());
-        let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
-        let read_out = async {
-            if let Some(s) = stdout.as_mut() {
-                let _ = s.read_to_end(&mut out).await;
-            }
-        };
-        let read_err = async {
-            if let Some(s) = stderr.as_mut() {
-                let _ = s.read_to_end(&mut err).await;
-            }
-        };
-        tokio::join!(read_out, read_err);
+        let (out, err) = super::process::read_both(child.stdout.take(), child.stderr.take()).await;
         let status = child
             .wait()
             .await
