@@ -21,12 +21,14 @@
 //! - [`pyvalue`], [`pyregex`]: Python semantics on JSON values and Python regex patterns.
 //! - [`redact`]: secret masking.
 //! - [`broker`]: job lifecycle and wave gating around the engine (pure decisions first).
+//! - [`config`]: which adapters back the ports (embedded under a state directory today).
 //! - [`ports`]: the job queue, object store and event bus traits (SQS/S3/EventBridge semantics).
 //! - [`adapters`]: their implementations; `embedded` is a SQLite file and a directory.
 //! - [`contract`]: one test per port promise, run against every adapter.
 
 pub mod adapters;
 pub mod broker;
+pub mod config;
 pub mod contract;
 pub mod engine;
 pub mod load;

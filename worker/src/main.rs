@@ -9,7 +9,7 @@ use broker::providers::Providers;
 use broker::providers::registry::Registry;
 use broker::{RunOptions, load_experiment, run_experiment};
 use clap::Parser;
-use cli::{Cli, Command, RunArgs, ValidateArgs, VarArgs};
+use cli::{Cli, Command, RunArgs, ServeArgs, ValidateArgs, VarArgs};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run(args) => run(args).await,
             Command::Validate(args) => validate(args),
+            Command::Serve(args) => serve(args).await,
         }
     });
     match outcome {
@@ -148,6 +149,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         hypothesis_frequency: args.hypothesis_frequency,
         fail_fast: args.fail_fast,
         dry: args.dry.map(Into::into),
+        revert_only: false,
     };
     let stop = CancellationToken::new();
     let _signals = watch_signals(stop.clone());
@@ -160,6 +162,38 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     };
     write_journal(&args.journal_path, &journal)?;
     Ok(journal.exit_code())
+}
+
+/// `worker serve`: the fleet's worker on the embedded backend.
+async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
+    let embedded = broker::config::Embedded::open(&args.state_dir)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let cfg = ServeConfig {
+        concurrency: usize::from(args.concurrency),
+        visibility: std::time::Duration::from_secs_f64(args.visibility_timeout),
+        wait: std::time::Duration::from_secs(5),
+        grace: std::time::Duration::from_secs_f64(args.grace),
+        worker_id: format!("{}-{}", node.trim(), std::process::id()),
+    };
+    let ports = WorkerPorts {
+        jobs: embedded.jobs,
+        store: embedded.store,
+        bus: embedded.bus,
+    };
+    let stop = CancellationToken::new();
+    let _signals = watch_signals(stop.clone());
+    tracing::info!("state directory {}", args.state_dir.display());
+    serve(
+        cfg,
+        ports,
+        Arc::new(Providers::new(Registry::new())),
+        stop.cancelled_owned(),
+    )
+    .await;
+    Ok(0)
 }
 
 /// SIGINT/SIGTERM: interrupt the run; rollbacks still run and the journal is still written.

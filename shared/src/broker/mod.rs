@@ -1,4 +1,5 @@
 //! The broker: the job lifecycle and wave gating around the engine, generic over the ports.
-//! Decisions are small pure functions (`gate.rs`); the I/O around them comes with the fleet.
+//! Decisions are small pure functions (`gate.rs`); `serve.rs` is the worker's job lifecycle.
 
 pub mod gate;
+pub mod serve;

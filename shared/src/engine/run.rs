@@ -32,6 +32,9 @@ pub struct RunOptions {
     /// Fail the run at the first deviation of the continuous hypothesis.
     pub fail_fast: bool,
     pub dry: Option<Dry>,
+    /// Only revert: skip the hypothesis and the method, play the rollbacks, end `interrupted`.
+    /// For a job whose earlier run was lost mid-way (its worker died): never inject twice.
+    pub revert_only: bool,
 }
 
 impl Default for RunOptions {
@@ -42,6 +45,7 @@ impl Default for RunOptions {
             hypothesis_frequency: 1.0,
             fail_fast: false,
             dry: None,
+            revert_only: false,
         }
     }
 }
@@ -146,7 +150,16 @@ pub async fn run_experiment(
     let phases = phases(hypothesis_strategy);
     let mut gate_passed = true;
 
-    if with_hypothesis && phases.before {
+    if options.revert_only {
+        tracing::warn!("an earlier run of this experiment was lost mid-way: reverting only");
+        report.update(|j| {
+            j.status = Some(Status::Interrupted);
+            if let Some(Value::Object(b)) = &mut j.broker {
+                b.insert("revert_only".into(), Value::Bool(true));
+            }
+        });
+        gate_passed = false;
+    } else if with_hypothesis && phases.before {
         let state = run_steady_state(&ctx, probes).await;
         let missed = status_when_missed(&state);
         report.update(|j| {

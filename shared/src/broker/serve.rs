@@ -1,0 +1,428 @@
+//! The worker's job lifecycle, generic over the ports: receive → lease → heartbeat → fetch →
+//! run (checkpoints as it goes) → journal → completion event → ack.
+//!
+//! Invariants kept here:
+//! - **Never re-inject on redelivery.** Before the engine runs, a `started` marker is written
+//!   under the run's key. A job received again whose marker exists and whose journal does not
+//!   (its worker died or lost the lease) only runs its rollbacks and ends `interrupted`.
+//! - **Nothing is lost.** Every received message ends in one journal and one completion event,
+//!   then is acked: a malformed message, a missing or invalid experiment, a run the engine
+//!   refuses: all become `failed` journals with the reason. A journal already written with its
+//!   event published (the ack was lost) is acked without running again.
+//! - **Leases are held while runs are live.** A heartbeat extends the lease every third of the
+//!   visibility timeout; if the lease is lost anyway, the run is interrupted (its rollbacks
+//!   run), since another worker now owns the job.
+//! - **Shutdown is graceful.** When `shutdown` resolves, no new message is received; running
+//!   jobs get `grace` to finish, then are interrupted (rollbacks run), journaled and acked.
+
+use crate::engine::activity::now_iso;
+use crate::engine::{Observer, RunOptions, run_experiment};
+use crate::load::document::Format;
+use crate::load::{Vars, load_experiment_text};
+use crate::model::suite::Job;
+use crate::model::{HypothesisStrategy, Journal, RollbackStrategy, Status, SteadyStates};
+use crate::ports::queue::{JobQueue, Message, QueueError};
+use crate::ports::store::{ObjectStore, check_key};
+use crate::ports::{Event, EventBus};
+use crate::providers::Providers;
+use serde_json::json;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// How a worker serves.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    /// Jobs run at once.
+    pub concurrency: usize,
+    /// The lease on a received job; heartbeats renew it every third of it.
+    pub visibility: Duration,
+    /// Long-poll wait of each receive.
+    pub wait: Duration,
+    /// On shutdown, how long running jobs may go on before they are interrupted.
+    pub grace: Duration,
+    /// Names this worker in markers and events.
+    pub worker_id: String,
+}
+
+/// The ports a worker uses.
+#[derive(Debug, Clone)]
+pub struct WorkerPorts<Q, S, B> {
+    pub jobs: Q,
+    pub store: S,
+    pub bus: B,
+}
+
+/// Serve jobs until `shutdown` resolves, then drain as `ServeConfig::grace` says.
+pub async fn serve<Q, S, B>(
+    cfg: ServeConfig,
+    ports: WorkerPorts<Q, S, B>,
+    providers: Arc<Providers>,
+    shutdown: impl Future<Output = ()>,
+) where
+    Q: JobQueue + Clone + 'static,
+    S: ObjectStore + Clone + 'static,
+    B: EventBus + Clone + 'static,
+{
+    let interrupt_all = CancellationToken::new();
+    let mut tasks = JoinSet::new();
+    let concurrency = cfg.concurrency.max(1);
+    tokio::pin!(shutdown);
+    tracing::info!(worker = %cfg.worker_id, "serving jobs (concurrency {concurrency})");
+    'serve: loop {
+        while tasks.len() >= concurrency {
+            tokio::select! {
+                _ = &mut shutdown => break 'serve,
+                _ = tasks.join_next() => {}
+            }
+        }
+        let free = concurrency - tasks.len();
+        let received = tokio::select! {
+            _ = &mut shutdown => break 'serve,
+            r = ports.jobs.receive(free, cfg.visibility, cfg.wait) => r,
+        };
+        match received {
+            Ok(messages) => {
+                for message in messages {
+                    let job = JobRun {
+                        cfg: cfg.clone(),
+                        ports: ports.clone(),
+                        providers: providers.clone(),
+                        stop: interrupt_all.child_token(),
+                    };
+                    tasks.spawn(async move { job.handle(message).await });
+                }
+            }
+            Err(e) => {
+                tracing::error!("receiving jobs failed: {e}; retrying in 1 s");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+        while tasks.try_join_next().is_some() {}
+    }
+    tracing::info!(
+        "no longer receiving; {} job(s) running get {:?} to finish",
+        tasks.len(),
+        cfg.grace
+    );
+    let drained = tokio::time::timeout(cfg.grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            "grace period over: interrupting {} running job(s); their rollbacks run",
+            tasks.len()
+        );
+        interrupt_all.cancel();
+        while tasks.join_next().await.is_some() {}
+    }
+}
+
+/// Keys of one run in the store.
+fn run_prefix(job: &Job) -> String {
+    format!("runs/{}/{}", job.suite_run_id, job.run_id)
+}
+
+struct JobRun<Q, S, B> {
+    cfg: ServeConfig,
+    ports: WorkerPorts<Q, S, B>,
+    providers: Arc<Providers>,
+    stop: CancellationToken,
+}
+
+impl<Q, S, B> JobRun<Q, S, B>
+where
+    Q: JobQueue + Clone + 'static,
+    S: ObjectStore + Clone + 'static,
+    B: EventBus + Clone + 'static,
+{
+    async fn handle(self, message: Message) {
+        let heartbeat = self.heartbeat(&message);
+        let outcome = self.complete(&message).await;
+        heartbeat.cancel();
+        match outcome {
+            Ok(()) => match self.ports.jobs.ack(&message.receipt).await {
+                Ok(()) => {}
+                Err(QueueError::LeaseLost { .. }) => {
+                    tracing::warn!(message_id = %message.id, "lease lost before the ack; the next receiver will find the journal")
+                }
+                Err(e) => tracing::error!(message_id = %message.id, "ack failed: {e}"),
+            },
+            // not acked: the message comes back after its lease and is retried (or dead-lettered)
+            Err(e) => tracing::error!(message_id = %message.id, "job not completed: {e}"),
+        }
+    }
+
+    /// Renew the lease every third of the visibility timeout; stop the run if it is lost.
+    fn heartbeat(&self, message: &Message) -> CancellationToken {
+        let done = CancellationToken::new();
+        let (jobs, receipt, visibility, stop, finished) = (
+            self.ports.jobs.clone(),
+            message.receipt.clone(),
+            self.cfg.visibility,
+            self.stop.clone(),
+            done.clone(),
+        );
+        let id = message.id.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = finished.cancelled() => return,
+                    _ = tokio::time::sleep(visibility / 3) => {}
+                }
+                match jobs.extend(&receipt, visibility).await {
+                    Ok(()) => {}
+                    Err(QueueError::LeaseLost { .. }) => {
+                        tracing::error!(message_id = %id, "lease lost while running: interrupting the run");
+                        stop.cancel();
+                        return;
+                    }
+                    Err(e) => tracing::warn!(message_id = %id, "heartbeat failed: {e}"),
+                }
+            }
+        });
+        done
+    }
+
+    /// Produce the journal and the completion event for this message. `Err` only when the
+    /// store or the bus failed (then the message is left to come back).
+    async fn complete(&self, message: &Message) -> Result<(), String> {
+        let job = match Job::from_message(&message.body) {
+            Ok(job) if check_key(&run_prefix(&job)).is_ok() => job,
+            Ok(job) => {
+                return self
+                    .malformed(
+                        message,
+                        &format!(
+                            "run ids {:?}/{:?} cannot name a run",
+                            job.suite_run_id, job.run_id
+                        ),
+                    )
+                    .await;
+            }
+            Err(reason) => return self.malformed(message, &reason).await,
+        };
+        let prefix = run_prefix(&job);
+        let journal_key = format!("{prefix}/journal.json");
+        let published_key = format!("{prefix}/completed");
+        let store = &self.ports.store;
+        if let Some(bytes) = store.get(&journal_key).await.map_err(|e| e.to_string())? {
+            // completed before; only the event or the ack may be missing
+            if store
+                .get(&published_key)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_none()
+            {
+                let journal: Journal =
+                    serde_json::from_slice(&bytes).map_err(|e| format!("{journal_key}: {e}"))?;
+                self.publish(&job, &journal, &journal_key).await?;
+                store
+                    .put(&published_key, b"")
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            return Ok(());
+        }
+        let started_key = format!("{prefix}/started");
+        let revert_only = store
+            .get(&started_key)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some();
+        let marker = json!({"worker": self.cfg.worker_id, "message_id": message.id, "receive_count": message.receive_count, "at": now_iso()});
+        store
+            .put(&started_key, marker.to_string().as_bytes())
+            .await
+            .map_err(|e| e.to_string())?;
+        let journal = self.run(&job, &prefix, revert_only).await;
+        let text = serde_json::to_vec_pretty(&journal).map_err(|e| e.to_string())?;
+        store
+            .put(&journal_key, &text)
+            .await
+            .map_err(|e| e.to_string())?;
+        self.publish(&job, &journal, &journal_key).await?;
+        store
+            .put(&published_key, b"")
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(run_id = %job.run_id, "journal at {journal_key}");
+        Ok(())
+    }
+
+    /// Fetch, load and run the experiment; any failure becomes a failed journal.
+    async fn run(&self, job: &Job, prefix: &str, revert_only: bool) -> Journal {
+        let source = job.experiment_source.clone();
+        let text = match self.fetch(job).await {
+            Ok(t) => t,
+            Err(reason) => return failed_journal(&source, &reason),
+        };
+        let vars = Vars {
+            configuration: job.vars.clone(),
+            ..Vars::default()
+        };
+        let origin = Path::new(&source);
+        let experiment = match load_experiment_text(
+            &text,
+            Format::detect(origin, &text),
+            Some(origin),
+            &vars,
+            &self.providers,
+        ) {
+            Ok(e) => Arc::new(e),
+            Err(problems) => {
+                return failed_journal(&source, &format!("invalid experiment:\n{problems}"));
+            }
+        };
+        let options = RunOptions {
+            hypothesis_strategy: job
+                .hypothesis_strategy
+                .as_deref()
+                .and_then(HypothesisStrategy::parse),
+            rollback_strategy: job
+                .rollback_strategy
+                .as_deref()
+                .and_then(RollbackStrategy::parse),
+            revert_only,
+            ..RunOptions::default()
+        };
+        let (checkpoints, writer) = self.checkpoint_writer(format!("{prefix}/checkpoint.json"));
+        let result = run_experiment(
+            experiment,
+            &vars,
+            &options,
+            self.providers.clone(),
+            self.stop.clone(),
+            Some(checkpoints),
+        )
+        .await;
+        let _ = writer.await;
+        match result {
+            Ok(journal) => journal,
+            Err(problems) => {
+                failed_journal(&source, &format!("the experiment cannot run:\n{problems}"))
+            }
+        }
+    }
+
+    async fn fetch(&self, job: &Job) -> Result<String, String> {
+        let source = &job.experiment_source;
+        if let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) {
+            return Err(format!(
+                "s3://{bucket}/{source} is in S3, which needs the AWS backend (not built yet); the embedded backend reads files and store: keys"
+            ));
+        }
+        if let Some(key) = source.strip_prefix("store:") {
+            let bytes = self.ports.store.get(key).await.map_err(|e| e.to_string())?;
+            let bytes = bytes.ok_or_else(|| format!("store object {key} does not exist"))?;
+            return String::from_utf8(bytes)
+                .map_err(|_| format!("store object {key} is not UTF-8 text"));
+        }
+        tokio::fs::read_to_string(source)
+            .await
+            .map_err(|e| format!("cannot read {source}: {e}"))
+    }
+
+    /// Checkpoints go to the store from a task of their own; bursts are coalesced to the latest.
+    fn checkpoint_writer(&self, key: String) -> (Arc<dyn Observer>, tokio::task::JoinHandle<()>) {
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Journal>();
+        let store = self.ports.store.clone();
+        let writer = tokio::spawn(async move {
+            while let Some(mut latest) = rx.recv().await {
+                while let Ok(newer) = rx.try_recv() {
+                    latest = newer;
+                }
+                if let Ok(bytes) = serde_json::to_vec(&latest)
+                    && let Err(e) = store.put(&key, &bytes).await
+                {
+                    tracing::warn!("checkpoint {key} not written: {e}");
+                }
+            }
+        });
+        (Arc::new(ChannelObserver(tx)), writer)
+    }
+
+    async fn publish(&self, job: &Job, journal: &Journal, journal_key: &str) -> Result<(), String> {
+        let event = Event {
+            id: crate::adapters::embedded::db::random_id(),
+            source: "experiment-broker".into(),
+            detail_type: "Experiment Completed".into(),
+            time: now_iso(),
+            detail: json!({
+                "suite_run_id": job.suite_run_id,
+                "run_id": job.run_id,
+                "wave": job.wave,
+                "experiment_source": job.experiment_source,
+                "status": journal.status.map(Status::as_str),
+                "deviated": journal.deviated,
+                "journal_key": journal_key,
+                "worker": self.cfg.worker_id,
+            }),
+        };
+        self.ports
+            .bus
+            .publish(&event)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// A message that is not a job: a failed journal under its message id, an event, an ack.
+    async fn malformed(&self, message: &Message, reason: &str) -> Result<(), String> {
+        tracing::error!(message_id = %message.id, "malformed job message: {reason}");
+        let key = format!("malformed/{}/journal.json", message.id);
+        let journal = failed_journal(
+            "<malformed job message>",
+            &format!("malformed job message: {reason}"),
+        );
+        let text = serde_json::to_vec_pretty(&journal).map_err(|e| e.to_string())?;
+        self.ports
+            .store
+            .put(&key, &text)
+            .await
+            .map_err(|e| e.to_string())?;
+        let job = Job {
+            version: Job::VERSION,
+            suite_run_id: String::new(),
+            wave: 0,
+            run_id: message.id.clone(),
+            experiment_source: String::new(),
+            bucket_name: None,
+            vars: Default::default(),
+            rollback_strategy: None,
+            hypothesis_strategy: None,
+        };
+        self.publish(&job, &journal, &key).await
+    }
+}
+
+struct ChannelObserver(tokio::sync::mpsc::UnboundedSender<Journal>);
+
+impl Observer for ChannelObserver {
+    fn checkpoint(&self, journal: &Journal) {
+        let _ = self.0.send(journal.clone());
+    }
+}
+
+/// The journal of a job that could not run, saying why.
+pub fn failed_journal(source: &str, reason: &str) -> Journal {
+    let now = now_iso();
+    Journal {
+        chaoslib_version: concat!("experiment-broker/", env!("CARGO_PKG_VERSION")).to_string(),
+        platform: String::new(),
+        node: String::new(),
+        experiment: json!({"title": source, "source": source}),
+        start: now.clone(),
+        status: Some(Status::Failed),
+        deviated: false,
+        steady_states: SteadyStates::default(),
+        run: Vec::new(),
+        rollbacks: Vec::new(),
+        end: Some(now),
+        duration: Some(0.0),
+        broker: Some(json!({"error": reason, "version": env!("CARGO_PKG_VERSION")})),
+    }
+}

@@ -1,0 +1,235 @@
+//! `worker serve` on the embedded backend: real processes sharing one state directory.
+
+use broker::config::Embedded;
+use broker::model::suite::Job;
+use broker::ports::{Event, JobQueue, ObjectStore};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+fn worker(state: &Path, cwd: &Path, visibility: &str) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_worker"))
+        .args([
+            "serve",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--visibility-timeout",
+            visibility,
+            "--grace",
+            "5",
+        ])
+        .current_dir(cwd)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn job(run_id: &str, experiment: &Path) -> String {
+    serde_json::to_string(&Job {
+        version: Job::VERSION,
+        suite_run_id: "sr-test".into(),
+        wave: 0,
+        run_id: run_id.into(),
+        experiment_source: experiment.to_str().unwrap().into(),
+        bucket_name: None,
+        vars: Default::default(),
+        rollback_strategy: None,
+        hypothesis_strategy: None,
+    })
+    .unwrap()
+}
+
+fn experiment(dir: &Path, name: &str, action: &str, rollback: &str) -> PathBuf {
+    let path = dir.join(name);
+    let doc = json!({"title": name, "description": "d",
+        "method": [{"type": "action", "name": "act", "provider": {"type": "process", "path": "sh", "arguments": ["-c", action]}}],
+        "rollbacks": [{"type": "action", "name": "revert", "provider": {"type": "process", "path": "sh", "arguments": ["-c", rollback]}}]});
+    std::fs::write(&path, doc.to_string()).unwrap();
+    path
+}
+
+/// Completion events for the given run ids, waiting until all arrived; then checks none more.
+async fn completions(e: &Embedded, expected: usize) -> Vec<Value> {
+    let mut got = Vec::new();
+    let until = Instant::now() + Duration::from_secs(40);
+    while got.len() < expected {
+        assert!(
+            Instant::now() < until,
+            "only {} of {expected} completion events: {got:?}",
+            got.len()
+        );
+        for m in e
+            .events
+            .receive(10, Duration::from_secs(300), Duration::from_millis(300))
+            .await
+            .unwrap()
+        {
+            let event: Event = serde_json::from_str(&m.body).unwrap();
+            assert_eq!(event.detail_type, "Experiment Completed");
+            got.push(event.detail);
+        }
+    }
+    let extra = e
+        .events
+        .receive(10, Duration::from_secs(300), Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(
+        extra.is_empty(),
+        "more completion events than jobs: {extra:?}"
+    );
+    got
+}
+
+fn terminate(mut child: Child) -> Option<i32> {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    child.wait().unwrap().code()
+}
+
+#[tokio::test]
+async fn every_job_ends_in_one_journal_and_one_event_even_a_malformed_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let e = Embedded::open(&state).await.unwrap();
+    let ok = experiment(dir.path(), "ok.json", "true", "true");
+    let mut bodies: Vec<String> = (0..3).map(|i| job(&format!("r{i}"), &ok)).collect();
+    bodies.push("{not a job".into());
+    bodies.push(job("missing", &dir.path().join("no-such-experiment.json")));
+    e.jobs.send_batch(&bodies).await.unwrap();
+    let w = worker(&state, dir.path(), "10");
+    let events = completions(&e, 5).await;
+    assert_eq!(
+        terminate(w),
+        Some(0),
+        "a worker asked to stop exits cleanly"
+    );
+    let status_of = |run: &str| {
+        events
+            .iter()
+            .find(|d| d["run_id"] == run)
+            .map(|d| d["status"].clone())
+    };
+    for run in ["r0", "r1", "r2"] {
+        assert_eq!(status_of(run), Some(json!("completed")), "{run}");
+        let journal = e
+            .store
+            .get(&format!("runs/sr-test/{run}/journal.json"))
+            .await
+            .unwrap()
+            .expect("journal");
+        let journal: Value = serde_json::from_slice(&journal).unwrap();
+        assert_eq!(journal["status"], "completed");
+    }
+    assert_eq!(status_of("missing"), Some(json!("failed")));
+    let missing: Value = serde_json::from_slice(
+        &e.store
+            .get("runs/sr-test/missing/journal.json")
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        missing["broker"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read"),
+        "{missing}"
+    );
+    let malformed = events
+        .iter()
+        .find(|d| d["journal_key"].as_str().unwrap().starts_with("malformed/"))
+        .expect("malformed event");
+    assert_eq!(malformed["status"], "failed");
+    // every message was acked: nothing comes back, nothing is dead
+    assert!(
+        e.jobs
+            .receive(10, Duration::from_secs(1), Duration::from_secs(1))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(e.jobs.dead_letters().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_killed_workers_job_is_reverted_by_another_not_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let e = Embedded::open(&state).await.unwrap();
+    let (actions, rollbacks) = (dir.path().join("actions"), dir.path().join("rollbacks"));
+    let exp = experiment(
+        dir.path(),
+        "long.json",
+        &format!("echo acted >> {}; sleep 6", actions.display()),
+        &format!("echo reverted >> {}", rollbacks.display()),
+    );
+    let mut workers = vec![
+        worker(&state, dir.path(), "2"),
+        worker(&state, dir.path(), "2"),
+    ];
+    e.jobs.send_batch(&[job("victim", &exp)]).await.unwrap();
+    // wait until one worker has started the run, and find which
+    let until = Instant::now() + Duration::from_secs(20);
+    let marker: Value = loop {
+        if let Some(bytes) = e.store.get("runs/sr-test/victim/started").await.unwrap() {
+            break serde_json::from_slice(&bytes).unwrap();
+        }
+        assert!(Instant::now() < until, "no worker started the job");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    while !actions.exists() {
+        assert!(Instant::now() < until, "the action never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let owner_pid: u32 = marker["worker"]
+        .as_str()
+        .unwrap()
+        .rsplit('-')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let idx = workers
+        .iter()
+        .position(|w| w.id() == owner_pid)
+        .expect("the owner is one of ours");
+    let mut victim = workers.remove(idx);
+    victim.kill().unwrap(); // SIGKILL: no rollbacks, no journal, no ack from this one
+    victim.wait().unwrap();
+
+    let events = completions(&e, 1).await;
+    assert_eq!(events[0]["run_id"], "victim");
+    assert_eq!(events[0]["status"], "interrupted");
+    let journal: Value = serde_json::from_slice(
+        &e.store
+            .get("runs/sr-test/victim/journal.json")
+            .await
+            .unwrap()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(journal["status"], "interrupted");
+    assert_eq!(journal["broker"]["revert_only"], true);
+    assert_eq!(journal["run"], json!([]), "the method did not run again");
+    assert_eq!(
+        std::fs::read_to_string(&actions).unwrap(),
+        "acted\n",
+        "the action ran once"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rollbacks).unwrap(),
+        "reverted\n",
+        "the rollback ran once"
+    );
+    for w in workers {
+        assert_eq!(terminate(w), Some(0));
+    }
+}
