@@ -1,12 +1,21 @@
-//! `producer`: thin glue over the library's suite loader. Today it validates suites; submitting,
-//! serving (wave gating) and status come with the fleet.
+//! `producer`: thin glue over `broker::broker::producer`. Validate a suite, submit it, serve
+//! completion events (wave gating), show a suite run's status, or run a whole suite on this
+//! machine with in-process workers.
 
+use anyhow::{Context, anyhow};
+use broker::broker::producer::{ProducerPorts, outcome_name, status_document};
+use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
+use broker::config::Embedded;
 use broker::load::Vars;
 use broker::load::suite::{check_experiments, load_suite};
 use broker::providers::Providers;
-use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use broker::providers::registry::Registry;
+use clap::{Args, Parser, Subcommand};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,34 +28,150 @@ struct Cli {
     command: Command,
 }
 
+#[derive(Debug, Args)]
+struct StateDir {
+    /// Where the embedded backend keeps its queue, bus and store.
+    #[arg(
+        long,
+        env = "BROKER_STATE_DIR",
+        default_value = ".broker",
+        value_name = "DIR"
+    )]
+    state_dir: PathBuf,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Check a suite and every experiment file it names, reporting every problem with its
-    /// location (exit 1 if anything is invalid).
+    /// Check a suite and every experiment file it names (exit 1 if anything is invalid).
     Validate {
         /// The suite file (YAML or JSON; the seed's Step Function payload is accepted).
         suite: PathBuf,
+    },
+    /// Validate a suite, store its plan and enqueue its first wave; prints the run id.
+    Submit {
+        suite: PathBuf,
+        #[command(flatten)]
+        state: StateDir,
+    },
+    /// Consume completion events and release waves until SIGTERM/SIGINT.
+    Serve {
+        #[command(flatten)]
+        state: StateDir,
+    },
+    /// Show a suite run: status, outcome, waves, jobs and journals.
+    Status {
+        run_id: String,
+        /// One JSON document, for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        state: StateDir,
+    },
+    /// Run a whole suite here: producer and N workers in this process, with progress; exit 0
+    /// when every experiment held, 1 otherwise.
+    Run {
+        suite: PathBuf,
+        /// Workers (experiments run at once).
+        #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
+        workers: u16,
+        #[command(flatten)]
+        state: StateDir,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {
-        Command::Validate { suite } => validate(&suite),
+    let quiet = matches!(cli.command, Command::Run { .. });
+    init_tracing(if quiet { "warn" } else { "info" });
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Validate { suite } => validate(&suite),
+            Command::Submit { suite, state } => submit(&suite, &state.state_dir).await,
+            Command::Serve { state } => serve_events(&state.state_dir).await,
+            Command::Status {
+                run_id,
+                json,
+                state,
+            } => status(&run_id, json, &state.state_dir).await,
+            Command::Run {
+                suite,
+                workers,
+                state,
+            } => run(&suite, workers, &state.state_dir).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
-fn validate(path: &std::path::Path) -> ExitCode {
-    let suite = match load_suite(path) {
-        Ok(s) => s,
-        Err(problems) => return report(&problems.0),
+fn init_tracing(default: &str) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let fallback = || {
+        Targets::new().with_default(if default == "warn" {
+            LevelFilter::WARN
+        } else {
+            LevelFilter::INFO
+        })
     };
-    let base = path.parent().unwrap_or(std::path::Path::new("."));
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(fallback);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .compact();
+    tracing_subscriber::registry()
+        .with(fmt.with_filter(filter))
+        .init();
+}
+
+fn report(problems: &[broker::load::Problem]) -> u8 {
+    for p in problems {
+        eprintln!("error: {p}");
+    }
+    eprintln!(
+        "{} problem{} found",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    1
+}
+
+/// Load a suite and check every experiment it names; `Err(code)` after printing problems.
+fn checked_suite(path: &Path) -> Result<(broker::model::suite::Suite, Vec<String>), u8> {
+    let suite = load_suite(path).map_err(|p| report(&p.0))?;
+    let base = path.parent().unwrap_or(Path::new("."));
     let (problems, unchecked) =
         check_experiments(&suite, base, &Vars::default(), &Providers::default());
     if !problems.0.is_empty() {
-        return report(&problems.0);
+        return Err(report(&problems.0));
     }
+    Ok((suite, unchecked.iter().map(ToString::to_string).collect()))
+}
+
+fn validate(path: &Path) -> anyhow::Result<u8> {
+    let (suite, unchecked) = match checked_suite(path) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
     let jobs: usize = suite.waves.iter().map(|w| w.experiments.len()).sum();
     println!(
         "{}: valid suite '{}': {} wave{}, {jobs} job{}",
@@ -59,17 +184,218 @@ fn validate(path: &std::path::Path) -> ExitCode {
     for r in unchecked {
         println!("  not checked here (fetched by the worker when it runs): {r}");
     }
-    ExitCode::SUCCESS
+    Ok(0)
 }
 
-fn report(problems: &[broker::load::Problem]) -> ExitCode {
-    for p in problems {
-        eprintln!("error: {p}");
-    }
-    eprintln!(
-        "{} problem{} found",
-        problems.len(),
-        if problems.len() == 1 { "" } else { "s" }
+type Ports = ProducerPorts<
+    broker::adapters::embedded::SqliteQueue,
+    broker::adapters::embedded::SqliteQueue,
+    broker::adapters::embedded::DirStore,
+    broker::adapters::embedded::SqliteBus,
+>;
+
+async fn open(state_dir: &Path) -> anyhow::Result<(Embedded, Ports)> {
+    let e = Embedded::open(state_dir).await.map_err(|e| anyhow!(e))?;
+    let ports = ProducerPorts {
+        jobs: e.jobs.clone(),
+        events: e.events.clone(),
+        store: e.store.clone(),
+        bus: e.bus.clone(),
+    };
+    Ok((e, ports))
+}
+
+async fn submit(path: &Path, state_dir: &Path) -> anyhow::Result<u8> {
+    let (suite, _) = match checked_suite(path) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let (_, ports) = open(state_dir).await?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let id = ports
+        .submit(&suite, base)
+        .await
+        .map_err(|e| anyhow!(e))
+        .with_context(|| format!("submitting {}", path.display()))?;
+    println!("{id}");
+    Ok(0)
+}
+
+fn stop_on_signals() -> CancellationToken {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = CancellationToken::new();
+    let handlers = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
     );
-    ExitCode::FAILURE
+    let token = stop.clone();
+    tokio::spawn(async move {
+        if let (Ok(mut int), Ok(mut term)) = handlers {
+            tokio::select! {
+                _ = int.recv() => {}
+                _ = term.recv() => {}
+            }
+            tracing::warn!("stopping");
+            token.cancel();
+        }
+    });
+    stop
+}
+
+async fn serve_events(state_dir: &Path) -> anyhow::Result<u8> {
+    let (_, ports) = open(state_dir).await?;
+    let stop = stop_on_signals();
+    tracing::info!("serving completion events from {}", state_dir.display());
+    ports
+        .serve(stop, |id| tracing::info!("suite run {id} ended"))
+        .await;
+    Ok(0)
+}
+
+async fn status(id: &str, as_json: bool, state_dir: &Path) -> anyhow::Result<u8> {
+    let (e, ports) = open(state_dir).await?;
+    let (plan, state) = ports.load(id).await.map_err(|e| anyhow!(e))?;
+    let doc = status_document(&plan, &state);
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(0);
+    }
+    println!(
+        "suite run {} ({}): {}{}",
+        plan.suite_run_id,
+        plan.name,
+        state.status,
+        state.outcome.map(|o| format!(", {o}")).unwrap_or_default()
+    );
+    print_jobs(&doc, &e.state_dir);
+    Ok(0)
+}
+
+fn print_jobs(doc: &serde_json::Value, state_dir: &Path) {
+    for wave in doc["waves"].as_array().into_iter().flatten() {
+        println!(
+            "wave {} (on failure: {})",
+            wave["wave"],
+            wave["on_failure"].as_str().unwrap_or("")
+        );
+        for job in wave["jobs"].as_array().into_iter().flatten() {
+            let journal = job["journal_key"]
+                .as_str()
+                .map(|k| state_dir.join("store").join(k).display().to_string())
+                .unwrap_or_default();
+            println!(
+                "  {:<8} {:<10} {:<9} {}  {}",
+                job["run_id"].as_str().unwrap_or(""),
+                job["state"].as_str().unwrap_or(""),
+                job["outcome"].as_str().unwrap_or("-"),
+                job["experiment_source"].as_str().unwrap_or(""),
+                journal
+            );
+        }
+    }
+}
+
+async fn run(path: &Path, workers: u16, state_dir: &Path) -> anyhow::Result<u8> {
+    let (suite, _) = match checked_suite(path) {
+        Ok(s) => s,
+        Err(code) => return Ok(code),
+    };
+    let (e, ports) = open(state_dir).await?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let id = ports.submit(&suite, base).await.map_err(|e| anyhow!(e))?;
+    let total: usize = suite.waves.iter().map(|w| w.experiments.len()).sum();
+    eprintln!(
+        "suite run {id}: {} ({} waves, {total} jobs, {workers} workers)",
+        suite.name,
+        suite.waves.len()
+    );
+
+    let interrupted = stop_on_signals();
+    let workers_stop = CancellationToken::new();
+    let providers = Arc::new(Providers::new(Registry::new()));
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..workers {
+        let cfg = ServeConfig {
+            concurrency: 1,
+            visibility: Duration::from_secs(60),
+            wait: Duration::from_secs(1),
+            grace: Duration::from_secs(10),
+            worker_id: format!("run-{}-{n}", std::process::id()),
+        };
+        let ports = WorkerPorts {
+            jobs: e.jobs.clone(),
+            store: e.store.clone(),
+            bus: e.bus.clone(),
+        };
+        tasks.spawn(serve(
+            cfg,
+            ports,
+            providers.clone(),
+            workers_stop.clone().cancelled_owned(),
+        ));
+    }
+
+    let bar = indicatif::ProgressBar::new(total as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} experiments  {msg}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let producer_stop = CancellationToken::new();
+    let progress = {
+        let (ports, bar, id, stop) = (
+            ports.clone(),
+            bar.clone(),
+            id.clone(),
+            producer_stop.clone(),
+        );
+        tokio::spawn(async move {
+            while !stop.is_cancelled() {
+                if let Ok((plan, state)) = ports.load(&id).await {
+                    bar.set_position(state.completions.len() as u64);
+                    bar.set_message(format!(
+                        "wave {}/{}",
+                        state.current_wave + 1,
+                        plan.waves.len()
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+    };
+    let ended = producer_stop.clone();
+    let ours = id.clone();
+    tokio::select! {
+        _ = ports.serve(producer_stop.clone(), move |done| if done == ours { ended.cancel() }) => {}
+        _ = interrupted.cancelled() => {
+            bar.println("interrupted: stopping workers (running experiments are interrupted and rolled back)");
+            producer_stop.cancel();
+        }
+    }
+    producer_stop.cancel();
+    let _ = progress.await;
+    workers_stop.cancel();
+    while tasks.join_next().await.is_some() {}
+    let (plan, state) = ports.load(&id).await.map_err(|e| anyhow!(e))?;
+    bar.set_position(state.completions.len() as u64);
+    bar.finish_and_clear();
+
+    let doc = status_document(&plan, &state);
+    print_jobs(&doc, &e.state_dir);
+    let outcome = state
+        .outcome
+        .clone()
+        .unwrap_or_else(|| "interrupted".into());
+    println!(
+        "suite run {id} ({}): {} — {outcome}",
+        plan.name, state.status
+    );
+    Ok(
+        if state.outcome.as_deref() == Some(outcome_name(broker::broker::gate::JobOutcome::Held)) {
+            0
+        } else {
+            1
+        },
+    )
 }

@@ -2,4 +2,5 @@
 //! Decisions are small pure functions (`gate.rs`); `serve.rs` is the worker's job lifecycle.
 
 pub mod gate;
+pub mod producer;
 pub mod serve;

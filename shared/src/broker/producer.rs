@@ -1,0 +1,668 @@
+//! The producer, generic over the ports: a suite run's plan and state live in the store; jobs
+//! go to the jobs queue; completion events come back through the events queue and release the
+//! next wave through the pure `gate::decide`.
+//!
+//! Invariants: the plan is written before any job is sent; a completion is recorded once per
+//! run id, so duplicate and out-of-order events never release a wave twice; state is saved
+//! before the event is acked, so a restarted producer resumes where it stopped; a dead-lettered
+//! job becomes a failed completion (with a journal saying so), so a suite always finishes.
+//! One producer serves a state at a time (state writes are last-writer-wins).
+
+use super::gate::{Decision, JobOutcome, decide};
+use super::serve::failed_journal;
+use crate::engine::activity::now_iso;
+use crate::model::Status;
+use crate::model::suite::{ExperimentRef, Job, OnFailure, Suite};
+use crate::ports::queue::{DeadLetter, JobQueue};
+use crate::ports::store::ObjectStore;
+use crate::ports::{Event, EventBus};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// A suite run as submitted: every job of every wave, with its run id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub suite_run_id: String,
+    pub name: String,
+    pub created: String,
+    pub waves: Vec<PlannedWave>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedWave {
+    pub on_failure: OnFailure,
+    pub max_parallel: Option<u32>,
+    pub jobs: Vec<Job>,
+}
+
+/// Where a suite run stands. Saved after every change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct State {
+    /// `running`, `completed` or `halted`.
+    pub status: String,
+    pub current_wave: usize,
+    /// Run ids sent to the jobs queue.
+    pub enqueued: Vec<String>,
+    pub completions: BTreeMap<String, Completion>,
+    /// `held`, `deviated` or `failed` once the suite ended.
+    pub outcome: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Completion {
+    pub status: String,
+    pub deviated: bool,
+    pub journal_key: String,
+}
+
+impl Completion {
+    fn outcome(&self) -> JobOutcome {
+        match (self.status.as_str(), self.deviated) {
+            ("completed", false) => JobOutcome::Held,
+            ("completed", true) => JobOutcome::Deviated,
+            _ => JobOutcome::Failed,
+        }
+    }
+}
+
+pub fn outcome_name(o: JobOutcome) -> &'static str {
+    match o {
+        JobOutcome::Held => "held",
+        JobOutcome::Deviated => "deviated",
+        JobOutcome::Failed => "failed",
+    }
+}
+
+fn plan_key(id: &str) -> String {
+    format!("suites/{id}/plan.json")
+}
+fn state_key(id: &str) -> String {
+    format!("suites/{id}/state.json")
+}
+
+/// A fresh suite run id: sortable by time, unique.
+pub fn new_suite_run_id() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let stamp = format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let random = crate::adapters::embedded::db::random_id();
+    format!("sr-{stamp}-{}", &random[..8])
+}
+
+/// Build the plan of a suite: file references resolved against `base` (absolute paths, so any
+/// worker on this machine finds them), suite defaults copied into every job.
+pub fn plan(suite: &Suite, suite_run_id: &str, base: &Path) -> Plan {
+    let waves = suite
+        .waves
+        .iter()
+        .enumerate()
+        .map(|(w, wave)| PlannedWave {
+            on_failure: wave.on_failure,
+            max_parallel: wave.max_parallel,
+            jobs: wave
+                .experiments
+                .iter()
+                .enumerate()
+                .map(|(j, r)| {
+                    let (experiment_source, bucket_name) = match r {
+                        ExperimentRef::File { path } => {
+                            let p = base.join(path);
+                            let p = std::fs::canonicalize(&p).unwrap_or(p);
+                            (p.to_string_lossy().into_owned(), None)
+                        }
+                        ExperimentRef::S3 { bucket, key } => (key.clone(), Some(bucket.clone())),
+                        ExperimentRef::Store { key } => (format!("store:{key}"), None),
+                    };
+                    Job {
+                        version: Job::VERSION,
+                        suite_run_id: suite_run_id.to_string(),
+                        wave: w as u32,
+                        run_id: format!("w{w}-j{j}"),
+                        experiment_source,
+                        bucket_name,
+                        vars: suite.defaults.vars.clone(),
+                        rollback_strategy: suite.defaults.rollback_strategy.clone(),
+                        hypothesis_strategy: suite.defaults.hypothesis_strategy.clone(),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    Plan {
+        suite_run_id: suite_run_id.to_string(),
+        name: suite.name.clone(),
+        created: now_iso(),
+        waves,
+    }
+}
+
+/// The producer's ports.
+#[derive(Debug, Clone)]
+pub struct ProducerPorts<Q, E, S, B> {
+    pub jobs: Q,
+    pub events: E,
+    pub store: S,
+    pub bus: B,
+}
+
+impl<Q, E, S, B> ProducerPorts<Q, E, S, B>
+where
+    Q: JobQueue,
+    E: JobQueue,
+    S: ObjectStore,
+    B: EventBus,
+{
+    /// Store the plan, then enqueue the first wave. Returns the suite run id.
+    pub async fn submit(&self, suite: &Suite, base: &Path) -> Result<String, String> {
+        let id = new_suite_run_id();
+        let plan = plan(suite, &id, base);
+        self.put_json(&plan_key(&id), &plan).await?;
+        let mut state = State {
+            status: "running".into(),
+            current_wave: 0,
+            enqueued: Vec::new(),
+            completions: BTreeMap::new(),
+            outcome: None,
+        };
+        self.release(&plan, &mut state, 0).await?;
+        self.put_json(&state_key(&id), &state).await?;
+        Ok(id)
+    }
+
+    pub async fn load(&self, id: &str) -> Result<(Plan, State), String> {
+        let plan: Plan = self
+            .get_json(&plan_key(id))
+            .await?
+            .ok_or_else(|| format!("no suite run {id}"))?;
+        let state: State = self
+            .get_json(&state_key(id))
+            .await?
+            .ok_or_else(|| format!("suite run {id} has no state"))?;
+        Ok((plan, state))
+    }
+
+    /// Handle one event from the events queue; `Ok(Some(id))` when it ended suite run `id`.
+    pub async fn on_event(&self, event: &Event) -> Result<Option<String>, String> {
+        if event.detail_type != "Experiment Completed" {
+            return Ok(None);
+        }
+        let d = &event.detail;
+        let (Some(id), Some(run_id)) = (d["suite_run_id"].as_str(), d["run_id"].as_str()) else {
+            return Ok(None);
+        };
+        if id.is_empty() {
+            return Ok(None); // a malformed job's event belongs to no suite
+        }
+        let completion = Completion {
+            status: d["status"].as_str().unwrap_or("failed").to_string(),
+            deviated: d["deviated"].as_bool().unwrap_or(false),
+            journal_key: d["journal_key"].as_str().unwrap_or_default().to_string(),
+        };
+        self.complete(id, run_id, completion).await
+    }
+
+    /// Record a completion and move the suite on.
+    pub async fn complete(
+        &self,
+        id: &str,
+        run_id: &str,
+        completion: Completion,
+    ) -> Result<Option<String>, String> {
+        let (plan, mut state) = self.load(id).await?;
+        if state.status != "running" || state.completions.contains_key(run_id) {
+            return Ok(None); // duplicate, or late for an ended suite
+        }
+        state.completions.insert(run_id.to_string(), completion);
+        let ended = self.advance(&plan, &mut state).await?;
+        self.put_json(&state_key(id), &state).await?;
+        Ok(ended.then(|| id.to_string()))
+    }
+
+    /// Apply the gate until nothing changes; true when the suite ended.
+    async fn advance(&self, plan: &Plan, state: &mut State) -> Result<bool, String> {
+        loop {
+            let w = state.current_wave;
+            let wave = &plan.waves[w];
+            let ids: Vec<String> = wave.jobs.iter().map(|j| j.run_id.clone()).collect();
+            let outcomes: BTreeMap<String, JobOutcome> = state
+                .completions
+                .iter()
+                .map(|(k, c)| (k.clone(), c.outcome()))
+                .collect();
+            let earlier = plan.waves[..w]
+                .iter()
+                .flat_map(|pw| pw.jobs.iter())
+                .filter_map(|j| outcomes.get(&j.run_id).copied())
+                .max();
+            match decide(
+                &ids,
+                &outcomes,
+                wave.on_failure,
+                w + 1 == plan.waves.len(),
+                earlier,
+            ) {
+                Decision::Wait { .. } => {
+                    self.release(plan, state, w).await?;
+                    return Ok(false);
+                }
+                Decision::ReleaseNext => {
+                    state.current_wave = w + 1;
+                    self.release(plan, state, w + 1).await?;
+                }
+                Decision::Complete(o) => return self.finish(plan, state, "completed", o).await,
+                Decision::Halt(o) => return self.finish(plan, state, "halted", o).await,
+            }
+        }
+    }
+
+    /// End the suite run and say so on the bus.
+    async fn finish(
+        &self,
+        plan: &Plan,
+        state: &mut State,
+        status: &str,
+        outcome: JobOutcome,
+    ) -> Result<bool, String> {
+        state.status = status.into();
+        state.outcome = Some(outcome_name(outcome).into());
+        self.event(
+            "Suite Completed",
+            json!({"suite_run_id": plan.suite_run_id, "name": plan.name, "status": state.status, "outcome": state.outcome}),
+        )
+        .await?;
+        Ok(true)
+    }
+
+    /// Enqueue the jobs of wave `w` not sent yet, up to its `max_parallel` in flight.
+    async fn release(&self, plan: &Plan, state: &mut State, w: usize) -> Result<(), String> {
+        let wave = &plan.waves[w];
+        let in_flight = wave
+            .jobs
+            .iter()
+            .filter(|j| {
+                state.enqueued.contains(&j.run_id) && !state.completions.contains_key(&j.run_id)
+            })
+            .count();
+        let room = wave
+            .max_parallel
+            .map_or(usize::MAX, |m| (m as usize).saturating_sub(in_flight));
+        let first_release = !wave.jobs.iter().any(|j| state.enqueued.contains(&j.run_id));
+        let batch: Vec<&Job> = wave
+            .jobs
+            .iter()
+            .filter(|j| !state.enqueued.contains(&j.run_id))
+            .take(room)
+            .collect();
+        if batch.is_empty() {
+            return Ok(());
+        }
+        for chunk in batch.chunks(10) {
+            let bodies: Vec<String> = chunk
+                .iter()
+                .map(|j| serde_json::to_string(j).unwrap_or_default())
+                .collect();
+            self.jobs
+                .send_batch(&bodies)
+                .await
+                .map_err(|e| e.to_string())?;
+            state
+                .enqueued
+                .extend(chunk.iter().map(|j| j.run_id.clone()));
+        }
+        if first_release {
+            self.event(
+                "Wave Released",
+                json!({"suite_run_id": plan.suite_run_id, "wave": w, "jobs": wave.jobs.len()}),
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Turn dead-lettered jobs into failed completions, so their suites finish.
+    pub async fn drain_dead_letters(&self) -> Result<Vec<String>, String> {
+        let mut ended = Vec::new();
+        for DeadLetter {
+            id,
+            body,
+            receive_count,
+        } in self.jobs.dead_letters().await.map_err(|e| e.to_string())?
+        {
+            if let Ok(job) = Job::from_message(&body) {
+                let key = format!("runs/{}/{}/journal.json", job.suite_run_id, job.run_id);
+                let reason = format!(
+                    "the job was received {receive_count} times without completing and was dead-lettered"
+                );
+                if self
+                    .store
+                    .get(&key)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_none()
+                {
+                    let journal = failed_journal(&job.experiment_source, &reason);
+                    self.put_json(&key, &journal).await?;
+                }
+                let completion = Completion {
+                    status: Status::Failed.as_str().into(),
+                    deviated: false,
+                    journal_key: key,
+                };
+                if let Some(done) = self
+                    .complete(&job.suite_run_id, &job.run_id, completion)
+                    .await?
+                {
+                    ended.push(done);
+                }
+            }
+            self.jobs
+                .remove_dead_letter(&id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(ended)
+    }
+
+    /// Consume events until `stop`; calls `on_end` for every suite run that ends.
+    pub async fn serve(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+        mut on_end: impl FnMut(&str),
+    ) {
+        while !stop.is_cancelled() {
+            match self.drain_dead_letters().await {
+                Ok(ended) => ended.iter().for_each(|id| on_end(id)),
+                Err(e) => tracing::error!("dead letters: {e}"),
+            }
+            let received = tokio::select! {
+                _ = stop.cancelled() => break,
+                r = self.events.receive(10, Duration::from_secs(30), Duration::from_secs(1)) => r,
+            };
+            let messages = match received {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::error!("receiving events failed: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            for m in messages {
+                let handled = match serde_json::from_str::<Event>(&m.body) {
+                    Ok(event) => self.on_event(&event).await,
+                    Err(e) => {
+                        tracing::warn!(message_id = %m.id, "not an event, dropped: {e}");
+                        Ok(None)
+                    }
+                };
+                match handled {
+                    Ok(ended) => {
+                        if let Some(id) = ended {
+                            on_end(&id);
+                        }
+                        let _ = self.events.ack(&m.receipt).await;
+                    }
+                    // not acked: the event comes back and is handled again (idempotently)
+                    Err(e) => tracing::error!(message_id = %m.id, "event not handled: {e}"),
+                }
+            }
+        }
+    }
+
+    async fn event(&self, detail_type: &str, detail: Value) -> Result<(), String> {
+        let event = Event {
+            id: crate::adapters::embedded::db::random_id(),
+            source: "experiment-broker".into(),
+            detail_type: detail_type.into(),
+            time: now_iso(),
+            detail,
+        };
+        self.bus.publish(&event).await.map_err(|e| e.to_string())
+    }
+
+    async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), String> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| format!("{key}: {e}"))?;
+        self.store.put(key, &bytes).await.map_err(|e| e.to_string())
+    }
+
+    async fn get_json<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>, String> {
+        match self.store.get(key).await.map_err(|e| e.to_string())? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("{key}: {e}")),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The status document `producer status --json` prints.
+pub fn status_document(plan: &Plan, state: &State) -> Value {
+    let waves: Vec<Value> = plan
+        .waves
+        .iter()
+        .enumerate()
+        .map(|(w, wave)| {
+            let jobs: Vec<Value> = wave
+                .jobs
+                .iter()
+                .map(|j| {
+                    let c = state.completions.get(&j.run_id);
+                    json!({
+                        "run_id": j.run_id,
+                        "experiment_source": j.experiment_source,
+                        "state": if c.is_some() { "completed" } else if state.enqueued.contains(&j.run_id) { "enqueued" } else { "pending" },
+                        "outcome": c.map(|c| outcome_name(c.outcome())),
+                        "status": c.map(|c| c.status.clone()),
+                        "journal_key": c.map(|c| c.journal_key.clone()),
+                    })
+                })
+                .collect();
+            json!({"wave": w, "on_failure": wave.on_failure, "jobs": jobs})
+        })
+        .collect();
+    let mut doc = Map::new();
+    doc.insert("suite_run_id".into(), json!(plan.suite_run_id));
+    doc.insert("name".into(), json!(plan.name));
+    doc.insert("status".into(), json!(state.status));
+    doc.insert("outcome".into(), json!(state.outcome));
+    doc.insert("current_wave".into(), json!(state.current_wave));
+    doc.insert("waves".into(), Value::Array(waves));
+    Value::Object(doc)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::embedded::{Db, DirStore, SqliteBus, SqliteQueue};
+    use crate::model::suite::{Defaults, Wave};
+
+    async fn ports(dir: &Path) -> ProducerPorts<SqliteQueue, SqliteQueue, DirStore, SqliteBus> {
+        let db = Db::open(&dir.join("broker.db")).unwrap();
+        let bus = SqliteBus::new(db.clone(), "b");
+        bus.subscribe("Suite Completed", "suites").await.unwrap();
+        ProducerPorts {
+            jobs: SqliteQueue::new(db.clone(), "jobs", 3),
+            events: SqliteQueue::new(db.clone(), "events", 3),
+            store: DirStore::new(dir.join("store")),
+            bus,
+        }
+    }
+
+    fn suite(waves: Vec<(usize, OnFailure, Option<u32>)>) -> Suite {
+        Suite {
+            name: "s".into(),
+            defaults: Defaults::default(),
+            waves: waves
+                .into_iter()
+                .map(|(n, on_failure, max_parallel)| Wave {
+                    experiments: (0..n)
+                        .map(|i| ExperimentRef::Store {
+                            key: format!("e{i}"),
+                        })
+                        .collect(),
+                    on_failure,
+                    max_parallel,
+                })
+                .collect(),
+        }
+    }
+
+    fn done(status: &str, deviated: bool) -> Completion {
+        Completion {
+            status: status.into(),
+            deviated,
+            journal_key: "k".into(),
+        }
+    }
+
+    async fn queued(p: &ProducerPorts<SqliteQueue, SqliteQueue, DirStore, SqliteBus>) -> Vec<Job> {
+        let ms = p
+            .jobs
+            .receive(100, Duration::from_secs(60), Duration::ZERO)
+            .await
+            .unwrap();
+        ms.iter()
+            .map(|m| Job::from_message(&m.body).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn waves_are_released_one_after_the_other_and_duplicates_count_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ports(dir.path()).await;
+        let id = p
+            .submit(
+                &suite(vec![
+                    (2, OnFailure::Continue, None),
+                    (1, OnFailure::Stop, None),
+                ]),
+                dir.path(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(queued(&p).await.len(), 2, "wave 0 only");
+        assert_eq!(
+            p.complete(&id, "w0-j0", done("completed", false))
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            p.complete(&id, "w0-j0", done("completed", false))
+                .await
+                .unwrap(),
+            None,
+            "duplicate"
+        );
+        assert!(
+            queued(&p).await.is_empty(),
+            "a duplicate does not release the wave"
+        );
+        assert_eq!(
+            p.complete(&id, "w0-j1", done("failed", false))
+                .await
+                .unwrap(),
+            None
+        );
+        let next = queued(&p).await;
+        assert_eq!(
+            next.len(),
+            1,
+            "continue: wave 1 released despite the failure"
+        );
+        assert_eq!(next[0].wave, 1);
+        assert_eq!(
+            p.complete(&id, "w1-j0", done("completed", false))
+                .await
+                .unwrap(),
+            Some(id.clone())
+        );
+        let (_, state) = p.load(&id).await.unwrap();
+        assert_eq!(
+            (state.status.as_str(), state.outcome.as_deref()),
+            ("completed", Some("failed"))
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_halts_and_max_parallel_limits_what_is_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ports(dir.path()).await;
+        let id = p
+            .submit(
+                &suite(vec![
+                    (3, OnFailure::Stop, Some(1)),
+                    (1, OnFailure::Stop, None),
+                ]),
+                dir.path(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(queued(&p).await.len(), 1, "max_parallel 1");
+        p.complete(&id, "w0-j0", done("completed", true))
+            .await
+            .unwrap();
+        assert_eq!(queued(&p).await.len(), 1, "the next job of the wave");
+        p.complete(&id, "w0-j1", done("completed", false))
+            .await
+            .unwrap();
+        assert_eq!(queued(&p).await.len(), 1);
+        assert_eq!(
+            p.complete(&id, "w0-j2", done("completed", false))
+                .await
+                .unwrap(),
+            Some(id.clone())
+        );
+        assert!(queued(&p).await.is_empty(), "halted: wave 1 never released");
+        let (_, state) = p.load(&id).await.unwrap();
+        assert_eq!(
+            (state.status.as_str(), state.outcome.as_deref()),
+            ("halted", Some("deviated"))
+        );
+    }
+
+    #[tokio::test]
+    async fn dead_letters_become_failed_completions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ports(dir.path()).await;
+        let id = p
+            .submit(&suite(vec![(1, OnFailure::Stop, None)]), dir.path())
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let m = p
+                .jobs
+                .receive(1, Duration::from_millis(1), Duration::from_secs(2))
+                .await
+                .unwrap();
+            assert_eq!(m.len(), 1);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            p.jobs
+                .receive(1, Duration::from_secs(1), Duration::from_millis(50))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(p.drain_dead_letters().await.unwrap(), vec![id.clone()]);
+        let (_, state) = p.load(&id).await.unwrap();
+        assert_eq!(state.outcome.as_deref(), Some("failed"));
+        let journal = p
+            .store
+            .get(&format!("runs/{id}/w0-j0/journal.json"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&journal).contains("dead-lettered"));
+    }
+}
