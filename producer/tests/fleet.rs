@@ -127,6 +127,23 @@ fn the_suite_completes_when_a_worker_is_killed_mid_run() {
     let quick = experiment(d, "quick.json", "true", "no-flag", "true");
     std::fs::write(d.join("s.yaml"), format!("name: crash\nwaves:\n  - experiments: [{slow}, {quick}]\n    on_failure: continue\n  - experiments: [{quick}]\n")).unwrap();
     let state = d.join("state");
+    // an audit queue subscribed to completion events, beside the producer's own
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let audit = rt.block_on(async {
+        let e = broker::config::Embedded::open(&state).await.unwrap();
+        e.bus
+            .subscribe("Experiment Completed", "audit")
+            .await
+            .unwrap();
+        broker::adapters::embedded::SqliteQueue::new(
+            broker::adapters::embedded::Db::open(&state.join("broker.db")).unwrap(),
+            "audit",
+            3,
+        )
+    });
     let worker = |d: &Path| {
         spawn(
             Command::new(worker_bin())
@@ -228,6 +245,28 @@ fn the_suite_completes_when_a_worker_is_killed_mid_run() {
             "{job} has its journal"
         );
     }
+    let events = rt.block_on(async {
+        use broker::ports::JobQueue;
+        audit
+            .receive(100, Duration::from_secs(300), Duration::from_secs(1))
+            .await
+            .unwrap()
+    });
+    let mut runs: Vec<String> = events
+        .iter()
+        .map(|m| {
+            serde_json::from_str::<Value>(&m.body).unwrap()["detail"]["run_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    runs.sort();
+    assert_eq!(
+        runs,
+        ["w0-j0", "w0-j1", "w1-j0"],
+        "exactly one completion event per job"
+    );
     let text = String::from_utf8_lossy(&producer(&["status", &id], d).stdout).into_owned();
     assert!(
         text.contains(&format!("suite run {id} (crash): completed, failed")),

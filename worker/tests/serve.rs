@@ -233,3 +233,59 @@ async fn a_killed_workers_job_is_reverted_by_another_not_run_again() {
         assert_eq!(terminate(w), Some(0));
     }
 }
+
+#[tokio::test]
+async fn sigterm_gives_running_jobs_their_grace_then_interrupts_and_reverts_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let e = Embedded::open(&state).await.unwrap();
+    let rollbacks = dir.path().join("rollbacks");
+    let exp = experiment(
+        dir.path(),
+        "long.json",
+        "sleep 30",
+        &format!("echo reverted >> {}", rollbacks.display()),
+    );
+    e.jobs.send_batch(&[job("long", &exp)]).await.unwrap();
+    let w = Command::new(env!("CARGO_BIN_EXE_worker"))
+        .args([
+            "serve",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--grace",
+            "1",
+        ])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while e
+        .store
+        .get("runs/sr-test/long/started")
+        .await
+        .unwrap()
+        .is_none()
+    {
+        assert!(Instant::now() < until, "the job never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let started = Instant::now();
+    assert_eq!(terminate(w), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the 30 s action was cut after the grace"
+    );
+    let events = completions(&e, 1).await;
+    assert_eq!(events[0]["status"], "interrupted");
+    assert_eq!(std::fs::read_to_string(&rollbacks).unwrap(), "reverted\n");
+    assert!(
+        e.jobs
+            .receive(1, Duration::from_secs(1), Duration::from_millis(500))
+            .await
+            .unwrap()
+            .is_empty(),
+        "acked"
+    );
+}
