@@ -631,6 +631,45 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_restarted_producer_resumes_from_the_stored_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = ports(dir.path()).await;
+        let id = first
+            .submit(
+                &suite(vec![(2, OnFailure::Stop, None), (1, OnFailure::Stop, None)]),
+                dir.path(),
+            )
+            .await
+            .unwrap();
+        first
+            .complete(&id, "w0-j0", done("completed", false))
+            .await
+            .unwrap();
+        drop(first);
+        let second = ports(dir.path()).await; // a new process: new connections, same state dir
+        assert_eq!(
+            queued(&second).await.len(),
+            2,
+            "wave 0's jobs are still queued"
+        );
+        second
+            .complete(&id, "w0-j0", done("completed", false))
+            .await
+            .unwrap();
+        let (_, state) = second.load(&id).await.unwrap();
+        assert_eq!(
+            state.current_wave, 0,
+            "the replayed completion changed nothing"
+        );
+        second
+            .complete(&id, "w0-j1", done("completed", false))
+            .await
+            .unwrap();
+        let (_, state) = second.load(&id).await.unwrap();
+        assert_eq!(state.current_wave, 1, "wave 1 released after the restart");
+    }
+
+    #[tokio::test]
     async fn dead_letters_become_failed_completions() {
         let dir = tempfile::tempdir().unwrap();
         let p = ports(dir.path()).await;
