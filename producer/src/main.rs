@@ -82,7 +82,12 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Run { .. });
-    init_tracing(if quiet { "warn" } else { "info" });
+    use tracing::level_filters::LevelFilter;
+    broker::logging::init(if quiet {
+        LevelFilter::WARN
+    } else {
+        LevelFilter::INFO
+    });
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -117,30 +122,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-fn init_tracing(default: &str) {
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::prelude::*;
-    let fallback = || {
-        Targets::new().with_default(if default == "warn" {
-            LevelFilter::WARN
-        } else {
-            LevelFilter::INFO
-        })
-    };
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|s| s.parse::<Targets>().ok())
-        .unwrap_or_else(fallback);
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .compact();
-    tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
-        .init();
 }
 
 fn report(problems: &[broker::load::Problem]) -> u8 {

@@ -20,6 +20,7 @@
 //! - [`providers`]: `process`, `http`, `python` and the native registry.
 //! - [`pyvalue`], [`pyregex`]: Python semantics on JSON values and Python regex patterns.
 //! - [`redact`]: secret masking.
+//! - [`logging`]: the binaries' `tracing` set-up (`RUST_LOG`).
 //! - [`broker`]: job lifecycle and wave gating around the engine (pure decisions first).
 //! - [`config`]: which adapters back the ports (embedded under a state directory today).
 //! - [`ports`]: the job queue, object store and event bus traits (SQS/S3/EventBridge semantics).
@@ -32,6 +33,7 @@ pub mod config;
 pub mod contract;
 pub mod engine;
 pub mod load;
+pub mod logging;
 pub mod model;
 pub mod ports;
 pub mod providers;

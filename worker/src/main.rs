@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    broker::logging::init(tracing::level_filters::LevelFilter::INFO);
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -41,34 +41,6 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// Logs to stderr, filtered by `RUST_LOG` (`info` by default; `debug`, `warn`, or
-/// `target=level,...`). `Targets` parses without compiling regexes, which keeps start-up short.
-fn init_tracing() {
-    use tracing_subscriber::filter::{LevelFilter, Targets};
-    use tracing_subscriber::prelude::*;
-    let (filter, bad) = match std::env::var("RUST_LOG") {
-        Ok(spec) if !spec.trim().is_empty() => match spec.parse::<Targets>() {
-            Ok(t) => (t, None),
-            Err(e) => (
-                Targets::new().with_default(LevelFilter::INFO),
-                Some(format!("ignoring RUST_LOG={spec:?}: {e}")),
-            ),
-        },
-        _ => (Targets::new().with_default(LevelFilter::INFO), None),
-    };
-    let fmt = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .compact();
-    tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
-        .init();
-    if let Some(warning) = bad {
-        tracing::warn!("{warning}");
     }
 }
 
