@@ -20,6 +20,7 @@
 //! - [`providers`]: `process`, `http`, `python` and the native registry.
 //! - [`pyvalue`], [`pyregex`]: Python semantics on JSON values and Python regex patterns.
 //! - [`redact`]: secret masking.
+//! - [`ids`]: unique identifiers (messages, events, suite runs).
 //! - [`logging`]: the binaries' `tracing` set-up (`RUST_LOG`).
 //! - [`broker`]: job lifecycle and wave gating around the engine (pure decisions first).
 //! - [`config`]: which adapters back the ports (embedded under a state directory today).
@@ -32,6 +33,7 @@ pub mod broker;
 pub mod config;
 pub mod contract;
 pub mod engine;
+pub mod ids;
 pub mod load;
 pub mod logging;
 pub mod model;

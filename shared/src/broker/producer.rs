@@ -95,7 +95,7 @@ pub fn new_suite_run_id() -> String {
         now.minute(),
         now.second()
     );
-    let random = crate::adapters::embedded::db::random_id();
+    let random = crate::ids::random_id();
     format!("sr-{stamp}-{}", &random[..8])
 }
 
@@ -420,7 +420,7 @@ where
 
     async fn event(&self, detail_type: &str, detail: Value) -> Result<(), String> {
         let event = Event {
-            id: crate::adapters::embedded::db::random_id(),
+            id: crate::ids::random_id(),
             source: "experiment-broker".into(),
             detail_type: detail_type.into(),
             time: now_iso(),

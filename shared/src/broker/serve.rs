@@ -348,7 +348,7 @@ where
 
     async fn publish(&self, job: &Job, journal: &Journal, journal_key: &str) -> Result<(), String> {
         let event = Event {
-            id: crate::adapters::embedded::db::random_id(),
+            id: crate::ids::random_id(),
             source: "experiment-broker".into(),
             detail_type: "Experiment Completed".into(),
             time: now_iso(),

@@ -32,6 +32,20 @@ fn backend(key: &str, what: &str, e: std::io::Error) -> StoreError {
     }
 }
 
+/// Run file-system work on the blocking pool; a panicked task is a backend error on `key`.
+async fn blocking<T: Send + 'static>(
+    key: &str,
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Backend {
+            key: key.to_string(),
+            message: e.to_string(),
+            source: None,
+        })?
+}
+
 /// Write `bytes` to a fresh temporary file beside `path`.
 fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -54,7 +68,7 @@ impl ObjectStore for DirStore {
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path(key)?;
         let (owned, bytes) = (key.to_string(), bytes.to_vec());
-        tokio::task::spawn_blocking(move || {
+        blocking(key, move || {
             let tmp = write_temp(&path, &bytes).map_err(|e| backend(&owned, "writing", e))?;
             std::fs::rename(&tmp, &path).map_err(|e| {
                 let _ = std::fs::remove_file(&tmp);
@@ -62,17 +76,12 @@ impl ObjectStore for DirStore {
             })
         })
         .await
-        .map_err(|e| StoreError::Backend {
-            key: key.to_string(),
-            message: e.to_string(),
-            source: None,
-        })?
     }
 
     async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let path = self.path(key)?;
         let (owned, bytes) = (key.to_string(), bytes.to_vec());
-        tokio::task::spawn_blocking(move || {
+        blocking(key, move || {
             let tmp = write_temp(&path, &bytes).map_err(|e| backend(&owned, "writing", e))?;
             let linked = std::fs::hard_link(&tmp, &path);
             let _ = std::fs::remove_file(&tmp);
@@ -85,17 +94,13 @@ impl ObjectStore for DirStore {
             }
         })
         .await
-        .map_err(|e| StoreError::Backend {
-            key: key.to_string(),
-            message: e.to_string(),
-            source: None,
-        })?
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let root = self.root.clone();
-        let prefix = prefix.to_string();
-        tokio::task::spawn_blocking(move || {
+        let owned = prefix.to_string();
+        blocking(prefix, move || {
+            let prefix = owned;
             let mut keys = Vec::new();
             let mut dirs = vec![root.clone()];
             while let Some(dir) = dirs.pop() {
@@ -126,10 +131,5 @@ impl ObjectStore for DirStore {
             Ok(keys)
         })
         .await
-        .map_err(|e| StoreError::Backend {
-            key: String::new(),
-            message: e.to_string(),
-            source: None,
-        })?
     }
 }
