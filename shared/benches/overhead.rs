@@ -48,9 +48,7 @@ fn per_job(c: &mut Criterion) {
                             run_id: format!("r{next}"),
                             experiment_source: experiment.to_string_lossy().into_owned(),
                             bucket_name: None,
-                            vars: Default::default(),
-                            rollback_strategy: None,
-                            hypothesis_strategy: None,
+                            settings: Default::default(),
                         })
                         .unwrap()
                     })

@@ -35,9 +35,7 @@ fn job(run_id: &str, experiment: &Path) -> String {
         run_id: run_id.into(),
         experiment_source: experiment.to_str().unwrap().into(),
         bucket_name: None,
-        vars: Default::default(),
-        rollback_strategy: None,
-        hypothesis_strategy: None,
+        settings: Default::default(),
     })
     .unwrap()
 }

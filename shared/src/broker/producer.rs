@@ -130,9 +130,7 @@ pub fn plan(suite: &Suite, suite_run_id: &str, base: &Path) -> Plan {
                         run_id: format!("w{w}-j{j}"),
                         experiment_source,
                         bucket_name,
-                        vars: suite.defaults.vars.clone(),
-                        rollback_strategy: suite.defaults.rollback_strategy.clone(),
-                        hypothesis_strategy: suite.defaults.hypothesis_strategy.clone(),
+                        settings: suite.defaults.clone(),
                     }
                 })
                 .collect(),
@@ -483,7 +481,7 @@ pub fn status_document(plan: &Plan, state: &State) -> Value {
 mod tests {
     use super::*;
     use crate::adapters::embedded::{Db, DirStore, SqliteBus, SqliteQueue};
-    use crate::model::suite::{Defaults, Wave};
+    use crate::model::suite::{JobSettings, Wave};
 
     async fn ports(dir: &Path) -> ProducerPorts<SqliteQueue, SqliteQueue, DirStore, SqliteBus> {
         let db = Db::open(&dir.join("broker.db")).unwrap();
@@ -500,7 +498,7 @@ mod tests {
     fn suite(waves: Vec<(usize, OnFailure, Option<u32>)>) -> Suite {
         Suite {
             name: "s".into(),
-            defaults: Defaults::default(),
+            defaults: JobSettings::default(),
             waves: waves
                 .into_iter()
                 .map(|(n, on_failure, max_parallel)| Wave {

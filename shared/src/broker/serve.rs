@@ -262,7 +262,7 @@ where
             Err(reason) => return failed_journal(&source, &reason),
         };
         let vars = Vars {
-            configuration: job.vars.clone(),
+            configuration: job.settings.vars.clone(),
             ..Vars::default()
         };
         let origin = Path::new(&source);
@@ -280,10 +280,12 @@ where
         };
         let options = RunOptions {
             hypothesis_strategy: job
+                .settings
                 .hypothesis_strategy
                 .as_deref()
                 .and_then(HypothesisStrategy::parse),
             rollback_strategy: job
+                .settings
                 .rollback_strategy
                 .as_deref()
                 .and_then(RollbackStrategy::parse),
@@ -391,9 +393,7 @@ where
             run_id: message.id.clone(),
             experiment_source: String::new(),
             bucket_name: None,
-            vars: Default::default(),
-            rollback_strategy: None,
-            hypothesis_strategy: None,
+            settings: Default::default(),
         };
         self.publish(&job, &journal, &key).await
     }

@@ -9,7 +9,7 @@
 use super::document::Format;
 use super::problem::{Problem, Problems};
 use super::{Vars, load_experiment};
-use crate::model::suite::{Defaults, ExperimentRef, OnFailure, Suite, Wave};
+use crate::model::suite::{ExperimentRef, JobSettings, OnFailure, Suite, Wave};
 use crate::providers::Providers;
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -88,9 +88,10 @@ fn suite(
         }
     };
     let defaults = match root.get("defaults") {
-        None | Some(Value::Null) => Defaults::default(),
-        Some(v) => match serde_json::from_value::<Defaults>(v.clone()) {
+        None | Some(Value::Null) => JobSettings::default(),
+        Some(v) => match serde_json::from_value::<JobSettings>(v.clone()) {
             Ok(d) => {
+                unknown_defaults(v, problems);
                 check_strategies(&d, problems);
                 d
             }
@@ -99,7 +100,7 @@ fn suite(
                     Problem::new("defaults", e.to_string())
                         .expected("vars (a mapping), rollback_strategy, hypothesis_strategy"),
                 );
-                Defaults::default()
+                JobSettings::default()
             }
         },
     };
@@ -134,7 +135,22 @@ fn suite(
     })
 }
 
-fn check_strategies(d: &Defaults, problems: &mut Vec<Problem>) {
+/// Unknown keys in `defaults`: a misspelt `rollback_strategy` must not be dropped silently.
+fn unknown_defaults(value: &Value, problems: &mut Vec<Problem>) {
+    for key in value.as_object().into_iter().flat_map(|m| m.keys()) {
+        if !matches!(
+            key.as_str(),
+            "vars" | "rollback_strategy" | "hypothesis_strategy"
+        ) {
+            problems.push(
+                Problem::new(format!("defaults.{key}"), "unknown key")
+                    .expected("vars, rollback_strategy or hypothesis_strategy"),
+            );
+        }
+    }
+}
+
+fn check_strategies(d: &JobSettings, problems: &mut Vec<Problem>) {
     use crate::model::{HypothesisStrategy, RollbackStrategy};
     if let Some(s) = &d.rollback_strategy
         && RollbackStrategy::parse(s).is_none()
@@ -292,7 +308,7 @@ fn seed_payload(
     }
     Some(Suite {
         name: default_name.to_string(),
-        defaults: Defaults::default(),
+        defaults: JobSettings::default(),
         waves,
     })
 }
@@ -373,7 +389,7 @@ mod tests {
 
     #[test]
     fn every_problem_is_located() {
-        let err = yaml("name: 3\nwaves:\n  - experiments: []\n  - experiments: [ok.json, 5]\n    on_failure: maybe\n    max_parallel: 0\n  - nope\ndefaults:\n  rollback_strategy: sometimes\n").unwrap_err();
+        let err = yaml("name: 3\nwaves:\n  - experiments: []\n  - experiments: [ok.json, 5]\n    on_failure: maybe\n    max_parallel: 0\n  - nope\ndefaults:\n  rollback_strategy: sometimes\n  rollbak_strategy: always\n").unwrap_err();
         let text = err.to_string();
         for expected in [
             "suite.yaml:1:1: name: is a number",
@@ -383,6 +399,7 @@ mod tests {
             "suite.yaml:6:5: waves[1].max_parallel: is 0",
             "suite.yaml:7:5: waves[2]: is a string",
             "suite.yaml:9:3: defaults.rollback_strategy: unknown strategy 'sometimes'",
+            "suite.yaml:10:3: defaults.rollbak_strategy: unknown key",
         ] {
             assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
         }

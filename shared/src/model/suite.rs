@@ -11,13 +11,13 @@ use serde_json::{Map, Value};
 #[derive(Debug, Clone, PartialEq)]
 pub struct Suite {
     pub name: String,
-    pub defaults: Defaults,
+    pub defaults: JobSettings,
     pub waves: Vec<Wave>,
 }
 
-/// Applied to every job of the suite unless the job says otherwise.
+/// How a job runs: a suite's `defaults`, carried by each of its jobs.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Defaults {
+pub struct JobSettings {
     /// Configuration values, as `--var` gives them.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub vars: Map<String, Value>,
@@ -120,12 +120,9 @@ pub struct Job {
     pub experiment_source: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket_name: Option<String>,
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    pub vars: Map<String, Value>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rollback_strategy: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hypothesis_strategy: Option<String>,
+    /// `vars`, `rollback_strategy`, `hypothesis_strategy`, at the top level of the message.
+    #[serde(flatten)]
+    pub settings: JobSettings,
 }
 
 impl Job {
@@ -199,11 +196,20 @@ mod tests {
             run_id: "r-1".into(),
             experiment_source: "experiments/a.json".into(),
             bucket_name: Some("bkt".into()),
-            vars: json!({"k": 1}).as_object().unwrap().clone(),
-            rollback_strategy: None,
-            hypothesis_strategy: Some("continuously".into()),
+            settings: JobSettings {
+                vars: json!({"k": 1}).as_object().unwrap().clone(),
+                rollback_strategy: None,
+                hypothesis_strategy: Some("continuously".into()),
+            },
         };
         let body = serde_json::to_string(&job).unwrap();
+        let wire: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            wire["hypothesis_strategy"], "continuously",
+            "settings sit at the top level"
+        );
+        assert_eq!(wire["vars"], json!({"k": 1}));
+        assert!(wire.get("settings").is_none());
         assert_eq!(Job::from_message(&body).unwrap(), job);
         assert!(
             Job::from_message(r#"{"version": 2}"#)
