@@ -314,9 +314,15 @@ where
     async fn fetch(&self, job: &Job) -> Result<String, String> {
         let source = &job.experiment_source;
         if let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) {
-            return Err(format!(
-                "s3://{bucket}/{source} is in S3, which needs the AWS backend (not built yet); the embedded backend reads files and store: keys"
-            ));
+            let uri = format!("s3://{bucket}/{source}");
+            let bytes = self
+                .ports
+                .store
+                .get_from_bucket(bucket, source)
+                .await
+                .map_err(|e| e.to_string())?;
+            let bytes = bytes.ok_or_else(|| format!("{uri} does not exist"))?;
+            return String::from_utf8(bytes).map_err(|_| format!("{uri} is not UTF-8 text"));
         }
         if let Some(key) = source.strip_prefix("store:") {
             let bytes = self.ports.store.get(key).await.map_err(|e| e.to_string())?;

@@ -36,6 +36,23 @@ pub trait ObjectStore: Send + Sync {
         bytes: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+
+    /// Get an object from another bucket (an experiment named `s3://bucket/key`). Only the S3
+    /// adapter can; the others say which backend is needed.
+    fn get_from_bucket(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
+        let error = StoreError::Backend {
+            key: format!("s3://{bucket}/{key}"),
+            message: "an object in S3 needs the AWS backend (--backend aws); the embedded backend \
+                      reads files and store: keys"
+                .into(),
+            source: None,
+        };
+        async move { Err(error) }
+    }
 }
 
 /// Reject keys that could escape a directory or mean different things on S3 and on disk.

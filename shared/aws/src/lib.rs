@@ -1,0 +1,20 @@
+//! AWS adapters for the broker's ports (SQS job queue, S3 store, EventBridge bus), the SDK
+//! configuration they share, and the choice between them and the embedded defaults.
+//!
+//! This crate is separate from `broker` so the engine and the embedded adapters build and test
+//! without the AWS SDK (minutes to compile on two cores); only the binaries and this crate's
+//! own tests pay for it.
+
+pub mod backend;
+pub mod eventbridge_bus;
+pub mod provision;
+pub mod s3_store;
+pub mod sdk;
+pub mod settings;
+pub mod sqs_queue;
+
+pub use backend::{AwsSettings, Backend, Bus, Queue, Store};
+pub use eventbridge_bus::EventBridgeBus;
+pub use s3_store::S3Store;
+pub use settings::{BackendArgs, BackendKind, Role};
+pub use sqs_queue::SqsQueue;

@@ -1,0 +1,207 @@
+//! Create a complete broker deployment (queues, bucket, bus, rule, notification) through the
+//! AWS APIs: for emulators (the moto server the tests start) and for trying the AWS backend
+//! without CloudFormation. Production deployments use `infra/experiment-broker.yaml`, which
+//! also sets the queue policies, encryption and IAM that this module leaves out.
+
+use crate::backend::AwsSettings;
+use aws_config::SdkConfig;
+use aws_sdk_sqs::types::QueueAttributeName;
+use std::collections::HashMap;
+
+/// The detail types the producer consumes, routed by the rule to the events queue.
+pub const ROUTED_DETAIL_TYPES: [&str; 3] =
+    ["Experiment Completed", "Wave Released", "Suite Completed"];
+
+/// Create a queue (and a dead-letter queue `<name>-dlq` when `max_receive_count` is given).
+pub async fn queue(
+    sdk: &SdkConfig,
+    name: &str,
+    max_receive_count: Option<u32>,
+) -> Result<String, String> {
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut attributes = HashMap::new();
+    if let Some(max) = max_receive_count {
+        let dlq = sqs
+            .create_queue()
+            .queue_name(format!("{name}-dlq"))
+            .send()
+            .await
+            .map_err(|e| format!("creating {name}-dlq: {e:?}"))?;
+        let dlq_arn = queue_arn(&sqs, dlq.queue_url().unwrap_or_default()).await?;
+        attributes.insert(
+            QueueAttributeName::RedrivePolicy,
+            serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max}).to_string(),
+        );
+    }
+    let out = sqs
+        .create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes))
+        .send()
+        .await
+        .map_err(|e| format!("creating queue {name}: {e:?}"))?;
+    Ok(out.queue_url().unwrap_or_default().to_string())
+}
+
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, String> {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| format!("reading the ARN of {url}: {e:?}"))?;
+    attrs
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn))
+        .cloned()
+        .ok_or_else(|| format!("{url} has no QueueArn"))
+}
+
+pub async fn bucket(sdk: &SdkConfig, name: &str) -> Result<(), String> {
+    let s3 = crate::sdk::s3_client(sdk);
+    let mut create = s3.create_bucket().bucket(name);
+    if let Some(region) = sdk
+        .region()
+        .map(|r| r.as_ref().to_string())
+        .filter(|r| r != "us-east-1")
+    {
+        create = create.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(
+                    region.as_str(),
+                ))
+                .build(),
+        );
+    }
+    create
+        .send()
+        .await
+        .map_err(|e| format!("creating bucket {name}: {e:?}"))?;
+    Ok(())
+}
+
+/// An event bus (unless it is the default one).
+pub async fn bus(sdk: &SdkConfig, name: &str) -> Result<(), String> {
+    if name == "default" {
+        return Ok(());
+    }
+    aws_sdk_eventbridge::Client::new(sdk)
+        .create_event_bus()
+        .name(name)
+        .send()
+        .await
+        .map_err(|e| format!("creating event bus {name}: {e:?}"))?;
+    Ok(())
+}
+
+/// A rule on `bus` sending the broker's events of `detail_types` to the queue at `queue_url`.
+pub async fn subscribe(
+    sdk: &SdkConfig,
+    bus: &str,
+    rule: &str,
+    detail_types: &[&str],
+    queue_url: &str,
+) -> Result<(), String> {
+    let events = aws_sdk_eventbridge::Client::new(sdk);
+    let arn = queue_arn(&aws_sdk_sqs::Client::new(sdk), queue_url).await?;
+    let pattern = serde_json::json!({"source": ["experiment-broker"], "detail-type": detail_types});
+    events
+        .put_rule()
+        .name(rule)
+        .event_bus_name(bus)
+        .event_pattern(pattern.to_string())
+        .send()
+        .await
+        .map_err(|e| format!("creating rule {rule}: {e:?}"))?;
+    let target = aws_sdk_eventbridge::types::Target::builder()
+        .id("queue")
+        .arn(arn)
+        .build()
+        .map_err(|e| e.to_string())?;
+    events
+        .put_targets()
+        .rule(rule)
+        .event_bus_name(bus)
+        .targets(target)
+        .send()
+        .await
+        .map_err(|e| format!("targeting {queue_url} from rule {rule}: {e:?}"))?;
+    Ok(())
+}
+
+/// Send `ObjectCreated` notifications for keys under `suites/` to the triggers queue.
+pub async fn notify_uploads(
+    sdk: &SdkConfig,
+    bucket: &str,
+    triggers_url: &str,
+) -> Result<(), String> {
+    use aws_sdk_s3::types::{
+        Event, FilterRule, FilterRuleName, NotificationConfiguration,
+        NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+    };
+    let arn = queue_arn(&aws_sdk_sqs::Client::new(sdk), triggers_url).await?;
+    let filter = NotificationConfigurationFilter::builder()
+        .key(
+            S3KeyFilter::builder()
+                .filter_rules(
+                    FilterRule::builder()
+                        .name(FilterRuleName::Prefix)
+                        .value("suites/")
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let queue = QueueConfiguration::builder()
+        .queue_arn(arn)
+        .events(Event::from("s3:ObjectCreated:*"))
+        .filter(filter)
+        .build()
+        .map_err(|e| e.to_string())?;
+    crate::sdk::s3_client(sdk)
+        .put_bucket_notification_configuration()
+        .bucket(bucket)
+        .notification_configuration(
+            NotificationConfiguration::builder()
+                .queue_configurations(queue)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| format!("configuring notifications on {bucket}: {e:?}"))?;
+    Ok(())
+}
+
+/// Everything a deployment has, named `<prefix>-jobs`, `<prefix>-events`, … (the bucket is
+/// `<prefix>-bucket`, so `prefix` must be lowercase and DNS-safe).
+pub async fn deployment(sdk: &SdkConfig, prefix: &str) -> Result<AwsSettings, String> {
+    let jobs = queue(
+        sdk,
+        &format!("{prefix}-jobs"),
+        Some(broker::config::MAX_RECEIVE_COUNT),
+    )
+    .await?;
+    let events = queue(sdk, &format!("{prefix}-events"), Some(5)).await?;
+    let triggers = queue(sdk, &format!("{prefix}-triggers"), Some(5)).await?;
+    let bucket_name = format!("{prefix}-bucket");
+    bucket(sdk, &bucket_name).await?;
+    let bus_name = format!("{prefix}-bus");
+    bus(sdk, &bus_name).await?;
+    subscribe(
+        sdk,
+        &bus_name,
+        &format!("{prefix}-to-events"),
+        &ROUTED_DETAIL_TYPES,
+        &events,
+    )
+    .await?;
+    notify_uploads(sdk, &bucket_name, &triggers).await?;
+    Ok(AwsSettings {
+        jobs_queue_url: jobs,
+        events_queue_url: Some(events),
+        triggers_queue_url: Some(triggers),
+        bucket: bucket_name,
+        event_bus: bus_name,
+    })
+}

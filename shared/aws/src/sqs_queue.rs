@@ -1,0 +1,501 @@
+//! The job queue port on SQS.
+//!
+//! SQS gives most of the port directly: leases are visibility timeouts, `extend` is
+//! `ChangeMessageVisibility`, the receive count is `ApproximateReceiveCount`, dead-lettering is
+//! the queue's redrive policy. Two promises need help from this adapter:
+//! - **lost leases**: SQS accepts a stale receipt handle for `ChangeMessageVisibility`, so the
+//!   adapter remembers when each lease it handed out expires and reports `LeaseLost` for a
+//!   receipt whose lease ran out (someone else may hold the message now; the worker must not
+//!   act as if it still owned the job);
+//! - **dead letters as a list**: the dead-letter queue is itself a queue; the adapter leases what
+//!   it reads from it and keeps the receipts, so `remove_dead_letter(id)` can delete by id.
+//!
+//! Leases are rounded up to whole seconds (SQS's unit); long polls are rounded down (a wait is
+//! "up to") and capped at 20 s, SQS's maximum.
+
+use crate::sdk::{entry_retry, explain};
+use aws_sdk_sqs::Client;
+use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use backon::BackoffBuilder;
+use broker::ports::queue::{DeadLetter, JobQueue, Message, QueueError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// SQS's batch limit.
+const BATCH: usize = 10;
+/// How long the adapter holds a dead letter it has listed before another reader may see it.
+const DEAD_LETTER_LEASE: Duration = Duration::from_secs(300);
+
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: Client,
+    url: String,
+    dead_letter: Option<DeadLetterQueue>,
+    leases: Arc<Mutex<HashMap<String, Instant>>>,
+}
+
+#[derive(Debug, Clone)]
+struct DeadLetterQueue {
+    url: String,
+    max_receive_count: u32,
+    /// Dead letters listed and leased by this adapter: id → (receipt, letter, lease expiry).
+    held: Arc<Mutex<HashMap<String, (String, DeadLetter, Instant, i64)>>>,
+}
+
+impl SqsQueue {
+    /// A queue by URL. Its dead-letter queue, if it has one, is found from its redrive policy.
+    pub async fn open(client: Client, url: &str) -> Result<SqsQueue, QueueError> {
+        let attrs = client
+            .get_queue_attributes()
+            .queue_url(url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy)
+            .send()
+            .await
+            .map_err(|e| backend(url, explain("GetQueueAttributes", url, "the queue URL", &e)))?;
+        let policy = attrs
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::RedrivePolicy))
+            .cloned();
+        let dead_letter = match policy {
+            None => None,
+            Some(text) => {
+                let (arn, max_receive_count) = parse_redrive_policy(&text)
+                    .map_err(|e| backend(url, format!("redrive policy {text:?}: {e}")))?;
+                let name = arn.rsplit(':').next().unwrap_or_default();
+                let dlq_url = client
+                    .get_queue_url()
+                    .queue_name(name)
+                    .set_queue_owner_aws_account_id(arn.split(':').nth(4).map(str::to_string))
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        backend(
+                            url,
+                            explain(
+                                "GetQueueUrl",
+                                &arn,
+                                "the redrive policy's dead-letter queue",
+                                &e,
+                            ),
+                        )
+                    })?
+                    .queue_url
+                    .unwrap_or_default();
+                Some(DeadLetterQueue {
+                    url: dlq_url,
+                    max_receive_count,
+                    held: Arc::default(),
+                })
+            }
+        };
+        Ok(SqsQueue {
+            client,
+            url: url.to_string(),
+            dead_letter,
+            leases: Arc::default(),
+        })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The dead-letter queue's URL, when the queue has a redrive policy.
+    pub fn dead_letter_url(&self) -> Option<&str> {
+        self.dead_letter.as_ref().map(|d| d.url.as_str())
+    }
+
+    /// One `SendMessageBatch` of the `pending` entries of `chunk` (entry ids are indexes).
+    async fn send_once(
+        &self,
+        chunk: &[String],
+        pending: &[usize],
+    ) -> Result<BatchOutcome, QueueError> {
+        let entries = pending
+            .iter()
+            .map(|i| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&chunk[*i])
+                    .build()
+                    .map_err(|e| backend(&self.url, e.to_string()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let out = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| {
+                backend(
+                    &self.url,
+                    explain("SendMessageBatch", &self.url, "the queue URL", &e),
+                )
+            })?;
+        Ok(BatchOutcome {
+            sent: out
+                .successful()
+                .iter()
+                .filter_map(|ok| Some((ok.id().parse().ok()?, ok.message_id().to_string())))
+                .collect(),
+            failed: out
+                .failed()
+                .iter()
+                .map(|f| format!("{}: {}", f.code(), f.message().unwrap_or("")))
+                .collect(),
+            permanent: out.failed().iter().any(|f| f.sender_fault()),
+        })
+    }
+
+    fn lease_expired(&self, receipt: &str) -> bool {
+        let leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        leases
+            .get(receipt)
+            .is_some_and(|until| *until <= Instant::now())
+    }
+
+    fn remember_lease(&self, receipt: &str, until: Instant) {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        // forget leases that ran out long ago, so the map stays as small as the work in flight
+        let now = Instant::now();
+        leases.retain(|_, t| *t + Duration::from_secs(3600) > now);
+        leases.insert(receipt.to_string(), until);
+    }
+
+    fn forget_lease(&self, receipt: &str) {
+        let mut leases = self.leases.lock().unwrap_or_else(|p| p.into_inner());
+        leases.remove(receipt);
+    }
+}
+
+struct BatchOutcome {
+    sent: Vec<(usize, String)>,
+    failed: Vec<String>,
+    /// SQS blamed the request (too big, invalid characters): retrying cannot help.
+    permanent: bool,
+}
+
+/// `{"deadLetterTargetArn": "...", "maxReceiveCount": 3}` (the count may be a string).
+pub fn parse_redrive_policy(text: &str) -> Result<(String, u32), String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let arn = v["deadLetterTargetArn"]
+        .as_str()
+        .filter(|a| a.starts_with("arn:") && a.split(':').count() == 6)
+        .ok_or("no deadLetterTargetArn")?
+        .to_string();
+    let count = match &v["maxReceiveCount"] {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .and_then(|n| u32::try_from(n).ok())
+    .ok_or("no maxReceiveCount")?;
+    Ok((arn, count))
+}
+
+/// Whole seconds, rounded up, within SQS's limits.
+pub fn whole_seconds(d: Duration, max: u64) -> i32 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    secs.min(max) as i32
+}
+
+fn backend(queue: &str, message: String) -> QueueError {
+    QueueError::Backend {
+        queue: queue.to_string(),
+        message,
+        source: None,
+    }
+}
+
+impl JobQueue for SqsQueue {
+    async fn send_batch(&self, bodies: &[String]) -> Result<Vec<String>, QueueError> {
+        let mut ids = Vec::with_capacity(bodies.len());
+        for chunk in bodies.chunks(BATCH) {
+            let mut sent: Vec<Option<String>> = vec![None; chunk.len()];
+            // retry only the entries SQS reported as failed on its side
+            let mut delays = entry_retry().build();
+            loop {
+                let pending: Vec<usize> = (0..chunk.len()).filter(|i| sent[*i].is_none()).collect();
+                let outcome = self.send_once(chunk, &pending).await?;
+                for (i, id) in outcome.sent {
+                    if let Some(slot) = sent.get_mut(i) {
+                        *slot = Some(id);
+                    }
+                }
+                if outcome.failed.is_empty() {
+                    break;
+                }
+                match delays.next() {
+                    Some(delay) if !outcome.permanent => tokio::time::sleep(delay).await,
+                    _ => {
+                        return Err(backend(
+                            &self.url,
+                            format!(
+                                "SendMessageBatch rejected {} message(s): {}",
+                                outcome.failed.len(),
+                                outcome.failed.join("; ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            ids.extend(sent.into_iter().flatten());
+        }
+        Ok(ids)
+    }
+
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Message>, QueueError> {
+        let max = max.clamp(1, BATCH) as i32;
+        let leased_at = Instant::now();
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(max)
+            .visibility_timeout(whole_seconds(visibility, 43_200))
+            .wait_time_seconds(wait.as_secs().min(20) as i32)
+            .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .map_err(|e| {
+                backend(
+                    &self.url,
+                    explain("ReceiveMessage", &self.url, "the queue URL", &e),
+                )
+            })?;
+        let until = leased_at + Duration::from_secs(whole_seconds(visibility, 43_200) as u64);
+        let mut messages = Vec::new();
+        for m in out.messages() {
+            let (Some(id), Some(receipt)) = (m.message_id(), m.receipt_handle()) else {
+                continue;
+            };
+            let receive_count = m
+                .attributes()
+                .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(1);
+            self.remember_lease(receipt, until);
+            messages.push(Message {
+                id: id.to_string(),
+                receipt: receipt.to_string(),
+                body: m.body().unwrap_or_default().to_string(),
+                receive_count,
+            });
+        }
+        Ok(messages)
+    }
+
+    async fn extend(&self, receipt: &str, visibility: Duration) -> Result<(), QueueError> {
+        if self.lease_expired(receipt) {
+            return Err(QueueError::LeaseLost {
+                receipt: receipt.to_string(),
+            });
+        }
+        let from = Instant::now();
+        let secs = whole_seconds(visibility, 43_200);
+        match self
+            .client
+            .change_message_visibility()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                self.remember_lease(receipt, from + Duration::from_secs(secs as u64));
+                Ok(())
+            }
+            Err(e) if lease_gone(&e) => Err(QueueError::LeaseLost {
+                receipt: receipt.to_string(),
+            }),
+            Err(e) => Err(backend(
+                &self.url,
+                explain("ChangeMessageVisibility", &self.url, "the queue URL", &e),
+            )),
+        }
+    }
+
+    async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
+        match self
+            .client
+            .delete_message()
+            .queue_url(&self.url)
+            .receipt_handle(receipt)
+            .send()
+            .await
+        {
+            Ok(_) => {
+                self.forget_lease(receipt);
+                Ok(())
+            }
+            Err(e) if lease_gone(&e) => Err(QueueError::LeaseLost {
+                receipt: receipt.to_string(),
+            }),
+            Err(e) => Err(backend(
+                &self.url,
+                explain("DeleteMessage", &self.url, "the queue URL", &e),
+            )),
+        }
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
+        let Some(dlq) = &self.dead_letter else {
+            return Ok(Vec::new());
+        };
+        loop {
+            let leased_at = Instant::now();
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(&dlq.url)
+                .max_number_of_messages(BATCH as i32)
+                .visibility_timeout(DEAD_LETTER_LEASE.as_secs() as i32)
+                .wait_time_seconds(0)
+                .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+                .send()
+                .await
+                .map_err(|e| {
+                    backend(
+                        &dlq.url,
+                        explain("ReceiveMessage", &dlq.url, "the dead-letter queue", &e),
+                    )
+                })?;
+            if out.messages().is_empty() {
+                break;
+            }
+            let mut held = dlq.held.lock().unwrap_or_else(|p| p.into_inner());
+            for m in out.messages() {
+                let (Some(id), Some(receipt)) = (m.message_id(), m.receipt_handle()) else {
+                    continue;
+                };
+                let sent = m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::SentTimestamp))
+                    .and_then(|t| t.parse().ok())
+                    .unwrap_or(0);
+                let letter = DeadLetter {
+                    id: id.to_string(),
+                    body: m.body().unwrap_or_default().to_string(),
+                    // a message reaches the dead-letter queue after exactly this many receives
+                    receive_count: dlq.max_receive_count,
+                };
+                held.insert(
+                    id.to_string(),
+                    (
+                        receipt.to_string(),
+                        letter,
+                        leased_at + DEAD_LETTER_LEASE,
+                        sent,
+                    ),
+                );
+            }
+        }
+        let mut held = dlq.held.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        // a lease that ran out may have been taken by another reader: list it again only once
+        // it is received again
+        held.retain(|_, (_, _, until, _)| *until > now);
+        let mut letters: Vec<(i64, DeadLetter)> = held
+            .values()
+            .map(|(_, l, _, sent)| (*sent, l.clone()))
+            .collect();
+        letters.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
+        Ok(letters.into_iter().map(|(_, l)| l).collect())
+    }
+
+    async fn remove_dead_letter(&self, id: &str) -> Result<(), QueueError> {
+        let Some(dlq) = &self.dead_letter else {
+            return Err(backend(
+                &self.url,
+                format!("no dead-letter queue, so no dead letter {id}"),
+            ));
+        };
+        let receipt = {
+            let held = dlq.held.lock().unwrap_or_else(|p| p.into_inner());
+            held.get(id).map(|(r, ..)| r.clone())
+        };
+        let Some(receipt) = receipt else {
+            return Err(backend(
+                &dlq.url,
+                format!("dead letter {id} is not listed; list dead letters first"),
+            ));
+        };
+        self.client
+            .delete_message()
+            .queue_url(&dlq.url)
+            .receipt_handle(&receipt)
+            .send()
+            .await
+            .map_err(|e| {
+                backend(
+                    &dlq.url,
+                    explain("DeleteMessage", &dlq.url, "the dead-letter queue", &e),
+                )
+            })?;
+        dlq.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+        Ok(())
+    }
+}
+
+/// Errors that mean the receipt no longer holds the message.
+fn lease_gone<E: aws_sdk_sqs::error::ProvideErrorMetadata, R>(
+    e: &aws_sdk_sqs::error::SdkError<E, R>,
+) -> bool {
+    use aws_sdk_sqs::error::ProvideErrorMetadata;
+    matches!(
+        e.code(),
+        Some(
+            "ReceiptHandleIsInvalid"
+                | "AWS.SimpleQueueService.MessageNotInflight"
+                | "MessageNotInflight"
+                | "InvalidParameterValue"
+        )
+    ) && !e.message().unwrap_or("").contains("VisibilityTimeout")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_round_up_to_whole_seconds_within_limits() {
+        assert_eq!(whole_seconds(Duration::ZERO, 20), 0);
+        assert_eq!(whole_seconds(Duration::from_millis(1), 20), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1000), 20), 1);
+        assert_eq!(whole_seconds(Duration::from_millis(1001), 20), 2);
+        assert_eq!(whole_seconds(Duration::from_secs(60), 20), 20);
+        assert_eq!(whole_seconds(Duration::from_secs(u64::MAX), 43_200), 43_200);
+    }
+
+    #[test]
+    fn redrive_policies_parse_with_numeric_or_string_counts() {
+        let arn = "arn:aws:sqs:eu-west-1:123456789012:jobs-dlq";
+        for text in [
+            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":3}}"#),
+            format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":"3"}}"#),
+        ] {
+            assert_eq!(parse_redrive_policy(&text).unwrap(), (arn.to_string(), 3));
+        }
+        for bad in [
+            "not json",
+            r#"{"maxReceiveCount":3}"#,
+            r#"{"deadLetterTargetArn":"jobs-dlq","maxReceiveCount":3}"#,
+            &format!(r#"{{"deadLetterTargetArn":"{arn}"}}"#),
+            &format!(r#"{{"deadLetterTargetArn":"{arn}","maxReceiveCount":-1}}"#),
+        ] {
+            assert!(parse_redrive_policy(bad).is_err(), "{bad}");
+        }
+    }
+}
