@@ -5,12 +5,12 @@
 use anyhow::{Context, anyhow};
 use broker::broker::producer::{ProducerPorts, outcome_name, status_document};
 use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
-use broker::config::Embedded;
 use broker::load::Vars;
 use broker::load::suite::{check_experiments, load_suite};
 use broker::providers::Providers;
 use broker::providers::registry::Registry;
-use clap::{Args, Parser, Subcommand};
+use broker_aws::{Backend, BackendArgs, Bus, Queue, Role, Store};
+use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -28,18 +28,6 @@ struct Cli {
     command: Command,
 }
 
-#[derive(Debug, Args)]
-struct StateDir {
-    /// Where the embedded backend keeps its queue, bus and store.
-    #[arg(
-        long,
-        env = "BROKER_STATE_DIR",
-        default_value = ".broker",
-        value_name = "DIR"
-    )]
-    state_dir: PathBuf,
-}
-
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check a suite and every experiment file it names (exit 1 if anything is invalid).
@@ -50,13 +38,17 @@ enum Command {
     /// Validate a suite, store its plan and enqueue its first wave; prints the run id.
     Submit {
         suite: PathBuf,
+        /// Block until the suite run ends, print its summary, and exit 0 only if every
+        /// experiment held (1 otherwise): a CI gate.
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
-        state: StateDir,
+        backend: BackendArgs,
     },
     /// Consume completion events and release waves until SIGTERM/SIGINT.
     Serve {
         #[command(flatten)]
-        state: StateDir,
+        backend: BackendArgs,
     },
     /// Show a suite run: status, outcome, waves, jobs and journals.
     Status {
@@ -65,7 +57,7 @@ enum Command {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        state: StateDir,
+        backend: BackendArgs,
     },
     /// Run a whole suite here: producer and N workers in this process, with progress; exit 0
     /// when every experiment held, 1 otherwise.
@@ -75,7 +67,7 @@ enum Command {
         #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u16).range(1..=64))]
         workers: u16,
         #[command(flatten)]
-        state: StateDir,
+        backend: BackendArgs,
     },
 }
 
@@ -101,18 +93,22 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Validate { suite } => validate(&suite),
-            Command::Submit { suite, state } => submit(&suite, &state.state_dir).await,
-            Command::Serve { state } => serve_events(&state.state_dir).await,
+            Command::Submit {
+                suite,
+                wait,
+                backend,
+            } => submit(&suite, wait, &backend).await,
+            Command::Serve { backend } => serve_events(&backend).await,
             Command::Status {
                 run_id,
                 json,
-                state,
-            } => status(&run_id, json, &state.state_dir).await,
+                backend,
+            } => status(&run_id, json, &backend).await,
             Command::Run {
                 suite,
                 workers,
-                state,
-            } => run(&suite, workers, &state.state_dir).await,
+                backend,
+            } => run(&suite, workers, &backend).await,
         }
     });
     match result {
@@ -168,38 +164,71 @@ fn validate(path: &Path) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-type Ports = ProducerPorts<
-    broker::adapters::embedded::SqliteQueue,
-    broker::adapters::embedded::SqliteQueue,
-    broker::adapters::embedded::DirStore,
-    broker::adapters::embedded::SqliteBus,
->;
+type Ports = ProducerPorts<Queue, Queue, Store, Bus>;
 
-async fn open(state_dir: &Path) -> anyhow::Result<(Embedded, Ports)> {
-    let e = Embedded::open(state_dir).await.map_err(|e| anyhow!(e))?;
+async fn open(args: &BackendArgs) -> anyhow::Result<(Backend, Ports)> {
+    let backend = args.open(Role::Producer).await.map_err(|e| anyhow!(e))?;
     let ports = ProducerPorts {
-        jobs: e.jobs.clone(),
-        events: e.events.clone(),
-        store: e.store.clone(),
-        bus: e.bus.clone(),
+        jobs: backend.jobs.clone(),
+        events: backend
+            .events
+            .clone()
+            .ok_or_else(|| anyhow!("the producer needs the events queue"))?,
+        triggers: backend.triggers.clone(),
+        bucket: match &backend.store {
+            Store::S3(s3) => Some(s3.bucket().to_string()),
+            Store::Dir(_) => None,
+        },
+        store: backend.store.clone(),
+        bus: backend.bus.clone(),
     };
-    Ok((e, ports))
+    Ok((backend, ports))
 }
 
-async fn submit(path: &Path, state_dir: &Path) -> anyhow::Result<u8> {
+async fn submit(path: &Path, wait: bool, args: &BackendArgs) -> anyhow::Result<u8> {
     let (suite, _) = match checked_suite(path) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let (_, ports) = open(state_dir).await?;
+    let (backend, ports) = open(args).await?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let id = ports
-        .submit(&suite, base)
-        .await
+    // workers elsewhere cannot read this machine's files: copy them into the bucket
+    let submitted = match backend.store {
+        Store::S3(_) => ports.submit_uploading(&suite, base).await,
+        Store::Dir(_) => ports.submit(&suite, base).await,
+    };
+    let id = submitted
         .map_err(|e| anyhow!(e))
         .with_context(|| format!("submitting {}", path.display()))?;
     println!("{id}");
-    Ok(0)
+    if !wait {
+        return Ok(0);
+    }
+    let stop = stop_on_signals();
+    loop {
+        let (plan, state) = ports.load(&id).await.map_err(|e| anyhow!(e))?;
+        if state.status != "running" {
+            eprint!("{}", summary(&plan, &state, &backend));
+            return Ok(suite_exit_code(&state));
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {
+                eprintln!("stopped waiting; suite run {id} goes on (producer status {id})");
+                return Ok(130);
+            }
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+/// 0 when every experiment held, 1 otherwise.
+fn suite_exit_code(state: &broker::broker::producer::State) -> u8 {
+    let held = outcome_name(broker::broker::gate::JobOutcome::Held);
+    if state.outcome.as_deref() == Some(held) {
+        0
+    } else {
+        1
+    }
 }
 
 fn stop_on_signals() -> CancellationToken {
@@ -223,38 +252,68 @@ fn stop_on_signals() -> CancellationToken {
     stop
 }
 
-async fn serve_events(state_dir: &Path) -> anyhow::Result<u8> {
-    let (_, ports) = open(state_dir).await?;
+async fn serve_events(args: &BackendArgs) -> anyhow::Result<u8> {
+    let (backend, ports) = open(args).await?;
     let stop = stop_on_signals();
-    tracing::info!("serving completion events from {}", state_dir.display());
+    tracing::info!(
+        "serving completion events and triggers: {}",
+        backend.description
+    );
     ports
         .serve(stop, |id| tracing::info!("suite run {id} ended"))
         .await;
     Ok(0)
 }
 
-async fn status(id: &str, as_json: bool, state_dir: &Path) -> anyhow::Result<u8> {
-    let (e, ports) = open(state_dir).await?;
+async fn status(id: &str, as_json: bool, args: &BackendArgs) -> anyhow::Result<u8> {
+    let (backend, ports) = open(args).await?;
     let (plan, state) = ports.load(id).await.map_err(|e| anyhow!(e))?;
-    let doc = status_document(&plan, &state);
     if as_json {
+        let doc = status_document(&plan, &state);
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(0);
     }
-    println!(
-        "suite run {} ({}): {}{}",
-        plan.suite_run_id,
-        plan.name,
-        state.status,
-        state.outcome.map(|o| format!(", {o}")).unwrap_or_default()
-    );
-    print_jobs(&doc, &e.state_dir);
+    print!("{}", summary(&plan, &state, &backend));
     Ok(0)
 }
 
-fn print_jobs(doc: &serde_json::Value, state_dir: &Path) {
+/// Where a store key is, for people: a file under the state directory or an S3 URI.
+fn locate(backend: &Backend, key: &str) -> String {
+    match (&backend.store, &backend.state_dir) {
+        (Store::S3(s3), _) => format!("s3://{}/{key}", s3.bucket()),
+        (Store::Dir(_), Some(dir)) => dir.join("store").join(key).display().to_string(),
+        (Store::Dir(_), None) => key.to_string(),
+    }
+}
+
+/// The human summary of a suite run: its status, then every job with its journal.
+fn summary(
+    plan: &broker::broker::producer::Plan,
+    state: &broker::broker::producer::State,
+    backend: &Backend,
+) -> String {
+    use std::fmt::Write;
+    let doc = status_document(plan, state);
+    let mut out = format!(
+        "suite run {} ({}): {}{}\n",
+        plan.suite_run_id,
+        plan.name,
+        state.status,
+        state
+            .outcome
+            .as_ref()
+            .map(|o| format!(", {o}"))
+            .unwrap_or_default()
+    );
+    if let Some(source) = &plan.source {
+        let _ = writeln!(out, "from {source}");
+    }
+    for p in &state.problems {
+        let _ = writeln!(out, "  problem: {p}");
+    }
     for wave in doc["waves"].as_array().into_iter().flatten() {
-        println!(
+        let _ = writeln!(
+            out,
             "wave {} (on failure: {})",
             wave["wave"],
             wave["on_failure"].as_str().unwrap_or("")
@@ -262,9 +321,10 @@ fn print_jobs(doc: &serde_json::Value, state_dir: &Path) {
         for job in wave["jobs"].as_array().into_iter().flatten() {
             let journal = job["journal_key"]
                 .as_str()
-                .map(|k| state_dir.join("store").join(k).display().to_string())
+                .map(|k| locate(backend, k))
                 .unwrap_or_default();
-            println!(
+            let _ = writeln!(
+                out,
                 "  {:<8} {:<10} {:<9} {}  {}",
                 job["run_id"].as_str().unwrap_or(""),
                 job["state"].as_str().unwrap_or(""),
@@ -274,14 +334,15 @@ fn print_jobs(doc: &serde_json::Value, state_dir: &Path) {
             );
         }
     }
+    out
 }
 
-async fn run(path: &Path, workers: u16, state_dir: &Path) -> anyhow::Result<u8> {
+async fn run(path: &Path, workers: u16, args: &BackendArgs) -> anyhow::Result<u8> {
     let (suite, _) = match checked_suite(path) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
-    let (e, ports) = open(state_dir).await?;
+    let (backend, ports) = open(args).await?;
     let base = path.parent().unwrap_or(Path::new("."));
     let id = ports.submit(&suite, base).await.map_err(|e| anyhow!(e))?;
     let total: usize = suite.waves.iter().map(|w| w.experiments.len()).sum();
@@ -304,9 +365,9 @@ async fn run(path: &Path, workers: u16, state_dir: &Path) -> anyhow::Result<u8> 
             worker_id: format!("run-{}-{n}", std::process::id()),
         };
         let ports = WorkerPorts {
-            jobs: e.jobs.clone(),
-            store: e.store.clone(),
-            bus: e.bus.clone(),
+            jobs: backend.jobs.clone(),
+            store: backend.store.clone(),
+            bus: backend.bus.clone(),
         };
         tasks.spawn(serve(
             cfg,
@@ -362,21 +423,11 @@ async fn run(path: &Path, workers: u16, state_dir: &Path) -> anyhow::Result<u8> 
     bar.set_position(state.completions.len() as u64);
     bar.finish_and_clear();
 
-    let doc = status_document(&plan, &state);
-    print_jobs(&doc, &e.state_dir);
-    let outcome = state
-        .outcome
-        .clone()
-        .unwrap_or_else(|| "interrupted".into());
+    print!("{}", summary(&plan, &state, &backend));
+    let outcome = state.outcome.as_deref().unwrap_or("interrupted");
     println!(
         "suite run {id} ({}): {} — {outcome}",
         plan.name, state.status
     );
-    Ok(
-        if state.outcome.as_deref() == Some(outcome_name(broker::broker::gate::JobOutcome::Held)) {
-            0
-        } else {
-            1
-        },
-    )
+    Ok(suite_exit_code(&state))
 }

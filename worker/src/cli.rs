@@ -22,28 +22,22 @@ pub enum Command {
     Run(RunArgs),
     /// Check an experiment and report every problem with its location (exit 1 if invalid).
     Validate(ValidateArgs),
-    /// Lease jobs from the queue and run them until SIGTERM/SIGINT (embedded backend).
+    /// Lease jobs from the queue and run them until SIGTERM/SIGINT (embedded or AWS backend).
     Serve(ServeArgs),
 }
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where the embedded backend keeps its queue, bus and store.
-    #[arg(
-        long,
-        env = "BROKER_STATE_DIR",
-        default_value = ".broker",
-        value_name = "DIR"
-    )]
-    pub state_dir: PathBuf,
+    #[command(flatten)]
+    pub backend: broker_aws::BackendArgs,
     /// Jobs run at once.
-    #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, env = "BROKER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Lease on a received job, renewed every third of it while the job runs.
-    #[arg(long, default_value_t = 60.0, value_name = "SECONDS", value_parser = positive_seconds)]
+    #[arg(long, env = "BROKER_VISIBILITY_TIMEOUT", default_value_t = 60.0, value_name = "SECONDS", value_parser = positive_seconds)]
     pub visibility_timeout: f64,
     /// On SIGTERM/SIGINT, how long running jobs may go on before they are interrupted.
-    #[arg(long, default_value_t = 30.0, value_name = "SECONDS", value_parser = positive_seconds)]
+    #[arg(long, env = "BROKER_GRACE", default_value_t = 30.0, value_name = "SECONDS", value_parser = positive_seconds)]
     pub grace: f64,
 }
 

@@ -136,28 +136,35 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     Ok(journal.exit_code())
 }
 
-/// `worker serve`: the fleet's worker on the embedded backend.
+/// `worker serve`: the fleet's worker, on the backend the settings choose.
 async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
-    let embedded = broker::config::Embedded::open(&args.state_dir)
+    let backend = args
+        .backend
+        .open(broker_aws::Role::Worker)
         .await
         .map_err(anyhow::Error::msg)?;
+    // SQS bills per request: long-poll as long as it allows; SQLite wakes up on its own
+    let wait = match backend.jobs {
+        broker_aws::Queue::Sqs(_) => std::time::Duration::from_secs(20),
+        broker_aws::Queue::Sqlite(_) => std::time::Duration::from_secs(5),
+    };
     let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cfg = ServeConfig {
         concurrency: usize::from(args.concurrency),
         visibility: std::time::Duration::from_secs_f64(args.visibility_timeout),
-        wait: std::time::Duration::from_secs(5),
+        wait,
         grace: std::time::Duration::from_secs_f64(args.grace),
         worker_id: format!("{}-{}", node.trim(), std::process::id()),
     };
     let ports = WorkerPorts {
-        jobs: embedded.jobs,
-        store: embedded.store,
-        bus: embedded.bus,
+        jobs: backend.jobs,
+        store: backend.store,
+        bus: backend.bus,
     };
     let stop = CancellationToken::new();
     let _signals = watch_signals(stop.clone());
-    tracing::info!("state directory {}", args.state_dir.display());
+    tracing::info!("{}", backend.description);
     serve(
         cfg,
         ports,

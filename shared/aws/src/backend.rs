@@ -5,6 +5,7 @@
 //! The ports use `async fn` in traits, which are not object-safe, so the choice is an enum per
 //! port that forwards each call: static dispatch, no boxing, and a `match` a reader can follow.
 
+use crate::settings::Role;
 use crate::{EventBridgeBus, S3Store, SqsQueue};
 use broker::adapters::embedded::{DirStore, SqliteBus, SqliteQueue};
 use broker::config::Embedded;
@@ -73,26 +74,26 @@ impl Backend {
         })
     }
 
-    /// Open the AWS resources (reads each queue's redrive policy to find its dead-letter queue).
+    /// Open the AWS resources. The producer's jobs queue knows its dead-letter queue (read
+    /// from its redrive policy); the worker's makes no call at all until it receives.
     pub async fn aws(
         settings: &AwsSettings,
         sdk: &aws_config::SdkConfig,
+        role: Role,
     ) -> Result<Backend, String> {
         let sqs = aws_sdk_sqs::Client::new(sdk);
-        let open = |url: &str| {
-            let sqs = sqs.clone();
-            let url = url.to_string();
-            async move { SqsQueue::open(sqs, &url).await.map_err(|e| e.to_string()) }
+        let jobs = match role {
+            Role::Producer => SqsQueue::with_dead_letters(sqs.clone(), &settings.jobs_queue_url)
+                .await
+                .map_err(|e| e.to_string())?,
+            Role::Worker => SqsQueue::new(sqs.clone(), &settings.jobs_queue_url),
         };
-        let jobs = open(&settings.jobs_queue_url).await?;
-        let events = match &settings.events_queue_url {
-            Some(url) => Some(Queue::Sqs(open(url).await?)),
-            None => None,
+        let plain = |url: &Option<String>| {
+            url.as_ref()
+                .map(|u| Queue::Sqs(SqsQueue::new(sqs.clone(), u)))
         };
-        let triggers = match &settings.triggers_queue_url {
-            Some(url) => Some(Queue::Sqs(open(url).await?)),
-            None => None,
-        };
+        let events = plain(&settings.events_queue_url);
+        let triggers = plain(&settings.triggers_queue_url);
         Ok(Backend {
             jobs: Queue::Sqs(jobs),
             events,

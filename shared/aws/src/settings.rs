@@ -153,7 +153,9 @@ impl BackendArgs {
     pub async fn open(&self, role: Role) -> Result<Backend, String> {
         match self.resolve(role)? {
             Resolved::Local(dir) => Backend::local(&dir).await,
-            Resolved::Aws(settings) => Backend::aws(&settings, &crate::sdk::load().await).await,
+            Resolved::Aws(settings) => {
+                Backend::aws(&settings, &crate::sdk::load().await, role).await
+            }
         }
     }
 }

@@ -44,8 +44,20 @@ struct DeadLetterQueue {
 }
 
 impl SqsQueue {
-    /// A queue by URL. Its dead-letter queue, if it has one, is found from its redrive policy.
-    pub async fn open(client: Client, url: &str) -> Result<SqsQueue, QueueError> {
+    /// A queue by URL, for sending and receiving only (`dead_letters` is empty): no call is
+    /// made, so a worker needs no permission beyond receive, extend and delete.
+    pub fn new(client: Client, url: &str) -> SqsQueue {
+        SqsQueue {
+            client,
+            url: url.to_string(),
+            dead_letter: None,
+            leases: Arc::default(),
+        }
+    }
+
+    /// A queue by URL with its dead letters: the dead-letter queue is found from the queue's
+    /// redrive policy (`GetQueueAttributes`, then `GetQueueUrl`).
+    pub async fn with_dead_letters(client: Client, url: &str) -> Result<SqsQueue, QueueError> {
         let attrs = client
             .get_queue_attributes()
             .queue_url(url)
@@ -90,10 +102,8 @@ impl SqsQueue {
             }
         };
         Ok(SqsQueue {
-            client,
-            url: url.to_string(),
             dead_letter,
-            leases: Arc::default(),
+            ..SqsQueue::new(client, url)
         })
     }
 

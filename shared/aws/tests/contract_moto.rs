@@ -51,7 +51,7 @@ impl QueueFixture for Moto {
         let url = provision::queue(&sdk, &unique("jobs"), Some(max_receive_count))
             .await
             .unwrap();
-        SqsQueue::open(aws_sdk_sqs::Client::new(&sdk), &url)
+        SqsQueue::with_dead_letters(aws_sdk_sqs::Client::new(&sdk), &url)
             .await
             .unwrap()
     }
@@ -84,9 +84,7 @@ impl BusFixture for Moto {
         provision::subscribe(&sdk, &bus, &unique("rule"), detail_types, &url)
             .await
             .unwrap();
-        let queue = SqsQueue::open(aws_sdk_sqs::Client::new(&sdk), &url)
-            .await
-            .unwrap();
+        let queue = SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), &url);
         (
             EventBridgeBus::new(aws_sdk_eventbridge::Client::new(&sdk), bus),
             queue,

@@ -4,3 +4,4 @@
 pub mod gate;
 pub mod producer;
 pub mod serve;
+pub mod triggers;

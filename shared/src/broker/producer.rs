@@ -27,6 +27,9 @@ use std::time::Duration;
 pub struct Plan {
     pub suite_run_id: String,
     pub name: String,
+    /// Where the suite came from (a file, a store key, an S3 URI), for the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
     pub created: String,
     pub waves: Vec<PlannedWave>,
 }
@@ -47,8 +50,11 @@ pub struct State {
     /// Run ids sent to the jobs queue.
     pub enqueued: Vec<String>,
     pub completions: BTreeMap<String, Completion>,
-    /// `held`, `deviated` or `failed` once the suite ended.
+    /// `held`, `deviated` or `failed` once the suite ended; `invalid` when it was rejected.
     pub outcome: Option<String>,
+    /// Why a triggered suite was rejected (status `rejected`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,11 +82,13 @@ pub fn outcome_name(o: JobOutcome) -> &'static str {
     }
 }
 
+/// Suite runs live under `suite-runs/`, not `suites/`: uploads under `suites/` trigger runs,
+/// and the producer's own writes must never trigger one.
 fn plan_key(id: &str) -> String {
-    format!("suites/{id}/plan.json")
+    format!("suite-runs/{id}/plan.json")
 }
 fn state_key(id: &str) -> String {
-    format!("suites/{id}/state.json")
+    format!("suite-runs/{id}/state.json")
 }
 
 /// A fresh suite run id: sortable by time, unique.
@@ -99,49 +107,85 @@ pub fn new_suite_run_id() -> String {
     format!("sr-{stamp}-{}", &random[..8])
 }
 
-/// Build the plan of a suite: file references resolved against `base` (absolute paths, so any
-/// worker on this machine finds them), suite defaults copied into every job.
-pub fn plan(suite: &Suite, suite_run_id: &str, base: &Path) -> Plan {
-    let waves = suite
-        .waves
-        .iter()
-        .enumerate()
-        .map(|(w, wave)| PlannedWave {
+/// Where a suite was read from: its file references are relative to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A directory on this machine: references become absolute paths.
+    Dir(std::path::PathBuf),
+    /// A key in the store: references become `store:` keys beside it.
+    Store { key: String },
+    /// An object in another bucket: references become objects beside it.
+    S3 { bucket: String, key: String },
+}
+
+/// `dir/relative` with `.` and `..` resolved; `None` when it climbs out of the root.
+pub fn join_key(suite_key: &str, relative: &str) -> Option<String> {
+    let mut parts: Vec<&str> = suite_key.split('/').collect();
+    parts.pop(); // the suite's own name
+    for seg in relative.split('/') {
+        match seg {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            s => parts.push(s),
+        }
+    }
+    (!parts.is_empty()).then(|| parts.join("/"))
+}
+
+/// Build the plan of a suite: file references resolved against its origin, suite defaults
+/// copied into every job.
+pub fn plan(suite: &Suite, suite_run_id: &str, origin: &Origin) -> Result<Plan, String> {
+    let resolve = |r: &ExperimentRef| -> Result<(String, Option<String>), String> {
+        Ok(match (r, origin) {
+            (ExperimentRef::File { path }, Origin::Dir(base)) => {
+                let p = base.join(path);
+                let p = std::fs::canonicalize(&p).unwrap_or(p);
+                (p.to_string_lossy().into_owned(), None)
+            }
+            (ExperimentRef::File { path }, Origin::Store { key }) => {
+                let k = join_key(key, path)
+                    .ok_or_else(|| format!("{path} climbs out of the bucket from {key}"))?;
+                (format!("store:{k}"), None)
+            }
+            (ExperimentRef::File { path }, Origin::S3 { bucket, key }) => {
+                let k = join_key(key, path)
+                    .ok_or_else(|| format!("{path} climbs out of s3://{bucket}/{key}"))?;
+                (k, Some(bucket.clone()))
+            }
+            (ExperimentRef::S3 { bucket, key }, _) => (key.clone(), Some(bucket.clone())),
+            (ExperimentRef::Store { key }, _) => (format!("store:{key}"), None),
+        })
+    };
+    let mut waves = Vec::new();
+    for (w, wave) in suite.waves.iter().enumerate() {
+        let mut jobs = Vec::new();
+        for (j, r) in wave.experiments.iter().enumerate() {
+            let (experiment_source, bucket_name) = resolve(r)?;
+            jobs.push(Job {
+                version: Job::VERSION,
+                suite_run_id: suite_run_id.to_string(),
+                wave: w as u32,
+                run_id: format!("w{w}-j{j}"),
+                experiment_source,
+                bucket_name,
+                settings: suite.defaults.clone(),
+            });
+        }
+        waves.push(PlannedWave {
             on_failure: wave.on_failure,
             max_parallel: wave.max_parallel,
-            jobs: wave
-                .experiments
-                .iter()
-                .enumerate()
-                .map(|(j, r)| {
-                    let (experiment_source, bucket_name) = match r {
-                        ExperimentRef::File { path } => {
-                            let p = base.join(path);
-                            let p = std::fs::canonicalize(&p).unwrap_or(p);
-                            (p.to_string_lossy().into_owned(), None)
-                        }
-                        ExperimentRef::S3 { bucket, key } => (key.clone(), Some(bucket.clone())),
-                        ExperimentRef::Store { key } => (format!("store:{key}"), None),
-                    };
-                    Job {
-                        version: Job::VERSION,
-                        suite_run_id: suite_run_id.to_string(),
-                        wave: w as u32,
-                        run_id: format!("w{w}-j{j}"),
-                        experiment_source,
-                        bucket_name,
-                        settings: suite.defaults.clone(),
-                    }
-                })
-                .collect(),
-        })
-        .collect();
-    Plan {
+            jobs,
+        });
+    }
+    Ok(Plan {
         suite_run_id: suite_run_id.to_string(),
         name: suite.name.clone(),
+        source: None,
         created: now_iso(),
         waves,
-    }
+    })
 }
 
 /// The producer's ports.
@@ -149,6 +193,10 @@ pub fn plan(suite: &Suite, suite_run_id: &str, base: &Path) -> Plan {
 pub struct ProducerPorts<Q, E, S, B> {
     pub jobs: Q,
     pub events: E,
+    /// Schedules, S3 upload notifications and pipelines post here (see `triggers`).
+    pub triggers: Option<E>,
+    /// The bucket behind `store` (AWS): notifications naming it are read through `store`.
+    pub bucket: Option<String>,
     pub store: S,
     pub bus: B,
 }
@@ -160,21 +208,216 @@ where
     S: ObjectStore,
     B: EventBus,
 {
-    /// Store the plan, then enqueue the first wave. Returns the suite run id.
+    /// Store the plan of a suite read from a directory here, then enqueue its first wave.
+    /// Returns the suite run id.
     pub async fn submit(&self, suite: &Suite, base: &Path) -> Result<String, String> {
+        let source = None;
+        self.submit_from(
+            &new_suite_run_id(),
+            suite,
+            &Origin::Dir(base.to_path_buf()),
+            source,
+        )
+        .await
+    }
+
+    /// Submit a suite read from a directory here to workers elsewhere: every experiment file
+    /// it names is copied into the store first (`suite-runs/<id>/experiments/`), so the
+    /// workers read exactly what was submitted, and the audit trail keeps it.
+    pub async fn submit_uploading(&self, suite: &Suite, base: &Path) -> Result<String, String> {
         let id = new_suite_run_id();
-        let plan = plan(suite, &id, base);
-        self.put_json(&plan_key(&id), &plan).await?;
+        let mut uploaded = suite.clone();
+        for (w, wave) in uploaded.waves.iter_mut().enumerate() {
+            for (j, r) in wave.experiments.iter_mut().enumerate() {
+                if let ExperimentRef::File { path } = r {
+                    let file = base.join(&*path);
+                    let bytes = std::fs::read(&file)
+                        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                    let name = file
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .unwrap_or("experiment");
+                    let key = format!("suite-runs/{id}/experiments/w{w}-j{j}-{name}");
+                    self.store
+                        .put(&key, &bytes)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    *r = ExperimentRef::Store { key };
+                }
+            }
+        }
+        self.submit_from(&id, &uploaded, &Origin::Dir(base.to_path_buf()), None)
+            .await
+    }
+
+    /// Store the plan, then enqueue the first wave.
+    pub async fn submit_from(
+        &self,
+        id: &str,
+        suite: &Suite,
+        origin: &Origin,
+        source: Option<String>,
+    ) -> Result<String, String> {
+        let mut plan = plan(suite, id, origin)?;
+        plan.source = source;
+        self.put_json(&plan_key(id), &plan).await?;
         let mut state = State {
             status: "running".into(),
             current_wave: 0,
             enqueued: Vec::new(),
             completions: BTreeMap::new(),
             outcome: None,
+            problems: Vec::new(),
         };
         self.release(&plan, &mut state, 0).await?;
-        self.put_json(&state_key(&id), &state).await?;
-        Ok(id)
+        self.put_json(&state_key(id), &state).await?;
+        Ok(id.to_string())
+    }
+
+    /// Handle one message from the triggers queue: fetch each suite it names and submit it.
+    /// A suite that cannot be read or is invalid becomes a `rejected` suite run with its
+    /// problems, announced by "Suite Completed" (outcome `invalid`), so nothing is lost.
+    /// Returns the suite run ids started or rejected.
+    pub async fn on_trigger(
+        &self,
+        body: &str,
+        bucket: Option<&str>,
+    ) -> Result<Vec<String>, String> {
+        use super::triggers::{Trigger, parse_trigger};
+        let locations = match parse_trigger(body, bucket) {
+            Ok(Trigger::Run(locations)) => locations,
+            Ok(Trigger::Nothing(why)) => {
+                tracing::info!("trigger ignored: {why}");
+                return Ok(Vec::new());
+            }
+            Err(why) => {
+                let id = new_suite_run_id();
+                self.reject(
+                    &id,
+                    "trigger",
+                    None,
+                    vec![format!("invalid trigger message: {why}")],
+                )
+                .await?;
+                return Ok(vec![id]);
+            }
+        };
+        let mut ids = Vec::new();
+        for location in locations {
+            let id = new_suite_run_id();
+            let source = location.to_string();
+            match self.read_triggered(&location).await? {
+                Ok((suite, origin)) => {
+                    self.submit_from(&id, &suite, &origin, Some(source.clone()))
+                        .await?;
+                    tracing::info!("suite run {id} submitted from {source}");
+                }
+                Err(problems) => {
+                    self.reject(&id, &source, Some(source.clone()), problems)
+                        .await?
+                }
+            }
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Read a triggered suite: `Ok(Err(problems))` when it is missing or invalid; `Err` only
+    /// when the store itself failed (the trigger is then retried).
+    async fn read_triggered(
+        &self,
+        location: &super::triggers::SuiteLocation,
+    ) -> Result<Result<(Suite, Origin), Vec<String>>, String> {
+        use super::triggers::SuiteLocation;
+        use crate::load::document::Format;
+        let (bytes, key, origin) = match location {
+            SuiteLocation::Store { key } => (
+                self.store.get(key).await.map_err(|e| e.to_string())?,
+                key.clone(),
+                Origin::Store { key: key.clone() },
+            ),
+            SuiteLocation::S3 { bucket, key } => (
+                self.store
+                    .get_from_bucket(bucket, key)
+                    .await
+                    .map_err(|e| e.to_string())?,
+                key.clone(),
+                Origin::S3 {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                },
+            ),
+        };
+        let Some(bytes) = bytes else {
+            return Ok(Err(vec![format!("{location} does not exist")]));
+        };
+        let Ok(text) = String::from_utf8(bytes) else {
+            return Ok(Err(vec![format!("{location} is not UTF-8 text")]));
+        };
+        let path = Path::new(&key);
+        let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("suite");
+        let format = Format::detect(path, &text);
+        if let Some(title) = lone_experiment_title(&text, format) {
+            // an experiment uploaded alone runs as a suite of one
+            let me = ExperimentRef::File {
+                path: path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default()
+                    .to_string(),
+            };
+            let suite = Suite {
+                name: title.unwrap_or_else(|| name.to_string()),
+                defaults: Default::default(),
+                waves: vec![crate::model::suite::Wave {
+                    experiments: vec![me],
+                    on_failure: OnFailure::Stop,
+                    max_parallel: None,
+                }],
+            };
+            return Ok(Ok((suite, origin)));
+        }
+        Ok(
+            crate::load::suite::load_suite_text(&text, format, Some(path), name)
+                .map(|suite| (suite, origin))
+                .map_err(|p| p.0.iter().map(|p| format!("{location}: {p}")).collect()),
+        )
+    }
+
+    /// Record a suite run that never started, and say so on the bus.
+    async fn reject(
+        &self,
+        id: &str,
+        name: &str,
+        source: Option<String>,
+        problems: Vec<String>,
+    ) -> Result<(), String> {
+        for p in &problems {
+            tracing::error!("suite run {id} rejected: {p}");
+        }
+        let plan = Plan {
+            suite_run_id: id.to_string(),
+            name: name.to_string(),
+            source,
+            created: now_iso(),
+            waves: Vec::new(),
+        };
+        let state = State {
+            status: "rejected".into(),
+            current_wave: 0,
+            enqueued: Vec::new(),
+            completions: BTreeMap::new(),
+            outcome: Some("invalid".into()),
+            problems,
+        };
+        self.put_json(&plan_key(id), &plan).await?;
+        self.put_json(&state_key(id), &state).await?;
+        self.event(
+            "Suite Completed",
+            json!({"suite_run_id": id, "name": plan.name, "status": state.status,
+                   "outcome": state.outcome, "problems": state.problems}),
+        )
+        .await
     }
 
     pub async fn load(&self, id: &str) -> Result<(Plan, State), String> {
@@ -382,6 +625,9 @@ where
                 Ok(ended) => ended.iter().for_each(|id| on_end(id)),
                 Err(e) => tracing::error!("dead letters: {e}"),
             }
+            if let Some(triggers) = &self.triggers {
+                self.serve_triggers(triggers).await;
+            }
             let received = tokio::select! {
                 _ = stop.cancelled() => break,
                 r = self.events.receive(10, Duration::from_secs(30), Duration::from_secs(1)) => r,
@@ -416,6 +662,29 @@ where
         }
     }
 
+    /// Submit what the waiting trigger messages ask for; a message is acked once handled.
+    async fn serve_triggers(&self, triggers: &E) {
+        let messages = match triggers
+            .receive(10, Duration::from_secs(60), Duration::ZERO)
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("receiving triggers failed: {e}");
+                return;
+            }
+        };
+        for m in messages {
+            match self.on_trigger(&m.body, self.bucket.as_deref()).await {
+                Ok(_) => {
+                    let _ = triggers.ack(&m.receipt).await;
+                }
+                // not acked: the trigger comes back (and is dead-lettered if it keeps failing)
+                Err(e) => tracing::error!(message_id = %m.id, "trigger not handled: {e}"),
+            }
+        }
+    }
+
     async fn event(&self, detail_type: &str, detail: Value) -> Result<(), String> {
         let event = Event {
             id: crate::ids::random_id(),
@@ -440,6 +709,24 @@ where
             None => Ok(None),
         }
     }
+}
+
+/// `Some(title)` when the text is an experiment rather than a suite (it has a `method` or a
+/// `steady-state-hypothesis` and no `waves`); the title, when it is a string.
+fn lone_experiment_title(
+    text: &str,
+    format: crate::load::document::Format,
+) -> Option<Option<String>> {
+    let doc = crate::load::document::parse(text, format).ok()?;
+    let root = doc.value.as_object()?;
+    let experiment = (root.contains_key("method") || root.contains_key("steady-state-hypothesis"))
+        && !root.contains_key("waves")
+        && !root.contains_key("list");
+    experiment.then(|| {
+        root.get("title")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
 }
 
 /// The status document `producer status --json` prints.
@@ -490,9 +777,146 @@ mod tests {
         ProducerPorts {
             jobs: SqliteQueue::new(db.clone(), "jobs", 3),
             events: SqliteQueue::new(db.clone(), "events", 3),
+            triggers: Some(SqliteQueue::new(db.clone(), "triggers", 3)),
+            bucket: Some("broker".into()),
             store: DirStore::new(dir.join("store")),
             bus,
         }
+    }
+
+    #[test]
+    fn keys_beside_a_suite_resolve_dot_segments_and_never_climb_out() {
+        for (suite, rel, expected) in [
+            ("suites/nightly.yaml", "a.yaml", Some("suites/a.yaml")),
+            (
+                "suites/nightly.yaml",
+                "../experiments/a.yaml",
+                Some("experiments/a.yaml"),
+            ),
+            ("suites/team/x.yaml", "./../../e/a.yaml", Some("e/a.yaml")),
+            ("nightly.yaml", "a.yaml", Some("a.yaml")),
+            ("suites/nightly.yaml", "../../a.yaml", None),
+            ("nightly.yaml", "..", None),
+        ] {
+            assert_eq!(join_key(suite, rel).as_deref(), expected, "{suite} + {rel}");
+        }
+    }
+
+    /// The next "Suite Completed" event's detail (the test ports route them to `suites`).
+    async fn suite_completed(dir: &Path) -> Value {
+        let db = Db::open(&dir.join("broker.db")).unwrap();
+        let q = SqliteQueue::new(db, "suites", 3);
+        let m = crate::contract::next_message(&q, Duration::from_secs(30), "Suite Completed").await;
+        serde_json::from_str::<Event>(&m.body).unwrap().detail
+    }
+
+    #[tokio::test]
+    async fn an_uploaded_suite_runs_its_experiments_from_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = ports(dir.path()).await;
+        ports
+            .store
+            .put(
+                "suites/team/nightly.yaml",
+                b"name: nightly\nwaves:\n  - experiments: [../../experiments/a.yaml, b.json]\n",
+            )
+            .await
+            .unwrap();
+        let body = r#"{"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": "broker"}, "object": {"key": "suites%2Fteam%2Fnightly.yaml"}}}]}"#;
+        let ids = ports.on_trigger(body, Some("broker")).await.unwrap();
+        let (plan, state) = ports.load(&ids[0]).await.unwrap();
+        assert_eq!(
+            plan.source.as_deref(),
+            Some("store:suites/team/nightly.yaml")
+        );
+        let sources: Vec<&str> = plan.waves[0]
+            .jobs
+            .iter()
+            .map(|j| j.experiment_source.as_str())
+            .collect();
+        assert_eq!(
+            sources,
+            ["store:experiments/a.yaml", "store:suites/team/b.json"]
+        );
+        assert_eq!(state.enqueued.len(), 2, "the first wave is enqueued");
+    }
+
+    #[tokio::test]
+    async fn an_experiment_uploaded_alone_is_a_suite_of_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = ports(dir.path()).await;
+        ports
+            .store
+            .put(
+                "suites/disk.json",
+                br#"{"title": "Disk fills", "description": "d", "method": []}"#,
+            )
+            .await
+            .unwrap();
+        let ids = ports
+            .on_trigger(
+                r#"{"version": 1, "suite": "suites/disk.json"}"#,
+                Some("broker"),
+            )
+            .await
+            .unwrap();
+        let (plan, _) = ports.load(&ids[0]).await.unwrap();
+        assert_eq!(plan.name, "Disk fills");
+        assert_eq!(plan.waves.len(), 1);
+        assert_eq!(
+            plan.waves[0].jobs[0].experiment_source,
+            "store:suites/disk.json"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_invalid_suite_is_rejected_and_announced() {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = ports(dir.path()).await;
+        ports
+            .store
+            .put("suites/bad.yaml", b"name: bad\nwaves: []\n")
+            .await
+            .unwrap();
+        for (body, needle) in [
+            (
+                r#"{"suite": "suites/none.yaml"}"#,
+                "store:suites/none.yaml does not exist",
+            ),
+            (r#"{"suite": "suites/bad.yaml"}"#, "waves: is empty"),
+            ("not json", "invalid trigger message"),
+        ] {
+            let ids = ports.on_trigger(body, Some("broker")).await.unwrap();
+            let (_, state) = ports.load(&ids[0]).await.unwrap();
+            assert_eq!(
+                (state.status.as_str(), state.outcome.as_deref()),
+                ("rejected", Some("invalid"))
+            );
+            assert!(
+                state.problems.iter().any(|p| p.contains(needle)),
+                "{body}: {:?}",
+                state.problems
+            );
+            let detail = suite_completed(dir.path()).await;
+            assert_eq!(detail["suite_run_id"], ids[0].as_str());
+            assert_eq!(detail["outcome"], "invalid");
+        }
+    }
+
+    #[tokio::test]
+    async fn the_s3_test_event_runs_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = ports(dir.path()).await;
+        let ids = ports
+            .on_trigger(
+                r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"broker"}"#,
+                Some("broker"),
+            )
+            .await
+            .unwrap();
+        assert!(ids.is_empty());
+        assert!(ports.store.list("suite-runs").await.unwrap().is_empty());
     }
 
     fn suite(waves: Vec<(usize, OnFailure, Option<u32>)>) -> Suite {

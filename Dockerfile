@@ -1,0 +1,35 @@
+# syntax=docker/dockerfile:1
+#
+# Experiment Broker image: both binaries, `worker` and `producer`.
+# The ECS task definitions in infra/experiment-broker.yaml pass the command
+# (`worker serve ...` / `producer serve`); no ENTRYPOINT is set.
+# Not built in CI (no Docker there); see infra/README.md.
+
+FROM rust:1-bookworm AS build
+# aws-lc-sys (TLS for the AWS SDK) can fall back to a CMake build.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends cmake \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+# Cache mounts keep the registry and target/ between builds (BuildKit);
+# the binaries are copied out because the target/ mount is not in the layer.
+RUN --mount=type=cache,target=/usr/local/cargo/registry \
+    --mount=type=cache,target=/usr/local/cargo/git \
+    --mount=type=cache,target=/src/target \
+    cargo build --release -p worker -p producer --locked \
+ && install -D -m 0755 target/release/worker /out/worker \
+ && install -D -m 0755 target/release/producer /out/producer
+
+FROM debian:bookworm-slim
+# ca-certificates: TLS to the AWS APIs and to experiments' HTTPS probes.
+# python3: the worker runs `python` providers that are not native activities.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends ca-certificates python3 \
+ && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 broker \
+ && useradd --system --uid 10001 --gid broker --home-dir /var/lib/broker --create-home --shell /usr/sbin/nologin broker
+COPY --from=build /out/worker /out/producer /usr/local/bin/
+USER 10001:10001
+WORKDIR /var/lib/broker
+CMD ["worker", "serve"]
