@@ -757,9 +757,11 @@ pub fn status_document(plan: &Plan, state: &State) -> Value {
     let mut doc = Map::new();
     doc.insert("suite_run_id".into(), json!(plan.suite_run_id));
     doc.insert("name".into(), json!(plan.name));
+    doc.insert("source".into(), json!(plan.source));
     doc.insert("status".into(), json!(state.status));
     doc.insert("outcome".into(), json!(state.outcome));
     doc.insert("current_wave".into(), json!(state.current_wave));
+    doc.insert("problems".into(), json!(state.problems));
     doc.insert("waves".into(), Value::Array(waves));
     Value::Object(doc)
 }

@@ -1,0 +1,251 @@
+//! The fleet on the AWS backend, end to end against the moto server `scripts/test.sh` starts
+//! on 127.0.0.1: SQS queues, an S3 bucket whose `suites/` uploads notify the triggers queue,
+//! an EventBridge bus whose rule feeds the events queue. Nothing here is a fake of AWS.
+
+mod util;
+
+use serde_json::Value;
+use std::time::Duration;
+use util::Deployment;
+use util::scenarios::{completed_runs, experiment, producer_serve, stop, worker};
+
+#[test]
+fn the_suite_completes_on_sqs_when_a_worker_is_killed_mid_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let dep = Deployment::moto("crash");
+    util::scenarios::a_worker_killed_mid_run(&dep, dir.path());
+}
+
+/// The id of the suite run that "Suite Completed" announced for `source`, once it arrives.
+fn wait_for_suite(dep: &Deployment, what: &str, matches: impl Fn(&Value) -> bool) -> Vec<Value> {
+    dep.audit_until(what, |events| {
+        events
+            .iter()
+            .any(|e| e["detail-type"] == "Suite Completed" && matches(e))
+    })
+}
+
+#[test]
+fn an_uploaded_suite_runs_through_notifications_workers_and_the_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dep = Deployment::moto("e2e");
+    let marker = d.join("wave0-done");
+    // wave 0's experiment leaves a marker; wave 1's hypothesis requires it, so wave 1 holds
+    // only if it started after wave 0 ended
+    let first = experiment(
+        d,
+        "first.json",
+        &format!("sleep 1; touch {}", marker.display()),
+        "no-flag",
+        "true",
+    );
+    let second = serde_json::json!({"title": "second", "description": "d",
+        "steady-state-hypothesis": {"title": "wave 0 is done", "probes": [{"type": "probe", "name": "p", "tolerance": 0,
+            "provider": {"type": "process", "path": "test", "arguments": ["-e", marker.display().to_string()]}}]},
+        "method": [{"type": "action", "name": "act", "provider": {"type": "process", "path": "true"}}]});
+    dep.put(
+        "experiments/first.json",
+        &std::fs::read(d.join(first)).unwrap(),
+    );
+    dep.put("experiments/second.json", second.to_string().as_bytes());
+
+    let serving = producer_serve(&dep, d);
+    let workers = vec![worker(&dep, d), worker(&dep, d)];
+    // a space in the key: S3 notifications carry it URL-encoded (`+`)
+    dep.put(
+        "suites/team a/nightly run.yaml",
+        b"name: uploaded\nwaves:\n  - experiments: [../../experiments/first.json, ../../experiments/first.json]\n  - experiments: [../../experiments/second.json]\n",
+    );
+    let events = wait_for_suite(&dep, "the uploaded suite's completion", |_| true);
+    let done = events
+        .iter()
+        .find(|e| e["detail-type"] == "Suite Completed")
+        .unwrap();
+    assert_eq!(done["source"], "experiment-broker");
+    assert_eq!(done["detail"]["name"], "uploaded");
+    assert_eq!(done["detail"]["status"], "completed", "{done}");
+    assert_eq!(
+        done["detail"]["outcome"], "held",
+        "wave 1 started after wave 0: {done}"
+    );
+    let id = done["detail"]["suite_run_id"].as_str().unwrap().to_string();
+
+    let doc = dep.status(d, &id);
+    assert_eq!(
+        doc["source"], "store:suites/team a/nightly run.yaml",
+        "{doc}"
+    );
+    for job in ["w0-j0", "w0-j1", "w1-j0"] {
+        let journal: Value = serde_json::from_slice(
+            &dep.get(&format!("runs/{id}/{job}/journal.json"))
+                .expect("journal in S3"),
+        )
+        .unwrap();
+        assert_eq!(journal["status"], "completed", "{job}: {journal}");
+        assert_eq!(journal["deviated"], false, "{job}");
+    }
+    let waves: Vec<u64> = events
+        .iter()
+        .filter(|e| {
+            e["detail-type"] == "Wave Released" && e["detail"]["suite_run_id"] == id.as_str()
+        })
+        .map(|e| e["detail"]["wave"].as_u64().unwrap())
+        .collect();
+    assert!(
+        waves.contains(&0) && waves.contains(&1),
+        "both waves released: {events:#?}"
+    );
+    assert_eq!(completed_runs(&events, &id), ["w0-j0", "w0-j1", "w1-j0"]);
+
+    // the nightly schedule's exact message (moto stores schedules but never fires them)
+    dep.put(
+        "suites/nightly.yaml",
+        b"name: nightly\nwaves:\n  - experiments: [../experiments/second.json]\n",
+    );
+    let triggers = dep
+        .aws
+        .as_ref()
+        .unwrap()
+        .1
+        .triggers_queue_url
+        .clone()
+        .unwrap();
+    let sdk = dep.aws.as_ref().unwrap().0.clone();
+    // the upload above notified too; the scheduled run is the second "nightly" suite run
+    dep.rt
+        .block_on(
+            aws_sdk_sqs::Client::new(&sdk)
+                .send_message()
+                .queue_url(&triggers)
+                .message_body(r#"{"version": 1, "suite": "suites/nightly.yaml"}"#)
+                .send(),
+        )
+        .unwrap();
+    let nightly = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|e| e["detail-type"] == "Suite Completed" && e["detail"]["name"] == "nightly")
+            .count()
+    };
+    let events = dep.audit_until("two nightly runs (upload and schedule)", |events| {
+        nightly(events) >= 2
+    });
+    assert!(
+        events
+            .iter()
+            .filter(|e| e["detail-type"] == "Suite Completed" && e["detail"]["name"] == "nightly")
+            .all(|e| e["detail"]["outcome"] == "held"),
+        "{events:#?}"
+    );
+    stop(workers.into_iter().chain([serving]).collect());
+}
+
+#[test]
+fn submit_wait_uploads_local_files_and_exits_with_the_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dep = Deployment::moto("wait");
+    let held = experiment(d, "held.json", "true", "no-flag", "true");
+    let deviates = experiment(
+        d,
+        "deviates.json",
+        &format!("touch {}", d.join("flag").display()),
+        "flag",
+        "true",
+    );
+    std::fs::write(
+        d.join("ok.yaml"),
+        format!("name: ok\nwaves:\n  - experiments: [{held}]\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("bad.yaml"),
+        format!("name: bad\nwaves:\n  - experiments: [{deviates}]\n"),
+    )
+    .unwrap();
+    let serving = producer_serve(&dep, d);
+    let workers = vec![worker(&dep, d)];
+
+    let out = dep.producer(&["submit", "--wait", "ok.yaml"], d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        stderr.contains(&format!("suite run {id} (ok): completed, held")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "s3://{}/runs/{id}/w0-j0/journal.json",
+            dep.aws.as_ref().unwrap().1.bucket
+        )),
+        "{stderr}"
+    );
+    // the experiment the workers ran is the copy in the bucket, kept with the run
+    let plan: Value =
+        serde_json::from_slice(&dep.get(&format!("suite-runs/{id}/plan.json")).unwrap()).unwrap();
+    let source = plan["waves"][0]["jobs"][0]["experiment_source"]
+        .as_str()
+        .unwrap();
+    assert_eq!(
+        source,
+        format!("store:suite-runs/{id}/experiments/w0-j0-held.json")
+    );
+    assert_eq!(
+        dep.get(&source["store:".len()..]).unwrap(),
+        std::fs::read(d.join("held.json")).unwrap()
+    );
+
+    let out = dep.producer(&["submit", "--wait", "bad.yaml"], d);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a deviated suite fails the gate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("deviated"));
+    stop(workers.into_iter().chain([serving]).collect());
+    let _ = Duration::ZERO;
+}
+
+#[test]
+fn the_test_event_and_a_bad_trigger_are_handled_without_running_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dep = Deployment::moto("notify");
+    let serving = producer_serve(&dep, d);
+    // configuring the notification sent s3:TestEvent to the triggers queue; then a bad message
+    let (sdk, settings) = dep.aws.as_ref().unwrap();
+    dep.rt
+        .block_on(
+            aws_sdk_sqs::Client::new(sdk)
+                .send_message()
+                .queue_url(settings.triggers_queue_url.as_deref().unwrap())
+                .message_body(r#"{"suite": "suites/missing.yaml"}"#)
+                .send(),
+        )
+        .unwrap();
+    let events = wait_for_suite(&dep, "the rejection", |_| true);
+    let rejected = events
+        .iter()
+        .find(|e| e["detail-type"] == "Suite Completed")
+        .unwrap();
+    assert_eq!(rejected["detail"]["status"], "rejected");
+    assert_eq!(rejected["detail"]["outcome"], "invalid");
+    assert!(
+        rejected["detail"]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("suites/missing.yaml does not exist")
+    );
+    // the test event started nothing: the rejection is the only suite run
+    assert_eq!(
+        dep.list("suite-runs")
+            .iter()
+            .filter(|k| k.ends_with("plan.json"))
+            .count(),
+        1
+    );
+    stop(vec![serving]);
+}
