@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The project's test command (README "Run the tests"; .ci/run calls exactly this).
 #
-# Needs: the Rust toolchain (with rustfmt and clippy) and Python 3 (the conformance suite's
-# checker and HTTP server, and the python provider's tests, use the standard library only).
-# The conformance suite is read from ../shared/conformance beside the repository, or from
-# $BROKER_CONFORMANCE_DIR. Anything missing fails the run with a message; nothing is skipped.
+# Needs: the Rust toolchain (with rustfmt and clippy), Python 3 with pip and venv, and PyPI.
+# It installs the AWS emulator (moto server) and cfn-lint into target/test-venv (pinned in
+# scripts/test-requirements.txt), lints infra/, starts the emulator on 127.0.0.1 and points the
+# AWS tests at it (BROKER_TEST_AWS_ENDPOINT). The conformance suite is read from
+# ../shared/conformance beside the repository, or from $BROKER_CONFORMANCE_DIR. Anything
+# missing fails the run with a message; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,37 @@ command -v python3 >/dev/null || fail "python3 is required by the conformance su
 conformance="${BROKER_CONFORMANCE_DIR:-../shared/conformance}"
 [ -x "$conformance/check.sh" ] || [ -f "$conformance/check.sh" ] \
   || fail "the conformance suite is missing: expected $conformance/check.sh (set BROKER_CONFORMANCE_DIR)"
+
+venv="${BROKER_TEST_VENV:-$PWD/target/test-venv}"
+echo "==> Python test tools in $venv (scripts/test-requirements.txt)"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv" || fail "cannot create a Python venv at $venv (python3 -m venv; on Debian install python3-venv)"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt \
+  || fail "cannot install moto[server] and cfn-lint from PyPI (scripts/test-requirements.txt)"
+
+echo "==> cfn-lint infra/"
+"$venv/bin/cfn-lint" infra/*.yaml
+
+echo "==> moto server on 127.0.0.1"
+port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+mkdir -p target
+"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+"$venv/bin/python" - "$port" <<'PY' || { cat target/moto.log >&2; fail "the moto server did not start on 127.0.0.1:$port (log above)"; }
+import sys, time, urllib.request
+deadline = time.time() + 60
+while True:
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/", timeout=2)
+        break
+    except Exception as e:
+        if time.time() > deadline:
+            sys.exit(f"moto server not answering: {e}")
+        time.sleep(0.2)
+PY
+export BROKER_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -39,8 +39,18 @@ pub struct SqsQueue {
 struct DeadLetterQueue {
     url: String,
     max_receive_count: u32,
-    /// Dead letters listed and leased by this adapter: id → (receipt, letter, lease expiry).
-    held: Arc<Mutex<HashMap<String, (String, DeadLetter, Instant, i64)>>>,
+    /// Dead letters listed and leased by this adapter, by message id.
+    held: Arc<Mutex<HashMap<String, HeldLetter>>>,
+}
+
+/// A dead letter this adapter holds a lease on.
+#[derive(Debug, Clone)]
+struct HeldLetter {
+    receipt: String,
+    letter: DeadLetter,
+    until: Instant,
+    /// `SentTimestamp` (ms), for oldest-first order.
+    sent: i64,
 }
 
 impl SqsQueue {
@@ -400,12 +410,12 @@ impl JobQueue for SqsQueue {
                 };
                 held.insert(
                     id.to_string(),
-                    (
-                        receipt.to_string(),
+                    HeldLetter {
+                        receipt: receipt.to_string(),
                         letter,
-                        leased_at + DEAD_LETTER_LEASE,
+                        until: leased_at + DEAD_LETTER_LEASE,
                         sent,
-                    ),
+                    },
                 );
             }
         }
@@ -413,13 +423,14 @@ impl JobQueue for SqsQueue {
         let now = Instant::now();
         // a lease that ran out may have been taken by another reader: list it again only once
         // it is received again
-        held.retain(|_, (_, _, until, _)| *until > now);
-        let mut letters: Vec<(i64, DeadLetter)> = held
-            .values()
-            .map(|(_, l, _, sent)| (*sent, l.clone()))
-            .collect();
-        letters.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.id.cmp(&b.1.id)));
-        Ok(letters.into_iter().map(|(_, l)| l).collect())
+        held.retain(|_, h| h.until > now);
+        let mut letters: Vec<&HeldLetter> = held.values().collect();
+        letters.sort_by(|a, b| {
+            a.sent
+                .cmp(&b.sent)
+                .then_with(|| a.letter.id.cmp(&b.letter.id))
+        });
+        Ok(letters.into_iter().map(|h| h.letter.clone()).collect())
     }
 
     async fn remove_dead_letter(&self, id: &str) -> Result<(), QueueError> {
@@ -431,7 +442,7 @@ impl JobQueue for SqsQueue {
         };
         let receipt = {
             let held = dlq.held.lock().unwrap_or_else(|p| p.into_inner());
-            held.get(id).map(|(r, ..)| r.clone())
+            held.get(id).map(|h| h.receipt.clone())
         };
         let Some(receipt) = receipt else {
             return Err(backend(
