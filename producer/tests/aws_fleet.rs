@@ -249,3 +249,62 @@ fn the_test_event_and_a_bad_trigger_are_handled_without_running_anything() {
     );
     stop(vec![serving]);
 }
+
+#[test]
+fn a_job_that_keeps_dying_is_dead_lettered_and_reported_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dep = Deployment::moto("dlq");
+    let quick = experiment(d, "quick.json", "true", "no-flag", "true");
+    std::fs::write(
+        d.join("s.yaml"),
+        format!("name: doomed\nwaves:\n  - experiments: [{quick}]\n"),
+    )
+    .unwrap();
+    let serving = producer_serve(&dep, d);
+    let out = dep.producer(&["submit", "s.yaml"], d);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // a worker that dies every time: the job is received and never acked, until SQS's redrive
+    // policy moves it to the dead-letter queue
+    let (sdk, settings) = dep.aws.as_ref().unwrap();
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let mut receives = 0;
+    let until = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = dep
+            .rt
+            .block_on(
+                sqs.receive_message()
+                    .queue_url(&settings.jobs_queue_url)
+                    .visibility_timeout(0)
+                    .wait_time_seconds(1)
+                    .send(),
+            )
+            .unwrap();
+        if got.messages().is_empty() && receives >= broker::config::MAX_RECEIVE_COUNT {
+            break;
+        }
+        receives += got.messages().len() as u32;
+        assert!(
+            std::time::Instant::now() < until,
+            "the job was never dead-lettered"
+        );
+    }
+    let doc = dep.wait_for_end(d, &id);
+    assert_eq!(
+        (doc["status"].as_str(), doc["outcome"].as_str()),
+        (Some("completed"), Some("failed")),
+        "{doc}"
+    );
+    let journal: Value =
+        serde_json::from_slice(&dep.get(&format!("runs/{id}/w0-j0/journal.json")).unwrap())
+            .unwrap();
+    assert_eq!(journal["status"], "failed");
+    assert!(journal.to_string().contains("dead-lettered"), "{journal}");
+    stop(vec![serving]);
+}

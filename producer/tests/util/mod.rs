@@ -214,3 +214,36 @@ impl Deployment {
         }
     }
 }
+
+/// Check an event against the published JSON Schemas (`docs/schemas/events/`): the envelope,
+/// then the detail by its type.
+pub fn check_schema(event: &Value) {
+    let schema = |name: &str| -> Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../docs/schemas/events")
+            .join(format!("{name}.schema.json"));
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+    };
+    let check = |schema: Value, value: &Value, what: &str| {
+        let validator = jsonschema::validator_for(&schema).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{what} does not match its schema: {errors:?}\n{value:#}"
+        );
+    };
+    check(schema("envelope"), event, "the envelope");
+    let slug = event["detail-type"]
+        .as_str()
+        .unwrap()
+        .to_lowercase()
+        .replace(' ', "-");
+    check(
+        schema(&slug),
+        &event["detail"],
+        &format!("the {slug} detail"),
+    );
+}
