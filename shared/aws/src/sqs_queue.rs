@@ -216,6 +216,16 @@ pub fn parse_redrive_policy(text: &str) -> Result<(String, u32), String> {
     Ok((arn, count))
 }
 
+/// When a lease granted by a response that arrived at `arrived` ends, on this machine's clock.
+/// SQS starts the visibility timeout when it hands the message out, which is before the
+/// response arrives (a long poll may have waited up to 20 s before that, which must not count),
+/// so the end is taken a little early: by the network's share, bounded by a quarter of the
+/// lease.
+pub fn lease_end(arrived: Instant, visibility_secs: i32) -> Instant {
+    let lease = Duration::from_secs(visibility_secs.max(0) as u64);
+    arrived + lease - (lease / 4).min(Duration::from_millis(500))
+}
+
 /// Whole seconds, rounded up, within SQS's limits.
 pub fn whole_seconds(d: Duration, max: u64) -> i32 {
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
@@ -274,7 +284,6 @@ impl JobQueue for SqsQueue {
         wait: Duration,
     ) -> Result<Vec<Message>, QueueError> {
         let max = max.clamp(1, BATCH) as i32;
-        let leased_at = Instant::now();
         let out = self
             .client
             .receive_message()
@@ -291,7 +300,7 @@ impl JobQueue for SqsQueue {
                     explain("ReceiveMessage", &self.url, "the queue URL", &e),
                 )
             })?;
-        let until = leased_at + Duration::from_secs(whole_seconds(visibility, 43_200) as u64);
+        let until = lease_end(Instant::now(), whole_seconds(visibility, 43_200));
         let mut messages = Vec::new();
         for m in out.messages() {
             let (Some(id), Some(receipt)) = (m.message_id(), m.receipt_handle()) else {
@@ -498,6 +507,15 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_millis(1001), 20), 2);
         assert_eq!(whole_seconds(Duration::from_secs(60), 20), 20);
         assert_eq!(whole_seconds(Duration::from_secs(u64::MAX), 43_200), 43_200);
+    }
+
+    #[test]
+    fn a_lease_ends_one_visibility_after_the_response_less_a_bounded_margin() {
+        let t = Instant::now();
+        assert_eq!(lease_end(t, 0), t);
+        assert_eq!(lease_end(t, 1), t + Duration::from_millis(750));
+        assert_eq!(lease_end(t, 2), t + Duration::from_millis(1500));
+        assert_eq!(lease_end(t, 60), t + Duration::from_millis(59_500));
     }
 
     #[test]
