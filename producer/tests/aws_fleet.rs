@@ -308,3 +308,46 @@ fn a_job_that_keeps_dying_is_dead_lettered_and_reported_failed() {
     assert!(journal.to_string().contains("dead-lettered"), "{journal}");
     stop(vec![serving]);
 }
+
+#[test]
+fn a_missing_bucket_or_queue_is_named_with_the_setting_to_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dep = Deployment::moto("errors");
+    let quick = experiment(d, "quick.json", "true", "no-flag", "true");
+    std::fs::write(
+        d.join("s.yaml"),
+        format!("name: e\nwaves:\n  - experiments: [{quick}]\n"),
+    )
+    .unwrap();
+
+    let out = dep.producer(
+        &["submit", "s.yaml", "--bucket", "no-such-bucket-anywhere"],
+        d,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no-such-bucket-anywhere")
+            && stderr.contains("NoSuchBucket")
+            && stderr.contains("check BROKER_BUCKET"),
+        "{stderr}"
+    );
+
+    let endpoint = std::env::var("BROKER_TEST_AWS_ENDPOINT").unwrap();
+    let missing = format!("{endpoint}/123456789012/no-such-queue");
+    let out = dep.producer(&["submit", "s.yaml", "--jobs-queue-url", &missing], d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&missing) && stderr.contains("does not exist"),
+        "{stderr}"
+    );
+
+    let out = dep.producer(&["submit", "s.yaml", "--event-bus", ""], d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--event-bus (env BROKER_EVENT_BUS)"),
+        "{stderr}"
+    );
+}
