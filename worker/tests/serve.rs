@@ -287,3 +287,57 @@ async fn sigterm_gives_running_jobs_their_grace_then_interrupts_and_reverts_them
         "acked"
     );
 }
+
+#[tokio::test]
+async fn a_copy_of_a_running_job_neither_runs_nor_reverts_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let e = Embedded::open(&state).await.unwrap();
+    let (actions, rollbacks) = (dir.path().join("actions"), dir.path().join("rollbacks"));
+    let exp = experiment(
+        dir.path(),
+        "long.json",
+        &format!("echo acted >> {}; sleep 2", actions.display()),
+        &format!("echo reverted >> {}", rollbacks.display()),
+    );
+    let workers = vec![
+        worker(&state, dir.path(), "10"),
+        worker(&state, dir.path(), "10"),
+    ];
+    // the same job sent twice (a producer retry, SQS at-least-once): two messages, one run
+    e.jobs.send_batch(&[job("twice", &exp)]).await.unwrap();
+    let until = Instant::now() + Duration::from_secs(20);
+    while !actions.exists() {
+        assert!(Instant::now() < until, "the action never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    e.jobs.send_batch(&[job("twice", &exp)]).await.unwrap();
+    let events = completions(&e, 1).await;
+    assert_eq!(events[0]["status"], "completed", "{events:?}");
+    // the copy was acked without a run: nothing is left on the queue once the owner is done
+    let until = Instant::now() + Duration::from_secs(20);
+    loop {
+        let left = e
+            .jobs
+            .receive(1, Duration::from_secs(30), Duration::ZERO)
+            .await
+            .unwrap();
+        if left.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < until, "a message stayed on the queue");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&actions).unwrap(),
+        "acted\n",
+        "the action ran once"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rollbacks).unwrap(),
+        "reverted\n",
+        "the rollback ran once, at the end"
+    );
+    for w in workers {
+        assert_eq!(terminate(w), Some(0));
+    }
+}

@@ -182,10 +182,11 @@ impl Deployment {
                         .receive(10, Duration::from_secs(600), Duration::from_secs(1)),
                 )
                 .unwrap();
-            events.extend(
-                got.iter()
-                    .map(|m| serde_json::from_str::<Value>(&m.body).unwrap()),
-            );
+            for m in got {
+                let event: Value = serde_json::from_str(&m.body).unwrap();
+                check_schema(&event);
+                events.push(event);
+            }
         }
         events
     }

@@ -2,9 +2,12 @@
 //! run (checkpoints as it goes) → journal → completion event → ack.
 //!
 //! Invariants kept here:
-//! - **Never re-inject on redelivery.** Before the engine runs, a `started` marker is written
-//!   under the run's key. A job received again whose marker exists and whose journal does not
-//!   (its worker died or lost the lease) only runs its rollbacks and ends `interrupted`.
+//! - **Never re-inject on redelivery.** Before the engine runs, a `started` marker is created
+//!   under the run's key (conditional create: one owner per run). A job received again whose
+//!   marker exists and whose journal does not (its worker died or lost the lease) only runs its
+//!   rollbacks and ends `interrupted`. A second copy of a job (SQS delivers at least once; a
+//!   producer may resend) is told apart by the marker's message id and receive count
+//!   (`claim`): it neither runs nor reverts while the owner may still be running.
 //! - **Nothing is lost.** Every received message ends in one journal and one completion event,
 //!   then is acked: a malformed message, a missing or invalid experiment, a run the engine
 //!   refuses: all become `failed` journals with the reason. A journal already written with its
@@ -22,7 +25,7 @@ use crate::load::{Vars, load_experiment_text};
 use crate::model::suite::Job;
 use crate::model::{HypothesisStrategy, Journal, RollbackStrategy, Status, SteadyStates};
 use crate::ports::queue::{JobQueue, Message, QueueError};
-use crate::ports::store::{ObjectStore, check_key};
+use crate::ports::store::{ObjectStore, StoreError, check_key};
 use crate::ports::{Event, EventBus};
 use crate::providers::Providers;
 use serde_json::json;
@@ -122,6 +125,46 @@ pub async fn serve<Q, S, B>(
     }
 }
 
+/// What a delivery of a job does, given the `started` marker already there (if any).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// No marker: this delivery owns the run.
+    Run,
+    /// The marker is this message's from an earlier receive: the owner lost its lease (died,
+    /// or stalled past the visibility timeout). Revert only.
+    Revert,
+    /// The marker belongs to another message: a copy of the job (sent twice). The owner's own
+    /// message handles the run, its redelivery and its dead-lettering; this copy is dropped.
+    Duplicate { owner: String },
+    /// The marker is this message's at the same (or a later) receive by another worker: SQS
+    /// delivered one message twice at once. Leave it to come back.
+    InFlight,
+}
+
+/// Decide from the marker (pure; every case is tested below).
+pub fn claim(marker: Option<&serde_json::Value>, message: &Message, worker_id: &str) -> Claim {
+    let Some(marker) = marker else {
+        return Claim::Run;
+    };
+    let Some(owner) = marker["message_id"].as_str() else {
+        // unreadable: something started this run; never run it again
+        return Claim::Revert;
+    };
+    if owner != message.id {
+        return Claim::Duplicate {
+            owner: owner.to_string(),
+        };
+    }
+    let seen = marker["receive_count"].as_u64().unwrap_or(0);
+    let ours = marker["worker"].as_str() == Some(worker_id);
+    match u64::from(message.receive_count).cmp(&seen) {
+        std::cmp::Ordering::Greater => Claim::Revert,
+        // our own create, retried by the SDK after a lost reply
+        std::cmp::Ordering::Equal if ours => Claim::Run,
+        _ => Claim::InFlight,
+    }
+}
+
 /// Keys of one run in the store.
 fn run_prefix(job: &Job) -> String {
     format!("runs/{}/{}", job.suite_run_id, job.run_id)
@@ -169,19 +212,33 @@ where
         );
         let id = message.id.clone();
         tokio::spawn(async move {
+            // the lease runs out one visibility timeout after the last extension that
+            // succeeded; a call that hangs must not outlive it
+            let mut lease_end = tokio::time::Instant::now() + visibility;
             loop {
                 tokio::select! {
                     _ = finished.cancelled() => return,
                     _ = tokio::time::sleep(visibility / 3) => {}
                 }
-                match jobs.extend(&receipt, visibility).await {
-                    Ok(()) => {}
-                    Err(QueueError::LeaseLost { .. }) => {
-                        tracing::error!(message_id = %id, "lease lost while running: interrupting the run");
-                        stop.cancel();
-                        return;
+                let asked = tokio::time::Instant::now();
+                let left = lease_end.saturating_duration_since(asked);
+                let lost = match tokio::time::timeout(left, jobs.extend(&receipt, visibility)).await
+                {
+                    Ok(Ok(())) => {
+                        lease_end = asked + visibility;
+                        false
                     }
-                    Err(e) => tracing::warn!(message_id = %id, "heartbeat failed: {e}"),
+                    Ok(Err(QueueError::LeaseLost { .. })) => true,
+                    Ok(Err(e)) => {
+                        tracing::warn!(message_id = %id, "heartbeat failed: {e}");
+                        tokio::time::Instant::now() >= lease_end
+                    }
+                    Err(_) => true,
+                };
+                if lost {
+                    tracing::error!(message_id = %id, "lease lost while running: interrupting the run");
+                    stop.cancel();
+                    return;
                 }
             }
         });
@@ -229,22 +286,53 @@ where
             return Ok(());
         }
         let started_key = format!("{prefix}/started");
-        let revert_only = store
-            .get(&started_key)
-            .await
-            .map_err(|e| e.to_string())?
-            .is_some();
         let marker = json!({"worker": self.cfg.worker_id, "message_id": message.id, "receive_count": message.receive_count, "at": now_iso()});
-        store
-            .put(&started_key, marker.to_string().as_bytes())
+        let existing = match store
+            .put_if_absent(&started_key, marker.to_string().as_bytes())
             .await
-            .map_err(|e| e.to_string())?;
+        {
+            Ok(()) => None,
+            Err(StoreError::AlreadyExists { .. }) => {
+                let bytes = store
+                    .get(&started_key)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .unwrap_or_default();
+                Some(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        let revert_only = match claim(existing.as_ref(), message, &self.cfg.worker_id) {
+            Claim::Run => false,
+            Claim::Revert => {
+                // the marker now names this delivery, so a copy of it is told apart too
+                store
+                    .put(&started_key, marker.to_string().as_bytes())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                true
+            }
+            Claim::Duplicate { owner } => {
+                tracing::warn!(message_id = %message.id, run_id = %job.run_id, "a copy of a job another delivery owns ({owner}): not run, not reverted");
+                return Ok(());
+            }
+            Claim::InFlight => {
+                return Err(format!(
+                    "run {prefix} is being run by another delivery of this message; leaving it to come back"
+                ));
+            }
+        };
         let journal = self.run(&job, &prefix, revert_only).await;
         let text = serde_json::to_vec_pretty(&journal).map_err(|e| e.to_string())?;
-        store
-            .put(&journal_key, &text)
-            .await
-            .map_err(|e| e.to_string())?;
+        match store.put_if_absent(&journal_key, &text).await {
+            Ok(()) => {}
+            Err(StoreError::AlreadyExists { .. }) => {
+                // another delivery finished first; its journal stands and it publishes
+                tracing::warn!(run_id = %job.run_id, "a journal was written by another delivery; this one is dropped");
+                return Ok(());
+            }
+            Err(e) => return Err(e.to_string()),
+        }
         self.publish(&job, &journal, &journal_key).await?;
         store
             .put(&published_key, b"")
@@ -430,5 +518,52 @@ pub fn failed_journal(source: &str, reason: &str) -> Journal {
         end: Some(now),
         duration: Some(0.0),
         broker: Some(json!({"error": reason, "version": env!("CARGO_PKG_VERSION")})),
+    }
+}
+
+#[cfg(test)]
+mod claim_tests {
+    use super::*;
+
+    fn message(id: &str, receive_count: u32) -> Message {
+        Message {
+            id: id.into(),
+            receipt: "r".into(),
+            body: String::new(),
+            receive_count,
+        }
+    }
+
+    #[test]
+    fn every_marker_case() {
+        let marker = json!({"worker": "w1", "message_id": "m1", "receive_count": 1});
+        let garbage = json!("not a marker");
+        let cases = [
+            (None, message("m1", 1), "w1", Claim::Run),
+            (Some(&marker), message("m1", 2), "w2", Claim::Revert),
+            (Some(&marker), message("m1", 2), "w1", Claim::Revert),
+            (Some(&marker), message("m1", 1), "w1", Claim::Run),
+            (Some(&marker), message("m1", 1), "w2", Claim::InFlight),
+            (
+                Some(&marker),
+                message("m2", 1),
+                "w2",
+                Claim::Duplicate { owner: "m1".into() },
+            ),
+            (
+                Some(&marker),
+                message("m2", 5),
+                "w1",
+                Claim::Duplicate { owner: "m1".into() },
+            ),
+            (Some(&garbage), message("m1", 1), "w1", Claim::Revert),
+        ];
+        for (marker, msg, worker, expected) in cases {
+            assert_eq!(
+                claim(marker, &msg, worker),
+                expected,
+                "{marker:?} {msg:?} {worker}"
+            );
+        }
     }
 }
