@@ -42,6 +42,9 @@ enum Command {
         /// experiment held (1 otherwise): a CI gate.
         #[arg(long)]
         wait: bool,
+        /// With --wait: give up waiting after this many seconds (exit 3; the suite run goes on).
+        #[arg(long, value_name = "SECONDS", requires = "wait", value_parser = clap::value_parser!(u64).range(1..))]
+        timeout: Option<u64>,
         #[command(flatten)]
         backend: BackendArgs,
     },
@@ -96,8 +99,12 @@ fn main() -> ExitCode {
             Command::Submit {
                 suite,
                 wait,
+                timeout,
                 backend,
-            } => submit(&suite, wait, &backend).await,
+            } => {
+                let wait = wait.then(|| timeout.map(Duration::from_secs));
+                submit(&suite, wait, &backend).await
+            }
             Command::Serve { backend } => serve_events(&backend).await,
             Command::Status {
                 run_id,
@@ -113,9 +120,10 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(code) => ExitCode::from(code),
+        // an error of the broker or its backend, not of the experiments: told apart from 1
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(2)
         }
     }
 }
@@ -185,7 +193,12 @@ async fn open(args: &BackendArgs) -> anyhow::Result<(Backend, Ports)> {
     Ok((backend, ports))
 }
 
-async fn submit(path: &Path, wait: bool, args: &BackendArgs) -> anyhow::Result<u8> {
+/// `wait`: `None` to return at once, `Some(timeout)` to wait for the end.
+async fn submit(
+    path: &Path,
+    wait: Option<Option<Duration>>,
+    args: &BackendArgs,
+) -> anyhow::Result<u8> {
     let (suite, _) = match checked_suite(path) {
         Ok(s) => s,
         Err(code) => return Ok(code),
@@ -201,15 +214,31 @@ async fn submit(path: &Path, wait: bool, args: &BackendArgs) -> anyhow::Result<u
         .map_err(|e| anyhow!(e))
         .with_context(|| format!("submitting {}", path.display()))?;
     println!("{id}");
-    if !wait {
+    let Some(timeout) = wait else {
         return Ok(0);
-    }
+    };
     let stop = stop_on_signals();
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut failing_since: Option<tokio::time::Instant> = None;
     loop {
-        let (plan, state) = ports.load(&id).await.map_err(|e| anyhow!(e))?;
-        if state.status != "running" {
-            eprint!("{}", summary(&plan, &state, &backend));
-            return Ok(suite_exit_code(&state));
+        match ports.load(&id).await {
+            Ok((plan, state)) if state.status != "running" => {
+                eprint!("{}", summary(&plan, &state, &backend));
+                return Ok(suite_exit_code(&state));
+            }
+            Ok(_) => failing_since = None,
+            // the store may be briefly unavailable: keep waiting, up to a minute of failures
+            Err(e) => {
+                let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
+                tracing::warn!("reading suite run {id}: {e}");
+                if since.elapsed() > Duration::from_secs(60) {
+                    return Err(anyhow!(e).context(format!("waiting for suite run {id}")));
+                }
+            }
+        }
+        if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
+            eprintln!("timed out waiting; suite run {id} goes on (producer status {id})");
+            return Ok(3);
         }
         tokio::select! {
             _ = stop.cancelled() => {
@@ -343,6 +372,14 @@ async fn run(path: &Path, workers: u16, args: &BackendArgs) -> anyhow::Result<u8
         Err(code) => return Ok(code),
     };
     let (backend, ports) = open(args).await?;
+    if !matches!(backend.store, Store::Dir(_)) {
+        // in-process workers would take the fleet's jobs and a second producer would race the
+        // deployed one on the suite state
+        anyhow::bail!(
+            "producer run is for the local backend; on AWS, run `producer submit --wait SUITE` \
+             and let the deployed producer and workers run it"
+        );
+    }
     let base = path.parent().unwrap_or(Path::new("."));
     let id = ports.submit(&suite, base).await.map_err(|e| anyhow!(e))?;
     let total: usize = suite.waves.iter().map(|w| w.experiments.len()).sum();

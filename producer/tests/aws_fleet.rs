@@ -30,24 +30,28 @@ fn an_uploaded_suite_runs_through_notifications_workers_and_the_rule() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let dep = Deployment::moto("e2e");
-    let marker = d.join("wave0-done");
-    // wave 0's experiment leaves a marker; wave 1's hypothesis requires it, so wave 1 holds
-    // only if it started after wave 0 ended
-    let first = experiment(
-        d,
-        "first.json",
-        &format!("sleep 1; touch {}", marker.display()),
-        "no-flag",
-        "true",
-    );
+    // each wave-0 job leaves its own marker after a second; wave 1's hypothesis requires both,
+    // so wave 1 holds only if it started after every job of wave 0 ended
+    let marker = |n: usize| d.join(format!("wave0-job{n}-done"));
+    for n in 0..2 {
+        experiment(
+            d,
+            &format!("first{n}.json"),
+            &format!("sleep 1; touch {}", marker(n).display()),
+            "no-flag",
+            "true",
+        );
+    }
     let second = serde_json::json!({"title": "second", "description": "d",
         "steady-state-hypothesis": {"title": "wave 0 is done", "probes": [{"type": "probe", "name": "p", "tolerance": 0,
-            "provider": {"type": "process", "path": "test", "arguments": ["-e", marker.display().to_string()]}}]},
+            "provider": {"type": "process", "path": "sh", "arguments": ["-c", format!("test -e {} && test -e {}", marker(0).display(), marker(1).display())]}}]},
         "method": [{"type": "action", "name": "act", "provider": {"type": "process", "path": "true"}}]});
-    dep.put(
-        "experiments/first.json",
-        &std::fs::read(d.join(first)).unwrap(),
-    );
+    for n in 0..2 {
+        dep.put(
+            &format!("experiments/first{n}.json"),
+            &std::fs::read(d.join(format!("first{n}.json"))).unwrap(),
+        );
+    }
     dep.put("experiments/second.json", second.to_string().as_bytes());
 
     let serving = producer_serve(&dep, d);
@@ -55,7 +59,7 @@ fn an_uploaded_suite_runs_through_notifications_workers_and_the_rule() {
     // a space in the key: S3 notifications carry it URL-encoded (`+`)
     dep.put(
         "suites/team a/nightly run.yaml",
-        b"name: uploaded\nwaves:\n  - experiments: [../../experiments/first.json, ../../experiments/first.json]\n  - experiments: [../../experiments/second.json]\n",
+        b"name: uploaded\nwaves:\n  - experiments: [../../experiments/first0.json, ../../experiments/first1.json]\n  - experiments: [../../experiments/second.json]\n",
     );
     let events = wait_for_suite(&dep, "the uploaded suite's completion", |_| true);
     let done = events
@@ -214,18 +218,35 @@ fn the_test_event_and_a_bad_trigger_are_handled_without_running_anything() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let dep = Deployment::moto("notify");
-    let serving = producer_serve(&dep, d);
-    // configuring the notification sent s3:TestEvent to the triggers queue; then a bad message
     let (sdk, settings) = dep.aws.as_ref().unwrap();
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let triggers = settings.triggers_queue_url.clone().unwrap();
+    // configuring the bucket's notification sent S3's test event to the triggers queue
+    let peek = dep
+        .rt
+        .block_on(
+            sqs.receive_message()
+                .queue_url(&triggers)
+                .visibility_timeout(0)
+                .wait_time_seconds(1)
+                .send(),
+        )
+        .unwrap();
+    assert!(
+        peek.messages()
+            .iter()
+            .any(|m| m.body().unwrap_or("").contains("s3:TestEvent")),
+        "the test event is waiting: {peek:?}"
+    );
     dep.rt
         .block_on(
-            aws_sdk_sqs::Client::new(sdk)
-                .send_message()
-                .queue_url(settings.triggers_queue_url.as_deref().unwrap())
+            sqs.send_message()
+                .queue_url(&triggers)
                 .message_body(r#"{"suite": "suites/missing.yaml"}"#)
                 .send(),
         )
         .unwrap();
+    let serving = producer_serve(&dep, d);
     let events = wait_for_suite(&dep, "the rejection", |_| true);
     let rejected = events
         .iter()
@@ -239,7 +260,37 @@ fn the_test_event_and_a_bad_trigger_are_handled_without_running_anything() {
             .unwrap()
             .contains("suites/missing.yaml does not exist")
     );
-    // the test event started nothing: the rejection is the only suite run
+    // both messages were consumed, and the test event started nothing
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let attrs = dep
+            .rt
+            .block_on(
+                sqs.get_queue_attributes()
+                    .queue_url(&triggers)
+                    .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+                    .send(),
+            )
+            .unwrap();
+        let count = |name: aws_sdk_sqs::types::QueueAttributeName| -> u64 {
+            attrs
+                .attributes()
+                .and_then(|a| a.get(&name))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(99)
+        };
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        if count(A::ApproximateNumberOfMessages) == 0
+            && count(A::ApproximateNumberOfMessagesNotVisible) == 0
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "the triggers queue was not drained: {attrs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
     assert_eq!(
         dep.list("suite-runs")
             .iter()
@@ -326,7 +377,11 @@ fn a_missing_bucket_or_queue_is_named_with_the_setting_to_check() {
         d,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a backend error, not an experiment's: {stderr}"
+    );
     assert!(
         stderr.contains("no-such-bucket-anywhere")
             && stderr.contains("NoSuchBucket")
@@ -338,7 +393,7 @@ fn a_missing_bucket_or_queue_is_named_with_the_setting_to_check() {
     let missing = format!("{endpoint}/123456789012/no-such-queue");
     let out = dep.producer(&["submit", "s.yaml", "--jobs-queue-url", &missing], d);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains(&missing) && stderr.contains("does not exist"),
         "{stderr}"
@@ -346,8 +401,21 @@ fn a_missing_bucket_or_queue_is_named_with_the_setting_to_check() {
 
     let out = dep.producer(&["submit", "s.yaml", "--event-bus", ""], d);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("--event-bus (env BROKER_EVENT_BUS)"),
         "{stderr}"
     );
+
+    // producer run would put workers on this machine into the fleet's queues
+    let out = dep.producer(&["run", "s.yaml"], d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("producer submit --wait"), "{stderr}");
+
+    // no producer or worker serves this deployment: --wait gives up at its timeout
+    let out = dep.producer(&["submit", "s.yaml", "--wait", "--timeout", "1"], d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("timed out waiting"), "{stderr}");
 }

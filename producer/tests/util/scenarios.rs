@@ -24,10 +24,15 @@ fn spawn(cmd: &mut std::process::Command) -> Child {
         .unwrap()
 }
 
-/// `worker serve` with short leases, so a killed worker's job comes back quickly.
+/// `worker serve` with short leases, so a killed worker's job comes back quickly, running one
+/// job at a time, so a killed worker takes down exactly the job the test aims at (a kill in
+/// the instant between another job's event and its ack would duplicate that event: events
+/// are at least once, see the README).
 pub fn worker(dep: &Deployment, dir: &Path) -> Child {
     spawn(dep.command(worker_bin(), dir).args([
         "serve",
+        "--concurrency",
+        "1",
         "--visibility-timeout",
         "2",
         "--grace",

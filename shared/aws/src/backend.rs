@@ -92,7 +92,15 @@ impl Backend {
             url.as_ref()
                 .map(|u| Queue::Sqs(SqsQueue::new(sqs.clone(), u)))
         };
-        let events = plain(&settings.events_queue_url);
+        // the producer also handles the events that ran out of receives
+        let events = match (&settings.events_queue_url, role) {
+            (Some(url), Role::Producer) => Some(Queue::Sqs(
+                SqsQueue::with_dead_letters(sqs.clone(), url)
+                    .await
+                    .map_err(|e| e.to_string())?,
+            )),
+            (url, _) => plain(url),
+        };
         let triggers = plain(&settings.triggers_queue_url);
         Ok(Backend {
             jobs: Queue::Sqs(jobs),

@@ -5,11 +5,41 @@
 //! is in flight; that one is retried (the competitor either wins, and the retry gets 412, or
 //! fails, and the retry may win).
 
-use crate::sdk::{entry_retry, explain};
+use crate::sdk::{ErrorKind, entry_retry, explain};
 use aws_sdk_s3::Client;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use backon::BackoffBuilder;
 use broker::ports::store::{ObjectStore, StoreError, check_key};
+
+/// An SDK error on `s3://bucket/key`: `Refused` when retrying cannot help (no such bucket,
+/// access denied), `Backend` otherwise.
+fn error<E, R>(bucket: &str, key: &str, what: &str, e: &SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    let key = format!("s3://{bucket}/{key}");
+    let message = explain(
+        what,
+        bucket,
+        "BROKER_BUCKET (or the bucket named in the s3:// URI)",
+        e,
+    );
+    let permanent = matches!(
+        crate::sdk::error_kind(e.code().unwrap_or("")),
+        ErrorKind::AccessDenied | ErrorKind::NotFound
+    ) || e.code() == Some("InvalidBucketName");
+    if permanent {
+        StoreError::Refused { key, message }
+    } else {
+        StoreError::Backend {
+            key,
+            message,
+            source: None,
+        }
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -33,12 +63,12 @@ impl S3Store {
         &self.client
     }
 
-    fn backend(&self, key: &str, message: String) -> StoreError {
-        StoreError::Backend {
-            key: format!("s3://{}/{key}", self.bucket),
-            message,
-            source: None,
-        }
+    fn backend<E, R>(&self, key: &str, what: &str, e: &SdkError<E, R>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        error(&self.bucket, key, what, e)
     }
 
     /// Get an object from any bucket the credentials can read (an experiment named by
@@ -55,13 +85,7 @@ impl S3Store {
         {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
-            Err(e) => {
-                return Err(StoreError::Backend {
-                    key: uri.clone(),
-                    message: explain("GetObject", &uri, "the bucket name", &e),
-                    source: None,
-                });
-            }
+            Err(e) => return Err(error(bucket, key, "GetObject", &e)),
         };
         let bytes = out.body.collect().await.map_err(|e| StoreError::Backend {
             key: uri,
@@ -87,14 +111,11 @@ impl ObjectStore for S3Store {
             .body(ByteStream::from(bytes.to_vec()))
             .send()
             .await
-            .map_err(|e| {
-                self.backend(key, explain("PutObject", &self.bucket, "BROKER_BUCKET", &e))
-            })?;
+            .map_err(|e| self.backend(key, "PutObject", &e))?;
         Ok(())
     }
 
     async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        use aws_sdk_s3::error::ProvideErrorMetadata;
         check_key(key)?;
         let mut delays = entry_retry().build();
         loop {
@@ -121,27 +142,11 @@ impl ObjectStore for S3Store {
                 (Some(409), _) | (_, Some("ConditionalRequestConflict")) => match delays.next() {
                     Some(delay) => tokio::time::sleep(delay).await,
                     None => {
-                        return Err(self.backend(
-                            key,
-                            explain(
-                                "PutObject (If-None-Match)",
-                                &self.bucket,
-                                "BROKER_BUCKET",
-                                &e,
-                            ),
-                        ));
+                        return Err(self.backend(key, "PutObject (If-None-Match)", &e));
                     }
                 },
                 _ => {
-                    return Err(self.backend(
-                        key,
-                        explain(
-                            "PutObject (If-None-Match)",
-                            &self.bucket,
-                            "BROKER_BUCKET",
-                            &e,
-                        ),
-                    ));
+                    return Err(self.backend(key, "PutObject (If-None-Match)", &e));
                 }
             }
         }
@@ -157,12 +162,7 @@ impl ObjectStore for S3Store {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| {
-                self.backend(
-                    prefix,
-                    explain("ListObjectsV2", &self.bucket, "BROKER_BUCKET", &e),
-                )
-            })?;
+            let page = page.map_err(|e| self.backend(prefix, "ListObjectsV2", &e))?;
             keys.extend(
                 page.contents()
                     .iter()

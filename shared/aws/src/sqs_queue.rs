@@ -6,7 +6,7 @@
 //! - **lost leases**: SQS accepts a stale receipt handle for `ChangeMessageVisibility`, so the
 //!   adapter remembers when each lease it handed out expires and reports `LeaseLost` for a
 //!   receipt whose lease ran out (someone else may hold the message now; the worker must not
-//!   act as if it still owned the job);
+//!   act as if it still owned the job); `ack` past the lease is refused the same way;
 //! - **dead letters as a list**: the dead-letter queue is itself a queue; the adapter leases what
 //!   it reads from it and keeps the receipts, so `remove_dead_letter(id)` can delete by id.
 //!
@@ -103,7 +103,9 @@ impl SqsQueue {
                         )
                     })?
                     .queue_url
-                    .unwrap_or_default();
+                    .ok_or_else(|| {
+                        backend(url, format!("GetQueueUrl returned no URL for {arn}"))
+                    })?;
                 Some(DeadLetterQueue {
                     url: dlq_url,
                     max_receive_count,
@@ -354,6 +356,13 @@ impl JobQueue for SqsQueue {
     }
 
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
+        // past its lease the message may be another worker's: deleting it with a stale receipt
+        // would either do nothing or take it from under them
+        if self.lease_expired(receipt) {
+            return Err(QueueError::LeaseLost {
+                receipt: receipt.to_string(),
+            });
+        }
         match self
             .client
             .delete_message()

@@ -14,7 +14,7 @@ use crate::engine::activity::now_iso;
 use crate::model::Status;
 use crate::model::suite::{ExperimentRef, Job, OnFailure, Suite};
 use crate::ports::queue::{DeadLetter, JobQueue};
-use crate::ports::store::ObjectStore;
+use crate::ports::store::{ObjectStore, StoreError};
 use crate::ports::{Event, EventBus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -89,6 +89,17 @@ fn plan_key(id: &str) -> String {
 }
 fn state_key(id: &str) -> String {
     format!("suite-runs/{id}/state.json")
+}
+
+/// The suite run id of the `index`th suite a trigger message names: the same on every
+/// delivery of that message.
+pub fn triggered_run_id(message_id: &str, index: usize) -> String {
+    let safe: String = message_id
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(48)
+        .collect();
+    format!("sr-trigger-{safe}-{index}")
 }
 
 /// A fresh suite run id: sortable by time, unique.
@@ -260,7 +271,29 @@ where
     ) -> Result<String, String> {
         let mut plan = plan(suite, id, origin)?;
         plan.source = source;
-        self.put_json(&plan_key(id), &plan).await?;
+        let bytes = serde_json::to_vec_pretty(&plan).map_err(|e| e.to_string())?;
+        match self.store.put_if_absent(&plan_key(id), &bytes).await {
+            Ok(()) => {}
+            Err(StoreError::AlreadyExists { .. }) => {
+                // submitted before (a trigger delivered again): finish what was started, once
+                let plan: Plan = self
+                    .get_json(&plan_key(id))
+                    .await?
+                    .ok_or_else(|| format!("suite run {id} has no plan"))?;
+                if self.get_json::<State>(&state_key(id)).await?.is_some() {
+                    tracing::info!("suite run {id} was already submitted");
+                    return Ok(id.to_string());
+                }
+                return self.start(&plan).await;
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+        self.start(&plan).await
+    }
+
+    /// Enqueue a stored plan's first wave and save its state.
+    async fn start(&self, plan: &Plan) -> Result<String, String> {
+        let id = &plan.suite_run_id;
         let mut state = State {
             status: "running".into(),
             current_wave: 0,
@@ -269,7 +302,7 @@ where
             outcome: None,
             problems: Vec::new(),
         };
-        self.release(&plan, &mut state, 0).await?;
+        self.release(plan, &mut state, 0).await?;
         self.put_json(&state_key(id), &state).await?;
         Ok(id.to_string())
     }
@@ -277,9 +310,12 @@ where
     /// Handle one message from the triggers queue: fetch each suite it names and submit it.
     /// A suite that cannot be read or is invalid becomes a `rejected` suite run with its
     /// problems, announced by "Suite Completed" (outcome `invalid`), so nothing is lost.
+    /// Suite run ids derive from the message id, so a trigger delivered twice (a lost ack, a
+    /// failure half-way) resumes its suite runs instead of starting them again.
     /// Returns the suite run ids started or rejected.
     pub async fn on_trigger(
         &self,
+        message_id: &str,
         body: &str,
         bucket: Option<&str>,
     ) -> Result<Vec<String>, String> {
@@ -291,7 +327,7 @@ where
                 return Ok(Vec::new());
             }
             Err(why) => {
-                let id = new_suite_run_id();
+                let id = triggered_run_id(message_id, 0);
                 self.reject(
                     &id,
                     "trigger",
@@ -303,11 +339,16 @@ where
             }
         };
         let mut ids = Vec::new();
-        for location in locations {
-            let id = new_suite_run_id();
+        for (i, location) in locations.iter().enumerate() {
+            let id = triggered_run_id(message_id, i);
             let source = location.to_string();
-            match self.read_triggered(&location).await? {
-                Ok((suite, origin)) => {
+            let read = self.read_triggered(location).await?;
+            let planned = read.and_then(|(suite, origin)| {
+                let p = plan(&suite, &id, &origin).map_err(|e| vec![format!("{source}: {e}")])?;
+                Ok((suite, origin, p))
+            });
+            match planned {
+                Ok((suite, origin, _)) => {
                     self.submit_from(&id, &suite, &origin, Some(source.clone()))
                         .await?;
                     tracing::info!("suite run {id} submitted from {source}");
@@ -330,23 +371,28 @@ where
     ) -> Result<Result<(Suite, Origin), Vec<String>>, String> {
         use super::triggers::SuiteLocation;
         use crate::load::document::Format;
-        let (bytes, key, origin) = match location {
+        let (fetched, key, origin) = match location {
             SuiteLocation::Store { key } => (
-                self.store.get(key).await.map_err(|e| e.to_string())?,
+                self.store.get(key).await,
                 key.clone(),
                 Origin::Store { key: key.clone() },
             ),
             SuiteLocation::S3 { bucket, key } => (
-                self.store
-                    .get_from_bucket(bucket, key)
-                    .await
-                    .map_err(|e| e.to_string())?,
+                self.store.get_from_bucket(bucket, key).await,
                 key.clone(),
                 Origin::S3 {
                     bucket: bucket.clone(),
                     key: key.clone(),
                 },
             ),
+        };
+        let bytes = match fetched {
+            Ok(bytes) => bytes,
+            // retrying cannot help: a bad key, no such bucket, no permission
+            Err(e @ (StoreError::InvalidKey { .. } | StoreError::Refused { .. })) => {
+                return Ok(Err(vec![format!("{location}: {e}")]));
+            }
+            Err(e) => return Err(e.to_string()),
         };
         let Some(bytes) = bytes else {
             return Ok(Err(vec![format!("{location} does not exist")]));
@@ -392,6 +438,12 @@ where
         source: Option<String>,
         problems: Vec<String>,
     ) -> Result<(), String> {
+        if let Some(state) = self.get_json::<State>(&state_key(id)).await?
+            && state.status != "rejected"
+        {
+            // an earlier delivery of this trigger submitted it: that run stands
+            return Ok(());
+        }
         for p in &problems {
             tracing::error!("suite run {id} rejected: {p}");
         }
@@ -570,6 +622,37 @@ where
         Ok(())
     }
 
+    /// Handle completion events that could not be handled in time (the store was down for
+    /// longer than their retries) or that the rule could not deliver: they land in the events
+    /// queue's dead letters and are handled from there, so a suite never waits forever.
+    pub async fn drain_dead_events(&self) -> Result<Vec<String>, String> {
+        let mut ended = Vec::new();
+        for dead in self
+            .events
+            .dead_letters()
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            match serde_json::from_str::<Event>(&dead.body) {
+                Ok(event) => match self.on_event(&event).await {
+                    Ok(done) => ended.extend(done),
+                    Err(e) => {
+                        tracing::error!(message_id = %dead.id, "dead-lettered event still not handled: {e}");
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(message_id = %dead.id, "dead-lettered message is not an event, dropped: {e}")
+                }
+            }
+            self.events
+                .remove_dead_letter(&dead.id)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(ended)
+    }
+
     /// Turn dead-lettered jobs into failed completions, so their suites finish.
     pub async fn drain_dead_letters(&self) -> Result<Vec<String>, String> {
         let mut ended = Vec::new();
@@ -625,6 +708,10 @@ where
                 Ok(ended) => ended.iter().for_each(|id| on_end(id)),
                 Err(e) => tracing::error!("dead letters: {e}"),
             }
+            match self.drain_dead_events().await {
+                Ok(ended) => ended.iter().for_each(|id| on_end(id)),
+                Err(e) => tracing::error!("dead-lettered events: {e}"),
+            }
             if let Some(triggers) = &self.triggers {
                 self.serve_triggers(triggers).await;
             }
@@ -662,10 +749,11 @@ where
         }
     }
 
-    /// Submit what the waiting trigger messages ask for; a message is acked once handled.
+    /// Submit what the waiting trigger messages ask for; a message is acked once handled. One
+    /// at a time, leased for long enough to fetch, plan and enqueue a large suite.
     async fn serve_triggers(&self, triggers: &E) {
         let messages = match triggers
-            .receive(10, Duration::from_secs(60), Duration::ZERO)
+            .receive(1, Duration::from_secs(300), Duration::ZERO)
             .await
         {
             Ok(m) => m,
@@ -675,9 +763,15 @@ where
             }
         };
         for m in messages {
-            match self.on_trigger(&m.body, self.bucket.as_deref()).await {
+            match self
+                .on_trigger(&m.id, &m.body, self.bucket.as_deref())
+                .await
+            {
                 Ok(_) => {
-                    let _ = triggers.ack(&m.receipt).await;
+                    if let Err(e) = triggers.ack(&m.receipt).await {
+                        // it comes back, and resumes the same suite runs
+                        tracing::warn!(message_id = %m.id, "trigger handled but not acked: {e}");
+                    }
                 }
                 // not acked: the trigger comes back (and is dead-lettered if it keeps failing)
                 Err(e) => tracing::error!(message_id = %m.id, "trigger not handled: {e}"),
@@ -826,7 +920,7 @@ mod tests {
             .unwrap();
         let body = r#"{"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
             "s3": {"bucket": {"name": "broker"}, "object": {"key": "suites%2Fteam%2Fnightly.yaml"}}}]}"#;
-        let ids = ports.on_trigger(body, Some("broker")).await.unwrap();
+        let ids = ports.on_trigger("m1", body, Some("broker")).await.unwrap();
         let (plan, state) = ports.load(&ids[0]).await.unwrap();
         assert_eq!(
             plan.source.as_deref(),
@@ -858,6 +952,7 @@ mod tests {
             .unwrap();
         let ids = ports
             .on_trigger(
+                "m1",
                 r#"{"version": 1, "suite": "suites/disk.json"}"#,
                 Some("broker"),
             )
@@ -881,7 +976,18 @@ mod tests {
             .put("suites/bad.yaml", b"name: bad\nwaves: []\n")
             .await
             .unwrap();
+        ports
+            .store
+            .put(
+                "suites/up.yaml",
+                b"waves:\n  - experiments: [../../etc/x.yaml]\n",
+            )
+            .await
+            .unwrap();
         for (body, needle) in [
+            (r#"{"suite": "suites/team/"}"#, "invalid object key"),
+            (r#"{"suite": "suites/up.yaml"}"#, "climbs out of the bucket"),
+            (r#"{"Records": []}"#, "Records is empty"),
             (
                 r#"{"suite": "suites/none.yaml"}"#,
                 "store:suites/none.yaml does not exist",
@@ -889,7 +995,7 @@ mod tests {
             (r#"{"suite": "suites/bad.yaml"}"#, "waves: is empty"),
             ("not json", "invalid trigger message"),
         ] {
-            let ids = ports.on_trigger(body, Some("broker")).await.unwrap();
+            let ids = ports.on_trigger(body, body, Some("broker")).await.unwrap();
             let (_, state) = ports.load(&ids[0]).await.unwrap();
             assert_eq!(
                 (state.status.as_str(), state.outcome.as_deref()),
@@ -907,11 +1013,102 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_trigger_delivered_again_resumes_its_suite_run_instead_of_starting_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = ports(dir.path()).await;
+        ports
+            .store
+            .put(
+                "suites/n.yaml",
+                b"waves:\n  - experiments: [a.json, b.json]\n",
+            )
+            .await
+            .unwrap();
+        let body = r#"{"suite": "suites/n.yaml"}"#;
+        let first = ports.on_trigger("msg-1", body, None).await.unwrap();
+        let again = ports.on_trigger("msg-1", body, None).await.unwrap();
+        assert_eq!(first, again, "the same suite run");
+        let jobs = ports
+            .jobs
+            .receive(10, Duration::from_secs(30), Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 2, "its jobs were sent once");
+        // the suite is gone by the third delivery: the run that was submitted stands
+        ports
+            .store
+            .put("suites/n.yaml", b"not: a suite\n")
+            .await
+            .unwrap();
+        ports.on_trigger("msg-1", body, None).await.unwrap();
+        let (_, state) = ports.load(&first[0]).await.unwrap();
+        assert_eq!(state.status, "running");
+        // a plan stored without its state (a crash between the two) is started on redelivery
+        let id = triggered_run_id("msg-2", 0);
+        ports
+            .store
+            .put("suites/n.yaml", b"waves:\n  - experiments: [a.json]\n")
+            .await
+            .unwrap();
+        ports.on_trigger("msg-2", body, None).await.unwrap();
+        std::fs::remove_file(dir.path().join("store").join(state_key(&id))).unwrap();
+        ports.on_trigger("msg-2", body, None).await.unwrap();
+        let (_, state) = ports.load(&id).await.unwrap();
+        assert_eq!(state.enqueued, ["w0-j0"]);
+    }
+
+    #[tokio::test]
+    async fn a_dead_lettered_completion_event_still_completes_its_suite() {
+        let dir = tempfile::tempdir().unwrap();
+        let ports = ports(dir.path()).await;
+        ports
+            .store
+            .put("suites/n.yaml", b"waves:\n  - experiments: [a.json]\n")
+            .await
+            .unwrap();
+        let ids = ports
+            .on_trigger("m", r#"{"suite": "suites/n.yaml"}"#, None)
+            .await
+            .unwrap();
+        let event = Event {
+            id: "e1".into(),
+            source: "experiment-broker".into(),
+            detail_type: "Experiment Completed".into(),
+            time: now_iso(),
+            detail: json!({"suite_run_id": ids[0], "run_id": "w0-j0", "status": "completed",
+                           "deviated": false, "journal_key": "runs/x/journal.json"}),
+        };
+        ports
+            .events
+            .send_batch(&[serde_json::to_string(&event).unwrap()])
+            .await
+            .unwrap();
+        // received until the queue gives up on it (the store was down, say)
+        for _ in 0..4 {
+            let _ = ports
+                .events
+                .receive(1, Duration::from_millis(1), Duration::from_millis(50))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(ports.events.dead_letters().await.unwrap().len(), 1);
+        assert_eq!(ports.drain_dead_events().await.unwrap(), ids);
+        let (_, state) = ports.load(&ids[0]).await.unwrap();
+        assert_eq!(
+            (state.status.as_str(), state.outcome.as_deref()),
+            ("completed", Some("held"))
+        );
+        assert!(ports.events.dead_letters().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
     async fn the_s3_test_event_runs_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let ports = ports(dir.path()).await;
         let ids = ports
             .on_trigger(
+                "m1",
                 r#"{"Service":"Amazon S3","Event":"s3:TestEvent","Bucket":"broker"}"#,
                 Some("broker"),
             )

@@ -69,6 +69,9 @@ fn s3_records(records: &Value, bucket: Option<&str>) -> Result<Trigger, String> 
     let Value::Array(records) = records else {
         return Err("Records is not a list".into());
     };
+    if records.is_empty() {
+        return Err("Records is empty".into());
+    }
     let mut run = Vec::new();
     let mut skipped = Vec::new();
     for (i, r) in records.iter().enumerate() {
@@ -275,6 +278,7 @@ mod tests {
                 "unknown field \"wait\"",
             ),
             (r#"{"Records": {}}"#, "not a list"),
+            (r#"{"Records": []}"#, "Records is empty"),
             (
                 r#"{"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}]}"#,
                 "no s3.bucket.name",

@@ -17,6 +17,9 @@ pub enum StoreError {
     AlreadyExists { key: String },
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
+    /// The backend refused for good (no such bucket, access denied): retrying cannot help.
+    #[error("object {key}: {message}")]
+    Refused { key: String, message: String },
     #[error("object {key}: {message}")]
     Backend {
         key: String,
@@ -44,12 +47,11 @@ pub trait ObjectStore: Send + Sync {
         bucket: &str,
         key: &str,
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
-        let error = StoreError::Backend {
+        let error = StoreError::Refused {
             key: format!("s3://{bucket}/{key}"),
             message: "an object in S3 needs the AWS backend (--backend aws); the embedded backend \
                       reads files and store: keys"
                 .into(),
-            source: None,
         };
         async move { Err(error) }
     }
