@@ -1,7 +1,8 @@
 //! Create a complete broker deployment (queues, bucket, bus, rule, notification) through the
-//! AWS APIs: for emulators (the moto server the tests start) and for trying the AWS backend
-//! without CloudFormation. Production deployments use `infra/experiment-broker.yaml`, which
-//! also sets the queue policies, encryption and IAM that this module leaves out.
+//! AWS APIs, for emulators only (the moto server the tests start): it sets no queue policies,
+//! so on a real account S3 could not notify the triggers queue and the rule could not deliver
+//! to the events queue. Real deployments use `infra/experiment-broker.yaml`, which sets those
+//! policies, encryption and IAM.
 
 use crate::backend::AwsSettings;
 use aws_config::SdkConfig;

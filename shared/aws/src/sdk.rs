@@ -19,8 +19,21 @@ pub const MAX_ATTEMPTS: u32 = 6;
 pub async fn load() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .load()
         .await
+}
+
+/// No call may hang: a heartbeat stuck on a dead connection would otherwise never notice its
+/// lease ran out. An attempt gets 30 s (a long poll waits up to 20 s), a call with its retries
+/// 2 minutes.
+pub fn timeout_config() -> aws_config::timeout::TimeoutConfig {
+    aws_config::timeout::TimeoutConfig::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .read_timeout(Duration::from_secs(30))
+        .operation_attempt_timeout(Duration::from_secs(30))
+        .operation_timeout(Duration::from_secs(120))
+        .build()
 }
 
 /// Configuration for an AWS emulator at `endpoint` (the moto server the tests start): fixed
@@ -33,6 +46,7 @@ pub async fn emulator(endpoint: &str) -> SdkConfig {
             "testing", "testing", None, None, "emulator",
         ))
         .retry_config(retry_config())
+        .timeout_config(timeout_config())
         .load()
         .await
 }
@@ -53,16 +67,27 @@ pub fn entry_retry() -> backon::ExponentialBuilder {
         .with_jitter()
 }
 
-/// The S3 client: path-style addressing when an endpoint override is set (emulators do not
-/// resolve `bucket.host` names) or when `BROKER_S3_PATH_STYLE=true`.
+/// The S3 client: path-style addressing when an endpoint override is set for S3
+/// (`AWS_ENDPOINT_URL` or `AWS_ENDPOINT_URL_S3`: emulators do not resolve `bucket.host`
+/// names), unless `BROKER_S3_PATH_STYLE` says otherwise (`true` or `false`).
 pub fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
-    let forced = std::env::var("BROKER_S3_PATH_STYLE")
-        .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
-        .unwrap_or(false);
+    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    let overridden = sdk.endpoint_url().is_some() || env("AWS_ENDPOINT_URL_S3").is_some();
+    let path_style = path_style(env("BROKER_S3_PATH_STYLE").as_deref(), overridden);
     let conf = aws_sdk_s3::config::Builder::from(sdk)
-        .force_path_style(forced || sdk.endpoint_url().is_some())
+        .force_path_style(path_style)
         .build();
     aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Path-style S3 addressing: as `BROKER_S3_PATH_STYLE` says, else when the endpoint is
+/// overridden.
+pub fn path_style(setting: Option<&str>, endpoint_overridden: bool) -> bool {
+    match setting.map(str::to_ascii_lowercase).as_deref() {
+        Some("1" | "true" | "yes") => true,
+        Some("0" | "false" | "no") => false,
+        _ => endpoint_overridden,
+    }
 }
 
 /// An SDK error as one line: what failed, on which resource, the service's code and message, and
@@ -122,6 +147,25 @@ pub fn error_kind(code: &str) -> ErrorKind {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_style_follows_the_setting_then_the_endpoint() {
+        for (setting, overridden, expected) in [
+            (None, false, false),
+            (None, true, true),
+            (Some("true"), false, true),
+            (Some("TRUE"), false, true),
+            (Some("false"), true, false),
+            (Some("0"), true, false),
+            (Some("maybe"), true, true),
+        ] {
+            assert_eq!(
+                path_style(setting, overridden),
+                expected,
+                "{setting:?} {overridden}"
+            );
+        }
+    }
 
     #[test]
     fn codes_are_classified_across_services() {
