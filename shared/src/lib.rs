@@ -42,6 +42,7 @@ pub mod providers;
 pub mod pyregex;
 pub mod pyvalue;
 pub mod redact;
+pub mod targets;
 
 pub use engine::{RunOptions, run_experiment};
 pub use load::{Problems, Vars, load_experiment};
