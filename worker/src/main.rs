@@ -124,7 +124,10 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         revert_only: false,
     };
     let stop = CancellationToken::new();
-    let _signals = watch_signals(stop.clone());
+    let _signals = watch_signals(
+        stop.clone(),
+        "interrupting the experiment, then running rollbacks",
+    );
     let journal = match run_experiment(experiment, &vars, &options, providers, stop, None).await {
         Ok(j) => j,
         Err(problems) => {
@@ -163,7 +166,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         bus: backend.bus,
     };
     let stop = CancellationToken::new();
-    let _signals = watch_signals(stop.clone());
+    let _signals = watch_signals(
+        stop.clone(),
+        "no new jobs; running jobs get the grace period, then are interrupted (rollbacks run)",
+    );
     tracing::info!("{}", backend.description);
     serve(
         cfg,
@@ -178,7 +184,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
 /// SIGINT/SIGTERM: interrupt the run; rollbacks still run and the journal is still written.
 /// The handlers are installed before the run starts (no window where a signal kills the
 /// process without rollbacks); the returned task turns signals into the stop token.
-fn watch_signals(stop: CancellationToken) -> tokio::task::JoinHandle<()> {
+fn watch_signals(stop: CancellationToken, what: &'static str) -> tokio::task::JoinHandle<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let handlers = (
         signal(SignalKind::interrupt()),
@@ -201,9 +207,7 @@ fn watch_signals(stop: CancellationToken) -> tokio::task::JoinHandle<()> {
                     "{name} received again: already stopping; rollbacks run to completion, then the journal is written"
                 );
             } else {
-                tracing::warn!(
-                    "{name} received: interrupting the experiment, then running rollbacks"
-                );
+                tracing::warn!("{name} received: {what}");
                 stop.cancel();
             }
         }
