@@ -8,7 +8,6 @@ use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
 use broker::load::Vars;
 use broker::load::suite::{check_experiments, load_suite};
 use broker::providers::Providers;
-use broker::providers::registry::Registry;
 use broker_aws::{Backend, BackendArgs, Bus, Queue, Role, Store};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -144,8 +143,12 @@ fn report(problems: &[broker::load::Problem]) -> u8 {
 fn checked_suite(path: &Path) -> Result<(broker::model::suite::Suite, Vec<String>), u8> {
     let suite = load_suite(path).map_err(|p| report(&p.0))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let (problems, unchecked) =
-        check_experiments(&suite, base, &Vars::default(), &Providers::default());
+    let (problems, unchecked) = check_experiments(
+        &suite,
+        base,
+        &Vars::default(),
+        &Providers::new(broker_aws::native::registry()),
+    );
     if !problems.0.is_empty() {
         return Err(report(&problems.0));
     }
@@ -391,7 +394,7 @@ async fn run(path: &Path, workers: u16, args: &BackendArgs) -> anyhow::Result<u8
 
     let interrupted = stop_on_signals();
     let workers_stop = CancellationToken::new();
-    let providers = Arc::new(Providers::new(Registry::new()));
+    let providers = Arc::new(Providers::new(broker_aws::native::registry()));
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..workers {
         let cfg = ServeConfig {

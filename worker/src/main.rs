@@ -6,7 +6,6 @@ mod cli;
 use anyhow::Context;
 use broker::load::{Problems, Vars};
 use broker::providers::Providers;
-use broker::providers::registry::Registry;
 use broker::{RunOptions, load_experiment, run_experiment};
 use clap::Parser;
 use cli::{Cli, Command, RunArgs, ServeArgs, ValidateArgs, VarArgs};
@@ -44,9 +43,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The native registry: empty until the AWS fault library registers its activities.
+/// The native registry: the AWS activities (`broker_aws::native`).
 fn providers(vars: &Vars) -> Providers {
-    let mut providers = Providers::new(Registry::new());
+    let mut providers = Providers::new(broker_aws::native::registry());
     providers.env_overlay = vars.env.clone();
     providers
 }
@@ -174,7 +173,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     serve(
         cfg,
         ports,
-        Arc::new(Providers::new(Registry::new())),
+        Arc::new(Providers::new(broker_aws::native::registry())),
         stop.cancelled_owned(),
     )
     .await;

@@ -7,6 +7,7 @@
 
 pub mod backend;
 pub mod eventbridge_bus;
+pub mod native;
 pub mod provision;
 pub mod s3_store;
 pub mod sdk;

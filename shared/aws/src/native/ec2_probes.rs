@@ -1,0 +1,193 @@
+//! `chaosaws.ec2.probes`: `describe_instances(filters)`, `count_instances(filters)`,
+//! `instance_state(state, instance_ids=None, filters=None)`, with `chaosaws`'s argument names
+//! and return values. Filters are EC2's: `[{"Name": "tag:Name", "Values": ["web-*"]}]`.
+//!
+//! `describe_instances` returns the fields of boto3's response that experiments read
+//! (`Reservations[].Instances[]` with `InstanceId`, `InstanceType`, `State`, `Placement`,
+//! `PrivateIpAddress`, `Tags`), not every field of the full response.
+
+use super::clients::{ec2, failed};
+use broker::providers::ActivityError;
+use broker::providers::registry::{NativeActivity, NativeCall, Param, Registry};
+use serde_json::{Value, json};
+
+const MODULE: &str = "chaosaws.ec2.probes";
+
+pub fn register(registry: &mut Registry) {
+    registry.register(
+        MODULE,
+        "describe_instances",
+        NativeActivity::new(vec![Param::required("filters")], |call| async move {
+            let reservations = describe(&call, None).await?;
+            Ok(json!({ "Reservations": reservations }))
+        }),
+    );
+    registry.register(
+        MODULE,
+        "count_instances",
+        NativeActivity::new(vec![Param::required("filters")], |call| async move {
+            let reservations = describe(&call, None).await?;
+            Ok(json!(instances(&reservations).count()))
+        }),
+    );
+    registry.register(
+        MODULE,
+        "instance_state",
+        NativeActivity::new(
+            vec![
+                Param::required("state"),
+                Param::optional("instance_ids"),
+                Param::optional("filters"),
+            ],
+            |call| async move {
+                let state = call
+                    .arguments
+                    .get("state")
+                    .and_then(Value::as_str)
+                    .ok_or_else(|| {
+                        ActivityError::Failed("state must be a string such as \"running\"".into())
+                    })?
+                    .to_string();
+                let ids = string_list(&call, "instance_ids")?;
+                if ids.is_none() && !call.arguments.contains_key("filters") {
+                    return Err(ActivityError::Failed(
+                        "instance_state needs instance_ids or filters".into(),
+                    ));
+                }
+                let reservations = describe(&call, ids).await?;
+                let all: Vec<&Value> = instances(&reservations).collect();
+                if all.is_empty() {
+                    return Err(ActivityError::Failed(
+                        "no instance matches instance_ids/filters".into(),
+                    ));
+                }
+                Ok(json!(
+                    all.iter().all(|i| i["State"]["Name"] == state.as_str())
+                ))
+            },
+        ),
+    );
+}
+
+fn instances(reservations: &[Value]) -> impl Iterator<Item = &Value> {
+    reservations
+        .iter()
+        .flat_map(|r| r["Instances"].as_array().into_iter().flatten())
+}
+
+fn string_list(call: &NativeCall, name: &str) -> Result<Option<Vec<String>>, ActivityError> {
+    match call.arguments.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str().map(str::to_string).ok_or_else(|| {
+                    ActivityError::Failed(format!("{name} must be a list of strings"))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(_) => Err(ActivityError::Failed(format!(
+            "{name} must be a list of strings"
+        ))),
+    }
+}
+
+/// EC2 filters from the `filters` argument.
+pub fn filters(value: Option<&Value>) -> Result<Vec<aws_sdk_ec2::types::Filter>, String> {
+    let Some(value) = value.filter(|v| !v.is_null()) else {
+        return Ok(Vec::new());
+    };
+    let items = value
+        .as_array()
+        .ok_or("filters must be a list of {\"Name\": ..., \"Values\": [...]}")?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let name = f["Name"]
+                .as_str()
+                .ok_or_else(|| format!("filters[{i}].Name must be a string"))?;
+            let values = f["Values"]
+                .as_array()
+                .ok_or_else(|| format!("filters[{i}].Values must be a list of strings"))?
+                .iter()
+                .map(|v| v.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| format!("filters[{i}].Values must be a list of strings"))?;
+            Ok(aws_sdk_ec2::types::Filter::builder()
+                .name(name)
+                .set_values(Some(values))
+                .build())
+        })
+        .collect()
+}
+
+/// DescribeInstances (every page), as boto3-shaped reservations.
+async fn describe(
+    call: &NativeCall,
+    ids: Option<Vec<String>>,
+) -> Result<Vec<Value>, ActivityError> {
+    let filters = filters(call.arguments.get("filters")).map_err(ActivityError::Failed)?;
+    let client = ec2(call).await;
+    let mut pages = client
+        .describe_instances()
+        .set_filters((!filters.is_empty()).then_some(filters))
+        .set_instance_ids(ids)
+        .into_paginator()
+        .send();
+    let mut reservations = Vec::new();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failed("DescribeInstances", "EC2", &e))?;
+        for r in page.reservations() {
+            let instances: Vec<Value> = r
+                .instances()
+                .iter()
+                .map(|i| {
+                    let tags: Vec<Value> = i
+                        .tags()
+                        .iter()
+                        .map(|t| json!({"Key": t.key(), "Value": t.value()}))
+                        .collect();
+                    json!({
+                        "InstanceId": i.instance_id(),
+                        "InstanceType": i.instance_type().map(|t| t.as_str()),
+                        "State": {
+                            "Name": i.state().and_then(|s| s.name()).map(|n| n.as_str()),
+                            "Code": i.state().and_then(|s| s.code()),
+                        },
+                        "Placement": {"AvailabilityZone": i.placement().and_then(|p| p.availability_zone())},
+                        "PrivateIpAddress": i.private_ip_address(),
+                        "Tags": tags,
+                    })
+                })
+                .collect();
+            reservations.push(json!({"ReservationId": r.reservation_id(), "Instances": instances}));
+        }
+    }
+    Ok(reservations)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_read_as_ec2_takes_them_and_bad_ones_are_named() {
+        let ok = json!([{"Name": "tag:Name", "Values": ["web-*", "db"]}, {"Name": "instance-state-name", "Values": ["running"]}]);
+        let got = filters(Some(&ok)).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].name(), Some("tag:Name"));
+        assert_eq!(got[0].values(), ["web-*", "db"]);
+        assert!(filters(None).unwrap().is_empty());
+        assert!(filters(Some(&Value::Null)).unwrap().is_empty());
+        for (bad, needle) in [
+            (json!({"Name": "x"}), "must be a list"),
+            (json!([{"Values": ["a"]}]), "filters[0].Name"),
+            (json!([{"Name": "a", "Values": "b"}]), "filters[0].Values"),
+            (json!([{"Name": "a", "Values": [1]}]), "filters[0].Values"),
+        ] {
+            assert!(filters(Some(&bad)).unwrap_err().contains(needle), "{bad}");
+        }
+    }
+}
