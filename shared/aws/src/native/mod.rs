@@ -9,6 +9,7 @@
 //! `configuration.aws_region` (as `chaosaws` reads it), else the standard AWS chain.
 
 mod clients;
+pub mod documents;
 pub mod ec2_probes;
 
 use broker::providers::registry::Registry;
