@@ -48,3 +48,22 @@ where
         e,
     ))
 }
+
+/// A CloudWatch client for the call's region (see [`region`]).
+pub async fn cloudwatch(call: &NativeCall) -> aws_sdk_cloudwatch::Client {
+    cloudwatch_in(sdk().await, region(call).as_deref())
+}
+
+/// A CloudWatch client from `sdk`, in `region` when given (else the configuration's own).
+pub fn cloudwatch_in(sdk: &SdkConfig, region: Option<&str>) -> aws_sdk_cloudwatch::Client {
+    let mut conf = aws_sdk_cloudwatch::config::Builder::from(sdk);
+    if let Some(r) = region.filter(|r| !r.is_empty()) {
+        conf = conf.region(aws_config::Region::new(r.to_string()));
+    }
+    aws_sdk_cloudwatch::Client::from_conf(conf.build())
+}
+
+/// The process's shared SDK configuration (loaded on first use).
+pub async fn shared_sdk() -> &'static SdkConfig {
+    sdk().await
+}

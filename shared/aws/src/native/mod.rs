@@ -9,6 +9,7 @@
 //! `configuration.aws_region` (as `chaosaws` reads it), else the standard AWS chain.
 
 mod clients;
+pub mod cloudwatch;
 pub mod documents;
 pub mod ec2_probes;
 
@@ -24,4 +25,5 @@ pub fn registry() -> Registry {
 /// Register every native AWS activity.
 pub fn register(registry: &mut Registry) {
     ec2_probes::register(registry);
+    cloudwatch::register(registry);
 }

@@ -1,0 +1,373 @@
+//! The native CloudWatch alarm probes, run by `worker run` with no Python, against the moto
+//! server `scripts/test.sh` starts on 127.0.0.1: they read the alarms' real states, a state
+//! change changes the verdict, and bad input or a missing alarm is a failed probe that says
+//! why. Also `alarm_states`, which the stop-condition poller calls in-process.
+//!
+//! The alarms are set up with boto3 from the test venv (moto's own client; the code under test
+//! is the worker binary and `broker_aws`, never Python).
+
+mod util;
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use util::Sandbox;
+
+fn endpoint() -> String {
+    std::env::var("BROKER_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "BROKER_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which \
+             installs and starts the moto server on 127.0.0.1"
+        )
+    })
+}
+
+/// The Python of the venv `scripts/test.sh` installs moto (and boto3) into.
+fn venv_python() -> PathBuf {
+    let venv = std::env::var_os("BROKER_TEST_VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv"));
+    let python = venv.join("bin/python");
+    assert!(
+        python.exists(),
+        "no Python at {}: run the tests through scripts/test.sh, which makes the venv with \
+         moto and boto3 (or set BROKER_TEST_VENV)",
+        python.display()
+    );
+    python
+}
+
+/// Set alarms up on moto: `["metric", name]` makes a metric alarm, `["composite", name, rule]`
+/// a composite one, `["state", name, state]` sets an alarm's state.
+const SETUP: &str = r#"
+import json, sys, urllib.parse, urllib.request
+import boto3
+endpoint, ops = sys.argv[1], json.loads(sys.argv[2])
+cw = boto3.client("cloudwatch", endpoint_url=endpoint, region_name="us-east-1",
+                  aws_access_key_id="testing", aws_secret_access_key="testing")
+for op in ops:
+    if op[0] == "metric":
+        cw.put_metric_alarm(AlarmName=op[1], Namespace="Broker/Test", MetricName="Errors",
+                            Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1.0,
+                            ComparisonOperator="GreaterThanOrEqualToThreshold")
+    elif op[0] == "composite":
+        # moto has no PutCompositeAlarm: it takes AlarmRule on PutMetricAlarm, which boto3's
+        # model does not let through, so post the Query request by hand (moto checks no
+        # signature; the credential scope routes it to CloudWatch)
+        body = urllib.parse.urlencode({"Action": "PutMetricAlarm", "Version": "2010-08-01",
+                                       "AlarmName": op[1], "AlarmRule": op[2]}).encode()
+        auth = ("AWS4-HMAC-SHA256 Credential=testing/20250101/us-east-1/monitoring/aws4_request, "
+                "SignedHeaders=host, Signature=0")
+        request = urllib.request.Request(endpoint + "/", data=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded", "Authorization": auth})
+        urllib.request.urlopen(request).read()
+    elif op[0] == "state":
+        cw.set_alarm_state(AlarmName=op[1], StateValue=op[2], StateReason="set by the test")
+    else:
+        sys.exit(f"unknown setup op {op}")
+"#;
+
+fn setup(ops: Value) {
+    let out = std::process::Command::new(venv_python())
+        .args(["-c", SETUP, &endpoint(), &ops.to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "alarm setup on moto failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A name no other test (or earlier run against the same moto) uses.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+fn probe(name: &str, module: &str, func: &str, arguments: Value, tolerance: Value) -> Value {
+    json!({"type": "probe", "name": name, "tolerance": tolerance,
+        "provider": {"type": "python", "module": module, "func": func, "arguments": arguments}})
+}
+
+fn alarm_probe(alarm: &str, state: &str) -> Value {
+    probe(
+        "alarm-state",
+        "experimentvr.cloudwatch.probes",
+        "probe_alarm_state",
+        json!({"alarm_name": alarm, "alarm_state": state}),
+        json!({"type": "jsonpath", "path": "$.match", "expect": true}),
+    )
+}
+
+fn state_probe(alarm: &str, tolerance: Value) -> Value {
+    probe(
+        "state-value",
+        "chaosaws.cloudwatch.probes",
+        "get_alarm_state_value",
+        json!({ "alarm_name": alarm }),
+        tolerance,
+    )
+}
+
+fn experiment(sandbox: &Sandbox, region: &str, probes: Vec<Value>) -> PathBuf {
+    let experiment = sandbox.write_json(
+        "alarms.json",
+        &json!({"title": "the service is not alarming", "description": "native CloudWatch probes",
+            "configuration": {"aws_region": region},
+            "steady-state-hypothesis": {"title": "alarms as expected", "probes": probes},
+            "method": [{"type": "action", "name": "nothing", "provider": {"type": "process", "path": "true"}}]}),
+    );
+    let validated = sandbox.validate(&experiment, &[]);
+    assert_eq!(
+        validated.code, 0,
+        "native names validate with no Python: {}",
+        validated.stderr
+    );
+    experiment
+}
+
+/// `worker run` with the emulator's endpoint and credentials; the journal.
+fn run(sandbox: &Sandbox, experiment: &Path) -> (i32, Value, String) {
+    let journal = sandbox.path("journal.json");
+    let _ = std::fs::remove_file(&journal);
+    let out = sandbox
+        .command(&[
+            "run",
+            "--journal-path",
+            journal.to_str().unwrap(),
+            experiment.to_str().unwrap(),
+        ])
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        // no Python may be involved: the probes are native
+        .env("PATH", "/usr/bin:/bin")
+        .env("BROKER_PYTHON", "/nonexistent/python3")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let journal: Value = serde_json::from_str(
+        &std::fs::read_to_string(&journal)
+            .unwrap_or_else(|_| panic!("no journal; stderr:\n{stderr}")),
+    )
+    .unwrap();
+    (out.status.code().unwrap_or(-1), journal, stderr)
+}
+
+#[test]
+fn alarm_probes_read_the_real_state_and_an_alarm_breaks_the_steady_state() {
+    let alarm = unique("checkout-errors");
+    setup(json!([["metric", alarm], ["state", alarm, "OK"]]));
+    let sandbox = Sandbox::new();
+    let experiment = experiment(
+        &sandbox,
+        "us-east-1",
+        vec![alarm_probe(&alarm, "OK"), state_probe(&alarm, json!("OK"))],
+    );
+
+    let (code, journal, stderr) = run(&sandbox, &experiment);
+    assert_eq!(code, 0, "{stderr}\n{journal:#}");
+    let before = &journal["steady_states"]["before"];
+    assert_eq!(before["steady_state_met"], true, "{journal:#}");
+    assert_eq!(
+        before["probes"][0]["output"],
+        json!({"match": true, "alarm_state": "OK"})
+    );
+    assert_eq!(before["probes"][1]["output"], "OK");
+    assert_eq!(journal["status"], "completed");
+
+    // the alarm fires: the same probes now see it, and the steady state is not met
+    setup(json!([["state", alarm, "ALARM"]]));
+    let (_, journal, _) = run(&sandbox, &experiment);
+    let before = &journal["steady_states"]["before"];
+    assert_eq!(before["steady_state_met"], false, "{journal:#}");
+    assert_eq!(before["probes"][0]["status"], "succeeded");
+    assert_eq!(
+        before["probes"][0]["output"],
+        json!({"match": false, "alarm_state": "ALARM"})
+    );
+    // as the reference does: the method is skipped (and the run exits 0)
+    assert_eq!(journal["run"], json!([]), "{journal:#}");
+
+    // expecting ALARM now matches
+    let experiment = self::experiment(
+        &sandbox,
+        "us-east-1",
+        vec![
+            alarm_probe(&alarm, "ALARM"),
+            state_probe(&alarm, json!("ALARM")),
+        ],
+    );
+    let (code, journal, stderr) = run(&sandbox, &experiment);
+    assert_eq!(code, 0, "{stderr}\n{journal:#}");
+    let before = &journal["steady_states"]["before"];
+    assert_eq!(before["steady_state_met"], true, "{journal:#}");
+    assert_eq!(before["probes"][0]["output"]["match"], true);
+    assert_eq!(before["probes"][1]["output"], "ALARM");
+}
+
+#[test]
+fn get_alarm_state_value_returns_the_state_string_of_metric_and_composite_alarms() {
+    let metric = unique("latency");
+    let composite = unique("service-health");
+    setup(json!([
+        ["metric", metric],
+        ["state", metric, "INSUFFICIENT_DATA"],
+        ["composite", composite, format!("ALARM(\"{metric}\")")],
+        ["state", composite, "ALARM"],
+    ]));
+    let sandbox = Sandbox::new();
+    let mut composite_probe = state_probe(&composite, json!("ALARM"));
+    composite_probe["name"] = json!("composite-state-value");
+    let experiment = experiment(
+        &sandbox,
+        "us-east-1",
+        vec![
+            state_probe(&metric, json!("INSUFFICIENT_DATA")),
+            composite_probe,
+        ],
+    );
+    let (code, journal, stderr) = run(&sandbox, &experiment);
+    assert_eq!(code, 0, "{stderr}\n{journal:#}");
+    let probes = &journal["steady_states"]["before"]["probes"];
+    assert_eq!(probes[0]["output"], "INSUFFICIENT_DATA", "{journal:#}");
+    assert_eq!(probes[1]["output"], "ALARM", "{journal:#}");
+}
+
+#[test]
+fn an_unknown_alarm_fails_the_probe_naming_the_alarm_and_region() {
+    let missing = unique("no-such-alarm");
+    let sandbox = Sandbox::new();
+    let experiment = experiment(
+        &sandbox,
+        "us-east-1",
+        vec![
+            alarm_probe(&missing, "OK"),
+            state_probe(&missing, json!("OK")),
+        ],
+    );
+    let (_, journal, _) = run(&sandbox, &experiment);
+    let before = &journal["steady_states"]["before"];
+    assert_eq!(before["steady_state_met"], false, "{journal:#}");
+    for probe in before["probes"].as_array().unwrap() {
+        assert_eq!(probe["status"], "failed", "{probe}");
+        let exception = probe["exception"].to_string();
+        assert!(
+            exception.contains(&missing)
+                && exception.contains("does not exist in region us-east-1"),
+            "{exception}"
+        );
+    }
+
+    // the region comes from configuration.aws_region: the alarm exists in us-east-1 only
+    let alarm = unique("regional");
+    setup(json!([["metric", alarm], ["state", alarm, "OK"]]));
+    let experiment = self::experiment(&sandbox, "eu-west-1", vec![alarm_probe(&alarm, "OK")]);
+    let (_, journal, _) = run(&sandbox, &experiment);
+    let probe = &journal["steady_states"]["before"]["probes"][0];
+    assert_eq!(probe["status"], "failed", "{journal:#}");
+    let exception = probe["exception"].to_string();
+    assert!(
+        exception.contains(&alarm) && exception.contains("eu-west-1"),
+        "{exception}"
+    );
+}
+
+#[test]
+fn a_bad_alarm_state_fails_naming_the_allowed_values() {
+    let alarm = unique("disk");
+    setup(json!([["metric", alarm], ["state", alarm, "OK"]]));
+    let sandbox = Sandbox::new();
+    let experiment = experiment(&sandbox, "us-east-1", vec![alarm_probe(&alarm, "FIRING")]);
+    let (_, journal, _) = run(&sandbox, &experiment);
+    let probe = &journal["steady_states"]["before"]["probes"][0];
+    assert_eq!(probe["status"], "failed", "{journal:#}");
+    let exception = probe["exception"].to_string();
+    assert!(
+        exception.contains("alarm_state must be one of OK, ALARM, INSUFFICIENT_DATA")
+            && exception.contains("FIRING"),
+        "{exception}"
+    );
+}
+
+#[test]
+fn alarm_states_reads_many_alarms_in_order_and_names_every_missing_one() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let sdk = rt.block_on(broker_aws::sdk::emulator(&endpoint()));
+    // more than the 100 names DescribeAlarms takes in one call
+    let prefix = unique("fleet");
+    let names: Vec<String> = (0..120).map(|i| format!("{prefix}-{i:03}")).collect();
+    let composite = format!("{prefix}-composite");
+    let mut ops: Vec<Value> = names.iter().map(|n| json!(["metric", n])).collect();
+    ops.push(json!(["state", names[7], "ALARM"]));
+    ops.push(json!(["state", names[110], "OK"]));
+    ops.push(json!([
+        "composite",
+        composite,
+        format!("ALARM(\"{}\")", names[7])
+    ]));
+    ops.push(json!(["state", composite, "ALARM"]));
+    setup(Value::Array(ops));
+
+    let mut asked: Vec<String> = names.iter().rev().cloned().collect();
+    asked.push(composite.clone());
+    asked.push(names[7].clone()); // a repeat is answered again, in place
+    let states = rt
+        .block_on(broker_aws::native::cloudwatch::alarm_states_with(
+            &sdk,
+            Some("us-east-1".into()),
+            &asked,
+        ))
+        .unwrap();
+    assert_eq!(states.len(), asked.len());
+    for ((name, _), asked) in states.iter().zip(&asked) {
+        assert_eq!(name, asked);
+    }
+    let state = |name: &str| {
+        states
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| s.as_str())
+            .unwrap()
+    };
+    assert_eq!(state(&names[7]), "ALARM");
+    assert_eq!(state(&names[110]), "OK");
+    assert_eq!(state(&composite), "ALARM");
+    assert_eq!(states.last().unwrap(), &(names[7].clone(), "ALARM".into()));
+    let untouched = state(&names[0]);
+    assert!(
+        broker_aws::native::cloudwatch::STATES.contains(&untouched),
+        "{untouched}"
+    );
+
+    let gone = [unique("gone-a"), unique("gone-b")];
+    let asked = vec![names[0].clone(), gone[0].clone(), gone[1].clone()];
+    let err = rt
+        .block_on(broker_aws::native::cloudwatch::alarm_states_with(
+            &sdk, None, &asked,
+        ))
+        .unwrap_err();
+    assert!(
+        err.contains(&format!("\"{}\"", gone[0]))
+            && err.contains(&format!("\"{}\"", gone[1]))
+            && !err.contains(&names[0]),
+        "{err}"
+    );
+    assert!(
+        rt.block_on(broker_aws::native::cloudwatch::alarm_states_with(
+            &sdk,
+            None,
+            &[]
+        ))
+        .unwrap()
+        .is_empty()
+    );
+}
