@@ -13,6 +13,40 @@ cd "$(dirname "$0")/.."
 fail() { echo "scripts/test.sh: $*" >&2; exit 1; }
 
 command -v cargo >/dev/null || fail "cargo is required (install the Rust toolchain)"
+
+# The SSM document tests (shared/aws/tests/ssm_documents.rs) run the documents for real: they
+# need these programs (Debian package after the colon) and install the missing ones.
+doc_tools="stress-ng:stress-ng iptables:iptables ip:iproute2 tc:iproute2 pgrep:procps pkill:procps
+  ps:procps kill:procps setsid:util-linux flock:util-linux unshare:util-linux fallocate:util-linux"
+have() {  # an executable, not a shell builtin, wherever sbin is or is not in PATH
+  local dir
+  for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
+    [ -x "$dir/$1" ] && return 0
+  done
+  return 1
+}
+missing_packages() {
+  local pair
+  for pair in $doc_tools; do have "${pair%%:*}" || echo "${pair#*:}"; done | sort -u | tr '\n' ' '
+}
+missing="$(missing_packages)"
+if [ -n "$missing" ]; then
+  echo "==> system packages for the SSM document tests: $missing"
+  as_root=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null \
+      || fail "the SSM document tests need: $missing; not root and no sudo: install them (apt-get install -y $missing)"
+    as_root=(sudo)
+  fi
+  command -v apt-get >/dev/null \
+    || fail "the SSM document tests need: $missing; apt-get is not here: install them with the system's package manager"
+  # shellcheck disable=SC2086 # one word per package
+  apt_install() { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y $missing; }
+  apt_install || { "${as_root[@]}" apt-get update && apt_install; } \
+    || fail "cannot install $missing with apt-get (the SSM document tests need them)"
+  missing="$(missing_packages)"
+  [ -z "$missing" ] || fail "still missing after apt-get install: $missing"
+fi
 command -v python3 >/dev/null || fail "python3 is required by the conformance suite and the python provider tests"
 conformance="${BROKER_CONFORMANCE_DIR:-../shared/conformance}"
 [ -x "$conformance/check.sh" ] || [ -f "$conformance/check.sh" ] \
@@ -32,7 +66,11 @@ echo "==> cfn-lint infra/"
 echo "==> moto server on 127.0.0.1"
 port="$("$venv/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 mkdir -p target
-"$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
+# moto records every request it serves: the fault tests read what was really sent (moto's
+# own ListCommands lists every instance of the region for a command sent to a few)
+rm -f target/moto-recording.jsonl
+MOTO_ENABLE_RECORDING=True MOTO_RECORDER_FILEPATH="$PWD/target/moto-recording.jsonl" \
+    "$venv/bin/moto_server" -H 127.0.0.1 -p "$port" >target/moto.log 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
 "$venv/bin/python" - "$port" <<'PY' || { cat target/moto.log >&2; fail "the moto server did not start on 127.0.0.1:$port (log above)"; }
@@ -48,6 +86,7 @@ while True:
         time.sleep(0.2)
 PY
 export BROKER_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+export BROKER_TEST_MOTO_RECORDING="$PWD/target/moto-recording.jsonl"
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check

@@ -39,6 +39,8 @@ pub struct ServeArgs {
     /// On SIGTERM/SIGINT, how long running jobs may go on before they are interrupted.
     #[arg(long, env = "BROKER_GRACE", default_value_t = 30.0, value_name = "SECONDS", value_parser = positive_seconds)]
     pub grace: f64,
+    #[command(flatten)]
+    pub faults: broker_aws::native::safety::FaultArgs,
 }
 
 #[derive(Debug, Args)]
@@ -68,11 +70,15 @@ pub struct RunArgs {
     /// Fail the run at the first deviation of the continuous hypothesis.
     #[arg(long)]
     pub fail_fast: bool,
-    /// Run without executing the chosen kind of activities (or without pausing).
+    /// Run without executing the chosen kind of activities (or without pausing). Under
+    /// `actions` or `activities`, AWS fault actions still resolve their targets and print the
+    /// plan, acting on nothing.
     #[arg(long, value_enum)]
     pub dry: Option<DryArg>,
     #[command(flatten)]
     pub vars: VarArgs,
+    #[command(flatten)]
+    pub faults: broker_aws::native::safety::FaultArgs,
     /// The experiment file (JSON or YAML).
     pub experiment: PathBuf,
 }

@@ -99,6 +99,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
+    broker_aws::native::safety::configure(args.faults.settings().map_err(anyhow::Error::msg)?);
     let vars = match load_vars(&args.vars) {
         Ok(v) => v,
         Err(p) => {
@@ -135,12 +136,16 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
     };
     write_journal(&args.journal_path, &journal)?;
+    if options.dry.is_some() {
+        print_plan(&journal);
+    }
     Ok(journal.exit_code())
 }
 
 /// `worker serve`: the fleet's worker, on the backend the settings choose.
 async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
+    broker_aws::native::safety::configure(args.faults.settings().map_err(anyhow::Error::msg)?);
     let backend = args
         .backend
         .open(broker_aws::Role::Worker)
@@ -211,6 +216,34 @@ fn watch_signals(stop: CancellationToken, what: &'static str) -> tokio::task::Jo
             }
         }
     })
+}
+
+/// After a dry run: what each fault action would have acted on.
+fn print_plan(journal: &broker::Journal) {
+    for run in &journal.run {
+        let out = &run.output;
+        if out.get("dry_run") == Some(&serde_json::Value::Bool(true)) {
+            let targets: Vec<&str> = out["targets"]
+                .as_array()
+                .map(|t| t.iter().filter_map(|v| v.as_str()).collect())
+                .unwrap_or_default();
+            println!(
+                "dry run: {} would send {} to {} ({} of {} matching; seed {}; {} stage(s), {}s in all)",
+                run.activity["name"].as_str().unwrap_or("?"),
+                out["document"].as_str().unwrap_or("?"),
+                if targets.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    targets.join(", ")
+                },
+                targets.len(),
+                out["matched"],
+                out["seed"],
+                out["stages"].as_array().map_or(0, Vec::len),
+                out["total_duration"],
+            );
+        }
+    }
 }
 
 /// Write atomically: a reader never sees half a journal.

@@ -2,7 +2,8 @@
 
 use super::substitute::Scope;
 use crate::model::{Activity, ActivityKind, Dry, Experiment, Run, RunStatus};
-use crate::providers::{ActivityError, Providers};
+use crate::providers::registry::Recorder;
+use crate::providers::{ActivityError, CallContext, Providers};
 use crate::redact::Redactor;
 use serde_json::Value;
 use std::sync::Arc;
@@ -19,6 +20,21 @@ pub struct RunContext {
     /// Cancelled when the run must stop (signal, halt, stop condition).
     pub stop: CancellationToken,
     pub redactor: Arc<Redactor>,
+    /// The experiment's `experiment-broker` extension (substituted), for native activities.
+    pub extension: Arc<serde_json::Map<String, Value>>,
+    /// Journal records made while an activity runs (resolved targets, before acting).
+    pub recorder: Recorder,
+}
+
+impl RunContext {
+    /// What a native call gets beyond its arguments.
+    pub fn call_context(&self, plan_only: bool) -> CallContext {
+        CallContext {
+            extension: (*self.extension).clone(),
+            plan_only,
+            recorder: self.recorder.clone(),
+        }
+    }
 }
 
 /// A UTC timestamp as the reference writes them (Python's `isoformat()`:
@@ -101,7 +117,15 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
 
     let start = now_iso();
     let clock = Instant::now();
-    let result = if skipped {
+    let plans = skipped
+        && activity.kind == ActivityKind::Action
+        && ctx.providers.native(activity).is_some_and(|n| n.plans);
+    let result = if plans {
+        tracing::info!("  dry run: resolving what {} would act on", activity.name);
+        ctx.providers
+            .run_in(activity, &ctx.scope, &ctx.call_context(true))
+            .await
+    } else if skipped {
         tracing::debug!("activity {} is in dry mode", activity.name);
         Ok(Value::Null)
     } else if ctx.stop.is_cancelled() {
@@ -109,8 +133,9 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
             "the run was stopped before this activity started".into(),
         ))
     } else {
+        let call = ctx.call_context(false);
         tokio::select! {
-            r = ctx.providers.run(activity, &ctx.scope) => r,
+            r = ctx.providers.run_in(activity, &ctx.scope, &call) => r,
             _ = ctx.stop.cancelled() => Err(ActivityError::Interrupted("the run was stopped while this activity ran".into())),
         }
     };

@@ -101,8 +101,9 @@ pub async fn check(ctx: &RunContext, tolerance: &Tolerance, output: &Value) -> V
 
 async fn check_probe(ctx: &RunContext, probe: &Activity, output: &Value) -> Verdict {
     let probe = with_value_argument(probe, output);
+    let call = ctx.call_context(false);
     let result = tokio::select! {
-        r = ctx.providers.run(&probe, &ctx.scope) => r,
+        r = ctx.providers.run_in(&probe, &ctx.scope, &call) => r,
         _ = ctx.stop.cancelled() => return Verdict::Error("interrupted".into()),
     };
     match result {

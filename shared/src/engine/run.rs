@@ -15,6 +15,7 @@ use crate::load::config::{resolve_configuration, resolve_secrets, secret_values}
 use crate::load::{Problems, Vars};
 use crate::model::*;
 use crate::providers::Providers;
+use crate::providers::registry::Recorder;
 use crate::redact::Redactor;
 use serde_json::{Map, Value, json};
 use std::sync::{Arc, Mutex};
@@ -128,17 +129,23 @@ pub async fn run_experiment(
             "rollback_strategy": format!("{rollback_strategy:?}"),
         })),
     }));
+    let report = Reporter {
+        journal: journal.clone(),
+        observer,
+    };
+    let extension = match scope.substitute(&broker_extension(&experiment)) {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
     let ctx = RunContext {
         experiment: experiment.clone(),
         scope,
         providers,
         dry: options.dry,
         stop: stop.clone(),
-        redactor,
-    };
-    let report = Reporter {
-        journal: journal.clone(),
-        observer,
+        redactor: redactor.clone(),
+        extension: Arc::new(extension),
+        recorder: recorder(&report, redactor),
     };
 
     let probes: &[Step] = experiment
@@ -262,6 +269,38 @@ impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {
         self.0.abort();
     }
+}
+
+/// The experiment's `extensions` entry named `experiment-broker` (limits, stop conditions,
+/// locks), or an empty object.
+pub fn broker_extension(experiment: &Experiment) -> Value {
+    experiment
+        .extensions
+        .iter()
+        .find(|e| e["name"] == BROKER_EXTENSION)
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Map::new()))
+}
+
+/// The name of the broker's entry in an experiment's `extensions`.
+pub const BROKER_EXTENSION: &str = "experiment-broker";
+
+/// Records made by native activities go to `broker.records` in the journal, redacted, and are
+/// checkpointed at once (the fleet writes the checkpoint to the store before the action acts).
+fn recorder(report: &Reporter, redactor: Arc<Redactor>) -> Recorder {
+    let report = report.clone();
+    Recorder::new(move |mut value| {
+        redactor.value(&mut value);
+        report.update(|j| {
+            let broker = j.broker.get_or_insert_with(|| json!({}));
+            if let Value::Object(b) = broker {
+                let records = b.entry("records").or_insert_with(|| json!([]));
+                if let Value::Array(list) = records {
+                    list.push(value);
+                }
+            }
+        });
+    })
 }
 
 /// Shared journal + checkpoints. Everything in the journal is redacted before it gets there.

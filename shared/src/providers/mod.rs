@@ -14,7 +14,7 @@ pub mod registry;
 use crate::engine::substitute::Scope;
 use crate::model::{Activity, Provider};
 use registry::{NativeCall, Registry};
-use serde_json::Value;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// Why an activity failed. The message is what the journal's `exception` shows.
@@ -32,6 +32,14 @@ pub enum ActivityError {
     /// Nothing can run this activity here (e.g. no native implementation and no Python).
     #[error("{0}")]
     Unavailable(String),
+}
+
+/// What the run adds to a native call: see `registry::NativeCall`.
+#[derive(Debug, Clone, Default)]
+pub struct CallContext {
+    pub extension: Map<String, Value>,
+    pub plan_only: bool,
+    pub recorder: registry::Recorder,
 }
 
 /// Everything providers need, built once per process.
@@ -54,6 +62,24 @@ impl Providers {
 
     /// Run an activity's provider with `${name}` resolved from `scope`.
     pub async fn run(&self, activity: &Activity, scope: &Scope) -> Result<Value, ActivityError> {
+        self.run_in(activity, scope, &CallContext::default()).await
+    }
+
+    /// The native activity that would run `activity`, if any.
+    pub fn native(&self, activity: &Activity) -> Option<&registry::NativeActivity> {
+        match &activity.provider {
+            Provider::Python(p) => self.registry.get(&p.module, &p.func),
+            _ => None,
+        }
+    }
+
+    /// `run`, with what native activities get beyond their arguments.
+    pub async fn run_in(
+        &self,
+        activity: &Activity,
+        scope: &Scope,
+        context: &CallContext,
+    ) -> Result<Value, ActivityError> {
         match &activity.provider {
             Provider::Process(p) => process::run(p, scope, &self.env_overlay).await,
             Provider::Http(p) => self.http.run(p, scope).await,
@@ -71,6 +97,10 @@ impl Providers {
                         arguments,
                         configuration: scope.configuration.clone(),
                         secrets: scope.secrets.clone(),
+                        activity: activity.name.clone(),
+                        extension: context.extension.clone(),
+                        plan_only: context.plan_only,
+                        recorder: context.recorder.clone(),
                     };
                     return native.call(call).await;
                 }

@@ -15,11 +15,48 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 /// What a native activity receives: its substituted arguments and the run's context.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NativeCall {
     pub arguments: Map<String, Value>,
     pub configuration: Map<String, Value>,
     pub secrets: Map<String, Value>,
+    /// The activity's name in the experiment (for the journal and per-action limits).
+    pub activity: String,
+    /// The experiment's `extensions` entry named `experiment-broker`, or empty.
+    pub extension: Map<String, Value>,
+    /// Dry run: resolve and report what would be done, act on nothing.
+    pub plan_only: bool,
+    /// Writes a record into the journal (and its checkpoint) at once, before the activity
+    /// ends: how a fault action puts its resolved targets on record before it acts.
+    pub recorder: Recorder,
+}
+
+/// A sink for journal records made while an activity runs; see `NativeCall::recorder`.
+#[derive(Clone, Default)]
+pub struct Recorder(Option<Arc<dyn Fn(Value) + Send + Sync>>);
+
+impl Recorder {
+    pub fn new(f: impl Fn(Value) + Send + Sync + 'static) -> Self {
+        Recorder(Some(Arc::new(f)))
+    }
+
+    /// Record `value`; without a journal (a bare call in a test) this only logs it.
+    pub fn record(&self, value: Value) {
+        match &self.0 {
+            Some(f) => f(value),
+            None => tracing::info!("record: {value}"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Recorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Recorder(journal)"
+        } else {
+            "Recorder(log)"
+        })
+    }
 }
 
 pub type NativeFuture = Pin<Box<dyn Future<Output = Result<Value, ActivityError>> + Send>>;
@@ -52,6 +89,9 @@ pub struct NativeActivity {
     pub params: Vec<Param>,
     /// Like Python's `**kwargs`: accept arguments that are not declared.
     pub accepts_extra: bool,
+    /// Under a dry run, called with `plan_only` to report what it would do (instead of being
+    /// skipped): fault actions resolve their targets this way.
+    pub plans: bool,
     call: Arc<NativeFn>,
 }
 
@@ -64,12 +104,19 @@ impl NativeActivity {
         NativeActivity {
             params,
             accepts_extra: false,
+            plans: false,
             call: Arc::new(move |c| Box::pin(f(c))),
         }
     }
 
     pub fn with_extra_arguments(mut self) -> Self {
         self.accepts_extra = true;
+        self
+    }
+
+    /// See `plans`.
+    pub fn with_plan(mut self) -> Self {
+        self.plans = true;
         self
     }
 
@@ -172,8 +219,7 @@ mod tests {
         let a = r.get("m.sub", "f").unwrap();
         let call = NativeCall {
             arguments: json!({"x": 21}).as_object().unwrap().clone(),
-            configuration: Map::new(),
-            secrets: Map::new(),
+            ..Default::default()
         };
         assert_eq!(a.call(call).await.unwrap(), json!(42));
         assert!(r.get("m", "sub.f").is_some(), "the key is the dotted name");

@@ -49,6 +49,14 @@ where
     ))
 }
 
+pub async fn ssm(call: &NativeCall) -> aws_sdk_ssm::Client {
+    let mut conf = aws_sdk_ssm::config::Builder::from(sdk().await);
+    if let Some(r) = region(call) {
+        conf = conf.region(aws_config::Region::new(r));
+    }
+    aws_sdk_ssm::Client::from_conf(conf.build())
+}
+
 /// A CloudWatch client for the call's region (see [`region`]).
 pub async fn cloudwatch(call: &NativeCall) -> aws_sdk_cloudwatch::Client {
     cloudwatch_in(sdk().await, region(call).as_deref())

@@ -73,10 +73,13 @@ pub const DOCUMENTS: &[Document] = &[
     KILL_PROCESS_BY_NAME,
 ];
 
-/// The name a deployment registered `document` under: `BROKER_SSM_DOCUMENT_PREFIX` (the
-/// template sets it to `<stack name>-`, so two stacks in one account do not collide) followed
-/// by the document's name.
+/// The name a deployment registered `document` under: `--ssm-document-prefix`
+/// (`BROKER_SSM_DOCUMENT_PREFIX`; the template sets it to `<stack name>-`, so two stacks in one
+/// account do not collide) followed by the document's name.
 pub fn registered_name(document: &Document) -> String {
-    let prefix = std::env::var("BROKER_SSM_DOCUMENT_PREFIX").unwrap_or_default();
-    format!("{prefix}{}", document.name)
+    format!(
+        "{}{}",
+        super::safety::settings().document_prefix,
+        document.name
+    )
 }

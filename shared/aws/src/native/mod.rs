@@ -11,7 +11,11 @@
 mod clients;
 pub mod cloudwatch;
 pub mod documents;
+pub mod ec2_actions;
 pub mod ec2_probes;
+pub mod instances;
+pub mod safety;
+pub mod ssm_command;
 
 use broker::providers::registry::Registry;
 
@@ -26,4 +30,5 @@ pub fn registry() -> Registry {
 pub fn register(registry: &mut Registry) {
     ec2_probes::register(registry);
     cloudwatch::register(registry);
+    ec2_actions::register(registry);
 }

@@ -1,0 +1,182 @@
+//! Run an SSM command document on instances and wait for it: send, put the command id on
+//! record at once, poll every invocation with backoff until each one ends, and cancel the
+//! command if the run is stopped while it waits (the documents also revert on their own).
+//!
+//! The result carries each invocation's status, exit code and output, for the journal.
+
+use super::clients::{failed, ssm};
+use aws_sdk_ssm::types::CommandInvocationStatus as S;
+use broker::providers::ActivityError;
+use broker::providers::registry::NativeCall;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub struct Command {
+    pub document: String,
+    pub instance_ids: Vec<String>,
+    pub parameters: BTreeMap<String, Vec<String>>,
+    /// How long to wait for every invocation to end before cancelling the command.
+    pub wait: Duration,
+}
+
+/// Cancels the command when dropped while still armed: the run was stopped mid-wait.
+struct CancelOnDrop {
+    client: aws_sdk_ssm::Client,
+    command_id: String,
+    armed: bool,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let client = self.client.clone();
+        let id = self.command_id.clone();
+        tracing::warn!("the run stopped while SSM command {id} ran: cancelling it");
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                if let Err(e) = client.cancel_command().command_id(&id).send().await {
+                    tracing::error!(
+                        "could not cancel SSM command {id} (the document's scheduled revert still ends the fault): {}",
+                        crate::sdk::explain("CancelCommand", &id, "ssm:CancelCommand permission", &e)
+                    );
+                }
+            });
+        }
+    }
+}
+
+/// An invocation status SSM will not change any more.
+fn finished(status: &S) -> bool {
+    !matches!(
+        status,
+        S::Pending | S::InProgress | S::Delayed | S::Cancelling
+    )
+}
+
+/// Send `command` and wait for every invocation to end. Fails if any did not succeed, naming
+/// the instance, its status and the end of its error output.
+pub async fn run(call: &NativeCall, command: &Command) -> Result<Value, ActivityError> {
+    let client = ssm(call).await;
+    let sent = client
+        .send_command()
+        .document_name(&command.document)
+        .set_instance_ids(Some(command.instance_ids.clone()))
+        .set_parameters(Some(command.parameters.clone().into_iter().collect()))
+        .comment(format!("experiment-broker: {}", call.activity))
+        .cloud_watch_output_config(
+            aws_sdk_ssm::types::CloudWatchOutputConfig::builder()
+                .cloud_watch_output_enabled(true)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| failed("SendCommand", &command.document, &e))?;
+    let command_id = sent
+        .command()
+        .and_then(|c| c.command_id())
+        .ok_or_else(|| ActivityError::Failed("SendCommand returned no command id".into()))?
+        .to_string();
+    call.recorder.record(json!({
+        "kind": "ssm_command",
+        "activity": call.activity,
+        "at": broker::engine::activity::now_iso(),
+        "command_id": command_id,
+        "document": command.document,
+        "instance_ids": command.instance_ids,
+        "parameters": command.parameters,
+    }));
+    let mut guard = CancelOnDrop {
+        client: client.clone(),
+        command_id: command_id.clone(),
+        armed: true,
+    };
+    let deadline = Instant::now() + command.wait;
+    let mut pending: Vec<String> = command.instance_ids.clone();
+    let mut done: BTreeMap<String, Value> = BTreeMap::new();
+    let mut delay = Duration::from_millis(500);
+    while !pending.is_empty() {
+        let mut still = Vec::new();
+        for id in pending {
+            match client
+                .get_command_invocation()
+                .command_id(&command_id)
+                .instance_id(&id)
+                .send()
+                .await
+            {
+                Ok(inv) => match inv.status() {
+                    Some(s) if finished(s) => {
+                        done.insert(
+                            id.clone(),
+                            json!({
+                                "instance_id": id,
+                                "status": s.as_str(),
+                                "response_code": inv.response_code(),
+                                "stdout": inv.standard_output_content(),
+                                "stderr": inv.standard_error_content(),
+                            }),
+                        );
+                    }
+                    _ => still.push(id),
+                },
+                // right after SendCommand the invocation may not exist yet
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_invocation_does_not_exist()) =>
+                {
+                    still.push(id)
+                }
+                Err(e) => return Err(failed("GetCommandInvocation", &command_id, &e)),
+            }
+        }
+        pending = still;
+        if pending.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            return Err(ActivityError::Timeout(format!(
+                "SSM command {command_id} ({}) had not ended on {} after {}s: cancelling it",
+                command.document,
+                pending.join(", "),
+                command.wait.as_secs()
+            )));
+        }
+        tokio::time::sleep(delay.min(deadline.saturating_duration_since(Instant::now()))).await;
+        delay = (delay * 2).min(Duration::from_secs(15));
+    }
+    guard.armed = false;
+    let invocations: Vec<Value> = done.into_values().collect();
+    let failures: Vec<String> = invocations
+        .iter()
+        .filter(|i| i["status"] != "Success")
+        .map(|i| {
+            let err = i["stderr"].as_str().unwrap_or("");
+            let tail: String = err.lines().rev().take(3).collect::<Vec<_>>().join(" | ");
+            format!(
+                "{} {} (exit {}): {tail}",
+                i["instance_id"].as_str().unwrap_or("?"),
+                i["status"].as_str().unwrap_or("?"),
+                i["response_code"]
+            )
+        })
+        .collect();
+    let result = json!({
+        "command_id": command_id,
+        "document": command.document,
+        "invocations": invocations,
+    });
+    if failures.is_empty() {
+        Ok(result)
+    } else {
+        Err(ActivityError::Failed(format!(
+            "SSM command {command_id} ({}) did not succeed on every instance: {}",
+            command.document,
+            failures.join("; ")
+        )))
+    }
+}
