@@ -61,6 +61,21 @@ enum Command {
         #[command(flatten)]
         backend: BackendArgs,
     },
+    /// The kill switch: running jobs stop (their rollbacks run) and jobs not yet started are
+    /// reported not started, until `resume`. Sets the store's flag and, on AWS, the SSM
+    /// parameter (`--halt-parameter`).
+    Halt {
+        /// Why, for the journals and the audit trail.
+        #[arg(long, default_value = "halted by an operator")]
+        reason: String,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// Clear the kill switch: jobs start again.
+    Resume {
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
     /// Run a whole suite here: producer and N workers in this process, with progress; exit 0
     /// when every experiment held, 1 otherwise.
     Run {
@@ -115,6 +130,8 @@ fn main() -> ExitCode {
                 workers,
                 backend,
             } => run(&suite, workers, &backend).await,
+            Command::Halt { reason, backend } => halt(Some(&reason), &backend).await,
+            Command::Resume { backend } => halt(None, &backend).await,
         }
     });
     match result {
@@ -309,6 +326,34 @@ async fn status(id: &str, as_json: bool, args: &BackendArgs) -> anyhow::Result<u
     Ok(0)
 }
 
+/// `producer halt` (`Some(reason)`) and `producer resume` (`None`).
+async fn halt(reason: Option<&str>, args: &BackendArgs) -> anyhow::Result<u8> {
+    let backend = args
+        .open(broker_aws::Role::Worker)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    broker::broker::guard::set_halt(&backend.store, reason)
+        .await
+        .map_err(|e| {
+            anyhow!(
+                "writing the kill switch ({}): {e}",
+                broker::broker::guard::HALT_KEY
+            )
+        })?;
+    if let Some(parameter) = args.halt_parameter() {
+        broker_aws::native::stop_conditions::set_ssm_halt(&parameter, reason.is_some())
+            .await
+            .map_err(|e| anyhow!(e))?;
+    }
+    match reason {
+        Some(r) => println!(
+            "halted ({r}): running jobs stop and run their rollbacks; no job starts until `producer resume`"
+        ),
+        None => println!("resumed: jobs start again"),
+    }
+    Ok(0)
+}
+
 /// Where a store key is, for people: a file under the state directory or an S3 URI.
 fn locate(backend: &Backend, key: &str) -> String {
     match (&backend.store, &backend.state_dir) {
@@ -409,10 +454,12 @@ async fn run(path: &Path, workers: u16, args: &BackendArgs) -> anyhow::Result<u8
             store: backend.store.clone(),
             bus: backend.bus.clone(),
         };
+        let tripwires = broker_aws::native::stop_conditions::tripwires(backend.store.clone(), None);
         tasks.spawn(serve(
             cfg,
             ports,
             providers.clone(),
+            tripwires,
             workers_stop.clone().cancelled_owned(),
         ));
     }

@@ -16,9 +16,7 @@ fn help(program: &str, args: &[&str]) -> String {
 }
 
 /// Variables the template sets for features still being built, and the issue that reads them.
-const PENDING: [&str; 1] = [
-    "BROKER_HALT_PARAMETER", // the kill switch (AWS fault library issue)
-];
+const PENDING: [&str; 0] = [];
 
 #[test]
 fn every_variable_the_template_sets_is_read_by_the_binaries() {

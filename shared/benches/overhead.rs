@@ -70,10 +70,14 @@ fn per_job(c: &mut Criterion) {
                     bus: e.bus.clone(),
                 };
                 let started = Instant::now();
+                // the kill switch is read before every job, as in a real worker
+                let halt: Arc<dyn broker::broker::guard::Tripwire> =
+                    Arc::new(broker::broker::guard::StoreHalt(e.store.clone()));
                 let worker = tokio::spawn(serve(
                     cfg,
                     ports,
                     Arc::new(Providers::default()),
+                    vec![halt],
                     stop.clone().cancelled_owned(),
                 ));
                 let mut seen = 0;

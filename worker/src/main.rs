@@ -6,7 +6,7 @@ mod cli;
 use anyhow::Context;
 use broker::load::{Problems, Vars};
 use broker::providers::Providers;
-use broker::{RunOptions, load_experiment, run_experiment};
+use broker::{RunOptions, load_experiment};
 use clap::Parser;
 use cli::{Cli, Command, RunArgs, ServeArgs, ValidateArgs, VarArgs};
 use std::path::Path;
@@ -128,7 +128,13 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         stop.clone(),
         "interrupting the experiment, then running rollbacks",
     );
-    let journal = match run_experiment(experiment, &vars, &options, providers, stop, None).await {
+    let tripwires: Vec<Arc<dyn broker::broker::guard::Tripwire>> =
+        vec![Arc::new(broker_aws::native::stop_conditions::AlarmStop)];
+    let journal = match broker::broker::guard::run_guarded(
+        experiment, &vars, &options, providers, stop, None, &tripwires,
+    )
+    .await
+    {
         Ok(j) => j,
         Err(problems) => {
             report_problems(&problems);
@@ -164,6 +170,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         grace: std::time::Duration::from_secs_f64(args.grace),
         worker_id: format!("{}-{}", node.trim(), std::process::id()),
     };
+    let tripwires = broker_aws::native::stop_conditions::tripwires(
+        backend.store.clone(),
+        args.backend.halt_parameter(),
+    );
     let ports = WorkerPorts {
         jobs: backend.jobs,
         store: backend.store,
@@ -179,6 +189,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         cfg,
         ports,
         Arc::new(Providers::new(broker_aws::native::registry())),
+        tripwires,
         stop.cancelled_owned(),
     )
     .await;

@@ -371,3 +371,98 @@ fn alarm_states_reads_many_alarms_in_order_and_names_every_missing_one() {
         .is_empty()
     );
 }
+
+/// An experiment with a stop condition on `alarm`: the method marks its start then waits 30 s;
+/// the rollback leaves a mark.
+fn guarded(sandbox: &Sandbox, alarm: &str) -> PathBuf {
+    let step = |name: &str, script: String| {
+        json!({"type": "action", "name": name,
+            "provider": {"type": "process", "path": "sh", "arguments": ["-c", script]}})
+    };
+    let started = sandbox.path("started");
+    let reverted = sandbox.path("reverted");
+    sandbox.write_json(
+        "guarded.json",
+        &json!({"title": "guarded by an alarm", "description": "stop condition",
+            "configuration": {"aws_region": "us-east-1"},
+            "extensions": [{"name": "experiment-broker",
+                "stop_conditions": [{"alarm_name": alarm}], "stop_condition_interval": 0.5}],
+            "method": [step("start", format!("touch {}", started.display())),
+                       step("wait", "sleep 30".into())],
+            "rollbacks": [step("revert", format!("echo reverted >> {}", reverted.display()))]}),
+    )
+}
+
+#[test]
+fn an_alarm_going_off_mid_run_stops_the_run_and_the_rollbacks_run() {
+    let alarm = unique("stop-condition");
+    setup(json!([["metric", alarm], ["state", alarm, "OK"]]));
+    let sandbox = Sandbox::new();
+    let experiment = guarded(&sandbox, &alarm);
+    let journal = sandbox.path("journal.json");
+    let child = sandbox
+        .command(&[
+            "run",
+            "--journal-path",
+            journal.to_str().unwrap(),
+            experiment.to_str().unwrap(),
+        ])
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !sandbox.path("started").exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the method never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let alarmed = std::time::Instant::now();
+    setup(json!([["state", alarm, "ALARM"]]));
+    let out = child.wait_with_output().unwrap();
+    let stopped_after = alarmed.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stopped_after < std::time::Duration::from_secs(15),
+        "stopped by the alarm ({stopped_after:?})"
+    );
+    let journal: Value = serde_json::from_slice(&std::fs::read(&journal).unwrap()).unwrap();
+    assert_eq!(journal["status"], "interrupted");
+    assert_eq!(
+        journal["broker"]["stopped_by"],
+        format!("stop condition: CloudWatch alarm {alarm} is in ALARM").as_str()
+    );
+    assert_eq!(journal["rollbacks"][0]["status"], "succeeded");
+    assert_eq!(
+        std::fs::read_to_string(sandbox.path("reverted")).unwrap(),
+        "reverted\n"
+    );
+}
+
+#[test]
+fn a_run_whose_stop_condition_is_already_in_alarm_never_starts() {
+    let alarm = unique("already-alarming");
+    setup(json!([["metric", alarm], ["state", alarm, "ALARM"]]));
+    let sandbox = Sandbox::new();
+    let experiment = guarded(&sandbox, &alarm);
+    let (code, journal, stderr) = run(&sandbox, &experiment);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(journal["status"], "interrupted");
+    assert_eq!(journal["broker"]["not_started"], true);
+    assert!(
+        journal["broker"]["stopped_by"]
+            .as_str()
+            .unwrap()
+            .contains(&alarm)
+    );
+    assert!(!sandbox.path("started").exists(), "nothing ran");
+    assert!(!sandbox.path("reverted").exists(), "nothing to revert");
+}

@@ -50,6 +50,10 @@ pub struct BackendArgs {
     /// AWS: the EventBridge bus the broker publishes to.
     #[arg(long, env = "BROKER_EVENT_BUS", value_name = "NAME")]
     pub event_bus: Option<String>,
+    /// AWS: the kill switch's SSM parameter (`true` = halted), read by workers beside the
+    /// store's flag and written by `producer halt`/`resume`.
+    #[arg(long, env = "BROKER_HALT_PARAMETER", value_name = "NAME")]
+    pub halt_parameter: Option<String>,
     /// A YAML or JSON file with any of the settings above (lower case, no BROKER_ prefix);
     /// flags and environment win over it.
     #[arg(long, env = "BROKER_CONFIG", value_name = "FILE")]
@@ -63,7 +67,7 @@ pub enum Resolved {
     Aws(AwsSettings),
 }
 
-const KEYS: [&str; 7] = [
+const KEYS: [&str; 8] = [
     "backend",
     "state_dir",
     "jobs_queue_url",
@@ -71,6 +75,7 @@ const KEYS: [&str; 7] = [
     "triggers_queue_url",
     "bucket",
     "event_bus",
+    "halt_parameter",
 ];
 
 impl BackendArgs {
@@ -90,6 +95,21 @@ impl BackendArgs {
         merged.check(role)
     }
 
+    /// The kill switch's SSM parameter, from flags/env or the config file (errors in the file
+    /// are reported by `resolve`).
+    pub fn halt_parameter(&self) -> Option<String> {
+        let from_file = || {
+            self.config
+                .as_ref()
+                .and_then(|p| read_config(p).ok())
+                .and_then(|f| f.halt_parameter)
+        };
+        self.halt_parameter
+            .clone()
+            .or_else(from_file)
+            .filter(|p| !p.trim().is_empty())
+    }
+
     fn or(self, file: BackendArgs) -> BackendArgs {
         BackendArgs {
             backend: self.backend.or(file.backend),
@@ -99,6 +119,7 @@ impl BackendArgs {
             triggers_queue_url: self.triggers_queue_url.or(file.triggers_queue_url),
             bucket: self.bucket.or(file.bucket),
             event_bus: self.event_bus.or(file.event_bus),
+            halt_parameter: self.halt_parameter.or(file.halt_parameter),
             config: self.config,
         }
     }
@@ -213,6 +234,7 @@ pub fn read_config(path: &Path) -> Result<BackendArgs, Vec<Problem>> {
             "triggers_queue_url" => args.triggers_queue_url = Some(text),
             "bucket" => args.bucket = Some(text),
             "event_bus" => args.event_bus = Some(text),
+            "halt_parameter" => args.halt_parameter = Some(text),
             _ => problems.push(at(
                 &mut doc,
                 Problem::new(key.as_str(), "unknown setting")

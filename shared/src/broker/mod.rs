@@ -2,6 +2,7 @@
 //! Decisions are small pure functions (`gate.rs`); `serve.rs` is the worker's job lifecycle.
 
 pub mod gate;
+pub mod guard;
 pub mod producer;
 pub mod serve;
 pub mod triggers;

@@ -18,8 +18,9 @@
 //! - **Shutdown is graceful.** When `shutdown` resolves, no new message is received; running
 //!   jobs get `grace` to finish, then are interrupted (rollbacks run), journaled and acked.
 
+use super::guard::{Tripwire, run_guarded};
 use crate::engine::activity::now_iso;
-use crate::engine::{Observer, RunOptions, run_experiment};
+use crate::engine::{Observer, RunOptions};
 use crate::load::document::Format;
 use crate::load::{Vars, load_experiment_text};
 use crate::model::suite::Job;
@@ -60,10 +61,14 @@ pub struct WorkerPorts<Q, S, B> {
 }
 
 /// Serve jobs until `shutdown` resolves, then drain as `ServeConfig::grace` says.
+///
+/// `tripwires` (the kill switch, stop conditions) are checked before each job starts and while
+/// it runs; see `guard.rs`.
 pub async fn serve<Q, S, B>(
     cfg: ServeConfig,
     ports: WorkerPorts<Q, S, B>,
     providers: Arc<Providers>,
+    tripwires: Vec<Arc<dyn Tripwire>>,
     shutdown: impl Future<Output = ()>,
 ) where
     Q: JobQueue + Clone + 'static,
@@ -71,6 +76,7 @@ pub async fn serve<Q, S, B>(
     B: EventBus + Clone + 'static,
 {
     let interrupt_all = CancellationToken::new();
+    let tripwires = Arc::new(tripwires);
     let mut tasks = JoinSet::new();
     let concurrency = cfg.concurrency.max(1);
     tokio::pin!(shutdown);
@@ -94,6 +100,7 @@ pub async fn serve<Q, S, B>(
                         cfg: cfg.clone(),
                         ports: ports.clone(),
                         providers: providers.clone(),
+                        tripwires: tripwires.clone(),
                         stop: interrupt_all.child_token(),
                     };
                     tasks.spawn(async move { job.handle(message).await });
@@ -174,6 +181,7 @@ struct JobRun<Q, S, B> {
     cfg: ServeConfig,
     ports: WorkerPorts<Q, S, B>,
     providers: Arc<Providers>,
+    tripwires: Arc<Vec<Arc<dyn Tripwire>>>,
     stop: CancellationToken,
 }
 
@@ -381,13 +389,14 @@ where
             ..RunOptions::default()
         };
         let (checkpoints, writer) = self.checkpoint_writer(format!("{prefix}/checkpoint.json"));
-        let result = run_experiment(
+        let result = run_guarded(
             experiment,
             &vars,
             &options,
             self.providers.clone(),
             self.stop.clone(),
             Some(checkpoints),
+            &self.tripwires,
         )
         .await;
         let _ = writer.await;

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 /// A validated experiment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Experiment {
     pub version: Option<String>,
     pub title: String,

@@ -16,6 +16,7 @@ pub mod ec2_probes;
 pub mod instances;
 pub mod safety;
 pub mod ssm_command;
+pub mod stop_conditions;
 
 use broker::providers::registry::Registry;
 

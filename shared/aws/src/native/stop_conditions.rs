@@ -1,0 +1,219 @@
+//! The AWS tripwires (see `broker::broker::guard`): stop conditions, the CloudWatch alarms an
+//! experiment names in its `experiment-broker` extension, and the kill switch's SSM parameter.
+//!
+//! ```yaml
+//! extensions:
+//!   - name: experiment-broker
+//!     stop_conditions:
+//!       - alarm_name: checkout-5xx-rate      # ALARM stops the run; rollbacks run
+//!     stop_condition_interval: 10            # seconds between two reads (default 10)
+//! ```
+//!
+//! The alarms are read in the experiment's `configuration.aws_region` (a plain string), else
+//! the process's region. An alarm that cannot be read (missing, no permission) is reported and
+//! the run goes on: a stop condition that is misnamed is caught by `worker validate`-time checks
+//! only when the alarm is read, so the journal's log says it.
+
+use super::clients::shared_sdk;
+use broker::broker::guard::{CheckFuture, Tripwire};
+use broker::engine::run::broker_extension;
+use broker::model::Experiment;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Default seconds between two reads of the stop-condition alarms.
+const DEFAULT_INTERVAL: f64 = 10.0;
+
+/// The alarm names and poll interval an experiment declares. Pure.
+pub fn declared(experiment: &Experiment) -> Result<(Vec<String>, Duration), String> {
+    let ext = broker_extension(experiment);
+    let names = match ext.get("stop_conditions") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                c["alarm_name"].as_str().filter(|s| !s.is_empty()).map(str::to_string).ok_or_else(|| {
+                    format!("extensions[experiment-broker].stop_conditions[{i}]: expected {{alarm_name: <CloudWatch alarm>}}")
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => {
+            return Err("extensions[experiment-broker].stop_conditions: expected a list of {alarm_name: ...}".into());
+        }
+    };
+    let seconds = match ext.get("stop_condition_interval") {
+        None | Some(Value::Null) => DEFAULT_INTERVAL,
+        Some(v) => v
+            .as_f64()
+            .filter(|s| *s >= 0.1 && *s <= 3600.0)
+            .ok_or_else(|| format!("extensions[experiment-broker].stop_condition_interval: expected seconds from 0.1 to 3600, got {v}"))?,
+    };
+    Ok((names, Duration::from_secs_f64(seconds)))
+}
+
+/// Stops a run when one of its stop-condition alarms is in ALARM.
+pub struct AlarmStop;
+
+impl Tripwire for AlarmStop {
+    fn check<'a>(&'a self, experiment: &'a Experiment) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let (names, _) = declared(experiment)?;
+            if names.is_empty() {
+                return Ok(None);
+            }
+            let region = experiment
+                .configuration
+                .get("aws_region")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let states = super::cloudwatch::alarm_states(region, &names).await?;
+            Ok(states
+                .into_iter()
+                .find(|(_, state)| state == "ALARM")
+                .map(|(name, _)| format!("stop condition: CloudWatch alarm {name} is in ALARM")))
+        })
+    }
+
+    fn interval(&self, experiment: &Experiment) -> Option<Duration> {
+        match declared(experiment) {
+            Ok((names, every)) if !names.is_empty() => Some(every),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!("{e}: stop conditions not watched");
+                None
+            }
+        }
+    }
+}
+
+/// The kill switch's SSM parameter (`BROKER_HALT_PARAMETER`): `true` means halted.
+pub struct SsmHalt {
+    pub parameter: String,
+}
+
+impl Tripwire for SsmHalt {
+    fn check<'a>(&'a self, _: &'a Experiment) -> CheckFuture<'a> {
+        Box::pin(async move {
+            let client = aws_sdk_ssm::Client::new(shared_sdk().await);
+            let out = client
+                .get_parameter()
+                .name(&self.parameter)
+                .send()
+                .await
+                .map_err(|e| {
+                    crate::sdk::explain(
+                        "GetParameter",
+                        &self.parameter,
+                        "--halt-parameter (BROKER_HALT_PARAMETER) and ssm:GetParameter",
+                        &e,
+                    )
+                })?;
+            let value = out.parameter().and_then(|p| p.value()).unwrap_or("false");
+            Ok((value.trim() == "true").then(|| {
+                format!(
+                    "the kill switch is on (SSM parameter {} is true)",
+                    self.parameter
+                )
+            }))
+        })
+    }
+
+    fn interval(&self, _: &Experiment) -> Option<Duration> {
+        Some(broker::broker::guard::HALT_INTERVAL)
+    }
+}
+
+/// Write the kill switch's SSM parameter.
+pub async fn set_ssm_halt(parameter: &str, halted: bool) -> Result<(), String> {
+    let client = aws_sdk_ssm::Client::new(shared_sdk().await);
+    client
+        .put_parameter()
+        .name(parameter)
+        .value(if halted { "true" } else { "false" })
+        .r#type(aws_sdk_ssm::types::ParameterType::String)
+        .overwrite(true)
+        .send()
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            crate::sdk::explain(
+                "PutParameter",
+                parameter,
+                "--halt-parameter (BROKER_HALT_PARAMETER) and ssm:PutParameter",
+                &e,
+            )
+        })
+}
+
+/// Every tripwire a worker or an in-process fleet watches: the kill switch in `store`, its SSM
+/// parameter when one is configured, and the experiments' stop-condition alarms.
+pub fn tripwires(
+    store: crate::Store,
+    halt_parameter: Option<String>,
+) -> Vec<std::sync::Arc<dyn Tripwire>> {
+    let mut wires: Vec<std::sync::Arc<dyn Tripwire>> =
+        vec![std::sync::Arc::new(broker::broker::guard::StoreHalt(store))];
+    if let Some(parameter) = halt_parameter.filter(|p| !p.is_empty()) {
+        wires.push(std::sync::Arc::new(SsmHalt { parameter }));
+    }
+    wires.push(std::sync::Arc::new(AlarmStop));
+    wires
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn experiment(ext: Value) -> Experiment {
+        Experiment {
+            extensions: vec![ext],
+            ..Experiment::default()
+        }
+    }
+
+    #[test]
+    fn stop_conditions_are_read_from_the_extension() {
+        let e = experiment(serde_json::json!({"name": "experiment-broker",
+            "stop_conditions": [{"alarm_name": "a"}, {"alarm_name": "b"}], "stop_condition_interval": 0.5}));
+        let (names, every) = declared(&e).unwrap();
+        assert_eq!(names, ["a", "b"]);
+        assert_eq!(every, Duration::from_millis(500));
+        let (names, every) = declared(&Experiment::default()).unwrap();
+        assert!(names.is_empty());
+        assert_eq!(every, Duration::from_secs(10));
+        assert_eq!(
+            AlarmStop.interval(&Experiment::default()),
+            None,
+            "nothing to watch"
+        );
+        let other = experiment(serde_json::json!({"name": "someone-else", "stop_conditions": 3}));
+        assert!(
+            declared(&other).unwrap().0.is_empty(),
+            "only the broker's entry is read"
+        );
+    }
+
+    #[test]
+    fn malformed_stop_conditions_name_the_field() {
+        for (bad, needle) in [
+            (
+                serde_json::json!({"stop_conditions": {"alarm_name": "a"}}),
+                "expected a list",
+            ),
+            (
+                serde_json::json!({"stop_conditions": [{"alarm": "a"}]}),
+                "stop_conditions[0]",
+            ),
+            (
+                serde_json::json!({"stop_conditions": [], "stop_condition_interval": 0}),
+                "stop_condition_interval",
+            ),
+        ] {
+            let mut ext = bad.clone();
+            ext["name"] = "experiment-broker".into();
+            let e = declared(&experiment(ext)).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+}
