@@ -85,6 +85,8 @@ enum Command {
         workers: u16,
         #[command(flatten)]
         backend: BackendArgs,
+        #[command(flatten)]
+        faults: broker_aws::native::safety::FaultArgs,
     },
 }
 
@@ -129,7 +131,13 @@ fn main() -> ExitCode {
                 suite,
                 workers,
                 backend,
-            } => run(&suite, workers, &backend).await,
+                faults,
+            } => {
+                broker_aws::native::safety::configure(
+                    faults.settings().map_err(anyhow::Error::msg)?,
+                );
+                run(&suite, workers, &backend).await
+            }
             Command::Halt { reason, backend } => halt(Some(&reason), &backend).await,
             Command::Resume { backend } => halt(None, &backend).await,
         }
@@ -454,6 +462,7 @@ async fn run(path: &Path, workers: u16, args: &BackendArgs) -> anyhow::Result<u8
             store: backend.store.clone(),
             bus: backend.bus.clone(),
         };
+        broker_aws::native::target_locks::configure(backend.store.clone());
         let tripwires = broker_aws::native::stop_conditions::tripwires(backend.store.clone(), None);
         tasks.spawn(serve(
             cfg,

@@ -170,6 +170,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         grace: std::time::Duration::from_secs_f64(args.grace),
         worker_id: format!("{}-{}", node.trim(), std::process::id()),
     };
+    broker_aws::native::target_locks::configure(backend.store.clone());
     let tripwires = broker_aws::native::stop_conditions::tripwires(
         backend.store.clone(),
         args.backend.halt_parameter(),

@@ -239,8 +239,13 @@ fn the_seed_experiment_sends_stress_memory_to_exactly_the_instance_it_resolved()
     let records = journal["broker"]["records"].as_array().expect("records");
     assert_eq!(records[0]["kind"], "targets");
     assert_eq!(sorted(&records[0]["chosen"]), target);
-    assert_eq!(records[1]["kind"], "ssm_command");
-    assert!(records[1]["command_id"].is_string());
+    assert_eq!(
+        records[1]["kind"], "locks",
+        "the target is locked before anything is sent"
+    );
+    assert_eq!(sorted(&records[1]["targets"]), target);
+    assert_eq!(records[2]["kind"], "ssm_command");
+    assert!(records[2]["command_id"].is_string());
     let (document, ids, params) = command(&target, "stress-instance-memory");
     assert_eq!(document, "StressMemory");
     assert_eq!(ids, target);
@@ -432,4 +437,115 @@ fn limits_refuse_and_a_dry_run_sends_nothing() {
         sent_to(&fleet).is_empty(),
         "refusals and a dry run sent nothing"
     );
+}
+
+#[test]
+fn a_locked_target_is_refused_or_waited_for_and_the_lock_is_released_after_the_fault() {
+    let aws = Aws::new();
+    aws.register("StressCPU");
+    let team = format!("locks-{}", std::process::id());
+    let host = aws.instances(1, &[("team", &team), OPT_IN]);
+    let sandbox = Sandbox::new();
+    let lock = sandbox.path("store/locks").join(&host[0]);
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let until = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    // another worker's fault is acting on the host
+    std::fs::write(
+        &lock,
+        json!({"owner": "worker-b", "activity": "memory", "expires_at": until}).to_string(),
+    )
+    .unwrap();
+    let cpu = |ext: Option<Value>| {
+        experiment(
+            vec![action(
+                "cpu",
+                "ec2_stress_cpu",
+                json!({"test_target_type": "ALL", "tag_key": "tag:team", "tag_value": team,
+                       "ec2_stress_cpu_duration": 5}),
+            )],
+            ext,
+        )
+    };
+    let file = sandbox.write_json("cpu.json", &cpu(None));
+    let state = sandbox.path("");
+    let (_, journal, out) = run_in(&sandbox, &state, &file);
+    let action = &journal["run"][0];
+    assert_eq!(action["status"], "failed", "{out}");
+    assert!(
+        action["exception"].to_string().contains(&format!(
+            "target {} is locked by worker-b (memory)",
+            host[0]
+        )),
+        "{action}"
+    );
+    assert!(
+        sent_to(&host).is_empty(),
+        "nothing stacked on the locked host"
+    );
+
+    // waiting: the other fault ends (its lock is released) while this one waits
+    let file = sandbox.write_json(
+        "cpu-wait.json",
+        &cpu(Some(json!({"name": "experiment-broker", "locks": {"on_conflict": "wait", "wait_seconds": 30}}))),
+    );
+    let releaser = {
+        let lock = lock.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            std::fs::remove_file(&lock).unwrap();
+        })
+    };
+    let (_, journal, out) = run_in(&sandbox, &state, &file);
+    releaser.join().unwrap();
+    aws.terminate(&host);
+    assert_eq!(journal["run"][0]["status"], "succeeded", "{out}");
+    assert_eq!(sent_to(&host).len(), 1);
+    let locks = journal["broker"]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "locks")
+        .expect("the locks are on record");
+    assert_eq!(locks["targets"], json!(host));
+    assert!(!lock.exists(), "released after the fault");
+}
+
+/// `run`, with the embedded store (where a lone `worker run` keeps its locks) in `state`.
+fn run_in(
+    sandbox: &Sandbox,
+    state: &std::path::Path,
+    experiment: &std::path::Path,
+) -> (i32, Value, String) {
+    let journal = sandbox.path("journal.json");
+    let _ = std::fs::remove_file(&journal);
+    let out = sandbox
+        .command(&[
+            "run",
+            "--journal-path",
+            journal.to_str().unwrap(),
+            experiment.to_str().unwrap(),
+        ])
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("BROKER_STATE_DIR", state)
+        .env_remove("BROKER_OPT_IN_TAG")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let journal: Value = serde_json::from_str(
+        &std::fs::read_to_string(&journal).unwrap_or_else(|_| panic!("no journal:\n{text}")),
+    )
+    .unwrap();
+    (out.status.code().unwrap_or(-1), journal, text)
 }

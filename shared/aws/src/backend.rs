@@ -191,6 +191,13 @@ impl ObjectStore for Store {
         }
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Dir(s) => s.delete(key).await,
+            Store::S3(s) => s.delete(key).await,
+        }
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         match self {
             Store::Dir(s) => s.list(prefix).await,

@@ -115,6 +115,18 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        check_key(key)?;
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| self.backend(key, "DeleteObject", &e))?;
+        Ok(())
+    }
+
     async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         check_key(key)?;
         let mut delays = entry_retry().build();

@@ -3,6 +3,7 @@
 
 pub mod gate;
 pub mod guard;
+pub mod locks;
 pub mod producer;
 pub mod serve;
 pub mod triggers;

@@ -24,6 +24,18 @@ pub async fn put_then_get_returns_the_bytes<F: StoreFixture>(f: &F) {
     );
 }
 
+pub async fn delete_removes_the_key_and_a_missing_one_is_fine<F: StoreFixture>(f: &F) {
+    let (s, p) = f.store().await;
+    let key = format!("{p}/locks/i-1");
+    s.put_if_absent(&key, b"held").await.unwrap();
+    s.delete(&key).await.unwrap();
+    assert_eq!(s.get(&key).await.unwrap(), None);
+    assert!(!s.list(&format!("{p}/locks")).await.unwrap().contains(&key));
+    s.delete(&key).await.unwrap();
+    s.put_if_absent(&key, b"again").await.unwrap();
+    assert_eq!(s.get(&key).await.unwrap().as_deref(), Some(&b"again"[..]));
+}
+
 pub async fn a_missing_key_is_none<F: StoreFixture>(f: &F) {
     let (s, p) = f.store().await;
     assert_eq!(s.get(&format!("{p}/nothing/here")).await.unwrap(), None);
@@ -100,6 +112,7 @@ macro_rules! store_contract {
         $crate::store_contract!(@tests $fixture;
             put_then_get_returns_the_bytes,
             a_missing_key_is_none,
+            delete_removes_the_key_and_a_missing_one_is_fine,
             conditional_create_is_exclusive_under_concurrency,
             list_returns_keys_under_a_prefix_sorted,
             bad_keys_are_refused

@@ -5,7 +5,8 @@
 //!   replaces the object whole (a reader never sees half of it);
 //! - **conditional create**: `put_if_absent` succeeds for exactly one of any number of
 //!   concurrent callers, and fails with `AlreadyExists` for the others;
-//! - **list**: keys under a prefix, sorted.
+//! - **list**: keys under a prefix, sorted;
+//! - **delete**: the key is gone afterwards; deleting a missing key succeeds.
 //!
 //! Keys are `/`-separated, relative, without `.` or `..` segments.
 
@@ -39,6 +40,8 @@ pub trait ObjectStore: Send + Sync {
         bytes: &[u8],
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Remove `key` (a missing key is not an error).
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Get an object from another bucket (an experiment named `s3://bucket/key`). Only the S3
     /// adapter can; the others say which backend is needed.

@@ -9,13 +9,15 @@
 //! 2. refuse a total duration over `max_duration`;
 //! 3. resolve the targets under the deployment's limits and put them on record;
 //! 4. under a dry run, stop here and return the plan;
-//! 5. run each stage's command on the targets and wait for it; a failed stage ends the ladder
+//! 5. lock the targets (`target_locks.rs`), so no other fault stacks on them;
+//! 6. run each stage's command on the targets and wait for it; a failed stage ends the ladder
 //!    (`FailFast`, the default) or the next stage still runs (`Continue`; the action then fails
-//!    at the end, listing the failed stages).
+//!    at the end, listing the failed stages); then release the locks.
 
 use super::documents::{self, Document};
 use super::instances::{experimentvr_selector, resolve};
 use super::ssm_command::{self, Command};
+use super::target_locks;
 use broker::providers::ActivityError;
 use broker::providers::registry::{NativeActivity, NativeCall, Param, Registry};
 use serde_json::{Map, Value, json};
@@ -425,6 +427,9 @@ async fn inject(fault: &Fault, call: NativeCall) -> Result<Value, ActivityError>
         plan["dry_run"] = json!(call.plan_only);
         return Ok(plan);
     }
+    // the locks last as long as the fault may: every stage, each with its margin
+    let ttl = Duration::from_secs(total) + COMMAND_MARGIN * stages.len() as u32;
+    let held = target_locks::lock(&call, &selection.chosen, ttl).await?;
     let mut results = Vec::new();
     let mut failed_stages = Vec::new();
     for (i, stage) in stages.iter().enumerate() {
@@ -455,6 +460,7 @@ async fn inject(fault: &Fault, call: NativeCall) -> Result<Value, ActivityError>
             }
         }
     }
+    held.release().await;
     plan["results"] = json!(results);
     if failed_stages.is_empty() {
         Ok(plan)

@@ -17,6 +17,7 @@ pub mod instances;
 pub mod safety;
 pub mod ssm_command;
 pub mod stop_conditions;
+pub mod target_locks;
 
 use broker::providers::registry::Registry;
 

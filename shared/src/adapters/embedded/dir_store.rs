@@ -96,6 +96,15 @@ impl ObjectStore for DirStore {
         .await
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(backend(key, "deleting", e)),
+        }
+    }
+
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
         let root = self.root.clone();
         let owned = prefix.to_string();

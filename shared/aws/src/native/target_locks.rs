@@ -1,0 +1,86 @@
+//! Where fault actions take their per-target locks (`broker::broker::locks`): the fleet's
+//! store (set by `worker serve` and `producer run`), else, for a lone `worker run`, the
+//! embedded store under `BROKER_STATE_DIR` (default `.broker`), so two runs on one machine
+//! still never stack faults on a host.
+
+use crate::Store;
+use broker::broker::locks::{self, OnConflict};
+use broker::providers::ActivityError;
+use broker::providers::registry::NativeCall;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+static STORE: OnceLock<Store> = OnceLock::new();
+
+/// Use `store` for this process's locks (once, at start-up).
+pub fn configure(store: Store) {
+    let _ = STORE.set(store);
+}
+
+fn store() -> &'static Store {
+    STORE.get_or_init(|| {
+        let dir = std::env::var_os("BROKER_STATE_DIR")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| broker::config::DEFAULT_STATE_DIR.into());
+        Store::Dir(broker::adapters::embedded::DirStore::new(dir.join("store")))
+    })
+}
+
+/// Locks held by one action on its targets; released when dropped (a run stopped mid-fault
+/// releases them too; if even that fails they expire).
+pub struct Held {
+    targets: Vec<String>,
+    owner: String,
+}
+
+/// Lock every target for `ttl`, as the experiment's `locks` policy says.
+pub async fn lock(
+    call: &NativeCall,
+    targets: &[String],
+    ttl: Duration,
+) -> Result<Held, ActivityError> {
+    let on_conflict: OnConflict = locks::policy(&call.extension).map_err(ActivityError::Failed)?;
+    let owner = format!(
+        "{}-{}-{:x}",
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .unwrap_or_default()
+            .trim(),
+        std::process::id(),
+        super::instances::seed(&NativeCall::default()).unwrap_or_default()
+    );
+    locks::acquire(store(), targets, &owner, &call.activity, ttl, on_conflict)
+        .await
+        .map_err(ActivityError::Failed)?;
+    call.recorder.record(serde_json::json!({
+        "kind": "locks",
+        "activity": call.activity,
+        "at": broker::engine::activity::now_iso(),
+        "owner": owner,
+        "targets": targets,
+        "expires_in": ttl.as_secs(),
+    }));
+    Ok(Held {
+        targets: targets.to_vec(),
+        owner,
+    })
+}
+
+impl Held {
+    /// Release now (after the fault's revert).
+    pub async fn release(mut self) {
+        let targets = std::mem::take(&mut self.targets);
+        locks::release(store(), &targets, &self.owner).await;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.targets.is_empty() {
+            return;
+        }
+        let (targets, owner) = (std::mem::take(&mut self.targets), self.owner.clone());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move { locks::release(store(), &targets, &owner).await });
+        }
+    }
+}
