@@ -8,6 +8,7 @@
 //! Region: the activity's `region` argument where it has one, else the experiment's
 //! `configuration.aws_region` (as `chaosaws` reads it), else the standard AWS chain.
 
+pub mod chaosaws_actions;
 mod clients;
 pub mod cloudwatch;
 pub mod documents;
@@ -33,4 +34,5 @@ pub fn register(registry: &mut Registry) {
     ec2_probes::register(registry);
     cloudwatch::register(registry);
     ec2_actions::register(registry);
+    chaosaws_actions::register(registry);
 }

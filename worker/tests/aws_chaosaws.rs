@@ -1,0 +1,663 @@
+//! `chaosaws`'s EC2 and SSM actions, and the seed library's `terminate_instance`, run natively
+//! by `worker run` (Python out of reach) against the moto server `scripts/test.sh` starts on
+//! 127.0.0.1: each acts on exactly the instances it resolved (read back with
+//! DescribeInstances, and from moto's request recording), the opt-in tag and the limits refuse
+//! before anything acts, and a dry run acts on nothing.
+//!
+//! Every test tags its instances with its own `team` value: the tests share one moto.
+
+mod util;
+
+use serde_json::{Value, json};
+use util::Sandbox;
+
+fn endpoint() -> String {
+    std::env::var("BROKER_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "BROKER_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which \
+             installs and starts the moto server on 127.0.0.1"
+        )
+    })
+}
+
+struct Aws {
+    rt: tokio::runtime::Runtime,
+    ec2: aws_sdk_ec2::Client,
+    ssm: aws_sdk_ssm::Client,
+}
+
+impl Aws {
+    fn new() -> Aws {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let sdk = rt.block_on(broker_aws::sdk::emulator(&endpoint()));
+        Aws {
+            ec2: aws_sdk_ec2::Client::new(&sdk),
+            ssm: aws_sdk_ssm::Client::new(&sdk),
+            rt,
+        }
+    }
+
+    /// Start `n` instances with these tags; their ids.
+    fn instances(&self, n: i32, tags: &[(&str, &str)]) -> Vec<String> {
+        use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
+        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
+        for (k, v) in tags {
+            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
+        }
+        let out = self
+            .rt
+            .block_on(
+                self.ec2
+                    .run_instances()
+                    .image_id("ami-12c6146b")
+                    .min_count(n)
+                    .max_count(n)
+                    .tag_specifications(spec.build())
+                    .send(),
+            )
+            .unwrap();
+        out.instances()
+            .iter()
+            .map(|i| i.instance_id().unwrap().to_string())
+            .collect()
+    }
+
+    fn stop(&self, ids: &[String]) {
+        self.rt
+            .block_on(
+                self.ec2
+                    .stop_instances()
+                    .set_instance_ids(Some(ids.to_vec()))
+                    .send(),
+            )
+            .unwrap();
+    }
+
+    fn terminate(&self, ids: &[String]) {
+        let _ = self.rt.block_on(
+            self.ec2
+                .terminate_instances()
+                .set_instance_ids(Some(ids.to_vec()))
+                .send(),
+        );
+    }
+
+    /// The state of each instance, read back from EC2, in the order of `ids`.
+    fn states(&self, ids: &[String]) -> Vec<String> {
+        let out = self
+            .rt
+            .block_on(
+                self.ec2
+                    .describe_instances()
+                    .set_instance_ids(Some(ids.to_vec()))
+                    .send(),
+            )
+            .unwrap();
+        let all: Vec<(String, String)> = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .map(|i| {
+                (
+                    i.instance_id().unwrap().to_string(),
+                    i.state().unwrap().name().unwrap().as_str().to_string(),
+                )
+            })
+            .collect();
+        ids.iter()
+            .map(|id| {
+                all.iter()
+                    .find(|(i, _)| i == id)
+                    .map(|(_, s)| s.clone())
+                    .unwrap_or_else(|| panic!("{id} not described"))
+            })
+            .collect()
+    }
+
+    /// Register a document from `ssm-documents/` (already registered is fine).
+    fn register(&self, name: &str) {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("../ssm-documents/{name}.yaml"));
+        let content =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let r = self.rt.block_on(
+            self.ssm
+                .create_document()
+                .name(name)
+                .content(content)
+                .document_type(aws_sdk_ssm::types::DocumentType::Command)
+                .document_format(aws_sdk_ssm::types::DocumentFormat::Yaml)
+                .send(),
+        );
+        if let Err(e) = r {
+            let already = e
+                .as_service_error()
+                .is_some_and(|s| s.is_document_already_exists());
+            assert!(already, "registering {name}: {e:?}");
+        }
+    }
+}
+
+/// Every request moto recorded, with its body decoded (from the recording `scripts/test.sh`
+/// has moto keep).
+fn recorded() -> Vec<(Value, String)> {
+    let path = std::env::var("BROKER_TEST_MOTO_RECORDING").unwrap_or_else(|_| {
+        panic!(
+            "BROKER_TEST_MOTO_RECORDING is not set: run the tests through scripts/test.sh, which \
+             starts moto with MOTO_ENABLE_RECORDING and says where the recording is"
+        )
+    });
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|r| {
+            use base64::Engine;
+            let body = r["body"].as_str()?;
+            let bytes = if r["body_encoded"] == true {
+                base64::engine::general_purpose::STANDARD
+                    .decode(body)
+                    .ok()?
+            } else {
+                body.as_bytes().to_vec()
+            };
+            Some((r, String::from_utf8_lossy(&bytes).into_owned()))
+        })
+        .collect()
+}
+
+/// The instance ids of every EC2 `action` request (e.g. `StopInstances`) that names one of
+/// `instances`, each sorted.
+fn ec2_calls(action: &str, instances: &[String]) -> Vec<Vec<String>> {
+    recorded()
+        .into_iter()
+        .filter_map(|(_, body)| {
+            let fields: Vec<(&str, &str)> =
+                body.split('&').filter_map(|f| f.split_once('=')).collect();
+            if !fields.contains(&("Action", action)) {
+                return None;
+            }
+            let mut ids: Vec<String> = fields
+                .iter()
+                .filter(|(k, _)| k.starts_with("InstanceId."))
+                .map(|(_, v)| v.to_string())
+                .collect();
+            ids.sort();
+            ids.iter().any(|i| instances.contains(i)).then_some(ids)
+        })
+        .collect()
+}
+
+/// Every SendCommand request that names one of `instances`, as sent.
+fn sent_to(instances: &[String]) -> Vec<Value> {
+    recorded()
+        .into_iter()
+        .filter(|(r, _)| r["headers"]["X-Amz-Target"] == "AmazonSSM.SendCommand")
+        .filter_map(|(_, body)| serde_json::from_str::<Value>(&body).ok())
+        .filter(|b| {
+            b["InstanceIds"].as_array().is_some_and(|ids| {
+                ids.iter()
+                    .any(|i| instances.iter().any(|x| i == x.as_str()))
+            })
+        })
+        .collect()
+}
+
+/// `worker run` with the emulator's endpoint and credentials, Python out of reach.
+fn run(sandbox: &Sandbox, experiment: &Value, extra: &[&str]) -> (i32, Value, String) {
+    let file = sandbox.write_json("experiment.json", experiment);
+    let journal = sandbox.path("journal.json");
+    let _ = std::fs::remove_file(&journal);
+    let mut args = vec!["run", "--journal-path", journal.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    args.push(file.to_str().unwrap());
+    let out = sandbox
+        .command(&args)
+        .env("AWS_ENDPOINT_URL", endpoint())
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("PATH", "/usr/bin:/bin")
+        .env("BROKER_PYTHON", "/nonexistent/python3")
+        .env_remove("BROKER_OPT_IN_TAG")
+        .env_remove("BROKER_MAX_TARGETS")
+        .env_remove("BROKER_MAX_PERCENT")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let journal: Value = serde_json::from_str(
+        &std::fs::read_to_string(&journal)
+            .unwrap_or_else(|_| panic!("no journal; stderr:\n{stderr}")),
+    )
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        journal,
+        format!("{stdout}\n{stderr}"),
+    )
+}
+
+const OPT_IN: (&str, &str) = ("experiment-broker:opt-in", "true");
+
+/// A unique tag value for this test's instances.
+fn team(test: &str) -> String {
+    format!("{test}-{}", std::process::id())
+}
+
+fn action(name: &str, module: &str, func: &str, arguments: Value) -> Value {
+    json!({"type": "action", "name": name,
+        "provider": {"type": "python", "module": module, "func": func, "arguments": arguments}})
+}
+
+fn ec2(name: &str, func: &str, arguments: Value) -> Value {
+    action(name, "chaosaws.ec2.actions", func, arguments)
+}
+
+fn experiment(method: Vec<Value>) -> Value {
+    json!({"title": "chaosaws", "description": "d", "method": method})
+}
+
+fn by_team(team: &str) -> Value {
+    json!([{"Name": "tag:team", "Values": [team]}])
+}
+
+fn sorted(v: &Value) -> Vec<String> {
+    let mut ids: Vec<String> = v
+        .as_array()
+        .unwrap_or_else(|| panic!("a list of ids: {v}"))
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sort(mut ids: Vec<String>) -> Vec<String> {
+    ids.sort();
+    ids
+}
+
+/// The instance ids of a list of boto3 state changes.
+fn changed(changes: &Value) -> Vec<String> {
+    sort(
+        changes
+            .as_array()
+            .unwrap_or_else(|| panic!("a list of state changes: {changes}"))
+            .iter()
+            .map(|c| c["InstanceId"].as_str().unwrap().to_string())
+            .collect(),
+    )
+}
+
+/// The action at `i` succeeded (a failed action does not fail a Chaos Toolkit run).
+fn succeeded(journal: &Value, i: usize) -> &Value {
+    let run = &journal["run"][i];
+    assert_eq!(run["status"], "succeeded", "{run:#}");
+    &run["output"]
+}
+
+#[test]
+fn stop_instances_by_ids_stops_exactly_those_and_start_instances_starts_them_again() {
+    let aws = Aws::new();
+    let team = team("ids");
+    let fleet = aws.instances(3, &[("team", &team), OPT_IN]);
+    let chosen = sort(fleet[..2].to_vec());
+    let sandbox = Sandbox::new();
+
+    let (code, journal, out) = run(
+        &sandbox,
+        &experiment(vec![ec2(
+            "stop",
+            "stop_instances",
+            json!({"instance_ids": [fleet[1], fleet[0]], "force": true}),
+        )]),
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    let output = succeeded(&journal, 0);
+    // boto3's response, as chaosaws returns it: one StopInstances response per lifecycle type
+    assert_eq!(output.as_array().unwrap().len(), 1, "{output:#}");
+    let stopping = &output[0]["StoppingInstances"];
+    assert_eq!(changed(stopping), chosen);
+    assert_eq!(stopping[0]["PreviousState"]["Name"], "running");
+    assert!(
+        stopping[0]["CurrentState"]["Code"].is_number(),
+        "{stopping:#}"
+    );
+    assert_eq!(aws.states(&fleet), ["stopped", "stopped", "running"]);
+    assert_eq!(ec2_calls("StopInstances", &fleet), vec![chosen.clone()]);
+    let record = &journal["broker"]["records"][0];
+    assert_eq!(record["kind"], "targets");
+    assert_eq!(sorted(&record["chosen"]), chosen);
+
+    // start_instances takes stopped instances only: the running third one is not a candidate
+    let (code, journal, out) = run(
+        &sandbox,
+        &experiment(vec![ec2(
+            "start",
+            "start_instances",
+            json!({"filters": by_team(&team)}),
+        )]),
+        &[],
+    );
+    aws.terminate(&fleet);
+    assert_eq!(code, 0, "{out}");
+    let output = succeeded(&journal, 0);
+    // chaosaws returns the StartingInstances entries themselves
+    assert_eq!(changed(output), chosen);
+    assert_eq!(output[0]["PreviousState"]["Name"], "stopped");
+    assert_eq!(ec2_calls("StartInstances", &fleet), vec![chosen]);
+}
+
+#[test]
+fn stop_instances_by_filters_stops_every_matching_opted_in_instance() {
+    let aws = Aws::new();
+    let team = team("filters");
+    let fleet = aws.instances(2, &[("team", &team), OPT_IN]);
+    let other = aws.instances(1, &[("team", &format!("{team}-other")), OPT_IN]);
+    let sandbox = Sandbox::new();
+    let (code, journal, out) = run(
+        &sandbox,
+        &experiment(vec![ec2(
+            "stop",
+            "stop_instances",
+            json!({"filters": by_team(&team), "az": "us-east-1a"}),
+        )]),
+        &[],
+    );
+    let states = (aws.states(&fleet), aws.states(&other));
+    aws.terminate(&fleet);
+    aws.terminate(&other);
+    assert_eq!(code, 0, "{out}");
+    let output = succeeded(&journal, 0);
+    assert_eq!(
+        changed(&output[0]["StoppingInstances"]),
+        sort(fleet.clone())
+    );
+    assert_eq!(states.0, ["stopped", "stopped"]);
+    assert_eq!(
+        states.1,
+        ["running"],
+        "another team's instance is untouched"
+    );
+    assert!(ec2_calls("StopInstances", &other).is_empty());
+}
+
+#[test]
+fn restart_instances_reboots_exactly_the_matching_instances() {
+    let aws = Aws::new();
+    let team = team("restart");
+    let fleet = aws.instances(2, &[("team", &team), OPT_IN]);
+    let stopped = aws.instances(1, &[("team", &team), OPT_IN]);
+    aws.stop(&stopped);
+    let sandbox = Sandbox::new();
+    let (code, journal, out) = run(
+        &sandbox,
+        &experiment(vec![ec2(
+            "restart",
+            "restart_instances",
+            json!({"filters": by_team(&team)}),
+        )]),
+        &[],
+    );
+    let states = aws.states(&fleet);
+    aws.terminate(&fleet);
+    aws.terminate(&stopped);
+    assert_eq!(code, 0, "{out}");
+    // chaosaws's restart_instances returns an empty list
+    assert_eq!(succeeded(&journal, 0), &json!([]));
+    assert_eq!(states, ["running", "running"]);
+    assert_eq!(
+        ec2_calls("RebootInstances", &fleet),
+        vec![sort(fleet.clone())],
+        "one reboot of the running ones"
+    );
+    assert!(
+        ec2_calls("RebootInstances", &stopped).is_empty(),
+        "a stopped instance is not a candidate"
+    );
+}
+
+#[test]
+fn terminate_instances_terminates_the_matching_instances() {
+    let aws = Aws::new();
+    let team = team("terminate");
+    let fleet = aws.instances(2, &[("team", &team), OPT_IN]);
+    let sandbox = Sandbox::new();
+    let (code, journal, out) = run(
+        &sandbox,
+        &experiment(vec![ec2(
+            "terminate",
+            "terminate_instances",
+            json!({"filters": by_team(&team)}),
+        )]),
+        &[],
+    );
+    assert_eq!(code, 0, "{out}");
+    let output = succeeded(&journal, 0);
+    assert_eq!(
+        changed(&output[0]["TerminatingInstances"]),
+        sort(fleet.clone())
+    );
+    assert_eq!(aws.states(&fleet), ["terminated", "terminated"]);
+}
+
+#[test]
+fn an_instance_without_the_opt_in_tag_is_refused_and_not_stopped() {
+    let aws = Aws::new();
+    let team = team("optin");
+    let opted = aws.instances(1, &[("team", &team), OPT_IN]);
+    let not_opted = aws.instances(1, &[("team", &team)]);
+    let sandbox = Sandbox::new();
+    let (_, journal, _) = run(
+        &sandbox,
+        &experiment(vec![
+            ec2(
+                "stop-team",
+                "stop_instances",
+                json!({"filters": by_team(&team)}),
+            ),
+            ec2(
+                "stop-one",
+                "stop_instances",
+                json!({"instance_ids": not_opted}),
+            ),
+            ec2("stop-nothing", "stop_instances", json!({})),
+        ]),
+        &[],
+    );
+    let states = aws.states(&[opted[0].clone(), not_opted[0].clone()]);
+    aws.terminate(&opted);
+    aws.terminate(&not_opted);
+    let refusal = format!(
+        "target {} does not carry the opt-in tag experiment-broker:opt-in=true",
+        not_opted[0]
+    );
+    for i in 0..2 {
+        let action = &journal["run"][i];
+        assert_eq!(action["status"], "failed", "{action:#}");
+        let exception = action["exception"].to_string();
+        assert!(exception.contains(&refusal), "{exception}");
+    }
+    let nothing = journal["run"][2]["exception"].to_string();
+    assert_eq!(journal["run"][2]["status"], "failed");
+    assert!(
+        nothing.contains("stop_instances needs instance_ids, az or filters"),
+        "{nothing}"
+    );
+    assert_eq!(states, ["running", "running"], "nothing was stopped");
+    assert!(ec2_calls("StopInstances", &opted).is_empty());
+    assert!(ec2_calls("StopInstances", &not_opted).is_empty());
+    let refused = &journal["broker"]["records"][0];
+    assert!(
+        refused["refused"].as_str().unwrap().contains("opt-in"),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_dry_run_reports_the_targets_and_max_targets_refuses_two() {
+    let aws = Aws::new();
+    let team = team("dry");
+    let fleet = aws.instances(2, &[("team", &team), OPT_IN]);
+    let sandbox = Sandbox::new();
+    let e = experiment(vec![
+        ec2("stop", "stop_instances", json!({"filters": by_team(&team)})),
+        ec2(
+            "terminate",
+            "terminate_instances",
+            json!({"instance_ids": fleet}),
+        ),
+    ]);
+
+    let (code, journal, out) = run(&sandbox, &e, &["--dry", "actions"]);
+    assert_eq!(code, 0, "{out}");
+    for (i, name) in ["stop_instances", "terminate_instances"].iter().enumerate() {
+        let output = &journal["run"][i]["output"];
+        assert_eq!(output["dry_run"], true, "{output:#}");
+        assert_eq!(output["action"], *name);
+        assert_eq!(sorted(&output["targets"]), sort(fleet.clone()));
+        assert_eq!(output["matched"], 2);
+        assert!(output["seed"].is_u64());
+    }
+    assert_eq!(aws.states(&fleet), ["running", "running"]);
+
+    let (_, journal, _) = run(&sandbox, &e, &["--max-targets", "1"]);
+    let states = aws.states(&fleet);
+    let terminated = ec2_calls("TerminateInstances", &fleet);
+    aws.terminate(&fleet);
+    for i in 0..2 {
+        let action = &journal["run"][i];
+        assert_eq!(action["status"], "failed", "{action:#}");
+        assert!(
+            action["exception"]
+                .to_string()
+                .contains("2 targets chosen, more than the limit of 1 (max targets)"),
+            "{action:#}"
+        );
+    }
+    assert_eq!(states, ["running", "running"]);
+    assert!(ec2_calls("StopInstances", &fleet).is_empty());
+    assert!(terminated.is_empty());
+}
+
+#[test]
+fn send_command_with_tag_targets_sends_to_exactly_the_resolved_opted_in_instances() {
+    let aws = Aws::new();
+    aws.register("KillProcessByName");
+    let team = team("ssm");
+    let fleet = aws.instances(2, &[("team", &team), OPT_IN]);
+    let stopped = aws.instances(1, &[("team", &team), OPT_IN]);
+    aws.stop(&stopped);
+    let others = aws.instances(1, &[("team", &format!("{team}-other")), OPT_IN]);
+    let refused_team = format!("{team}-refused");
+    let not_opted = aws.instances(1, &[("team", &refused_team)]);
+    let send = |name: &str, team: &str, extra: Value| {
+        let mut args = json!({"document_name": "KillProcessByName",
+            "targets": [{"Key": "tag:team", "Values": [team]}],
+            "parameters": {"name": "nginx", "duration": "0"}});
+        for (k, v) in extra.as_object().unwrap() {
+            args[k] = v.clone();
+        }
+        action(name, "chaosaws.ssm.actions", "send_command", args)
+    };
+    let e = experiment(vec![
+        send("kill", &team, json!({})),
+        send("kill-one-by-one", &team, json!({"max_concurrency": "1"})),
+        send("kill-refused", &refused_team, json!({})),
+    ]);
+    let sandbox = Sandbox::new();
+    let (code, journal, out) = run(&sandbox, &e, &[]);
+    aws.terminate(&fleet);
+    aws.terminate(&stopped);
+    aws.terminate(&others);
+    aws.terminate(&not_opted);
+    assert_eq!(code, 0, "{out}");
+
+    let running = sort(fleet.clone());
+    let output = succeeded(&journal, 0);
+    assert_eq!(sorted(&output["targets"]), running);
+    assert_eq!(output["Command"]["DocumentName"], "KillProcessByName");
+    assert_eq!(sorted(&output["Command"]["InstanceIds"]), running);
+    assert!(output["Command"]["CommandId"].is_string(), "{output:#}");
+    assert_eq!(output["commands"][0]["invocations"][0]["status"], "Success");
+
+    let sent = |activity: &str| -> Vec<Vec<String>> {
+        let comment = format!("experiment-broker: {activity}");
+        sent_to(&fleet)
+            .into_iter()
+            .filter(|b| b["Comment"] == comment.as_str())
+            .map(|b| {
+                assert_eq!(b["DocumentName"], "KillProcessByName");
+                assert_eq!(
+                    b["Parameters"],
+                    json!({"name": ["nginx"], "duration": ["0"]})
+                );
+                sorted(&b["InstanceIds"])
+            })
+            .collect()
+    };
+    assert_eq!(sent("kill"), vec![running.clone()], "one command to both");
+    let mut one_by_one = sent("kill-one-by-one");
+    one_by_one.sort();
+    assert_eq!(
+        one_by_one,
+        vec![vec![running[0].clone()], vec![running[1].clone()]],
+        "max_concurrency 1: one command per instance"
+    );
+    assert_eq!(
+        succeeded(&journal, 1)["commands"].as_array().unwrap().len(),
+        2
+    );
+    assert!(
+        sent_to(&stopped).is_empty(),
+        "a stopped instance is not a target"
+    );
+    assert!(
+        sent_to(&others).is_empty(),
+        "another team's instance got nothing"
+    );
+
+    let refused = &journal["run"][2];
+    assert_eq!(refused["status"], "failed");
+    assert!(
+        refused["exception"].to_string().contains(&format!(
+            "target {} does not carry the opt-in tag",
+            not_opted[0]
+        )),
+        "{refused:#}"
+    );
+    assert!(sent_to(&not_opted).is_empty());
+}
+
+#[test]
+fn experimentvr_terminate_instance_with_a_named_list_terminates_exactly_that_one() {
+    let aws = Aws::new();
+    let team = team("seed-terminate");
+    let fleet = aws.instances(2, &[("team", &team), OPT_IN]);
+    let sandbox = Sandbox::new();
+    let (code, journal, out) = run(
+        &sandbox,
+        &experiment(vec![action(
+            "terminate",
+            "experimentvr.ec2.actions",
+            "terminate_instance",
+            json!({"targets": [fleet[0]], "test_target_type": "NAMED_LIST",
+                   "tag_key": "tag:team", "tag_value": team, "region": "us-east-1"}),
+        )]),
+        &[],
+    );
+    let states = aws.states(&fleet);
+    let terminated = ec2_calls("TerminateInstances", &fleet);
+    aws.terminate(&fleet);
+    assert_eq!(code, 0, "{out}");
+    let output = succeeded(&journal, 0);
+    assert_eq!(sorted(&output["targets"]), [fleet[0].clone()]);
+    assert_eq!(changed(&output["TerminatingInstances"]), [fleet[0].clone()]);
+    assert_eq!(states, ["terminated", "running"]);
+    assert_eq!(terminated, vec![vec![fleet[0].clone()]]);
+}
