@@ -456,7 +456,7 @@ fn python_without_interpreter_or_native_activity_is_a_clear_error() {
     let sb = Sandbox::new();
     let e = exp(
         json!([{"type": "action", "name": "stress", "provider": {"type": "python",
-        "module": "experimentvr.ec2.actions", "func": "stress_memory", "arguments": {}}}]),
+        "module": "experimentvr.ec2.actions", "func": "not_a_fault", "arguments": {}}}]),
     );
     let path = sb.write_json("e.json", &e);
     let out = sb
@@ -467,12 +467,37 @@ fn python_without_interpreter_or_native_activity_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        err.contains("method[0].provider")
-            && err.contains("experimentvr.ec2.actions.stress_memory"),
+        err.contains("method[0].provider") && err.contains("experimentvr.ec2.actions.not_a_fault"),
         "{err}"
     );
     assert!(
         err.contains("no native implementation") && err.contains("no Python interpreter"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_native_fault_checks_its_arguments_as_the_reference_checks_a_signature() {
+    let sb = Sandbox::new();
+    let e = exp(
+        json!([{"type": "action", "name": "stress", "provider": {"type": "python",
+        "module": "experimentvr.ec2.actions", "func": "ec2_blackhole_by_port",
+        "arguments": {"test_target_type": "ALL", "ec2_blackhole_by_port_speed": 3}}}]),
+    );
+    let path = sb.write_json("e.json", &e);
+    let out = sb
+        .command(&["validate", path.to_str().unwrap()])
+        .env("BROKER_PYTHON", "/nonexistent/python")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ec2_blackhole_by_port_speed") && err.contains("not a parameter"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ec2_blackhole_by_port_port") && err.contains("missing"),
         "{err}"
     );
 }
