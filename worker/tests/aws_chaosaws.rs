@@ -333,6 +333,12 @@ fn stop_instances_by_ids_stops_exactly_those_and_start_instances_starts_them_aga
     let record = &journal["broker"]["records"][0];
     assert_eq!(record["kind"], "targets");
     assert_eq!(sorted(&record["chosen"]), chosen);
+    let locks = &journal["broker"]["records"][1];
+    assert_eq!(
+        locks["kind"], "locks",
+        "the targets were locked while stopped"
+    );
+    assert_eq!(sorted(&locks["targets"]), chosen);
 
     // start_instances takes stopped instances only: the running third one is not a candidate
     let (code, journal, out) = run(

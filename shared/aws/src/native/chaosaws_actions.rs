@@ -33,11 +33,15 @@
 //!   "Parameters", "Status"}, "commands": [...], "targets", "matched", "seed"}`.
 //! - `experimentvr.ec2.actions.terminate_instance(targets, test_target_type, tag_key,
 //!   tag_value, region)`: the seed library's, selection as its other faults.
+//!
+//! Like the fault library's actions, each one locks its targets (`target_locks.rs`) while it
+//! acts, so it never stacks on a host another fault holds.
 
 use super::clients::{ec2, failed};
 use super::ec2_probes;
 use super::instances::{experimentvr_selector, id_list, resolve};
 use super::ssm_command::{self, Command};
+use super::target_locks;
 use aws_sdk_ec2::types::{Filter, InstanceStateChange};
 use broker::providers::ActivityError;
 use broker::providers::registry::{NativeActivity, NativeCall, Param, Registry};
@@ -544,8 +548,15 @@ async fn ec2_action(action: &Ec2Action, call: NativeCall) -> Result<Value, Activ
         action.op,
         selection.chosen.join(", ")
     );
-    act(&call, action.op, selection.chosen, force).await
+    let held = target_locks::lock(&call, &selection.chosen, LOCK_TTL).await?;
+    let result = act(&call, action.op, selection.chosen, force).await;
+    held.release().await;
+    result
 }
+
+/// How long an EC2 action holds its targets' locks at most (it releases them as soon as the
+/// call returns).
+const LOCK_TTL: Duration = Duration::from_secs(300);
 
 /// How long to wait for a command when `timeout_seconds` is not given (SSM's own default).
 const DEFAULT_WAIT: Duration = Duration::from_secs(3600);
@@ -580,7 +591,10 @@ async fn send_command(call: NativeCall) -> Result<Value, ActivityError> {
     }
     let size = batch_size(args.get("max_concurrency"), selection.chosen.len()).map_err(fail)?;
     let batches: Vec<&[String]> = selection.chosen.chunks(size).collect();
+    let ttl = (wait + LOCK_TTL) * batches.len() as u32;
+    let held = target_locks::lock(&call, &selection.chosen, ttl).await?;
     let mut commands = Vec::new();
+    let mut failure = None;
     for (i, batch) in batches.iter().enumerate() {
         let command = Command {
             document: document.clone(),
@@ -612,13 +626,18 @@ async fn send_command(call: NativeCall) -> Result<Value, ActivityError> {
                             .join(", ")
                     )
                 };
-                return Err(match e {
+                failure = Some(match e {
                     ActivityError::Failed(m) => ActivityError::Failed(format!("{m}{rest}")),
                     ActivityError::Timeout(m) => ActivityError::Timeout(format!("{m}{rest}")),
                     other => other,
                 });
+                break;
             }
         }
+    }
+    held.release().await;
+    if let Some(e) = failure {
+        return Err(e);
     }
     out["Command"] = json!({
         "CommandId": commands.first().map(|c| c["command_id"].clone()),
@@ -645,7 +664,10 @@ async fn seed_terminate(call: NativeCall) -> Result<Value, ActivityError> {
     if stops_here(&call, &selection) {
         return Ok(out);
     }
-    let result = act(&call, Op::Terminate, selection.chosen, false).await?;
+    let held = target_locks::lock(&call, &selection.chosen, LOCK_TTL).await?;
+    let result = act(&call, Op::Terminate, selection.chosen, false).await;
+    held.release().await;
+    let result = result?;
     out["TerminatingInstances"] = result[0]["TerminatingInstances"].clone();
     Ok(out)
 }
