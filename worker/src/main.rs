@@ -239,10 +239,21 @@ fn print_plan(journal: &broker::Journal) {
                 .as_array()
                 .map(|t| t.iter().filter_map(|v| v.as_str()).collect())
                 .unwrap_or_default();
+            let what = match out["document"].as_str() {
+                Some(document) => format!("send {document}"),
+                None => format!("run {}", out["action"].as_str().unwrap_or("?")),
+            };
+            let stages = match out["stages"].as_array() {
+                Some(stages) => format!(
+                    "; {} stage(s), {}s in all",
+                    stages.len(),
+                    out["total_duration"]
+                ),
+                None => String::new(),
+            };
             println!(
-                "dry run: {} would send {} to {} ({} of {} matching; seed {}; {} stage(s), {}s in all)",
+                "dry run: {} would {what} on {} ({} of {} matching; seed {}{stages})",
                 run.activity["name"].as_str().unwrap_or("?"),
-                out["document"].as_str().unwrap_or("?"),
                 if targets.is_empty() {
                     "nothing".to_string()
                 } else {
@@ -251,8 +262,6 @@ fn print_plan(journal: &broker::Journal) {
                 targets.len(),
                 out["matched"],
                 out["seed"],
-                out["stages"].as_array().map_or(0, Vec::len),
-                out["total_duration"],
             );
         }
     }

@@ -432,7 +432,7 @@ fn limits_refuse_and_a_dry_run_sends_nothing() {
     let output = &journal["run"][0]["output"];
     assert_eq!(output["dry_run"], true);
     assert_eq!(sorted(&output["targets"]).len(), 4);
-    assert!(out.contains("dry run: io would send StressIO to"), "{out}");
+    assert!(out.contains("dry run: io would send StressIO on"), "{out}");
     assert!(
         sent_to(&fleet).is_empty(),
         "refusals and a dry run sent nothing"
