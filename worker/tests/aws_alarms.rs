@@ -466,3 +466,21 @@ fn a_run_whose_stop_condition_is_already_in_alarm_never_starts() {
     assert!(!sandbox.path("started").exists(), "nothing ran");
     assert!(!sandbox.path("reverted").exists(), "nothing to revert");
 }
+
+#[test]
+fn a_stop_condition_that_cannot_be_read_keeps_the_run_from_starting() {
+    let sandbox = Sandbox::new();
+    let experiment = guarded(&sandbox, &unique("no-such-alarm"));
+    let (code, journal, stderr) = run(&sandbox, &experiment);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(journal["broker"]["not_started"], true);
+    let why = journal["broker"]["stopped_by"].as_str().unwrap();
+    assert!(
+        why.contains("could not be made") && why.contains("no-such-alarm"),
+        "{why}"
+    );
+    assert!(
+        !sandbox.path("started").exists(),
+        "a fault never starts unwatched"
+    );
+}

@@ -4,7 +4,9 @@
 //! and the rollbacks run, exactly as on SIGTERM, and the journal says what tripped.
 //!
 //! Tripwires are checked once before the run starts too: a run that would start under a halt
-//! never starts; its journal says so (status `interrupted`, `broker.not_started`).
+//! never starts; its journal says so (status `interrupted`, `broker.not_started`). Before the
+//! start, a check that cannot be made (a misnamed alarm, no permission) also keeps the run from
+//! starting: a fault must not start unwatched. During the run such an error is logged.
 //!
 //! The broker knows only the `Tripwire` trait; the halt flag in the store lives here
 //! (`StoreHalt`), the AWS ones (SSM parameter, CloudWatch alarms) beside the AWS adapters.
@@ -83,12 +85,22 @@ impl<S: ObjectStore + 'static> Tripwire for StoreHalt<S> {
 /// How often the kill switch is read during a run.
 pub const HALT_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The first tripwire that trips, checked in order; errors are logged.
-async fn first_tripped(tripwires: &[Arc<dyn Tripwire>], experiment: &Experiment) -> Option<String> {
+/// The first tripwire that trips, checked in order. A check that cannot be made trips before
+/// the start (`strict`: a run must not start unwatched) and is logged during the run.
+async fn first_tripped(
+    tripwires: &[Arc<dyn Tripwire>],
+    experiment: &Experiment,
+    strict: bool,
+) -> Option<String> {
     for t in tripwires {
         match t.check(experiment).await {
             Ok(Some(reason)) => return Some(reason),
             Ok(None) => {}
+            Err(e) if strict => {
+                return Some(format!(
+                    "a stop check could not be made, so the run is not started: {e}"
+                ));
+            }
             Err(e) => tracing::warn!("a stop check could not be made (the run goes on): {e}"),
         }
     }
@@ -116,7 +128,7 @@ pub async fn run_guarded(
     }
     let wires: Vec<Arc<dyn Tripwire>> = armed.iter().map(|(t, _)| t.clone()).collect();
     if !options.revert_only
-        && let Some(reason) = first_tripped(&wires, &experiment).await
+        && let Some(reason) = first_tripped(&wires, &experiment, true).await
     {
         tracing::warn!("not starting {}: {reason}", experiment.title);
         return Ok(not_started(&experiment, &reason));
@@ -128,7 +140,7 @@ pub async fn run_guarded(
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if let Some(reason) = first_tripped(&wires, &experiment).await {
+                if let Some(reason) = first_tripped(&wires, &experiment, false).await {
                     tracing::error!("stopping the run: {reason}; rollbacks run");
                     *tripped.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
                     stop.cancel();

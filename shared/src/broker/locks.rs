@@ -103,7 +103,7 @@ pub async fn acquire<S: ObjectStore>(
         let k = key(target);
         loop {
             let body = json!({"owner": owner, "activity": activity, "target": target,
-                              "acquired_at": now(), "expires_at": now() + ttl.as_secs().max(1)});
+                              "acquired_at": now(), "expires_at": now().saturating_add(ttl.as_secs().max(1))});
             match store.put_if_absent(&k, body.to_string().as_bytes()).await {
                 Ok(()) => {
                     taken.push(target.clone());

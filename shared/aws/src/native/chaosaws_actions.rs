@@ -538,7 +538,14 @@ async fn ec2_action(action: &Ec2Action, call: NativeCall) -> Result<Value, Activ
     } else {
         false
     };
-    let selection = resolve(&call, targeting.selector, targeting.server_filters).await?;
+    let undoes_a_fault = matches!(action.op, Op::Start);
+    let selection = super::instances::resolve_as(
+        &call,
+        targeting.selector,
+        targeting.server_filters,
+        undoes_a_fault,
+    )
+    .await?;
     if stops_here(&call, &selection) {
         return Ok(plan(&call, action.func, &selection));
     }
@@ -558,6 +565,9 @@ async fn ec2_action(action: &Ec2Action, call: NativeCall) -> Result<Value, Activ
 /// call returns).
 const LOCK_TTL: Duration = Duration::from_secs(300);
 
+/// The longest `timeout_seconds` honoured (a day, as the documents' longest fault).
+const MAX_WAIT_SECONDS: u64 = 86_400;
+
 /// How long to wait for a command when `timeout_seconds` is not given (SSM's own default).
 const DEFAULT_WAIT: Duration = Duration::from_secs(3600);
 
@@ -572,7 +582,9 @@ async fn send_command(call: NativeCall) -> Result<Value, ActivityError> {
     let parameters = ssm_parameters(args.get("parameters")).map_err(fail)?;
     let wait = whole(args, "timeout_seconds")
         .map_err(fail)?
-        .map_or(DEFAULT_WAIT, Duration::from_secs);
+        .map_or(DEFAULT_WAIT, |s| {
+            Duration::from_secs(s.min(MAX_WAIT_SECONDS))
+        });
     match args.get("max_errors") {
         None | Some(Value::Null) | Some(Value::String(_)) | Some(Value::Number(_)) => {}
         Some(v) => {

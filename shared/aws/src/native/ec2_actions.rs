@@ -334,10 +334,20 @@ pub fn stages(fault: &Fault, args: &Map<String, Value>) -> Result<Vec<Stage>, St
 /// Seconds a stage lasts (its `duration`).
 fn stage_seconds(stage: &Stage) -> Result<u64, String> {
     let d = stage.get("duration").map(String::as_str).unwrap_or("0");
-    d.trim()
+    let secs = d
+        .trim()
         .parse::<u64>()
-        .map_err(|_| format!("duration {d:?}: expected a whole number of seconds"))
+        .map_err(|_| format!("duration {d:?}: expected a whole number of seconds"))?;
+    if secs > MAX_STAGE_SECONDS {
+        return Err(format!(
+            "duration {secs}: at most {MAX_STAGE_SECONDS} seconds (a day), as the documents take"
+        ));
+    }
+    Ok(secs)
 }
+
+/// The longest stage the documents accept.
+const MAX_STAGE_SECONDS: u64 = 86_400;
 
 /// The total duration of the stages, refused when over `max_duration`. Pure.
 pub fn check_duration(stages: &[Stage], max: Option<&Value>) -> Result<u64, String> {
@@ -428,7 +438,8 @@ async fn inject(fault: &Fault, call: NativeCall) -> Result<Value, ActivityError>
         return Ok(plan);
     }
     // the locks last as long as the fault may: every stage, each with its margin
-    let ttl = Duration::from_secs(total) + COMMAND_MARGIN * stages.len() as u32;
+    let ttl = Duration::from_secs(total)
+        .saturating_add(COMMAND_MARGIN.saturating_mul(stages.len().min(1000) as u32));
     let held = target_locks::lock(&call, &selection.chosen, ttl).await?;
     let mut results = Vec::new();
     let mut failed_stages = Vec::new();
@@ -600,6 +611,12 @@ mod tests {
             check_duration(&s, None)
                 .unwrap_err()
                 .contains("whole number of seconds")
+        );
+        let s = stages(f, &args(json!({"ec2_blackhole_by_port_port": 80, "ec2_blackhole_by_port_duration": u64::MAX}))).unwrap();
+        assert!(
+            check_duration(&s, None)
+                .unwrap_err()
+                .contains("at most 86400 seconds")
         );
         assert!(
             keeps_going(

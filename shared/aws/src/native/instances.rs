@@ -162,11 +162,28 @@ pub fn seed(call: &NativeCall) -> Result<u64, ActivityError> {
 /// many, not opted in) fail the activity before anything acts, naming the target and rule.
 pub async fn resolve(
     call: &NativeCall,
-    mut selector: Selector,
+    selector: Selector,
     server_filters: Vec<aws_sdk_ec2::types::Filter>,
 ) -> Result<Selection, ActivityError> {
-    let (limits, allow_empty) = safety::limits(safety::settings(), &call.extension, &call.activity)
-        .map_err(ActivityError::Failed)?;
+    resolve_as(call, selector, server_filters, false).await
+}
+
+/// `resolve` for an action that undoes a fault (starting stopped instances): the opt-in tag
+/// still applies, the blast-radius caps do not (a rollback that starts 1 of 1 stopped hosts
+/// must not be refused as "100%").
+pub async fn resolve_as(
+    call: &NativeCall,
+    mut selector: Selector,
+    server_filters: Vec<aws_sdk_ec2::types::Filter>,
+    undoes_a_fault: bool,
+) -> Result<Selection, ActivityError> {
+    let (mut limits, allow_empty) =
+        safety::limits(safety::settings(), &call.extension, &call.activity)
+            .map_err(ActivityError::Failed)?;
+    if undoes_a_fault {
+        limits.max_targets = None;
+        limits.max_percent = None;
+    }
     selector.allow_empty |= allow_empty;
     let found = candidates(call, server_filters).await?;
     let seed = seed(call)?;

@@ -95,7 +95,9 @@ pub async fn run(call: &NativeCall, command: &Command) -> Result<Value, Activity
         command_id: command_id.clone(),
         armed: true,
     };
-    let deadline = Instant::now() + command.wait;
+    let deadline = Instant::now()
+        .checked_add(command.wait)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 7));
     let mut pending: Vec<String> = command.instance_ids.clone();
     let mut done: BTreeMap<String, Value> = BTreeMap::new();
     let mut delay = Duration::from_millis(500);

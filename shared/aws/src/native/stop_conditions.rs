@@ -10,9 +10,8 @@
 //! ```
 //!
 //! The alarms are read in the experiment's `configuration.aws_region` (a plain string), else
-//! the process's region. An alarm that cannot be read (missing, no permission) is reported and
-//! the run goes on: a stop condition that is misnamed is caught by `worker validate`-time checks
-//! only when the alarm is read, so the journal's log says it.
+//! the process's region. An alarm that cannot be read (missing, no permission), or a malformed
+//! declaration, keeps the run from starting; during the run a failed read is logged.
 
 use super::clients::shared_sdk;
 use broker::broker::guard::{CheckFuture, Tripwire};
@@ -79,10 +78,8 @@ impl Tripwire for AlarmStop {
         match declared(experiment) {
             Ok((names, every)) if !names.is_empty() => Some(every),
             Ok(_) => None,
-            Err(e) => {
-                tracing::error!("{e}: stop conditions not watched");
-                None
-            }
+            // watched, so the check's error keeps the run from starting
+            Err(_) => Some(Duration::from_secs_f64(DEFAULT_INTERVAL)),
         }
     }
 }
