@@ -88,6 +88,9 @@ PY
 export BROKER_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export BROKER_TEST_MOTO_RECORDING="$PWD/target/moto-recording.jsonl"
 
+# one clean build, nothing to reuse: incremental caches would only take disk space
+export CARGO_INCREMENTAL=0
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
@@ -96,3 +99,4 @@ echo "==> cargo build --release (the conformance suite runs the release worker)"
 cargo build --release -p worker
 echo "==> cargo test"
 BROKER_WORKER_BIN="$PWD/target/release/worker" cargo test --workspace
+echo "==> done; target/ takes $(du -sh target | cut -f1)"
