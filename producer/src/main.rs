@@ -110,7 +110,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        match cli.command {
+        let result = match cli.command {
             Command::Validate { suite } => validate(&suite),
             Command::Submit {
                 suite,
@@ -140,7 +140,10 @@ fn main() -> ExitCode {
             }
             Command::Halt { reason, backend } => halt(Some(&reason), &backend).await,
             Command::Resume { backend } => halt(None, &backend).await,
-        }
+        };
+        // a run stopped mid-fault leaves SSM cancels and lock releases to finish
+        broker::cleanup::drain(broker::cleanup::DRAIN_LIMIT).await;
+        result
     });
     match result {
         Ok(code) => ExitCode::from(code),

@@ -22,6 +22,8 @@
 //! - [`redact`]: secret masking.
 //! - [`ids`]: unique identifiers (messages, events, suite runs).
 //! - [`logging`]: the binaries' `tracing` set-up (`RUST_LOG`).
+//! - [`cleanup`]: work a dropped future's guards leave behind, awaited before exit.
+//! - [`targets`]: which targets a fault acts on, under the deployment's limits (pure).
 //! - [`broker`]: job lifecycle and wave gating around the engine (pure decisions first).
 //! - [`config`]: which adapters back the ports (embedded under a state directory today).
 //! - [`ports`]: the job queue, object store and event bus traits (SQS/S3/EventBridge semantics).
@@ -30,6 +32,7 @@
 
 pub mod adapters;
 pub mod broker;
+pub mod cleanup;
 pub mod config;
 pub mod contract;
 pub mod engine;

@@ -205,3 +205,130 @@ async fn stop_token_interrupts_and_rollbacks_still_run() {
     );
     assert_eq!(checkpoints.last().unwrap().1, Some(Status::Interrupted));
 }
+
+/// Checkpoints held back until the test lets them through, like a slow store; `fail` makes
+/// every flush report a failed write.
+struct Gate {
+    open: Arc<tokio::sync::Semaphore>,
+    fail: bool,
+    records: Mutex<usize>,
+}
+
+impl Observer for Gate {
+    fn checkpoint(&self, journal: &Journal) {
+        let n = journal
+            .broker
+            .as_ref()
+            .and_then(|b| b["records"].as_array())
+            .map_or(0, Vec::len);
+        *self.records.lock().unwrap() = n;
+    }
+    fn flush(
+        &self,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send>> {
+        let (open, fail) = (self.open.clone(), self.fail);
+        Box::pin(async move {
+            let _permit = open.acquire().await.map_err(|e| e.to_string())?;
+            if fail {
+                Err("the store is down".to_string())
+            } else {
+                Ok(())
+            }
+        })
+    }
+}
+
+/// A native action that records, then "acts" (counts), as the fault actions do.
+fn record_then_act(acted: Arc<AtomicUsize>) -> Arc<Providers> {
+    let mut registry = Registry::new();
+    registry.register(
+        "faults",
+        "inject",
+        NativeActivity::new(vec![], move |call| {
+            let acted = acted.clone();
+            async move {
+                call.recorder
+                    .record(json!({"kind": "targets", "chosen": ["i-1"]}))
+                    .await
+                    .map_err(|e| ActivityError::Failed(format!("not on record: {e}")))?;
+                acted.fetch_add(1, Ordering::SeqCst);
+                Ok(json!("acted"))
+            }
+        }),
+    );
+    providers(registry)
+}
+
+#[tokio::test]
+async fn a_native_action_acts_only_once_its_record_is_checkpointed() {
+    let acted = Arc::new(AtomicUsize::new(0));
+    let p = record_then_act(acted.clone());
+    let doc = json!({"title": "t", "description": "d", "method": [
+        {"type": "action", "name": "fault", "provider": {"type": "python", "module": "faults", "func": "inject"}}]});
+    let e = load(doc, &p);
+    let gate = Arc::new(Gate {
+        open: Arc::new(tokio::sync::Semaphore::new(0)),
+        fail: false,
+        records: Mutex::new(0),
+    });
+    let observer = gate.clone();
+    let run = tokio::spawn(async move {
+        run_experiment(
+            e,
+            &Vars::default(),
+            &RunOptions::default(),
+            p,
+            CancellationToken::new(),
+            Some(observer),
+        )
+        .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        *gate.records.lock().unwrap(),
+        1,
+        "the record is checkpointed"
+    );
+    assert_eq!(
+        acted.load(Ordering::SeqCst),
+        0,
+        "the action waits while the checkpoint is not written"
+    );
+    gate.open.add_permits(1000);
+    let j = run.await.unwrap().unwrap();
+    assert_eq!(acted.load(Ordering::SeqCst), 1);
+    assert_eq!(j.status, Some(Status::Completed));
+    assert_eq!(j.broker.unwrap()["records"][0]["chosen"], json!(["i-1"]));
+}
+
+#[tokio::test]
+async fn a_native_action_whose_record_cannot_be_written_does_not_act() {
+    let acted = Arc::new(AtomicUsize::new(0));
+    let p = record_then_act(acted.clone());
+    let doc = json!({"title": "t", "description": "d", "method": [
+        {"type": "action", "name": "fault", "provider": {"type": "python", "module": "faults", "func": "inject"}}]});
+    let e = load(doc, &p);
+    let gate = Arc::new(Gate {
+        open: Arc::new(tokio::sync::Semaphore::new(1000)),
+        fail: true,
+        records: Mutex::new(0),
+    });
+    let j = run_experiment(
+        e,
+        &Vars::default(),
+        &RunOptions::default(),
+        p,
+        CancellationToken::new(),
+        Some(gate),
+    )
+    .await
+    .unwrap();
+    assert_eq!(acted.load(Ordering::SeqCst), 0);
+    assert_eq!(j.run[0].status, broker::model::RunStatus::Failed);
+    let err = j.run[0]
+        .exception
+        .as_ref()
+        .map(|e| e.join(""))
+        .unwrap_or_default();
+    assert!(err.contains("not on record: the store is down"), "{err}");
+}

@@ -28,11 +28,14 @@ fn main() -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        match cli.command {
+        let outcome = match cli.command {
             Command::Run(args) => run(args).await,
             Command::Validate(args) => validate(args),
             Command::Serve(args) => serve(args).await,
-        }
+        };
+        // a run stopped mid-fault leaves SSM cancels and lock releases to finish
+        broker::cleanup::drain(broker::cleanup::DRAIN_LIMIT).await;
+        outcome
     });
     match outcome {
         Ok(code) => ExitCode::from(code),

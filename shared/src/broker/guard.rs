@@ -85,31 +85,24 @@ impl<S: ObjectStore + 'static> Tripwire for StoreHalt<S> {
 /// How often the kill switch is read during a run.
 pub const HALT_INTERVAL: Duration = Duration::from_secs(2);
 
-/// The first tripwire that trips, checked in order. A check that cannot be made trips before
-/// the start (`strict`: a run must not start unwatched) and is logged during the run.
-async fn first_tripped(
-    tripwires: &[Arc<dyn Tripwire>],
-    experiment: &Experiment,
-    strict: bool,
-) -> Option<String> {
-    for t in tripwires {
-        match t.check(experiment).await {
-            Ok(Some(reason)) => return Some(reason),
-            Ok(None) => {}
-            Err(e) if strict => {
-                return Some(format!(
-                    "a stop check could not be made, so the run is not started: {e}"
-                ));
-            }
-            Err(e) => tracing::warn!("a stop check could not be made (the run goes on): {e}"),
+/// Check one tripwire. A check that cannot be made trips before the start (`strict`: a run
+/// must not start unwatched) and is logged during the run.
+async fn tripped(wire: &dyn Tripwire, experiment: &Experiment, strict: bool) -> Option<String> {
+    match wire.check(experiment).await {
+        Ok(reason) => reason,
+        Err(e) if strict => Some(format!(
+            "a stop check could not be made, so the run is not started: {e}"
+        )),
+        Err(e) => {
+            tracing::warn!("a stop check could not be made (the run goes on): {e}");
+            None
         }
     }
-    None
 }
 
 /// `run_experiment`, watched by `tripwires`: checked before the start (a tripped one means
-/// the run never starts) and every interval while it runs (a tripped one stops it, rollbacks
-/// run). The journal records the reason under `broker.stopped_by`.
+/// the run never starts) and, each at its own interval, while it runs (a tripped one stops
+/// it, rollbacks run). The journal records the reason under `broker.stopped_by`.
 pub async fn run_guarded(
     experiment: Arc<Experiment>,
     vars: &Vars,
@@ -126,32 +119,41 @@ pub async fn run_guarded(
     if armed.is_empty() {
         return run_experiment(experiment, vars, options, providers, stop, observer).await;
     }
-    let wires: Vec<Arc<dyn Tripwire>> = armed.iter().map(|(t, _)| t.clone()).collect();
-    if !options.revert_only
-        && let Some(reason) = first_tripped(&wires, &experiment, true).await
-    {
-        tracing::warn!("not starting {}: {reason}", experiment.title);
-        return Ok(not_started(&experiment, &reason));
+    if !options.revert_only {
+        for (wire, _) in &armed {
+            if let Some(reason) = tripped(wire.as_ref(), &experiment, true).await {
+                tracing::warn!("not starting {}: {reason}", experiment.title);
+                return Ok(not_started(&experiment, &reason));
+            }
+        }
     }
-    let every = armed.iter().map(|(_, i)| *i).min().unwrap_or(HALT_INTERVAL);
-    let tripped = Arc::new(std::sync::Mutex::new(None::<String>));
-    let watcher = {
-        let (experiment, stop, tripped) = (experiment.clone(), stop.clone(), tripped.clone());
-        tokio::spawn(async move {
+    // each tripwire on its own schedule: a 2 s kill switch does not make a fleet read its
+    // alarms every 2 s too
+    let reason = Arc::new(std::sync::Mutex::new(None::<String>));
+    let mut watchers = tokio::task::JoinSet::new();
+    for (wire, every) in armed {
+        let (experiment, stop, reason) = (experiment.clone(), stop.clone(), reason.clone());
+        watchers.spawn(async move {
             loop {
-                tokio::time::sleep(every).await;
-                if let Some(reason) = first_tripped(&wires, &experiment, false).await {
-                    tracing::error!("stopping the run: {reason}; rollbacks run");
-                    *tripped.lock().unwrap_or_else(|e| e.into_inner()) = Some(reason);
-                    stop.cancel();
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = stop.cancelled() => return,
+                }
+                if let Some(why) = tripped(wire.as_ref(), &experiment, false).await {
+                    let mut first = reason.lock().unwrap_or_else(|e| e.into_inner());
+                    if first.is_none() {
+                        tracing::error!("stopping the run: {why}; rollbacks run");
+                        *first = Some(why);
+                        stop.cancel();
+                    }
                     return;
                 }
             }
-        })
-    };
+        });
+    }
     let result = run_experiment(experiment, vars, options, providers, stop, observer).await;
-    watcher.abort();
-    let reason = tripped.lock().unwrap_or_else(|e| e.into_inner()).take();
+    watchers.abort_all();
+    let reason = reason.lock().unwrap_or_else(|e| e.into_inner()).take();
     result.map(|mut journal| {
         if let Some(reason) = reason {
             let broker = journal.broker.get_or_insert_with(|| json!({}));

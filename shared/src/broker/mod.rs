@@ -1,6 +1,7 @@
 //! The broker: the job lifecycle and wave gating around the engine, generic over the ports.
 //! Decisions are small pure functions (`gate.rs`); `serve.rs` is the worker's job lifecycle.
 
+pub mod checkpoints;
 pub mod gate;
 pub mod guard;
 pub mod locks;

@@ -19,8 +19,8 @@
 //!   jobs get `grace` to finish, then are interrupted (rollbacks run), journaled and acked.
 
 use super::guard::{Tripwire, run_guarded};
+use crate::engine::RunOptions;
 use crate::engine::activity::now_iso;
-use crate::engine::{Observer, RunOptions};
 use crate::load::document::Format;
 use crate::load::{Vars, load_experiment_text};
 use crate::model::suite::Job;
@@ -388,7 +388,10 @@ where
             revert_only,
             ..RunOptions::default()
         };
-        let (checkpoints, writer) = self.checkpoint_writer(format!("{prefix}/checkpoint.json"));
+        let (checkpoints, writer) = super::checkpoints::start(
+            self.ports.store.clone(),
+            format!("{prefix}/checkpoint.json"),
+        );
         let result = run_guarded(
             experiment,
             &vars,
@@ -430,25 +433,6 @@ where
         tokio::fs::read_to_string(source)
             .await
             .map_err(|e| format!("cannot read {source}: {e}"))
-    }
-
-    /// Checkpoints go to the store from a task of their own; bursts are coalesced to the latest.
-    fn checkpoint_writer(&self, key: String) -> (Arc<dyn Observer>, tokio::task::JoinHandle<()>) {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Journal>();
-        let store = self.ports.store.clone();
-        let writer = tokio::spawn(async move {
-            while let Some(mut latest) = rx.recv().await {
-                while let Ok(newer) = rx.try_recv() {
-                    latest = newer;
-                }
-                if let Ok(bytes) = serde_json::to_vec(&latest)
-                    && let Err(e) = store.put(&key, &bytes).await
-                {
-                    tracing::warn!("checkpoint {key} not written: {e}");
-                }
-            }
-        });
-        (Arc::new(ChannelObserver(tx)), writer)
     }
 
     async fn publish(&self, job: &Job, journal: &Journal, journal_key: &str) -> Result<(), String> {
@@ -499,14 +483,6 @@ where
             settings: Default::default(),
         };
         self.publish(&job, &journal, &key).await
-    }
-}
-
-struct ChannelObserver(tokio::sync::mpsc::UnboundedSender<Journal>);
-
-impl Observer for ChannelObserver {
-    fn checkpoint(&self, journal: &Journal) {
-        let _ = self.0.send(journal.clone());
     }
 }
 

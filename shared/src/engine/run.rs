@@ -18,6 +18,8 @@ use crate::providers::Providers;
 use crate::providers::registry::Recorder;
 use crate::redact::Redactor;
 use serde_json::{Map, Value, json};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -53,7 +55,13 @@ impl Default for RunOptions {
 
 /// Receives journal snapshots (already redacted) as the run progresses.
 pub trait Observer: Send + Sync {
+    /// Take this snapshot (it may be written later, coalesced with newer ones).
     fn checkpoint(&self, journal: &Journal);
+    /// Resolves once every snapshot handed to `checkpoint` so far is written (or a newer one
+    /// is); `Err` if that write failed. What a fault action waits for before it acts.
+    fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
 }
 
 /// Run `experiment` to its end and return the (redacted) journal.
@@ -300,6 +308,10 @@ fn recorder(report: &Reporter, redactor: Arc<Redactor>) -> Recorder {
                 }
             }
         });
+        match &report.observer {
+            Some(o) => o.flush(),
+            None => Box::pin(std::future::ready(Ok(()))),
+        }
     })
 }
 

@@ -33,18 +33,32 @@ pub struct NativeCall {
 
 /// A sink for journal records made while an activity runs; see `NativeCall::recorder`.
 #[derive(Clone, Default)]
-pub struct Recorder(Option<Arc<dyn Fn(Value) + Send + Sync>>);
+pub struct Recorder(Option<Arc<RecordFn>>);
+
+/// Put a value in the journal; the future resolves once it is durable (checkpointed).
+type RecordFn =
+    dyn Fn(Value) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> + Send + Sync;
 
 impl Recorder {
-    pub fn new(f: impl Fn(Value) + Send + Sync + 'static) -> Self {
+    pub fn new(
+        f: impl Fn(Value) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>>
+        + Send
+        + Sync
+        + 'static,
+    ) -> Self {
         Recorder(Some(Arc::new(f)))
     }
 
-    /// Record `value`; without a journal (a bare call in a test) this only logs it.
-    pub fn record(&self, value: Value) {
+    /// Record `value` and wait until it is durable: in the fleet, until the journal checkpoint
+    /// that holds it is written to the store. An `Err` says it may not have been; a fault
+    /// action then refuses to act. Without a journal (a bare call in a test) this only logs.
+    pub async fn record(&self, value: Value) -> Result<(), String> {
         match &self.0 {
-            Some(f) => f(value),
-            None => tracing::info!("record: {value}"),
+            Some(f) => f(value).await,
+            None => {
+                tracing::info!("record: {value}");
+                Ok(())
+            }
         }
     }
 }

@@ -211,7 +211,11 @@ pub async fn resolve_as(
         }
         Err(refusal) => record["refused"] = json!(refusal.to_string()),
     }
-    call.recorder.record(record);
+    call.recorder.record(record).await.map_err(|e| {
+        ActivityError::Failed(format!(
+            "the chosen targets could not be put on record, so nothing was done: {e}"
+        ))
+    })?;
     outcome.map_err(|r| ActivityError::Failed(format!("target selection refused: {r}")))
 }
 

@@ -37,16 +37,14 @@ impl Drop for CancelOnDrop {
         let client = self.client.clone();
         let id = self.command_id.clone();
         tracing::warn!("the run stopped while SSM command {id} ran: cancelling it");
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move {
-                if let Err(e) = client.cancel_command().command_id(&id).send().await {
-                    tracing::error!(
-                        "could not cancel SSM command {id} (the document's scheduled revert still ends the fault): {}",
-                        crate::sdk::explain("CancelCommand", &id, "ssm:CancelCommand permission", &e)
-                    );
-                }
-            });
-        }
+        broker::cleanup::spawn(&format!("cancel SSM command {id}"), async move {
+            if let Err(e) = client.cancel_command().command_id(&id).send().await {
+                tracing::error!(
+                    "could not cancel SSM command {id} (the document's scheduled revert still ends the fault): {}",
+                    crate::sdk::explain("CancelCommand", &id, "ssm:CancelCommand permission", &e)
+                );
+            }
+        });
     }
 }
 
@@ -81,7 +79,9 @@ pub async fn run(call: &NativeCall, command: &Command) -> Result<Value, Activity
         .and_then(|c| c.command_id())
         .ok_or_else(|| ActivityError::Failed("SendCommand returned no command id".into()))?
         .to_string();
-    call.recorder.record(json!({
+    // the command is running whatever happens to the record: wait for it (and cancel it if
+    // the run stops) either way
+    let recorded = call.recorder.record(json!({
         "kind": "ssm_command",
         "activity": call.activity,
         "at": broker::engine::activity::now_iso(),
@@ -95,6 +95,12 @@ pub async fn run(call: &NativeCall, command: &Command) -> Result<Value, Activity
         command_id: command_id.clone(),
         armed: true,
     };
+    if let Err(e) = recorded.await {
+        tracing::error!(
+            "SSM command {command_id} ({}) is running but may not be on record: {e}",
+            command.document
+        );
+    }
     let deadline = Instant::now()
         .checked_add(command.wait)
         .unwrap_or_else(|| Instant::now() + Duration::from_secs(86_400 * 7));

@@ -27,7 +27,8 @@ fn store() -> &'static Store {
 }
 
 /// Locks held by one action on its targets; released when dropped (a run stopped mid-fault
-/// releases them too; if even that fails they expire).
+/// releases them too, from `broker::cleanup`, which the binaries wait for before they exit;
+/// if even that fails the locks expire).
 pub struct Held {
     targets: Vec<String>,
     owner: String,
@@ -51,18 +52,27 @@ pub async fn lock(
     locks::acquire(store(), targets, &owner, &call.activity, ttl, on_conflict)
         .await
         .map_err(ActivityError::Failed)?;
-    call.recorder.record(serde_json::json!({
-        "kind": "locks",
-        "activity": call.activity,
-        "at": broker::engine::activity::now_iso(),
-        "owner": owner,
-        "targets": targets,
-        "expires_in": ttl.as_secs(),
-    }));
-    Ok(Held {
+    let held = Held {
         targets: targets.to_vec(),
-        owner,
-    })
+        owner: owner.clone(),
+    };
+    // not on record: refuse to act (dropping `held` releases the locks)
+    call.recorder
+        .record(serde_json::json!({
+            "kind": "locks",
+            "activity": call.activity,
+            "at": broker::engine::activity::now_iso(),
+            "owner": owner,
+            "targets": targets,
+            "expires_in": ttl.as_secs(),
+        }))
+        .await
+        .map_err(|e| {
+            ActivityError::Failed(format!(
+                "the locks could not be put on record, so nothing was done: {e}"
+            ))
+        })?;
+    Ok(held)
 }
 
 impl Held {
@@ -79,8 +89,9 @@ impl Drop for Held {
             return;
         }
         let (targets, owner) = (std::mem::take(&mut self.targets), self.owner.clone());
-        if let Ok(handle) = tokio::runtime::Handle::try_current() {
-            handle.spawn(async move { locks::release(store(), &targets, &owner).await });
-        }
+        let what = format!("release the locks on {}", targets.join(", "));
+        broker::cleanup::spawn(&what, async move {
+            locks::release(store(), &targets, &owner).await
+        });
     }
 }
