@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 enum Message {
-    Checkpoint(Journal),
+    Checkpoint(Box<Journal>),
     /// Answer once everything sent before is written.
     Flush(oneshot::Sender<Result<(), String>>),
 }
@@ -24,7 +24,7 @@ struct ChannelObserver(mpsc::UnboundedSender<Message>);
 
 impl Observer for ChannelObserver {
     fn checkpoint(&self, journal: &Journal) {
-        let _ = self.0.send(Message::Checkpoint(journal.clone()));
+        let _ = self.0.send(Message::Checkpoint(Box::new(journal.clone())));
     }
 
     fn flush(&self) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send>> {
