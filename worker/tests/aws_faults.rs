@@ -274,6 +274,9 @@ fn each_selection_mode_picks_what_it_should() {
     };
     let mut named = args("NAMED_LIST");
     named["targets"] = json!([fleet[3], fleet[1]]);
+    // ids under a choosing mode narrow the candidates (they are not ignored)
+    let mut listed = args("ALL");
+    listed["targets"] = json!([fleet[0], fleet[4]]);
     let e = experiment(
         vec![
             action("count", "ec2_stress_cpu", args("COUNT(2)")),
@@ -282,6 +285,7 @@ fn each_selection_mode_picks_what_it_should() {
             action("random", "ec2_stress_cpu", args("RANDOM")),
             action("all", "ec2_stress_cpu", args("ALL")),
             action("named", "ec2_stress_cpu", named),
+            action("all-listed", "ec2_stress_cpu", listed),
         ],
         None,
     );
@@ -299,6 +303,7 @@ fn each_selection_mode_picks_what_it_should() {
         ("random", 1),
         ("all", 5),
         ("named", 2),
+        ("all-listed", 2),
     ]
     .into_iter()
     .enumerate()
@@ -320,6 +325,11 @@ fn each_selection_mode_picks_what_it_should() {
         );
         if name == "named" {
             assert_eq!(chosen, expected_named);
+        }
+        if name == "all-listed" {
+            let mut listed = vec![fleet[0].clone(), fleet[4].clone()];
+            listed.sort();
+            assert_eq!(chosen, listed);
         }
     }
 }

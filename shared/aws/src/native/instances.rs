@@ -17,7 +17,12 @@ use broker::targets::{Candidate, Mode, Selection, Selector, select};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// The selector the seed library's arguments describe. Instances must be in `state`.
+/// The candidate attribute (and EC2 filter name) holding the instance id.
+const INSTANCE_ID: &str = "instance-id";
+
+/// The selector the seed library's arguments describe. Instances must be in `state`. Ids in
+/// `targets` are the targets under `NAMED_LIST`; under any other mode they narrow the
+/// candidates (the mode chooses among them), so no declared id is ever ignored.
 pub fn experimentvr_selector(
     args: &serde_json::Map<String, Value>,
     state: &str,
@@ -51,14 +56,21 @@ pub fn experimentvr_selector(
         (Some(_), None) => return Err("tag_value is missing (tag_key is given)".into()),
         (None, Some(_)) => return Err("tag_key is missing (tag_value is given)".into()),
     };
-    if tags.is_empty() && !matches!(mode, Mode::Ids(_)) {
-        return Err(format!(
-            "test_target_type {kind} needs tag_key and tag_value to say which instances are candidates"
-        ));
+    let mut filters = vec![("state".to_string(), vec![state.to_string()])];
+    if !matches!(mode, Mode::Ids(_)) {
+        if tags.is_empty() && ids.is_empty() {
+            return Err(format!(
+                "test_target_type {kind} needs tag_key and tag_value (or targets) to say which instances are candidates"
+            ));
+        }
+        // ids with RANDOM/ALL/COUNT/PERCENT narrow the candidates: choose among these only
+        if !ids.is_empty() {
+            filters.push((INSTANCE_ID.to_string(), ids));
+        }
     }
     Ok(Selector {
         tags,
-        filters: vec![("state".into(), vec![state.into()])],
+        filters,
         mode,
         allow_empty: false,
     })
@@ -116,7 +128,7 @@ pub async fn candidates(
                 .iter()
                 .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
                 .collect();
-            let mut attributes = BTreeMap::new();
+            let mut attributes = BTreeMap::from([(INSTANCE_ID.to_string(), id.to_string())]);
             if let Some(s) = i.state().and_then(|s| s.name()) {
                 attributes.insert("state".into(), s.as_str().to_string());
             }
@@ -260,6 +272,62 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.mode, s.tags[0].0.as_str()), (Mode::Count(2), "team"));
+    }
+
+    #[test]
+    fn ids_under_a_choosing_mode_narrow_the_candidates_instead_of_being_ignored() {
+        use broker::targets::{Candidate, Limits, select};
+        let candidate = |id: &str, team: &str| Candidate {
+            id: id.into(),
+            tags: [("team".to_string(), team.to_string())].into(),
+            attributes: [
+                ("state".to_string(), "running".to_string()),
+                (INSTANCE_ID.to_string(), id.to_string()),
+            ]
+            .into(),
+        };
+        let fleet = [
+            candidate("i-1", "a"),
+            candidate("i-2", "a"),
+            candidate("i-3", "a"),
+            candidate("i-4", "b"),
+        ];
+        let chosen = |a: Value| {
+            let s = experimentvr_selector(&args(a), "running").unwrap();
+            let mut all = std::collections::BTreeSet::new();
+            for seed in 0..50 {
+                all.extend(select(&fleet, &s, &Limits::default(), seed).unwrap().chosen);
+            }
+            all.into_iter().collect::<Vec<_>>()
+        };
+        // RANDOM among the listed ids only, with or without tags
+        assert_eq!(
+            chosen(json!({"targets": ["i-2", "i-4"], "test_target_type": "RANDOM"})),
+            ["i-2", "i-4"]
+        );
+        // ids and tags both narrow: i-4 is not team a
+        assert_eq!(
+            chosen(
+                json!({"targets": ["i-2", "i-4"], "test_target_type": "ALL", "tag_key": "tag:team", "tag_value": "a"})
+            ),
+            ["i-2"]
+        );
+        assert_eq!(
+            chosen(json!({"targets": "i-1,i-3", "test_target_type": "ALL"})),
+            ["i-1", "i-3"]
+        );
+        let s = experimentvr_selector(
+            &args(json!({"targets": ["i-1", "i-2", "i-3"], "test_target_type": "COUNT(2)"})),
+            "running",
+        )
+        .unwrap();
+        let picked = select(&fleet, &s, &Limits::default(), 7).unwrap();
+        assert_eq!((picked.chosen.len(), picked.matched), (2, 3));
+        // without ids, tags are what make candidates
+        assert_eq!(
+            chosen(json!({"test_target_type": "ALL", "tag_key": "team", "tag_value": "a"})),
+            ["i-1", "i-2", "i-3"]
+        );
     }
 
     #[test]
