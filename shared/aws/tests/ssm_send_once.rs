@@ -1,0 +1,209 @@
+//! SendCommand has no idempotency token, and an SDK retry after a lost answer would start a
+//! fault twice. `ssm_command::run` sends with the SDK's retries off and, when an answer is
+//! lost, asks SSM whether its command exists before sending again. These tests put a proxy
+//! on 127.0.0.1 between the worker and the moto server that loses exactly one SendCommand:
+//! once after moto ran it (the answer is lost), once before (the request is lost).
+
+use broker::providers::registry::NativeCall;
+use broker_aws::native::ssm_command::{Command, run};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn endpoint() -> String {
+    std::env::var("BROKER_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!(
+            "BROKER_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which \
+             installs and starts the moto server on 127.0.0.1"
+        )
+    })
+}
+
+/// What the proxy does to the next SendCommand.
+const PASS: u8 = 0;
+const LOSE_ANSWER: u8 = 1;
+const LOSE_REQUEST: u8 = 2;
+
+/// Read one HTTP request: headers, then `Content-Length` bytes of body.
+async fn read_request(client: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let header_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = client.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..header_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    while buf.len() < header_end + length {
+        let n = client.read(&mut chunk).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(buf)
+}
+
+/// One request per connection: forwarded to moto (which answers and closes, HTTP/1.0), its
+/// answer relayed back, unless `mode` says to lose this SendCommand.
+async fn proxy(upstream: String, mode: Arc<AtomicU8>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                return;
+            };
+            let (upstream, mode) = (upstream.clone(), mode.clone());
+            tokio::spawn(async move {
+                let Some(request) = read_request(&mut client).await else {
+                    return;
+                };
+                let is_send = String::from_utf8_lossy(&request)
+                    .to_ascii_lowercase()
+                    .contains("x-amz-target: amazonssm.sendcommand");
+                let lose = if is_send {
+                    mode.swap(PASS, Ordering::SeqCst)
+                } else {
+                    PASS
+                };
+                if lose == LOSE_REQUEST {
+                    return; // dropped: moto never sees it
+                }
+                let mut server = TcpStream::connect(&upstream).await.unwrap();
+                server.write_all(&request).await.unwrap();
+                let mut answer = Vec::new();
+                server.read_to_end(&mut answer).await.unwrap();
+                if lose == LOSE_ANSWER {
+                    return; // moto ran it; the worker never hears back
+                }
+                let _ = client.write_all(&answer).await;
+            });
+        }
+    });
+    address
+}
+
+async fn moto_ssm() -> aws_sdk_ssm::Client {
+    aws_sdk_ssm::Client::new(&broker_aws::sdk::emulator(&endpoint()).await)
+}
+
+/// Commands moto holds for `instance` sent by the activity `name`.
+async fn commands_for(instance: &str, name: &str) -> Vec<String> {
+    let prefix = format!("experiment-broker: {name} #");
+    moto_ssm()
+        .await
+        .list_commands()
+        .instance_id(instance)
+        .send()
+        .await
+        .unwrap()
+        .commands()
+        .iter()
+        .filter(|c| c.comment().is_some_and(|m| m.starts_with(&prefix)))
+        .filter_map(|c| c.command_id().map(str::to_string))
+        .collect()
+}
+
+async fn instance() -> String {
+    let ec2 = aws_sdk_ec2::Client::new(&broker_aws::sdk::emulator(&endpoint()).await);
+    let out = ec2
+        .run_instances()
+        .image_id("ami-12c6146b")
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    out.instances()[0].instance_id().unwrap().to_string()
+}
+
+fn command(instance: &str) -> Command {
+    Command {
+        document: "AWS-RunShellScript".into(),
+        instance_ids: vec![instance.to_string()],
+        parameters: BTreeMap::from([("commands".to_string(), vec!["true".to_string()])]),
+        wait: Duration::from_secs(60),
+    }
+}
+
+fn call(activity: &str) -> NativeCall {
+    NativeCall {
+        activity: activity.into(),
+        ..NativeCall::default()
+    }
+}
+
+// One test: the worker's SDK configuration is loaded once per process, from the environment
+// this test sets (the proxy's address).
+#[tokio::test]
+async fn a_send_command_whose_answer_or_request_is_lost_runs_exactly_once() {
+    let mode = Arc::new(AtomicU8::new(PASS));
+    let upstream = endpoint()
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    let address = proxy(upstream, mode.clone()).await;
+    // SAFETY: set before any client exists and before anything else in this binary runs
+    unsafe {
+        std::env::set_var("AWS_ENDPOINT_URL", &address);
+        std::env::set_var("AWS_ACCESS_KEY_ID", "testing");
+        std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
+        std::env::set_var("AWS_REGION", "us-east-1");
+        std::env::remove_var("AWS_PROFILE");
+    }
+    let target = instance().await;
+
+    // the answer is lost after moto created the command: found by its token, not resent
+    mode.store(LOSE_ANSWER, Ordering::SeqCst);
+    let name = format!("lost-answer-{}", std::process::id());
+    let result = run(&call(&name), &command(&target))
+        .await
+        .expect("the command is found and followed");
+    assert_eq!(mode.load(Ordering::SeqCst), PASS, "the answer was lost");
+    let sent = commands_for(&target, &name).await;
+    assert_eq!(sent.len(), 1, "exactly one command, not two: {sent:?}");
+    assert_eq!(result["command_id"], sent[0].as_str());
+    assert_eq!(result["invocations"][0]["status"], "Success");
+
+    // the request is lost before moto saw it: SSM has no such command, so it is sent again
+    mode.store(LOSE_REQUEST, Ordering::SeqCst);
+    let name = format!("lost-request-{}", std::process::id());
+    let result = run(&call(&name), &command(&target))
+        .await
+        .expect("the command is sent again");
+    assert_eq!(mode.load(Ordering::SeqCst), PASS, "the request was lost");
+    let sent = commands_for(&target, &name).await;
+    assert_eq!(sent.len(), 1, "exactly one command: {sent:?}");
+    assert_eq!(result["command_id"], sent[0].as_str());
+
+    // and a send that loses nothing is sent once, with its token in the comment
+    let name = format!("plain-{}", std::process::id());
+    run(&call(&name), &command(&target)).await.unwrap();
+    assert_eq!(commands_for(&target, &name).await.len(), 1);
+}
+
+#[test]
+fn the_comment_names_the_activity_and_carries_the_token_within_100_characters() {
+    use broker_aws::native::ssm_command::comment;
+    assert_eq!(
+        comment("stress-memory", "0123456789abcdef"),
+        "experiment-broker: stress-memory #0123456789abcdef"
+    );
+    let long = comment(&"é".repeat(300), "0123456789abcdef");
+    assert!(long.chars().count() <= 100, "{long}");
+    assert!(long.ends_with(" #0123456789abcdef"));
+}
