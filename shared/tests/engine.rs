@@ -238,7 +238,26 @@ impl Observer for Gate {
     }
 }
 
-/// A native action that records, then "acts" (counts), as the fault actions do.
+impl Gate {
+    fn new(permits: usize, fail: bool) -> Arc<Gate> {
+        Arc::new(Gate {
+            open: Arc::new(tokio::sync::Semaphore::new(permits)),
+            fail,
+            records: Mutex::new(0),
+        })
+    }
+}
+
+/// An experiment whose one action records, then "acts" (counts), as the fault actions do.
+fn fault_experiment() -> (Arc<AtomicUsize>, Arc<Providers>, Arc<broker::Experiment>) {
+    let acted = Arc::new(AtomicUsize::new(0));
+    let p = record_then_act(acted.clone());
+    let doc = json!({"title": "t", "description": "d", "method": [
+        {"type": "action", "name": "fault", "provider": {"type": "python", "module": "faults", "func": "inject"}}]});
+    let e = load(doc, &p);
+    (acted, p, e)
+}
+
 fn record_then_act(acted: Arc<AtomicUsize>) -> Arc<Providers> {
     let mut registry = Registry::new();
     registry.register(
@@ -261,16 +280,8 @@ fn record_then_act(acted: Arc<AtomicUsize>) -> Arc<Providers> {
 
 #[tokio::test]
 async fn a_native_action_acts_only_once_its_record_is_checkpointed() {
-    let acted = Arc::new(AtomicUsize::new(0));
-    let p = record_then_act(acted.clone());
-    let doc = json!({"title": "t", "description": "d", "method": [
-        {"type": "action", "name": "fault", "provider": {"type": "python", "module": "faults", "func": "inject"}}]});
-    let e = load(doc, &p);
-    let gate = Arc::new(Gate {
-        open: Arc::new(tokio::sync::Semaphore::new(0)),
-        fail: false,
-        records: Mutex::new(0),
-    });
+    let (acted, p, e) = fault_experiment();
+    let gate = Gate::new(0, false);
     let observer = gate.clone();
     let run = tokio::spawn(async move {
         run_experiment(
@@ -303,16 +314,8 @@ async fn a_native_action_acts_only_once_its_record_is_checkpointed() {
 
 #[tokio::test]
 async fn a_native_action_whose_record_cannot_be_written_does_not_act() {
-    let acted = Arc::new(AtomicUsize::new(0));
-    let p = record_then_act(acted.clone());
-    let doc = json!({"title": "t", "description": "d", "method": [
-        {"type": "action", "name": "fault", "provider": {"type": "python", "module": "faults", "func": "inject"}}]});
-    let e = load(doc, &p);
-    let gate = Arc::new(Gate {
-        open: Arc::new(tokio::sync::Semaphore::new(1000)),
-        fail: true,
-        records: Mutex::new(0),
-    });
+    let (acted, p, e) = fault_experiment();
+    let gate = Gate::new(1000, true);
     let j = run_experiment(
         e,
         &Vars::default(),

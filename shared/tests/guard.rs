@@ -5,7 +5,7 @@ use broker::broker::guard::{CheckFuture, Tripwire, run_guarded};
 use broker::engine::RunOptions;
 use broker::load::document::Format;
 use broker::load::{Vars, load_experiment_text};
-use broker::model::{Experiment, Status};
+use broker::model::{Experiment, Journal, Status};
 use broker::providers::Providers;
 use broker::providers::registry::Registry;
 use serde_json::json;
@@ -60,22 +60,27 @@ fn sleeper(seconds: &str) -> Arc<Experiment> {
     )
 }
 
-#[tokio::test]
-async fn each_tripwire_is_read_at_its_own_interval_not_the_shortest() {
-    let fast = Counting::new(50, 0);
-    let slow = Counting::new(700, 0);
-    let wires: Vec<Arc<dyn Tripwire>> = vec![fast.clone(), slow.clone()];
-    let journal = run_guarded(
-        sleeper("1.5"),
+/// Run a `sleep seconds` experiment watched by `wires`.
+async fn guarded(seconds: &str, wires: &[Arc<dyn Tripwire>]) -> Journal {
+    run_guarded(
+        sleeper(seconds),
         &Vars::default(),
         &RunOptions::default(),
         Arc::new(Providers::new(Registry::new())),
         CancellationToken::new(),
         None,
-        &wires,
+        wires,
     )
     .await
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn each_tripwire_is_read_at_its_own_interval_not_the_shortest() {
+    let fast = Counting::new(50, 0);
+    let slow = Counting::new(700, 0);
+    let wires: Vec<Arc<dyn Tripwire>> = vec![fast.clone(), slow.clone()];
+    let journal = guarded("1.5", &wires).await;
     assert_eq!(journal.status, Some(Status::Completed));
     // one check before the start, then one per interval over the 1.5 s run
     assert!(
@@ -96,17 +101,7 @@ async fn the_first_tripwire_to_trip_stops_the_run_and_names_itself() {
     let tripping = Counting::new(100, 3);
     let wires: Vec<Arc<dyn Tripwire>> = vec![quiet.clone(), tripping.clone()];
     let started = std::time::Instant::now();
-    let journal = run_guarded(
-        sleeper("30"),
-        &Vars::default(),
-        &RunOptions::default(),
-        Arc::new(Providers::new(Registry::new())),
-        CancellationToken::new(),
-        None,
-        &wires,
-    )
-    .await
-    .unwrap();
+    let journal = guarded("30", &wires).await;
     assert_eq!(journal.status, Some(Status::Interrupted));
     assert!(
         started.elapsed() < Duration::from_secs(20),
@@ -123,17 +118,7 @@ async fn the_first_tripwire_to_trip_stops_the_run_and_names_itself() {
 async fn a_tripped_wire_before_the_start_keeps_the_run_from_starting() {
     let tripping = Counting::new(1000, 1);
     let wires: Vec<Arc<dyn Tripwire>> = vec![tripping];
-    let journal = run_guarded(
-        sleeper("30"),
-        &Vars::default(),
-        &RunOptions::default(),
-        Arc::new(Providers::new(Registry::new())),
-        CancellationToken::new(),
-        None,
-        &wires,
-    )
-    .await
-    .unwrap();
+    let journal = guarded("30", &wires).await;
     assert_eq!(journal.status, Some(Status::Interrupted));
     assert!(journal.run.is_empty());
     assert_eq!(journal.broker.unwrap()["not_started"], true);

@@ -167,28 +167,20 @@ async fn a_send_command_whose_answer_or_request_is_lost_runs_exactly_once() {
     }
     let target = instance().await;
 
-    // the answer is lost after moto created the command: found by its token, not resent
-    mode.store(LOSE_ANSWER, Ordering::SeqCst);
-    let name = format!("lost-answer-{}", std::process::id());
-    let result = run(&call(&name), &command(&target))
-        .await
-        .expect("the command is found and followed");
-    assert_eq!(mode.load(Ordering::SeqCst), PASS, "the answer was lost");
-    let sent = commands_for(&target, &name).await;
-    assert_eq!(sent.len(), 1, "exactly one command, not two: {sent:?}");
-    assert_eq!(result["command_id"], sent[0].as_str());
-    assert_eq!(result["invocations"][0]["status"], "Success");
-
+    // the answer is lost after moto created the command: found by its token, not resent;
     // the request is lost before moto saw it: SSM has no such command, so it is sent again
-    mode.store(LOSE_REQUEST, Ordering::SeqCst);
-    let name = format!("lost-request-{}", std::process::id());
-    let result = run(&call(&name), &command(&target))
-        .await
-        .expect("the command is sent again");
-    assert_eq!(mode.load(Ordering::SeqCst), PASS, "the request was lost");
-    let sent = commands_for(&target, &name).await;
-    assert_eq!(sent.len(), 1, "exactly one command: {sent:?}");
-    assert_eq!(result["command_id"], sent[0].as_str());
+    for (loss, what) in [(LOSE_ANSWER, "lost-answer"), (LOSE_REQUEST, "lost-request")] {
+        mode.store(loss, Ordering::SeqCst);
+        let name = format!("{what}-{}", std::process::id());
+        let result = run(&call(&name), &command(&target))
+            .await
+            .unwrap_or_else(|e| panic!("{what}: the command is followed: {e}"));
+        assert_eq!(mode.load(Ordering::SeqCst), PASS, "{what}: it was lost");
+        let sent = commands_for(&target, &name).await;
+        assert_eq!(sent.len(), 1, "{what}: exactly one command: {sent:?}");
+        assert_eq!(result["command_id"], sent[0].as_str());
+        assert_eq!(result["invocations"][0]["status"], "Success");
+    }
 
     // and a send that loses nothing is sent once, with its token in the comment
     let name = format!("plain-{}", std::process::id());
