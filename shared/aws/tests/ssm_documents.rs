@@ -559,6 +559,17 @@ fn rules_of(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// The document ends on its own, successfully, and none of its firewall rules is left.
+fn finish_reverted(child: Child, ns: &Netns) {
+    let out = finish(child);
+    assert!(out.succeeded(), "{out}");
+    assert!(
+        rules_of(&ns.iptables()).is_empty(),
+        "reverted:\n{}",
+        ns.iptables()
+    );
+}
+
 // ---------------------------------------------------------------- the list
 
 #[test]
@@ -814,13 +825,7 @@ fn blackhole_port_drops_egress_to_the_port_and_reverts() {
         "connected",
         "other ports work"
     );
-    let out = finish(child);
-    assert!(out.succeeded(), "{out}");
-    assert!(
-        rules_of(&ns.iptables()).is_empty(),
-        "reverted:\n{}",
-        ns.iptables()
-    );
+    finish_reverted(child, &ns);
     assert_eq!(connect(&ns, "127.0.0.1", 7001), "connected");
     assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
     assert!(case.log("BlackholePort").contains("reverted by foreground"));
@@ -901,13 +906,7 @@ fn blackhole_ip_drops_both_directions_and_reverts() {
         "connected",
         "127.0.0.1 is not"
     );
-    let out = finish(child);
-    assert!(out.succeeded(), "{out}");
-    assert!(
-        rules_of(&ns.iptables()).is_empty(),
-        "reverted:\n{}",
-        ns.iptables()
-    );
+    finish_reverted(child, &ns);
     assert_eq!(connect(&ns, "127.0.0.2", 7003), "connected");
     assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
 }
@@ -939,13 +938,7 @@ fn packet_loss_drops_packets_with_tagged_statistic_rules_and_reverts() {
         "qdiscs untouched"
     );
     assert_ne!(connect(&ns, "127.0.0.1", 7004), "connected", "100 % loss");
-    let out = finish(child);
-    assert!(out.succeeded(), "{out}");
-    assert!(
-        rules_of(&ns.iptables()).is_empty(),
-        "reverted:\n{}",
-        ns.iptables()
-    );
+    finish_reverted(child, &ns);
     assert_eq!(connect(&ns, "127.0.0.1", 7004), "connected");
     assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
 }
