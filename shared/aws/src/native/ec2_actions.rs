@@ -26,7 +26,8 @@ use std::time::Duration;
 
 const MODULE: &str = "experimentvr.ec2.actions";
 
-/// One argument of a fault: `<prefix><suffix>` in the experiment, `parameter` in the document.
+/// One argument of a fault: `<func>_<suffix>` in the experiment (the seed's `stress_memory`:
+/// `<suffix>`), `parameter` in the document.
 #[derive(Debug, Clone, Copy)]
 struct Arg {
     suffix: &'static str,
@@ -56,10 +57,9 @@ const fn required(suffix: &'static str, parameter: &'static str) -> Arg {
 pub struct Fault {
     pub func: &'static str,
     pub document: Document,
-    /// Experiment arguments are `<prefix><suffix>`.
-    prefix: &'static str,
     args: &'static [Arg],
-    /// Takes `<prefix>parameter_map`, `<prefix>failure_mode` and `max_duration`.
+    /// Arguments are named after the action (`<func>_<suffix>`), and it takes
+    /// `<func>_parameter_map`, `<func>_failure_mode` and `max_duration`.
     ladder: bool,
 }
 
@@ -68,7 +68,6 @@ pub const FAULTS: &[Fault] = &[
     Fault {
         func: "stress_memory",
         document: documents::STRESS_MEMORY,
-        prefix: "",
         args: &[
             arg("duration", "duration", "60"),
             arg("number_of_workers", "workers", "1"),
@@ -183,28 +182,8 @@ const fn ladder(func: &'static str, document: Document, args: &'static [Arg]) ->
     Fault {
         func,
         document,
-        prefix: prefix_of(func),
         args,
         ladder: true,
-    }
-}
-
-/// `ec2_stress_cpu` → `ec2_stress_cpu_` (arguments are named after their action). Const-built
-/// from a table because `format!` is not const.
-const fn prefix_of(func: &'static str) -> &'static str {
-    match func.as_bytes() {
-        b"ec2_stress_cpu" => "ec2_stress_cpu_",
-        b"ec2_stress_memory" => "ec2_stress_memory_",
-        b"ec2_stress_io" => "ec2_stress_io_",
-        b"ec2_exhaust_root_vol" => "ec2_exhaust_root_vol_",
-        b"ec2_stress_network_latency" => "ec2_stress_network_latency_",
-        b"ec2_stress_packet_loss" => "ec2_stress_packet_loss_",
-        b"ec2_stress_network_utilization" => "ec2_stress_network_utilization_",
-        b"ec2_blackhole_by_port" => "ec2_blackhole_by_port_",
-        b"ec2_blackhole_by_ip" => "ec2_blackhole_by_ip_",
-        b"ec2_kill_process" => "ec2_kill_process_",
-        b"ec2_kill_process_by_name" => "ec2_kill_process_by_name_",
-        _ => panic!("a fault without an argument prefix"),
     }
 }
 
@@ -218,8 +197,17 @@ const SELECTION: [&str; 5] = [
 ];
 
 impl Fault {
+    /// `<func>_` for the `ec2_*` faults, nothing for the seed's `stress_memory`.
+    fn prefix(&self) -> String {
+        if self.ladder {
+            format!("{}_", self.func)
+        } else {
+            String::new()
+        }
+    }
+
     fn arg_name(&self, suffix: &str) -> String {
-        format!("{}{suffix}", self.prefix)
+        format!("{}{suffix}", self.prefix())
     }
 
     /// The parameters the reference's signature check accepts.
@@ -304,7 +292,7 @@ pub fn stages(fault: &Fault, args: &Map<String, Value>) -> Result<Vec<Stage>, St
             })?;
             let mut stage = base.clone();
             for (key, value) in entry {
-                let suffix = key.strip_prefix(fault.prefix).unwrap_or(key);
+                let suffix = key.strip_prefix(&fault.prefix()).unwrap_or(key);
                 let a = fault
                     .args
                     .iter()
@@ -509,9 +497,6 @@ mod tests {
                 "{} takes a duration",
                 f.func
             );
-            if f.ladder {
-                assert!(f.prefix.starts_with(f.func) && f.prefix.ends_with('_'));
-            }
         }
         let mut funcs: Vec<&str> = FAULTS.iter().map(|f| f.func).collect();
         funcs.sort();
