@@ -11,30 +11,7 @@ mod util;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use util::Sandbox;
-
-fn endpoint() -> String {
-    std::env::var("BROKER_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "BROKER_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which \
-             installs and starts the moto server on 127.0.0.1"
-        )
-    })
-}
-
-/// The Python of the venv `scripts/test.sh` installs moto (and boto3) into.
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("BROKER_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/test-venv"));
-    let python = venv.join("bin/python");
-    assert!(
-        python.exists(),
-        "no Python at {}: run the tests through scripts/test.sh, which makes the venv with \
-         moto and boto3 (or set BROKER_TEST_VENV)",
-        python.display()
-    );
-    python
-}
+use util::aws::{self, Env, endpoint, probe, venv_python};
 
 /// Set alarms up on moto: `["metric", name]` makes a metric alarm, `["composite", name, rule]`
 /// a composite one, `["state", name, state]` sets an alarm's state.
@@ -87,11 +64,6 @@ fn unique(name: &str) -> String {
     format!("{name}-{}-{nanos}", std::process::id())
 }
 
-fn probe(name: &str, module: &str, func: &str, arguments: Value, tolerance: Value) -> Value {
-    json!({"type": "probe", "name": name, "tolerance": tolerance,
-        "provider": {"type": "python", "module": module, "func": func, "arguments": arguments}})
-}
-
 fn alarm_probe(alarm: &str, state: &str) -> Value {
     probe(
         "alarm-state",
@@ -131,32 +103,9 @@ fn experiment(sandbox: &Sandbox, region: &str, probes: Vec<Value>) -> PathBuf {
 
 /// `worker run` with the emulator's endpoint and credentials; the journal.
 fn run(sandbox: &Sandbox, experiment: &Path) -> (i32, Value, String) {
-    let journal = sandbox.path("journal.json");
-    let _ = std::fs::remove_file(&journal);
-    let out = sandbox
-        .command(&[
-            "run",
-            "--journal-path",
-            journal.to_str().unwrap(),
-            experiment.to_str().unwrap(),
-        ])
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        // no Python may be involved: the probes are native
-        .env("PATH", "/usr/bin:/bin")
-        .env("BROKER_PYTHON", "/nonexistent/python3")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let journal: Value = serde_json::from_str(
-        &std::fs::read_to_string(&journal)
-            .unwrap_or_else(|_| panic!("no journal; stderr:\n{stderr}")),
-    )
-    .unwrap();
-    (out.status.code().unwrap_or(-1), journal, stderr)
+    // no Python may be involved: the probes are native
+    let out = aws::run(sandbox, experiment, &[], Env::default());
+    (out.code, out.journal().clone(), out.stderr)
 }
 
 #[test]
@@ -297,10 +246,7 @@ fn a_bad_alarm_state_fails_naming_the_allowed_values() {
 
 #[test]
 fn alarm_states_reads_many_alarms_in_order_and_names_every_missing_one() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = aws::runtime();
     let sdk = rt.block_on(broker_aws::sdk::emulator(&endpoint()));
     // more than the 100 names DescribeAlarms takes in one call
     let prefix = unique("fleet");
@@ -400,18 +346,17 @@ fn an_alarm_going_off_mid_run_stops_the_run_and_the_rollbacks_run() {
     let sandbox = Sandbox::new();
     let experiment = guarded(&sandbox, &alarm);
     let journal = sandbox.path("journal.json");
-    let child = sandbox
-        .command(&[
-            "run",
-            "--journal-path",
-            journal.to_str().unwrap(),
-            experiment.to_str().unwrap(),
-        ])
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
+    let env = Env {
+        with_python: true,
+        ..Env::default()
+    };
+    let args = [
+        "run",
+        "--journal-path",
+        journal.to_str().unwrap(),
+        experiment.to_str().unwrap(),
+    ];
+    let child = aws::command(&sandbox, &args, env)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

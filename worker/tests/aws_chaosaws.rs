@@ -10,247 +10,22 @@ mod util;
 
 use serde_json::{Value, json};
 use util::Sandbox;
+use util::aws::{self, Aws, Env, OPT_IN, action, ec2_calls, sent_to, sorted, team};
 
-fn endpoint() -> String {
-    std::env::var("BROKER_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "BROKER_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which \
-             installs and starts the moto server on 127.0.0.1"
-        )
-    })
-}
-
-struct Aws {
-    rt: tokio::runtime::Runtime,
-    ec2: aws_sdk_ec2::Client,
-    ssm: aws_sdk_ssm::Client,
-}
-
-impl Aws {
-    fn new() -> Aws {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let sdk = rt.block_on(broker_aws::sdk::emulator(&endpoint()));
-        Aws {
-            ec2: aws_sdk_ec2::Client::new(&sdk),
-            ssm: aws_sdk_ssm::Client::new(&sdk),
-            rt,
-        }
-    }
-
-    /// Start `n` instances with these tags; their ids.
-    fn instances(&self, n: i32, tags: &[(&str, &str)]) -> Vec<String> {
-        use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-        for (k, v) in tags {
-            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-        }
-        let out = self
-            .rt
-            .block_on(
-                self.ec2
-                    .run_instances()
-                    .image_id("ami-12c6146b")
-                    .min_count(n)
-                    .max_count(n)
-                    .tag_specifications(spec.build())
-                    .send(),
-            )
-            .unwrap();
-        out.instances()
-            .iter()
-            .map(|i| i.instance_id().unwrap().to_string())
-            .collect()
-    }
-
-    fn stop(&self, ids: &[String]) {
-        self.rt
-            .block_on(
-                self.ec2
-                    .stop_instances()
-                    .set_instance_ids(Some(ids.to_vec()))
-                    .send(),
-            )
-            .unwrap();
-    }
-
-    fn terminate(&self, ids: &[String]) {
-        let _ = self.rt.block_on(
-            self.ec2
-                .terminate_instances()
-                .set_instance_ids(Some(ids.to_vec()))
-                .send(),
-        );
-    }
-
-    /// The state of each instance, read back from EC2, in the order of `ids`.
-    fn states(&self, ids: &[String]) -> Vec<String> {
-        let out = self
-            .rt
-            .block_on(
-                self.ec2
-                    .describe_instances()
-                    .set_instance_ids(Some(ids.to_vec()))
-                    .send(),
-            )
-            .unwrap();
-        let all: Vec<(String, String)> = out
-            .reservations()
-            .iter()
-            .flat_map(|r| r.instances())
-            .map(|i| {
-                (
-                    i.instance_id().unwrap().to_string(),
-                    i.state().unwrap().name().unwrap().as_str().to_string(),
-                )
-            })
-            .collect();
-        ids.iter()
-            .map(|id| {
-                all.iter()
-                    .find(|(i, _)| i == id)
-                    .map(|(_, s)| s.clone())
-                    .unwrap_or_else(|| panic!("{id} not described"))
-            })
-            .collect()
-    }
-
-    /// Register a document from `ssm-documents/` (already registered is fine).
-    fn register(&self, name: &str) {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("../ssm-documents/{name}.yaml"));
-        let content =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let r = self.rt.block_on(
-            self.ssm
-                .create_document()
-                .name(name)
-                .content(content)
-                .document_type(aws_sdk_ssm::types::DocumentType::Command)
-                .document_format(aws_sdk_ssm::types::DocumentFormat::Yaml)
-                .send(),
-        );
-        if let Err(e) = r {
-            let already = e
-                .as_service_error()
-                .is_some_and(|s| s.is_document_already_exists());
-            assert!(already, "registering {name}: {e:?}");
-        }
-    }
-}
-
-/// Every request moto recorded, with its body decoded (from the recording `scripts/test.sh`
-/// has moto keep).
-fn recorded() -> Vec<(Value, String)> {
-    let path = std::env::var("BROKER_TEST_MOTO_RECORDING").unwrap_or_else(|_| {
-        panic!(
-            "BROKER_TEST_MOTO_RECORDING is not set: run the tests through scripts/test.sh, which \
-             starts moto with MOTO_ENABLE_RECORDING and says where the recording is"
-        )
-    });
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|r| {
-            use base64::Engine;
-            let body = r["body"].as_str()?;
-            let bytes = if r["body_encoded"] == true {
-                base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .ok()?
-            } else {
-                body.as_bytes().to_vec()
-            };
-            Some((r, String::from_utf8_lossy(&bytes).into_owned()))
-        })
-        .collect()
-}
-
-/// The instance ids of every EC2 `action` request (e.g. `StopInstances`) that names one of
-/// `instances`, each sorted.
-fn ec2_calls(action: &str, instances: &[String]) -> Vec<Vec<String>> {
-    recorded()
-        .into_iter()
-        .filter_map(|(_, body)| {
-            let fields: Vec<(&str, &str)> =
-                body.split('&').filter_map(|f| f.split_once('=')).collect();
-            if !fields.contains(&("Action", action)) {
-                return None;
-            }
-            let mut ids: Vec<String> = fields
-                .iter()
-                .filter(|(k, _)| k.starts_with("InstanceId."))
-                .map(|(_, v)| v.to_string())
-                .collect();
-            ids.sort();
-            ids.iter().any(|i| instances.contains(i)).then_some(ids)
-        })
-        .collect()
-}
-
-/// Every SendCommand request that names one of `instances`, as sent.
-fn sent_to(instances: &[String]) -> Vec<Value> {
-    recorded()
-        .into_iter()
-        .filter(|(r, _)| r["headers"]["X-Amz-Target"] == "AmazonSSM.SendCommand")
-        .filter_map(|(_, body)| serde_json::from_str::<Value>(&body).ok())
-        .filter(|b| {
-            b["InstanceIds"].as_array().is_some_and(|ids| {
-                ids.iter()
-                    .any(|i| instances.iter().any(|x| i == x.as_str()))
-            })
-        })
-        .collect()
-}
-
-/// `worker run` with the emulator's endpoint and credentials, Python out of reach.
+/// `worker run` of `experiment` with the emulator's endpoint and credentials, Python out of
+/// reach.
 fn run(sandbox: &Sandbox, experiment: &Value, extra: &[&str]) -> (i32, Value, String) {
     let file = sandbox.write_json("experiment.json", experiment);
-    let journal = sandbox.path("journal.json");
-    let _ = std::fs::remove_file(&journal);
-    let mut args = vec!["run", "--journal-path", journal.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.push(file.to_str().unwrap());
-    let out = sandbox
-        .command(&args)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("PATH", "/usr/bin:/bin")
-        .env("BROKER_PYTHON", "/nonexistent/python3")
-        .env_remove("BROKER_OPT_IN_TAG")
-        .env_remove("BROKER_MAX_TARGETS")
-        .env_remove("BROKER_MAX_PERCENT")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let journal: Value = serde_json::from_str(
-        &std::fs::read_to_string(&journal)
-            .unwrap_or_else(|_| panic!("no journal; stderr:\n{stderr}")),
-    )
-    .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        journal,
-        format!("{stdout}\n{stderr}"),
-    )
-}
-
-const OPT_IN: (&str, &str) = ("experiment-broker:opt-in", "true");
-
-/// A unique tag value for this test's instances.
-fn team(test: &str) -> String {
-    format!("{test}-{}", std::process::id())
-}
-
-fn action(name: &str, module: &str, func: &str, arguments: Value) -> Value {
-    json!({"type": "action", "name": name,
-        "provider": {"type": "python", "module": module, "func": func, "arguments": arguments}})
+    let env = Env {
+        unset: &[
+            "BROKER_OPT_IN_TAG",
+            "BROKER_MAX_TARGETS",
+            "BROKER_MAX_PERCENT",
+        ],
+        ..Env::default()
+    };
+    let out = aws::run(sandbox, &file, extra, env);
+    (out.code, out.journal().clone(), out.output())
 }
 
 fn ec2(name: &str, func: &str, arguments: Value) -> Value {
@@ -258,22 +33,11 @@ fn ec2(name: &str, func: &str, arguments: Value) -> Value {
 }
 
 fn experiment(method: Vec<Value>) -> Value {
-    json!({"title": "chaosaws", "description": "d", "method": method})
+    aws::experiment("chaosaws", method, None)
 }
 
 fn by_team(team: &str) -> Value {
     json!([{"Name": "tag:team", "Values": [team]}])
-}
-
-fn sorted(v: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = v
-        .as_array()
-        .unwrap_or_else(|| panic!("a list of ids: {v}"))
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids
 }
 
 fn sort(mut ids: Vec<String>) -> Vec<String> {
@@ -593,10 +357,8 @@ fn send_command_with_tag_targets_sends_to_exactly_the_resolved_opted_in_instance
     assert_eq!(output["commands"][0]["invocations"][0]["status"], "Success");
 
     let sent = |activity: &str| -> Vec<Vec<String>> {
-        let comment = format!("experiment-broker: {activity}");
-        sent_to(&fleet)
+        aws::sent_for(&fleet, activity)
             .into_iter()
-            .filter(|b| b["Comment"] == comment.as_str())
             .map(|b| {
                 assert_eq!(b["DocumentName"], "KillProcessByName");
                 assert_eq!(

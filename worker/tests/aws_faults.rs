@@ -8,138 +8,14 @@
 mod util;
 
 use serde_json::{Value, json};
+use std::path::Path;
 use util::Sandbox;
-
-fn endpoint() -> String {
-    std::env::var("BROKER_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "BROKER_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which \
-             installs and starts the moto server on 127.0.0.1"
-        )
-    })
-}
-
-struct Aws {
-    rt: tokio::runtime::Runtime,
-    ec2: aws_sdk_ec2::Client,
-    ssm: aws_sdk_ssm::Client,
-}
-
-impl Aws {
-    fn new() -> Aws {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        let sdk = rt.block_on(broker_aws::sdk::emulator(&endpoint()));
-        Aws {
-            ec2: aws_sdk_ec2::Client::new(&sdk),
-            ssm: aws_sdk_ssm::Client::new(&sdk),
-            rt,
-        }
-    }
-
-    /// Start `n` instances with these tags; their ids.
-    fn instances(&self, n: i32, tags: &[(&str, &str)]) -> Vec<String> {
-        use aws_sdk_ec2::types::{ResourceType, Tag, TagSpecification};
-        let mut spec = TagSpecification::builder().resource_type(ResourceType::Instance);
-        for (k, v) in tags {
-            spec = spec.tags(Tag::builder().key(*k).value(*v).build());
-        }
-        let out = self
-            .rt
-            .block_on(
-                self.ec2
-                    .run_instances()
-                    .image_id("ami-12c6146b")
-                    .min_count(n)
-                    .max_count(n)
-                    .tag_specifications(spec.build())
-                    .send(),
-            )
-            .unwrap();
-        out.instances()
-            .iter()
-            .map(|i| i.instance_id().unwrap().to_string())
-            .collect()
-    }
-
-    fn terminate(&self, ids: &[String]) {
-        let _ = self.rt.block_on(
-            self.ec2
-                .terminate_instances()
-                .set_instance_ids(Some(ids.to_vec()))
-                .send(),
-        );
-    }
-
-    /// Register a document from `ssm-documents/` (already registered is fine).
-    fn register(&self, name: &str) {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join(format!("../ssm-documents/{name}.yaml"));
-        let content =
-            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        let r = self.rt.block_on(
-            self.ssm
-                .create_document()
-                .name(name)
-                .content(content)
-                .document_type(aws_sdk_ssm::types::DocumentType::Command)
-                .document_format(aws_sdk_ssm::types::DocumentFormat::Yaml)
-                .send(),
-        );
-        if let Err(e) = r {
-            let already = e
-                .as_service_error()
-                .is_some_and(|s| s.is_document_already_exists());
-            assert!(already, "registering {name}: {e:?}");
-        }
-    }
-}
-
-/// Every SendCommand request moto received that names one of `instances`, as sent (from the
-/// recording `scripts/test.sh` has moto keep: moto's own ListCommands lists every instance of
-/// the region for a command sent to a few, so it cannot show what was sent).
-fn sent_to(instances: &[String]) -> Vec<Value> {
-    let path = std::env::var("BROKER_TEST_MOTO_RECORDING").unwrap_or_else(|_| {
-        panic!(
-            "BROKER_TEST_MOTO_RECORDING is not set: run the tests through scripts/test.sh, which \
-             starts moto with MOTO_ENABLE_RECORDING and says where the recording is"
-        )
-    });
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|r| r["headers"]["X-Amz-Target"] == "AmazonSSM.SendCommand")
-        .filter_map(|r| {
-            use base64::Engine;
-            let body = r["body"].as_str()?;
-            let bytes = if r["body_encoded"] == true {
-                base64::engine::general_purpose::STANDARD
-                    .decode(body)
-                    .ok()?
-            } else {
-                body.as_bytes().to_vec()
-            };
-            serde_json::from_slice::<Value>(&bytes).ok()
-        })
-        .filter(|b| {
-            b["InstanceIds"].as_array().is_some_and(|ids| {
-                ids.iter()
-                    .any(|i| instances.iter().any(|x| i == x.as_str()))
-            })
-        })
-        .collect()
-}
+use util::aws::{self, Aws, Env, OPT_IN, sent_to, sorted, team};
 
 /// The one command sent for the activity `name` to some of `instances`: (document, sorted
 /// instance ids, parameters).
 fn command(instances: &[String], name: &str) -> (String, Vec<String>, Value) {
-    let comment = format!("experiment-broker: {name}");
-    let found: Vec<Value> = sent_to(instances)
-        .into_iter()
-        .filter(|b| b["Comment"] == comment.as_str())
-        .collect();
+    let found = aws::sent_for(instances, name);
     assert_eq!(found.len(), 1, "one command for {name}: {found:?}");
     (
         found[0]["DocumentName"].as_str().unwrap().to_string(),
@@ -149,62 +25,33 @@ fn command(instances: &[String], name: &str) -> (String, Vec<String>, Value) {
 }
 
 /// `worker run` with the emulator's endpoint and credentials, Python out of reach.
-fn run(sandbox: &Sandbox, experiment: &std::path::Path, extra: &[&str]) -> (i32, Value, String) {
-    let journal = sandbox.path("journal.json");
-    let _ = std::fs::remove_file(&journal);
-    let mut args = vec!["run", "--journal-path", journal.to_str().unwrap()];
-    args.extend_from_slice(extra);
-    args.push(experiment.to_str().unwrap());
-    let out = sandbox
-        .command(&args)
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("PATH", "/usr/bin:/bin")
-        .env("BROKER_PYTHON", "/nonexistent/python3")
-        .env_remove("BROKER_OPT_IN_TAG")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let journal: Value = serde_json::from_str(
-        &std::fs::read_to_string(&journal)
-            .unwrap_or_else(|_| panic!("no journal; stderr:\n{stderr}")),
-    )
-    .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        journal,
-        format!("{stdout}\n{stderr}"),
-    )
+fn run(sandbox: &Sandbox, experiment: &Path, extra: &[&str]) -> (i32, Value, String) {
+    let env = Env {
+        unset: &["BROKER_OPT_IN_TAG"],
+        ..Env::default()
+    };
+    let out = aws::run(sandbox, experiment, extra, env);
+    (out.code, out.journal().clone(), out.output())
 }
 
-const OPT_IN: (&str, &str) = ("experiment-broker:opt-in", "true");
+/// `worker run` with the emulator's endpoint and credentials, and the embedded store (where a
+/// lone `worker run` keeps its locks) in `state`.
+fn run_in(sandbox: &Sandbox, state: &Path, experiment: &Path) -> (i32, Value, String) {
+    let env = Env {
+        with_python: true,
+        unset: &["BROKER_OPT_IN_TAG"],
+        state_dir: Some(state),
+    };
+    let out = aws::run(sandbox, experiment, &[], env);
+    (out.code, out.journal().clone(), out.output())
+}
 
 fn action(name: &str, func: &str, arguments: Value) -> Value {
-    json!({"type": "action", "name": name,
-        "provider": {"type": "python", "module": "experimentvr.ec2.actions", "func": func, "arguments": arguments}})
+    aws::action(name, "experimentvr.ec2.actions", func, arguments)
 }
 
 fn experiment(method: Vec<Value>, extension: Option<Value>) -> Value {
-    let mut e = json!({"title": "faults", "description": "d", "method": method});
-    if let Some(x) = extension {
-        e["extensions"] = json!([x]);
-    }
-    e
-}
-
-fn sorted(v: &Value) -> Vec<String> {
-    let mut ids: Vec<String> = v
-        .as_array()
-        .unwrap_or_else(|| panic!("a list of ids: {v}"))
-        .iter()
-        .map(|s| s.as_str().unwrap().to_string())
-        .collect();
-    ids.sort();
-    ids
+    aws::experiment("faults", method, extension)
 }
 
 #[test]
@@ -215,14 +62,7 @@ fn the_seed_experiment_sends_stress_memory_to_exactly_the_instance_it_resolved()
     // matches the name but is not a candidate
     let target = aws.instances(1, &[("Name", "web-1.resiliency.local"), OPT_IN]);
     let stopped = aws.instances(1, &[("Name", "web-2.resiliency.local"), OPT_IN]);
-    aws.rt
-        .block_on(
-            aws.ec2
-                .stop_instances()
-                .set_instance_ids(Some(stopped.clone()))
-                .send(),
-        )
-        .unwrap();
+    aws.stop(&stopped);
 
     let sandbox = Sandbox::new();
     let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -266,7 +106,7 @@ fn the_seed_experiment_sends_stress_memory_to_exactly_the_instance_it_resolved()
 fn each_selection_mode_picks_what_it_should() {
     let aws = Aws::new();
     aws.register("StressCPU");
-    let team = format!("modes-{}", std::process::id());
+    let team = team("modes");
     let fleet = aws.instances(5, &[("team", &team), OPT_IN]);
     let args = |mode: &str| {
         json!({"test_target_type": mode, "tag_key": "tag:team", "tag_value": team,
@@ -337,7 +177,7 @@ fn each_selection_mode_picks_what_it_should() {
 #[test]
 fn a_target_without_the_opt_in_tag_is_refused_before_anything_is_sent() {
     let aws = Aws::new();
-    let team = format!("optin-{}", std::process::id());
+    let team = team("optin");
     let opted = aws.instances(1, &[("team", &team), OPT_IN]);
     let not_opted = aws.instances(1, &[("team", &team)]);
     let e = experiment(
@@ -385,7 +225,7 @@ fn a_target_without_the_opt_in_tag_is_refused_before_anything_is_sent() {
 #[test]
 fn limits_refuse_and_a_dry_run_sends_nothing() {
     let aws = Aws::new();
-    let team = format!("limits-{}", std::process::id());
+    let team = team("limits");
     let fleet = aws.instances(4, &[("team", &team), OPT_IN]);
     let all = json!({"test_target_type": "ALL", "tag_key": "tag:team", "tag_value": team,
                      "ec2_stress_io_duration": 30});
@@ -453,7 +293,7 @@ fn limits_refuse_and_a_dry_run_sends_nothing() {
 fn a_locked_target_is_refused_or_waited_for_and_the_lock_is_released_after_the_fault() {
     let aws = Aws::new();
     aws.register("StressCPU");
-    let team = format!("locks-{}", std::process::id());
+    let team = team("locks");
     let host = aws.instances(1, &[("team", &team), OPT_IN]);
     let sandbox = Sandbox::new();
     let lock = sandbox.path("store/locks").join(&host[0]);
@@ -522,40 +362,4 @@ fn a_locked_target_is_refused_or_waited_for_and_the_lock_is_released_after_the_f
         .expect("the locks are on record");
     assert_eq!(locks["targets"], json!(host));
     assert!(!lock.exists(), "released after the fault");
-}
-
-/// `run`, with the embedded store (where a lone `worker run` keeps its locks) in `state`.
-fn run_in(
-    sandbox: &Sandbox,
-    state: &std::path::Path,
-    experiment: &std::path::Path,
-) -> (i32, Value, String) {
-    let journal = sandbox.path("journal.json");
-    let _ = std::fs::remove_file(&journal);
-    let out = sandbox
-        .command(&[
-            "run",
-            "--journal-path",
-            journal.to_str().unwrap(),
-            experiment.to_str().unwrap(),
-        ])
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("BROKER_STATE_DIR", state)
-        .env_remove("BROKER_OPT_IN_TAG")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let journal: Value = serde_json::from_str(
-        &std::fs::read_to_string(&journal).unwrap_or_else(|_| panic!("no journal:\n{text}")),
-    )
-    .unwrap();
-    (out.status.code().unwrap_or(-1), journal, text)
 }

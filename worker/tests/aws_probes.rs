@@ -6,84 +6,20 @@ mod util;
 
 use serde_json::{Value, json};
 use util::Sandbox;
-
-fn endpoint() -> String {
-    std::env::var("BROKER_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
-        panic!(
-            "BROKER_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh, which \
-             installs and starts the moto server on 127.0.0.1"
-        )
-    })
-}
-
-fn probe(name: &str, module: &str, func: &str, arguments: Value, tolerance: Value) -> Value {
-    json!({"type": "probe", "name": name, "tolerance": tolerance,
-        "provider": {"type": "python", "module": module, "func": func, "arguments": arguments}})
-}
+use util::aws::{self, Aws, Env, probe, team};
 
 /// `worker run` with the emulator's endpoint and credentials; the journal.
 fn run(sandbox: &Sandbox, experiment: &std::path::Path) -> (i32, Value, String) {
-    let journal = sandbox.path("journal.json");
-    let _ = std::fs::remove_file(&journal);
-    let out = sandbox
-        .command(&[
-            "run",
-            "--journal-path",
-            journal.to_str().unwrap(),
-            experiment.to_str().unwrap(),
-        ])
-        .env("AWS_ENDPOINT_URL", endpoint())
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        // no Python may be involved: the probes are native
-        .env("PATH", "/usr/bin:/bin")
-        .env("BROKER_PYTHON", "/nonexistent/python3")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let journal: Value = serde_json::from_str(
-        &std::fs::read_to_string(&journal)
-            .unwrap_or_else(|_| panic!("no journal; stderr:\n{stderr}")),
-    )
-    .unwrap();
-    (out.status.code().unwrap_or(-1), journal, stderr)
+    // no Python may be involved: the probes are native
+    let out = aws::run(sandbox, experiment, &[], Env::default());
+    (out.code, out.journal().clone(), out.stderr)
 }
 
 #[test]
 fn chaosaws_ec2_probes_read_the_real_instances() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let sdk = rt.block_on(broker_aws::sdk::emulator(&endpoint()));
-    let ec2 = aws_sdk_ec2::Client::new(&sdk);
-    let team = format!("payments-{}", std::process::id());
-    let tags = aws_sdk_ec2::types::TagSpecification::builder()
-        .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
-        .tags(
-            aws_sdk_ec2::types::Tag::builder()
-                .key("team")
-                .value(&team)
-                .build(),
-        )
-        .build();
-    let started = rt
-        .block_on(
-            ec2.run_instances()
-                .image_id("ami-12c6146b")
-                .min_count(2)
-                .max_count(2)
-                .tag_specifications(tags)
-                .send(),
-        )
-        .unwrap();
-    let ids: Vec<String> = started
-        .instances()
-        .iter()
-        .filter_map(|i| i.instance_id().map(str::to_string))
-        .collect();
+    let aws = Aws::new();
+    let team = team("payments");
+    let ids = aws.instances(2, &[("team", &team)]);
     assert_eq!(ids.len(), 2);
     let filters = json!([{"Name": "tag:team", "Values": [team]}]);
     let sandbox = Sandbox::new();
@@ -114,8 +50,7 @@ fn chaosaws_ec2_probes_read_the_real_instances() {
     assert_eq!(journal["deviated"], false);
 
     // the world changes: one instance stops; the same probes now say so
-    rt.block_on(ec2.stop_instances().instance_ids(&ids[0]).send())
-        .unwrap();
+    aws.stop(&ids[..1]);
     let (_, journal, _) = run(&sandbox, &experiment);
     let before = &journal["steady_states"]["before"];
     assert_eq!(before["steady_state_met"], false, "{journal:#}");

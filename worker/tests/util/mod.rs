@@ -1,6 +1,8 @@
 //! Test harness: run the real `worker` binary on experiment files in a temp dir, and a small
-//! HTTP server on 127.0.0.1 for http probes.
+//! HTTP server on 127.0.0.1 for http probes. `aws`: the AWS emulator, for the AWS tests.
 #![allow(dead_code)]
+
+pub mod aws;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -36,6 +38,11 @@ impl Outcome {
         self.journal
             .as_ref()
             .unwrap_or_else(|| panic!("no journal written; stderr:\n{}", self.stderr))
+    }
+
+    /// stdout, then stderr.
+    pub fn output(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
     }
 
     /// `[name, status]` of each entry of `run` or `rollbacks`.
@@ -97,12 +104,24 @@ impl Sandbox {
 
     /// `worker run --journal-path J [extra...] EXPERIMENT`.
     pub fn run(&self, experiment: &Path, extra: &[&str]) -> Outcome {
+        self.run_with(experiment, extra, |_| {})
+    }
+
+    /// `run`, the command set up further by `setup` first (e.g. its environment).
+    pub fn run_with(
+        &self,
+        experiment: &Path,
+        extra: &[&str],
+        setup: impl FnOnce(&mut Command),
+    ) -> Outcome {
         let journal = self.path("journal.json");
         let _ = std::fs::remove_file(&journal);
         let mut args = vec!["run", "--journal-path", journal.to_str().unwrap()];
         args.extend_from_slice(extra);
         args.push(experiment.to_str().unwrap());
-        let output = self.command(&args).output().unwrap();
+        let mut command = self.command(&args);
+        setup(&mut command);
+        let output = command.output().unwrap();
         self.outcome(output, &journal)
     }
 
