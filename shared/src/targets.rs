@@ -80,6 +80,10 @@ pub struct Selector {
     /// Attribute → accepted value patterns (any one); every attribute must match.
     pub filters: Vec<(String, Vec<String>)>,
     pub mode: Mode,
+    /// When not empty, only these ids (exactly, no patterns) are candidates, and the mode
+    /// chooses among them; one that is not a matching candidate refuses the selection, as a
+    /// `Mode::Ids` id does.
+    pub within: Vec<String>,
     /// An empty selection succeeds (nothing is acted on) instead of failing.
     pub allow_empty: bool,
 }
@@ -217,10 +221,20 @@ pub fn select(
     limits: &Limits,
     seed: u64,
 ) -> Result<Selection, Refusal> {
-    let matching: Vec<&Candidate> = candidates
+    let mut matching: Vec<&Candidate> = candidates
         .iter()
         .filter(|c| matches_selector(c, selector))
         .collect();
+    if !selector.within.is_empty() {
+        if let Some(id) = selector
+            .within
+            .iter()
+            .find(|id| !matching.iter().any(|c| &c.id == *id))
+        {
+            return Err(Refusal::Unknown { id: id.clone() });
+        }
+        matching.retain(|c| selector.within.contains(&c.id));
+    }
     let matched = matching.len();
     let chosen: Vec<&Candidate> = match &selector.mode {
         Mode::All => matching.clone(),
@@ -327,6 +341,7 @@ mod tests {
             tags: vec![("Name".into(), "web-*".into())],
             filters: vec![("state".into(), vec!["running".into()])],
             mode,
+            within: Vec::new(),
             allow_empty: false,
         }
     }

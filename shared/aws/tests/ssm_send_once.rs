@@ -2,10 +2,13 @@
 //! fault twice. `ssm_command::run` sends with the SDK's retries off and, when an answer is
 //! lost, asks SSM whether its command exists before sending again. These tests put a proxy
 //! on 127.0.0.1 between the worker and the moto server that loses exactly one SendCommand:
-//! once after moto ran it (the answer is lost), once before (the request is lost).
+//! once after moto ran it (the answer is lost), once before (the request is lost). And a run
+//! stopped while its SendCommand has not answered still finds, stops and follows its command,
+//! and only then unlocks the targets.
 
 use broker::providers::registry::NativeCall;
 use broker_aws::native::ssm_command::{Command, run};
+use broker_aws::native::target_locks;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -26,6 +29,12 @@ fn endpoint() -> String {
 const PASS: u8 = 0;
 const LOSE_ANSWER: u8 = 1;
 const LOSE_REQUEST: u8 = 2;
+/// Forward it, then hold the answer back for 3 s.
+const SLOW_ANSWER: u8 = 3;
+
+/// Every CancelCommand is answered this much later (so a test can look at the locks while a
+/// stopped command's clean-up is still stopping it).
+const CANCEL_DELAY: Duration = Duration::from_millis(1500);
 
 /// Read one HTTP request: headers, then `Content-Length` bytes of body.
 async fn read_request(client: &mut TcpStream) -> Option<Vec<u8>> {
@@ -72,9 +81,11 @@ async fn proxy(upstream: String, mode: Arc<AtomicU8>) -> String {
                 let Some(request) = read_request(&mut client).await else {
                     return;
                 };
-                let is_send = String::from_utf8_lossy(&request)
-                    .to_ascii_lowercase()
-                    .contains("x-amz-target: amazonssm.sendcommand");
+                let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+                let is_send = text.contains("x-amz-target: amazonssm.sendcommand");
+                if text.contains("x-amz-target: amazonssm.cancelcommand") {
+                    tokio::time::sleep(CANCEL_DELAY).await;
+                }
                 let lose = if is_send {
                     mode.swap(PASS, Ordering::SeqCst)
                 } else {
@@ -89,6 +100,9 @@ async fn proxy(upstream: String, mode: Arc<AtomicU8>) -> String {
                 server.read_to_end(&mut answer).await.unwrap();
                 if lose == LOSE_ANSWER {
                     return; // moto ran it; the worker never hears back
+                }
+                if lose == SLOW_ANSWER {
+                    tokio::time::sleep(Duration::from_secs(3)).await;
                 }
                 let _ = client.write_all(&answer).await;
             });
@@ -150,13 +164,14 @@ fn call(activity: &str) -> NativeCall {
 // One test: the worker's SDK configuration is loaded once per process, from the environment
 // this test sets (the proxy's address).
 #[tokio::test]
-async fn a_send_command_whose_answer_or_request_is_lost_runs_exactly_once() {
+async fn a_lost_send_runs_exactly_once_and_a_stop_mid_send_unlocks_only_after_the_stop() {
     let mode = Arc::new(AtomicU8::new(PASS));
     let upstream = endpoint()
         .trim_start_matches("http://")
         .trim_end_matches('/')
         .to_string();
     let address = proxy(upstream, mode.clone()).await;
+    let state = tempfile::tempdir().unwrap();
     // SAFETY: set before any client exists and before anything else in this binary runs
     unsafe {
         std::env::set_var("AWS_ENDPOINT_URL", &address);
@@ -164,6 +179,7 @@ async fn a_send_command_whose_answer_or_request_is_lost_runs_exactly_once() {
         std::env::set_var("AWS_SECRET_ACCESS_KEY", "testing");
         std::env::set_var("AWS_REGION", "us-east-1");
         std::env::remove_var("AWS_PROFILE");
+        std::env::set_var("BROKER_STATE_DIR", state.path());
     }
     let target = instance().await;
 
@@ -172,7 +188,7 @@ async fn a_send_command_whose_answer_or_request_is_lost_runs_exactly_once() {
     for (loss, what) in [(LOSE_ANSWER, "lost-answer"), (LOSE_REQUEST, "lost-request")] {
         mode.store(loss, Ordering::SeqCst);
         let name = format!("{what}-{}", std::process::id());
-        let result = run(&call(&name), &command(&target))
+        let result = run(&call(&name), &command(&target), None)
             .await
             .unwrap_or_else(|e| panic!("{what}: the command is followed: {e}"));
         assert_eq!(mode.load(Ordering::SeqCst), PASS, "{what}: it was lost");
@@ -184,13 +200,46 @@ async fn a_send_command_whose_answer_or_request_is_lost_runs_exactly_once() {
 
     // and a send that loses nothing is sent once, with its token in the comment
     let name = format!("plain-{}", std::process::id());
-    run(&call(&name), &command(&target)).await.unwrap();
+    run(&call(&name), &command(&target), None).await.unwrap();
     assert_eq!(commands_for(&target, &name).await.len(), 1);
+
+    // stopped while SendCommand has not answered: the clean-up finds the command by its
+    // token and stops it; the targets stay locked until then, and are unlocked after
+    let name = format!("stopped-{}", std::process::id());
+    let held = target_locks::lock(
+        &call(&name),
+        std::slice::from_ref(&target),
+        Duration::from_secs(600),
+    )
+    .await
+    .unwrap();
+    let lock = state.path().join("store/locks").join(&target);
+    assert!(lock.exists(), "locked: {}", lock.display());
+    mode.store(SLOW_ANSWER, Ordering::SeqCst);
+    let cut = tokio::time::timeout(
+        Duration::from_millis(500),
+        run(&call(&name), &command(&target), Some(&held)),
+    )
+    .await;
+    assert!(cut.is_err(), "the run was stopped mid-send");
+    drop(held); // the action's own hold goes, as it does when a run is stopped
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        lock.exists(),
+        "the targets stay locked while the stopped command is being stopped"
+    );
+    assert_eq!(broker::cleanup::drain(Duration::from_secs(30)).await, 0);
+    assert!(!lock.exists(), "unlocked once the command was stopped");
+    assert_eq!(
+        commands_for(&target, &name).await.len(),
+        1,
+        "the command moto ran was found, not sent again"
+    );
 }
 
 #[test]
 fn the_comment_names_the_activity_and_carries_the_token_within_100_characters() {
-    use broker_aws::native::ssm_command::comment;
+    use broker_aws::native::ssm_send::comment;
     assert_eq!(
         comment("stress-memory", "0123456789abcdef"),
         "experiment-broker: stress-memory #0123456789abcdef"

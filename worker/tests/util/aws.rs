@@ -239,13 +239,14 @@ pub fn sent_to(instances: &[String]) -> Vec<Value> {
 }
 
 /// Whether a SendCommand request was sent for the activity `name`: its comment is
-/// `experiment-broker: <name>`, possibly followed by ` #<token>` (the idempotency token of
-/// that one send).
+/// `experiment-broker: <name> #<token>`, the token (16 hex digits) marking that one send.
 pub fn is_for_activity(request: &Value, name: &str) -> bool {
-    let prefix = format!("experiment-broker: {name}");
-    request["Comment"]
-        .as_str()
-        .is_some_and(|comment| comment == prefix || comment.starts_with(&format!("{prefix} #")))
+    let prefix = format!("experiment-broker: {name} #");
+    request["Comment"].as_str().is_some_and(|comment| {
+        comment
+            .strip_prefix(&prefix)
+            .is_some_and(|token| token.len() == 16 && token.chars().all(|c| c.is_ascii_hexdigit()))
+    })
 }
 
 /// The SendCommand requests for the activity `name` that name one of `instances`, as sent.

@@ -220,6 +220,7 @@ pub fn chaosaws_targeting(
         } else {
             Mode::All
         },
+        within: Vec::new(),
         allow_empty: false,
     };
     for f in &filters {
@@ -287,6 +288,7 @@ pub fn ssm_targeting(targets: Option<&Value>) -> Result<Targeting, String> {
         tags: Vec::new(),
         filters: vec![state],
         mode: Mode::All,
+        within: Vec::new(),
         allow_empty: false,
     };
     let mut server_filters = Vec::new();
@@ -621,7 +623,7 @@ async fn send_command(call: NativeCall) -> Result<Value, ActivityError> {
             i + 1,
             batches.len()
         );
-        match ssm_command::run(&call, &command).await {
+        match ssm_command::run(&call, &command, Some(&held)).await {
             Ok(r) => commands.push(r),
             Err(e) => {
                 let untouched: Vec<&String> =
@@ -666,12 +668,8 @@ async fn send_command(call: NativeCall) -> Result<Value, ActivityError> {
 async fn seed_terminate(call: NativeCall) -> Result<Value, ActivityError> {
     let selector =
         experimentvr_selector(&call.arguments, "running").map_err(ActivityError::Failed)?;
-    let tag_filters = selector
-        .tags
-        .iter()
-        .map(|(k, v)| filter(&format!("tag:{k}"), std::slice::from_ref(v)))
-        .collect();
-    let selection = resolve(&call, selector, tag_filters).await?;
+    let filters = super::instances::server_filters(&selector);
+    let selection = resolve(&call, selector, filters).await?;
     let mut out = plan(&call, "terminate_instance", &selection);
     if stops_here(&call, &selection) {
         return Ok(out);

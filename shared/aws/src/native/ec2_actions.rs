@@ -15,7 +15,7 @@
 //!    at the end, listing the failed stages); then release the locks.
 
 use super::documents::{self, Document};
-use super::instances::{experimentvr_selector, resolve};
+use super::instances::{experimentvr_selector, resolve, server_filters};
 use super::ssm_command::{self, Command};
 use super::target_locks;
 use broker::providers::ActivityError;
@@ -395,17 +395,8 @@ async fn inject(fault: &Fault, call: NativeCall) -> Result<Value, ActivityError>
     let total = check_duration(&stages, call.arguments.get("max_duration")).map_err(fail)?;
     let keep_going = keeps_going(fault, &call.arguments).map_err(fail)?;
     let selector = experimentvr_selector(&call.arguments, "running").map_err(fail)?;
-    let tag_filter = selector
-        .tags
-        .iter()
-        .map(|(k, v)| {
-            aws_sdk_ec2::types::Filter::builder()
-                .name(format!("tag:{k}"))
-                .values(v)
-                .build()
-        })
-        .collect();
-    let selection = resolve(&call, selector, tag_filter).await?;
+    let filters = server_filters(&selector);
+    let selection = resolve(&call, selector, filters).await?;
     let document = documents::registered_name(&fault.document);
     let mut plan = json!({
         "document": document,
@@ -448,7 +439,7 @@ async fn inject(fault: &Fault, call: NativeCall) -> Result<Value, ActivityError>
             stages.len(),
             selection.chosen.join(", ")
         );
-        match ssm_command::run(&call, &command).await {
+        match ssm_command::run(&call, &command, Some(&held)).await {
             Ok(r) => results.push(json!({"stage": i, "status": "succeeded", "command": r})),
             Err(e) => {
                 results.push(json!({"stage": i, "status": "failed", "error": e.to_string()}));

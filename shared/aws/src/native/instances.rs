@@ -17,9 +17,6 @@ use broker::targets::{Candidate, Mode, Selection, Selector, select};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 
-/// The candidate attribute (and EC2 filter name) holding the instance id.
-const INSTANCE_ID: &str = "instance-id";
-
 /// The selector the seed library's arguments describe. Instances must be in `state`. Ids in
 /// `targets` are the targets under `NAMED_LIST`; under any other mode they narrow the
 /// candidates (the mode chooses among them), so no declared id is ever ignored.
@@ -56,22 +53,21 @@ pub fn experimentvr_selector(
         (Some(_), None) => return Err("tag_value is missing (tag_key is given)".into()),
         (None, Some(_)) => return Err("tag_key is missing (tag_value is given)".into()),
     };
-    let mut filters = vec![("state".to_string(), vec![state.to_string()])];
-    if !matches!(mode, Mode::Ids(_)) {
-        if tags.is_empty() && ids.is_empty() {
-            return Err(format!(
-                "test_target_type {kind} needs tag_key and tag_value (or targets) to say which instances are candidates"
-            ));
-        }
+    let within = if matches!(mode, Mode::Ids(_)) {
+        Vec::new()
+    } else if tags.is_empty() && ids.is_empty() {
+        return Err(format!(
+            "test_target_type {kind} needs tag_key and tag_value (or targets) to say which instances are candidates"
+        ));
+    } else {
         // ids with RANDOM/ALL/COUNT/PERCENT narrow the candidates: choose among these only
-        if !ids.is_empty() {
-            filters.push((INSTANCE_ID.to_string(), ids));
-        }
-    }
+        ids
+    };
     Ok(Selector {
         tags,
-        filters,
+        filters: vec![("state".to_string(), vec![state.to_string()])],
         mode,
+        within,
         allow_empty: false,
     })
 }
@@ -107,6 +103,35 @@ pub fn id_list(value: Option<&Value>, name: &str) -> Result<Vec<String>, String>
     }
 }
 
+/// The EC2 filters that make `DescribeInstances` return only what `selector` could choose:
+/// its tags, and its `within` ids (so naming ids never lists a whole region). The selector
+/// still applies exactly to what comes back.
+pub fn server_filters(selector: &Selector) -> Vec<aws_sdk_ec2::types::Filter> {
+    let mut filters: Vec<aws_sdk_ec2::types::Filter> = selector
+        .tags
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_ec2::types::Filter::builder()
+                .name(format!("tag:{k}"))
+                .values(v)
+                .build()
+        })
+        .collect();
+    let ids = match &selector.mode {
+        Mode::Ids(ids) => ids,
+        _ => &selector.within,
+    };
+    if !ids.is_empty() {
+        filters.push(
+            aws_sdk_ec2::types::Filter::builder()
+                .name("instance-id")
+                .set_values(Some(ids.clone()))
+                .build(),
+        );
+    }
+    filters
+}
+
 /// Every instance `DescribeInstances` returns for `filters`, as candidates.
 pub async fn candidates(
     call: &NativeCall,
@@ -128,7 +153,7 @@ pub async fn candidates(
                 .iter()
                 .filter_map(|t| Some((t.key()?.to_string(), t.value()?.to_string())))
                 .collect();
-            let mut attributes = BTreeMap::from([(INSTANCE_ID.to_string(), id.to_string())]);
+            let mut attributes = BTreeMap::new();
             if let Some(s) = i.state().and_then(|s| s.name()) {
                 attributes.insert("state".into(), s.as_str().to_string());
             }
@@ -205,6 +230,7 @@ pub async fn resolve_as(
         "activity": call.activity,
         "at": broker::engine::activity::now_iso(),
         "mode": format!("{:?}", selector.mode),
+        "within": selector.within,
         "tags": selector.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
         "filters": selector.filters.iter().map(|(k, v)| json!({"name": k, "values": v})).collect::<Vec<_>>(),
         "candidates": found.len(),
@@ -223,11 +249,16 @@ pub async fn resolve_as(
         }
         Err(refusal) => record["refused"] = json!(refusal.to_string()),
     }
-    call.recorder.record(record).await.map_err(|e| {
-        ActivityError::Failed(format!(
-            "the chosen targets could not be put on record, so nothing was done: {e}"
-        ))
-    })?;
+    if let Err(e) = call.recorder.record(record).await {
+        return Err(ActivityError::Failed(match &outcome {
+            Ok(_) => {
+                format!("the chosen targets could not be put on record, so nothing was done: {e}")
+            }
+            Err(r) => format!(
+                "target selection refused: {r} (and the refusal could not be put on record: {e})"
+            ),
+        }));
+    }
     outcome.map_err(|r| ActivityError::Failed(format!("target selection refused: {r}")))
 }
 
@@ -280,11 +311,7 @@ mod tests {
         let candidate = |id: &str, team: &str| Candidate {
             id: id.into(),
             tags: [("team".to_string(), team.to_string())].into(),
-            attributes: [
-                ("state".to_string(), "running".to_string()),
-                (INSTANCE_ID.to_string(), id.to_string()),
-            ]
-            .into(),
+            attributes: [("state".to_string(), "running".to_string())].into(),
         };
         let fleet = [
             candidate("i-1", "a"),
@@ -305,13 +332,34 @@ mod tests {
             chosen(json!({"targets": ["i-2", "i-4"], "test_target_type": "RANDOM"})),
             ["i-2", "i-4"]
         );
-        // ids and tags both narrow: i-4 is not team a
+        // with tags too, every listed id must match them
         assert_eq!(
             chosen(
-                json!({"targets": ["i-2", "i-4"], "test_target_type": "ALL", "tag_key": "tag:team", "tag_value": "a"})
+                json!({"targets": ["i-2", "i-3"], "test_target_type": "ALL", "tag_key": "tag:team", "tag_value": "a"})
             ),
-            ["i-2"]
+            ["i-2", "i-3"]
         );
+        // a listed id that is not a matching candidate (other team, missing, a pattern) refuses,
+        // as under NAMED_LIST: no declared id is dropped silently
+        for (a, id) in [
+            (
+                json!({"targets": ["i-2", "i-4"], "test_target_type": "ALL", "tag_key": "tag:team", "tag_value": "a"}),
+                "i-4",
+            ),
+            (
+                json!({"targets": ["i-2", "i-9"], "test_target_type": "RANDOM"}),
+                "i-9",
+            ),
+            (json!({"targets": "i-*", "test_target_type": "ALL"}), "i-*"),
+        ] {
+            let s = experimentvr_selector(&args(a.clone()), "running").unwrap();
+            let refusal = select(&fleet, &s, &Limits::default(), 1).unwrap_err();
+            assert_eq!(
+                refusal,
+                broker::targets::Refusal::Unknown { id: id.into() },
+                "{a}"
+            );
+        }
         assert_eq!(
             chosen(json!({"targets": "i-1,i-3", "test_target_type": "ALL"})),
             ["i-1", "i-3"]
@@ -327,6 +375,30 @@ mod tests {
         assert_eq!(
             chosen(json!({"test_target_type": "ALL", "tag_key": "team", "tag_value": "a"})),
             ["i-1", "i-2", "i-3"]
+        );
+    }
+
+    #[test]
+    fn describe_instances_is_narrowed_to_the_named_ids_and_tags() {
+        let names = |a: Value| {
+            let s = experimentvr_selector(&args(a), "running").unwrap();
+            server_filters(&s)
+                .iter()
+                .map(|f| format!("{}={}", f.name().unwrap(), f.values().join(",")))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(json!({"targets": ["i-1", "i-2"], "test_target_type": "RANDOM"})),
+            ["instance-id=i-1,i-2"]
+        );
+        assert_eq!(
+            names(json!({"targets": ["i-1"]})),
+            ["instance-id=i-1"],
+            "NAMED_LIST too"
+        );
+        assert_eq!(
+            names(json!({"test_target_type": "ALL", "tag_key": "tag:Name", "tag_value": "web-*"})),
+            ["tag:Name=web-*"]
         );
     }
 

@@ -17,6 +17,7 @@ pub mod ec2_probes;
 pub mod instances;
 pub mod safety;
 pub mod ssm_command;
+pub mod ssm_send;
 pub mod stop_conditions;
 pub mod target_locks;
 

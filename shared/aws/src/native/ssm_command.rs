@@ -5,11 +5,14 @@
 //! The result carries each invocation's status, exit code and output, for the journal.
 
 use super::clients::{failed, ssm};
+use super::ssm_send;
+use super::target_locks::{Held, LockSet};
 use aws_sdk_ssm::types::CommandInvocationStatus as S;
 use broker::providers::ActivityError;
 use broker::providers::registry::NativeCall;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What to send.
@@ -22,166 +25,99 @@ pub struct Command {
     pub wait: Duration,
 }
 
-/// Cancels the command when dropped while still armed: the run was stopped mid-wait.
-struct CancelOnDrop {
+/// A command on its way or running. Dropped while armed (the run was stopped, or the wait
+/// timed out), it stops the command from `broker::cleanup`: finds it by its token if the send
+/// had not answered yet, cancels it, waits (bounded) until every invocation has ended, and
+/// only then lets go of its share of the targets' locks (so they are released after that).
+struct InFlight {
     client: aws_sdk_ssm::Client,
-    command_id: String,
+    document: String,
+    instance_ids: Vec<String>,
+    token: String,
+    command_id: Option<String>,
+    locks: Option<Arc<LockSet>>,
     armed: bool,
 }
 
-impl Drop for CancelOnDrop {
+/// How long a stopped command's clean-up waits for its invocations to end.
+const STOP_WAIT: Duration = Duration::from_secs(60);
+
+impl Drop for InFlight {
     fn drop(&mut self) {
         if !self.armed {
-            return;
+            return; // the action still holds the locks and releases them
         }
         let client = self.client.clone();
-        let id = self.command_id.clone();
-        tracing::warn!("the run stopped while SSM command {id} ran: cancelling it");
-        broker::cleanup::spawn(&format!("cancel SSM command {id}"), async move {
-            if let Err(e) = client.cancel_command().command_id(&id).send().await {
-                tracing::error!(
-                    "could not cancel SSM command {id} (the document's scheduled revert still ends the fault): {}",
-                    crate::sdk::explain("CancelCommand", &id, "ssm:CancelCommand permission", &e)
-                );
-            }
-        });
-    }
-}
-
-/// The command's comment: who sent it, for which activity, and the token of this one send
-/// (SendCommand takes no idempotency token, so the comment carries it). At most 100 chars.
-pub fn comment(activity: &str, token: &str) -> String {
-    let head = "experiment-broker: ";
-    let room = 100 - head.len() - token.len() - 2;
-    let activity: String = activity.chars().take(room).collect();
-    format!("{head}{activity} #{token}")
-}
-
-/// How many times a SendCommand that got no answer, or was throttled, is tried.
-const SEND_ATTEMPTS: u32 = 4;
-
-/// Send the command exactly once and return its id. The SDK's own retries are off for this
-/// call: a retry after a lost answer would start the fault twice. Instead, when SendCommand
-/// gets no answer (a timeout, a dropped connection, a 5xx), SSM is asked whether a command
-/// with this send's token exists; only if none does is it sent again. Throttling is retried
-/// with backoff (the request was refused, not run); any other refusal fails at once.
-async fn send_once(
-    client: &aws_sdk_ssm::Client,
-    command: &Command,
-    comment: &str,
-    token: &str,
-) -> Result<String, ActivityError> {
-    use aws_sdk_ssm::error::SdkError;
-    let mut delay = Duration::from_millis(500);
-    for attempt in 1..=SEND_ATTEMPTS {
-        let result = client
-            .send_command()
-            .document_name(&command.document)
-            .set_instance_ids(Some(command.instance_ids.clone()))
-            .set_parameters(Some(command.parameters.clone().into_iter().collect()))
-            .comment(comment)
-            .cloud_watch_output_config(
-                aws_sdk_ssm::types::CloudWatchOutputConfig::builder()
-                    .cloud_watch_output_enabled(true)
-                    .build(),
-            )
-            .customize()
-            .config_override(
-                aws_sdk_ssm::config::Builder::default()
-                    .retry_config(aws_sdk_ssm::config::retry::RetryConfig::disabled()),
-            )
-            .send()
-            .await;
-        let e = match result {
-            Ok(sent) => {
-                return sent
-                    .command()
-                    .and_then(|c| c.command_id())
-                    .map(str::to_string)
-                    .ok_or_else(|| {
-                        ActivityError::Failed("SendCommand returned no command id".into())
-                    });
-            }
-            Err(e) => e,
-        };
-        let last = attempt == SEND_ATTEMPTS;
-        match &e {
-            SdkError::ServiceError(s) if !s.raw().status().is_server_error() => {
-                let throttled = s.err().meta().code().is_some_and(|c| c.contains("Throttl"));
-                if !throttled || last {
-                    return Err(failed("SendCommand", &command.document, &e));
+        let (document, instance_ids, token) = (
+            self.document.clone(),
+            self.instance_ids.clone(),
+            self.token.clone(),
+        );
+        let known = self.command_id.clone();
+        let locks = self.locks.take();
+        tracing::warn!(
+            "the run stopped while SSM command {} ({document}) ran: cancelling it",
+            known.as_deref().unwrap_or("(not answered yet)")
+        );
+        broker::cleanup::spawn(
+            &format!("stop SSM command {document} #{token}"),
+            async move {
+                let id = match known {
+                    Some(id) => Some(id),
+                    None => ssm_send::find_eventually(&client, &document, &instance_ids, &token)
+                        .await
+                        .unwrap_or_else(|e| {
+                            tracing::error!("cannot tell whether SSM ran {document} #{token}: {e}");
+                            None
+                        }),
+                };
+                if let Some(id) = id {
+                    stop(&client, &id, &instance_ids).await;
                 }
-                tracing::warn!("SendCommand {} throttled: trying again", command.document);
-            }
-            SdkError::ConstructionFailure(_) => {
-                return Err(failed("SendCommand", &command.document, &e));
-            }
-            // no answer: SSM may or may not have created the command
-            _ => match find(client, command, token).await {
-                Ok(Some(id)) => {
-                    tracing::warn!(
-                        "SendCommand {} got no answer, but SSM has its command {id}: not sending it again",
-                        command.document
-                    );
-                    return Ok(id);
-                }
-                Ok(None) if !last => tracing::warn!(
-                    "SendCommand {} got no answer and SSM has no such command: sending it again ({})",
-                    command.document,
-                    crate::sdk::explain("SendCommand", &command.document, "the network", &e)
-                ),
-                Ok(None) => return Err(failed("SendCommand", &command.document, &e)),
-                Err(lookup) => {
-                    return Err(ActivityError::Failed(format!(
-                        "SendCommand {} got no answer ({}), and whether SSM ran it cannot be checked ({lookup}): not sending it again",
-                        command.document,
-                        crate::sdk::explain("SendCommand", &command.document, "the network", &e)
-                    )));
-                }
+                // the last share of the locks goes here: they are released after the stop
+                drop(locks);
             },
-        }
-        tokio::time::sleep(delay).await;
-        delay *= 2;
+        );
     }
-    unreachable!("the last attempt returns")
 }
 
-/// The id of the command this send (`token`) created, if SSM has one: commands on the first
-/// target for this document, matched by the token in their comment.
-async fn find(
-    client: &aws_sdk_ssm::Client,
-    command: &Command,
-    token: &str,
-) -> Result<Option<String>, String> {
-    let Some(instance) = command.instance_ids.first() else {
-        return Ok(None);
-    };
-    let filter = aws_sdk_ssm::types::CommandFilter::builder()
-        .key(aws_sdk_ssm::types::CommandFilterKey::DocumentName)
-        .value(&command.document)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let mut pages = client
-        .list_commands()
-        .instance_id(instance)
-        .filters(filter)
-        .into_paginator()
-        .send();
-    let mark = format!(" #{token}");
-    while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| {
-            crate::sdk::explain("ListCommands", instance, "ssm:ListCommands permission", &e)
-        })?;
-        if let Some(id) = page
-            .commands()
-            .iter()
-            .find(|c| c.comment().is_some_and(|m| m.ends_with(&mark)))
-            .and_then(|c| c.command_id())
-        {
-            return Ok(Some(id.to_string()));
+/// Cancel `id` and wait up to `STOP_WAIT` for its invocations to end.
+async fn stop(client: &aws_sdk_ssm::Client, id: &str, instance_ids: &[String]) {
+    if let Err(e) = client.cancel_command().command_id(id).send().await {
+        tracing::error!(
+            "could not cancel SSM command {id} (the document's scheduled revert still ends the fault): {}",
+            crate::sdk::explain("CancelCommand", id, "ssm:CancelCommand permission", &e)
+        );
+    }
+    let deadline = Instant::now() + STOP_WAIT;
+    let mut pending = instance_ids.to_vec();
+    while !pending.is_empty() && Instant::now() < deadline {
+        let mut still = Vec::new();
+        for instance in pending {
+            let status = client
+                .get_command_invocation()
+                .command_id(id)
+                .instance_id(&instance)
+                .send()
+                .await
+                .ok()
+                .and_then(|inv| inv.status().cloned());
+            if !status.is_some_and(|s| finished(&s)) {
+                still.push(instance);
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
     }
-    Ok(None)
+    if !pending.is_empty() {
+        tracing::error!(
+            "SSM command {id} had not ended on {} {}s after its cancel: releasing their locks anyway (the documents revert on their own)",
+            pending.join(", "),
+            STOP_WAIT.as_secs()
+        );
+    }
 }
 
 /// An invocation status SSM will not change any more.
@@ -193,11 +129,41 @@ fn finished(status: &S) -> bool {
 }
 
 /// Send `command` and wait for every invocation to end. Fails if any did not succeed, naming
-/// the instance, its status and the end of its error output.
-pub async fn run(call: &NativeCall, command: &Command) -> Result<Value, ActivityError> {
+/// the instance, its status and the end of its error output. `locks`: the targets' locks,
+/// released by this command's clean-up if the run stops while it runs (see `InFlight`).
+pub async fn run(
+    call: &NativeCall,
+    command: &Command,
+    locks: Option<&Held>,
+) -> Result<Value, ActivityError> {
     let client = ssm(call).await;
     let token = broker::ids::random_id()[..16].to_string();
-    let command_id = send_once(&client, command, &comment(&call.activity, &token), &token).await?;
+    // armed from before the send: a run stopped mid-send still finds and stops its command
+    let mut guard = InFlight {
+        client: client.clone(),
+        document: command.document.clone(),
+        instance_ids: command.instance_ids.clone(),
+        token: token.clone(),
+        command_id: None,
+        locks: locks.and_then(Held::share),
+        armed: true,
+    };
+    let sent = ssm_send::send_once(
+        &client,
+        command,
+        &ssm_send::comment(&call.activity, &token),
+        &token,
+    )
+    .await;
+    let command_id = match sent {
+        Ok(id) => id,
+        Err(not_sent) => {
+            // refused: nothing runs, unless the answer was lost and SSM could not be asked
+            guard.armed = not_sent.maybe_running;
+            return Err(not_sent.error);
+        }
+    };
+    guard.command_id = Some(command_id.clone());
     // the command is running whatever happens to the record: wait for it (and cancel it if
     // the run stops) either way
     let recorded = call.recorder.record(json!({
@@ -209,11 +175,6 @@ pub async fn run(call: &NativeCall, command: &Command) -> Result<Value, Activity
         "instance_ids": command.instance_ids,
         "parameters": command.parameters,
     }));
-    let mut guard = CancelOnDrop {
-        client: client.clone(),
-        command_id: command_id.clone(),
-        armed: true,
-    };
     if let Err(e) = recorded.await {
         tracing::error!(
             "SSM command {command_id} ({}) is running but may not be on record: {e}",

@@ -7,7 +7,7 @@ use crate::Store;
 use broker::broker::locks::{self, OnConflict};
 use broker::providers::ActivityError;
 use broker::providers::registry::NativeCall;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 static STORE: OnceLock<Store> = OnceLock::new();
@@ -28,8 +28,13 @@ fn store() -> &'static Store {
 
 /// Locks held by one action on its targets; released when dropped (a run stopped mid-fault
 /// releases them too, from `broker::cleanup`, which the binaries wait for before they exit;
-/// if even that fails the locks expire).
-pub struct Held {
+/// if even that fails the locks expire). A running command's guard holds a share of them
+/// (`share`): a stopped command is cancelled and seen to end before the last share goes and
+/// the targets are unlocked, so no second fault lands on a host still being reverted.
+pub struct Held(Option<Arc<LockSet>>);
+
+/// The locks themselves; whoever drops the last share releases them.
+pub struct LockSet {
     targets: Vec<String>,
     owner: String,
 }
@@ -52,10 +57,10 @@ pub async fn lock(
     locks::acquire(store(), targets, &owner, &call.activity, ttl, on_conflict)
         .await
         .map_err(ActivityError::Failed)?;
-    let held = Held {
+    let held = Held(Some(Arc::new(LockSet {
         targets: targets.to_vec(),
         owner: owner.clone(),
-    };
+    })));
     // not on record: refuse to act (dropping `held` releases the locks)
     call.recorder
         .record(serde_json::json!({
@@ -76,14 +81,23 @@ pub async fn lock(
 }
 
 impl Held {
-    /// Release now (after the fault's revert).
+    /// Release now (after the fault's revert), or, if a stopped command's clean-up still holds
+    /// a share, as soon as it is done.
     pub async fn release(mut self) {
-        let targets = std::mem::take(&mut self.targets);
-        locks::release(store(), &targets, &self.owner).await;
+        let Some(set) = self.0.take() else { return };
+        if let Ok(mut set) = Arc::try_unwrap(set) {
+            let targets = std::mem::take(&mut set.targets);
+            locks::release(store(), &targets, &set.owner).await;
+        }
+    }
+
+    /// A share for a command's guard: the locks stay held while it lives.
+    pub fn share(&self) -> Option<Arc<LockSet>> {
+        self.0.clone()
     }
 }
 
-impl Drop for Held {
+impl Drop for LockSet {
     fn drop(&mut self) {
         if self.targets.is_empty() {
             return;
