@@ -9,9 +9,11 @@
 use std::future::Future;
 use std::sync::LazyLock;
 use std::time::Duration;
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 static TRACKER: LazyLock<TaskTracker> = LazyLock::new(TaskTracker::new);
+static ABANDON: LazyLock<CancellationToken> = LazyLock::new(CancellationToken::new);
 
 /// How long a binary waits for clean-up before it exits anyway.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(30);
@@ -27,8 +29,13 @@ pub fn spawn(what: &str, work: impl Future<Output = ()> + Send + 'static) {
     }
 }
 
-/// Wait up to `limit` for every clean-up `spawn`ed so far (and any they spawn). Returns how
-/// many were still running when the limit was reached (0: all done).
+/// The operator insists (a repeated SIGINT/SIGTERM): `drain` stops waiting at once.
+pub fn abandon() {
+    ABANDON.cancel();
+}
+
+/// Wait up to `limit` for every clean-up `spawn`ed so far (and any they spawn), or until
+/// `abandon`. Returns how many were still running when it stopped waiting (0: all done).
 pub async fn drain(limit: Duration) -> usize {
     if TRACKER.is_empty() {
         return 0;
@@ -39,13 +46,20 @@ pub async fn drain(limit: Duration) -> usize {
         TRACKER.len()
     );
     TRACKER.close();
-    let finished = tokio::time::timeout(limit, TRACKER.wait()).await.is_ok();
+    let finished = tokio::select! {
+        done = tokio::time::timeout(limit, TRACKER.wait()) => done.is_ok(),
+        _ = ABANDON.cancelled() => false,
+    };
     TRACKER.reopen();
     let left = if finished { 0 } else { TRACKER.len() };
     if left > 0 {
         tracing::error!(
-            "{left} clean-up task(s) still running after {}s: exiting without them (SSM documents revert on their own; locks expire)",
-            limit.as_secs()
+            "{left} clean-up task(s) not finished ({}): exiting without them (SSM documents revert on their own; locks expire)",
+            if ABANDON.is_cancelled() {
+                "abandoned on a repeated signal".to_string()
+            } else {
+                format!("still running after {}s", limit.as_secs())
+            }
         );
     }
     left
@@ -59,7 +73,7 @@ mod tests {
 
     // one test: the tracker is process-wide, and tests in one binary run in parallel
     #[tokio::test]
-    async fn drain_waits_for_clean_up_spawned_from_a_dropped_future_and_gives_up_at_the_limit() {
+    async fn drain_waits_for_clean_up_of_a_dropped_future_gives_up_at_the_limit_or_on_abandon() {
         let done = Arc::new(AtomicUsize::new(0));
         struct Guard(Arc<AtomicUsize>);
         impl Drop for Guard {
@@ -97,5 +111,14 @@ mod tests {
         });
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(done.load(Ordering::SeqCst), 2);
+
+        // a repeated signal: drain stops waiting at once (last: it is for the whole process)
+        abandon();
+        let started = std::time::Instant::now();
+        assert!(drain(Duration::from_secs(30)).await >= 1, "the hung one");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "not the 30 s limit"
+        );
     }
 }

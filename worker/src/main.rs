@@ -223,8 +223,9 @@ fn watch_signals(stop: CancellationToken, what: &'static str) -> tokio::task::Jo
             };
             if stop.is_cancelled() {
                 tracing::warn!(
-                    "{name} received again: already stopping; rollbacks run to completion, then the journal is written"
+                    "{name} received again: already stopping; rollbacks run to completion, then the journal is written; clean-up after that (SSM cancels, lock releases) is not waited for"
                 );
+                broker::cleanup::abandon();
             } else {
                 tracing::warn!("{name} received: {what}");
                 stop.cancel();
