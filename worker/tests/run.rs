@@ -451,6 +451,19 @@ fn python_activities_run_through_an_interpreter() {
     );
 }
 
+/// `worker validate` on `experiment` with no Python interpreter in reach: the exit status and
+/// what it said on stderr.
+fn validate_without_python(sb: &Sandbox, experiment: &Value) -> (std::process::Output, String) {
+    let path = sb.write_json("e.json", experiment);
+    let out = sb
+        .command(&["validate", path.to_str().unwrap()])
+        .env("BROKER_PYTHON", "/nonexistent/python")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, err)
+}
+
 #[test]
 fn python_without_interpreter_or_native_activity_is_a_clear_error() {
     let sb = Sandbox::new();
@@ -458,13 +471,7 @@ fn python_without_interpreter_or_native_activity_is_a_clear_error() {
         json!([{"type": "action", "name": "stress", "provider": {"type": "python",
         "module": "experimentvr.ec2.actions", "func": "not_a_fault", "arguments": {}}}]),
     );
-    let path = sb.write_json("e.json", &e);
-    let out = sb
-        .command(&["validate", path.to_str().unwrap()])
-        .env("BROKER_PYTHON", "/nonexistent/python")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (out, err) = validate_without_python(&sb, &e);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         err.contains("method[0].provider") && err.contains("experimentvr.ec2.actions.not_a_fault"),
@@ -484,13 +491,7 @@ fn a_native_fault_checks_its_arguments_as_the_reference_checks_a_signature() {
         "module": "experimentvr.ec2.actions", "func": "ec2_blackhole_by_port",
         "arguments": {"test_target_type": "ALL", "ec2_blackhole_by_port_speed": 3}}}]),
     );
-    let path = sb.write_json("e.json", &e);
-    let out = sb
-        .command(&["validate", path.to_str().unwrap()])
-        .env("BROKER_PYTHON", "/nonexistent/python")
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let (out, err) = validate_without_python(&sb, &e);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
         err.contains("ec2_blackhole_by_port_speed") && err.contains("not a parameter"),
