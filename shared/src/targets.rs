@@ -138,6 +138,27 @@ pub enum Refusal {
     },
 }
 
+impl Refusal {
+    /// The rule that refused, as `broker.refused[].rule` names it.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            Refusal::Empty { .. } => "empty_selection",
+            Refusal::Unknown { .. } => "unknown_target",
+            Refusal::TooMany { .. } => "max_targets",
+            Refusal::TooLarge { .. } => "max_percent",
+            Refusal::NotOptedIn { .. } => "opt_in",
+        }
+    }
+
+    /// The target the refusal names, if it names one.
+    pub fn target(&self) -> Option<&str> {
+        match self {
+            Refusal::Unknown { id } | Refusal::NotOptedIn { id, .. } => Some(id),
+            _ => None,
+        }
+    }
+}
+
 /// `*` and `?` glob match over characters.
 pub fn matches(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());

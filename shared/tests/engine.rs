@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+#[path = "engine/faults.rs"]
+mod faults;
+
 fn providers(registry: Registry) -> Arc<Providers> {
     Arc::new(Providers::new(registry))
 }

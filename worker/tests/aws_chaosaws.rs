@@ -223,23 +223,26 @@ fn an_instance_without_the_opt_in_tag_is_refused_and_not_stopped() {
     let opted = aws.instances(1, &[("team", &team), OPT_IN]);
     let not_opted = aws.instances(1, &[("team", &team)]);
     let sandbox = Sandbox::new();
-    let (_, journal, _) = run(
-        &sandbox,
-        &experiment(vec![
-            ec2(
-                "stop-team",
-                "stop_instances",
-                json!({"filters": by_team(&team)}),
-            ),
-            ec2(
-                "stop-one",
-                "stop_instances",
-                json!({"instance_ids": not_opted}),
-            ),
-            ec2("stop-nothing", "stop_instances", json!({})),
-        ]),
-        &[],
-    );
+    // a refusal aborts its run: each action runs in an experiment of its own
+    let runs: Vec<(i32, Value)> = [
+        ec2(
+            "stop-team",
+            "stop_instances",
+            json!({"filters": by_team(&team)}),
+        ),
+        ec2(
+            "stop-one",
+            "stop_instances",
+            json!({"instance_ids": not_opted}),
+        ),
+        ec2("stop-nothing", "stop_instances", json!({})),
+    ]
+    .into_iter()
+    .map(|a| {
+        let (code, journal, _) = run(&sandbox, &experiment(vec![a]), &[]);
+        (code, journal)
+    })
+    .collect();
     let states = aws.states(&[opted[0].clone(), not_opted[0].clone()]);
     aws.terminate(&opted);
     aws.terminate(&not_opted);
@@ -247,14 +250,18 @@ fn an_instance_without_the_opt_in_tag_is_refused_and_not_stopped() {
         "target {} does not carry the opt-in tag experiment-broker:opt-in=true",
         not_opted[0]
     );
-    for i in 0..2 {
-        let action = &journal["run"][i];
+    for (code, journal) in &runs[..2] {
+        let action = &journal["run"][0];
         assert_eq!(action["status"], "failed", "{action:#}");
         let exception = action["exception"].to_string();
         assert!(exception.contains(&refusal), "{exception}");
+        assert_eq!((*code, journal["status"].as_str()), (1, Some("aborted")));
+        assert_eq!(journal["broker"]["refused"][0]["rule"], "opt_in");
+        assert_eq!(journal["broker"]["refused"][0]["target"], not_opted[0]);
     }
-    let nothing = journal["run"][2]["exception"].to_string();
-    assert_eq!(journal["run"][2]["status"], "failed");
+    let journal = &runs[2].1;
+    let nothing = journal["run"][0]["exception"].to_string();
+    assert_eq!(journal["run"][0]["status"], "failed");
     assert!(
         nothing.contains("stop_instances needs instance_ids, az or filters"),
         "{nothing}"
@@ -262,7 +269,7 @@ fn an_instance_without_the_opt_in_tag_is_refused_and_not_stopped() {
     assert_eq!(states, ["running", "running"], "nothing was stopped");
     assert!(ec2_calls("StopInstances", &opted).is_empty());
     assert!(ec2_calls("StopInstances", &not_opted).is_empty());
-    let refused = &journal["broker"]["records"][0];
+    let refused = &runs[0].1["broker"]["records"][0];
     assert!(
         refused["refused"].as_str().unwrap().contains("opt-in"),
         "{refused}"
@@ -296,12 +303,31 @@ fn a_dry_run_reports_the_targets_and_max_targets_refuses_two() {
     }
     assert_eq!(aws.states(&fleet), ["running", "running"]);
 
-    let (_, journal, _) = run(&sandbox, &e, &["--max-targets", "1"]);
+    // a refusal aborts its run: each action runs in an experiment of its own
+    let journals: Vec<Value> = e["method"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let (code, journal, out) = run(
+                &sandbox,
+                &experiment(vec![a.clone()]),
+                &["--max-targets", "1"],
+            );
+            assert_eq!(
+                (code, journal["status"].as_str()),
+                (1, Some("aborted")),
+                "{out}"
+            );
+            assert_eq!(journal["broker"]["refused"][0]["rule"], "max_targets");
+            journal
+        })
+        .collect();
     let states = aws.states(&fleet);
     let terminated = ec2_calls("TerminateInstances", &fleet);
     aws.terminate(&fleet);
-    for i in 0..2 {
-        let action = &journal["run"][i];
+    for journal in &journals {
+        let action = &journal["run"][0];
         assert_eq!(action["status"], "failed", "{action:#}");
         assert!(
             action["exception"]
@@ -338,10 +364,15 @@ fn send_command_with_tag_targets_sends_to_exactly_the_resolved_opted_in_instance
     let e = experiment(vec![
         send("kill", &team, json!({})),
         send("kill-one-by-one", &team, json!({"max_concurrency": "1"})),
-        send("kill-refused", &refused_team, json!({})),
     ]);
     let sandbox = Sandbox::new();
     let (code, journal, out) = run(&sandbox, &e, &[]);
+    // a refusal aborts its run (exit 1): it runs in an experiment of its own
+    let refused_run = run(
+        &sandbox,
+        &experiment(vec![send("kill-refused", &refused_team, json!({}))]),
+        &[],
+    );
     aws.terminate(&fleet);
     aws.terminate(&stopped);
     aws.terminate(&others);
@@ -390,7 +421,9 @@ fn send_command_with_tag_targets_sends_to_exactly_the_resolved_opted_in_instance
         "another team's instance got nothing"
     );
 
-    let refused = &journal["run"][2];
+    assert_eq!(refused_run.0, 1, "{}", refused_run.2);
+    assert_eq!(refused_run.1["status"], "aborted");
+    let refused = &refused_run.1["run"][0];
     assert_eq!(refused["status"], "failed");
     assert!(
         refused["exception"].to_string().contains(&format!(

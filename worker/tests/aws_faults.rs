@@ -174,6 +174,16 @@ fn each_selection_mode_picks_what_it_should() {
     }
 }
 
+/// The journal names the rule (and the target) that refused the run's first refused action.
+fn assert_refused(journal: &Value, rule: &str, target: Option<&str>) {
+    let refused = &journal["broker"]["refused"][0];
+    assert_eq!(refused["rule"], rule, "{journal:#}");
+    assert_eq!(refused["activity"], journal["run"][0]["activity"]["name"]);
+    if let Some(target) = target {
+        assert_eq!(refused["target"], target, "{refused}");
+    }
+}
+
 #[test]
 fn a_target_without_the_opt_in_tag_is_refused_before_anything_is_sent() {
     let aws = Aws::new();
@@ -191,8 +201,11 @@ fn a_target_without_the_opt_in_tag_is_refused_before_anything_is_sent() {
     );
     let sandbox = Sandbox::new();
     let file = sandbox.write_json("optin.json", &e);
-    // a failed action does not fail a Chaos Toolkit run: the action's record says it
-    let (_, journal, _) = run(&sandbox, &file, &[]);
+    // a refusal aborts the run (exit 1): a pipeline never goes green with nothing injected
+    let (code, journal, out) = run(&sandbox, &file, &[]);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(journal["status"], "aborted", "{journal:#}");
+    assert_refused(&journal, "opt_in", Some(&not_opted[0]));
     let action = &journal["run"][0];
     assert_eq!(action["status"], "failed");
     let exception = action["exception"].to_string();
@@ -237,7 +250,9 @@ fn limits_refuse_and_a_dry_run_sends_nothing() {
         Some(json!({"name": "experiment-broker", "actions": {"io": {"max_percent": 50}}})),
     );
     let file = sandbox.write_json("capped.json", &capped);
-    let (_, journal, _) = run(&sandbox, &file, &[]);
+    let (code, journal, _) = run(&sandbox, &file, &[]);
+    assert_eq!((code, journal["status"].as_str()), (1, Some("aborted")));
+    assert_refused(&journal, "max_percent", None);
     assert_eq!(journal["run"][0]["status"], "failed");
     let exception = journal["run"][0]["exception"].to_string();
     assert!(
@@ -248,7 +263,9 @@ fn limits_refuse_and_a_dry_run_sends_nothing() {
     // the deployment caps every action at 3 targets
     let plain = experiment(vec![action("io", "ec2_stress_io", all.clone())], None);
     let file = sandbox.write_json("plain.json", &plain);
-    let (_, journal, _) = run(&sandbox, &file, &["--max-targets", "3"]);
+    let (code, journal, _) = run(&sandbox, &file, &["--max-targets", "3"]);
+    assert_eq!((code, journal["status"].as_str()), (1, Some("aborted")));
+    assert_refused(&journal, "max_targets", None);
     assert_eq!(journal["run"][0]["status"], "failed");
     assert!(
         journal["run"][0]["exception"]
@@ -263,7 +280,9 @@ fn limits_refuse_and_a_dry_run_sends_nothing() {
         json!([{"percent": 10}, {"percent": 20}, {"percent": 40}]);
     let long = experiment(vec![action("io", "ec2_stress_io", ladder)], None);
     let file = sandbox.write_json("long.json", &long);
-    let (_, journal, _) = run(&sandbox, &file, &[]);
+    let (code, journal, _) = run(&sandbox, &file, &[]);
+    assert_eq!((code, journal["status"].as_str()), (1, Some("aborted")));
+    assert_refused(&journal, "max_duration", None);
     assert_eq!(journal["run"][0]["status"], "failed");
     assert!(
         journal["run"][0]["exception"]
@@ -322,7 +341,13 @@ fn a_locked_target_is_refused_or_waited_for_and_the_lock_is_released_after_the_f
     };
     let file = sandbox.write_json("cpu.json", &cpu(None));
     let state = sandbox.path("");
-    let (_, journal, out) = run_in(&sandbox, &state, &file);
+    let (code, journal, out) = run_in(&sandbox, &state, &file);
+    assert_eq!(
+        (code, journal["status"].as_str()),
+        (1, Some("aborted")),
+        "{out}"
+    );
+    assert_refused(&journal, "target_locked", Some(&host[0]));
     let action = &journal["run"][0];
     assert_eq!(action["status"], "failed", "{out}");
     assert!(

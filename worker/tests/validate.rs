@@ -171,3 +171,49 @@ fn odd_documents_never_panic() {
         );
     }
 }
+
+#[test]
+fn a_fault_outside_the_method_and_rollbacks_actions_is_rejected_with_its_location() {
+    let sb = Sandbox::new();
+    let path = sb.write(
+        "faults.yaml",
+        r#"title: a fault where a probe belongs
+description: d
+configuration:
+  dyn:
+    type: probe
+    name: dyn
+    provider: {type: python, module: chaosaws.ec2.actions, func: stop_instances, arguments: {instance_ids: [i-1]}}
+steady-state-hypothesis:
+  title: h
+  probes:
+    - type: probe
+      name: stress-as-probe
+      tolerance: true
+      provider:
+        type: python
+        module: experimentvr.ec2.actions
+        func: stress_memory
+        arguments: {targets: [i-1], test_target_type: NAMED_LIST, duration: 10, number_of_workers: 1, memory_percentage_per_worker: 10}
+method:
+  - type: probe
+    name: terminate-as-probe
+    provider: {type: python, module: chaosaws.ec2.actions, func: terminate_instances, arguments: {instance_ids: [i-1]}}
+  - type: action
+    name: unguarded
+    provider: {type: python, module: chaosaws.rds.actions, func: reboot_db_instance, arguments: {db_instance_identifier: db}}
+"#,
+    );
+    let out = sb.validate(&path, &[]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let expected = [
+        "faults.yaml:5:5: configuration.dyn: `chaosaws.ec2.actions.stop_instances` is a fault and cannot run as a dynamic-configuration probe",
+        "faults.yaml:11:7: steady-state-hypothesis.probes[0]: `experimentvr.ec2.actions.stress_memory` is a fault and cannot run as a steady-state probe",
+        "faults.yaml:20:5: method[0].type: `chaosaws.ec2.actions.terminate_instances` is a fault and cannot run as a probe",
+        "method[1].provider.func: `chaosaws.rds.actions.reboot_db_instance` has no native implementation",
+        "(expected a fault only as an action of the method or the rollbacks)",
+    ];
+    for e in expected {
+        assert!(out.stderr.contains(e), "missing `{e}` in:\n{}", out.stderr);
+    }
+}

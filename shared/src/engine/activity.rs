@@ -3,7 +3,7 @@
 use super::substitute::Scope;
 use crate::model::{Activity, ActivityKind, Dry, Experiment, Run, RunStatus};
 use crate::providers::registry::Recorder;
-use crate::providers::{ActivityError, CallContext, Providers};
+use crate::providers::{ActivityError, CallContext, Providers, Refusal};
 use crate::redact::Redactor;
 use serde_json::Value;
 use std::sync::Arc;
@@ -24,15 +24,20 @@ pub struct RunContext {
     pub extension: Arc<serde_json::Map<String, Value>>,
     /// Journal records made while an activity runs (resolved targets, before acting).
     pub recorder: Recorder,
+    /// The activities run in this context are the method's or the rollbacks': the only place
+    /// a fault may act (and then only as an action).
+    pub acting: bool,
 }
 
 impl RunContext {
-    /// What a native call gets beyond its arguments.
-    pub fn call_context(&self, plan_only: bool) -> CallContext {
+    /// What a native call gets beyond its arguments. Outside the method and the rollbacks
+    /// (`acting` false) nothing may act; within them only actions may.
+    pub fn call_context(&self, plan_only: bool, kind: ActivityKind) -> CallContext {
         CallContext {
             extension: (*self.extension).clone(),
             plan_only,
             recorder: self.recorder.clone(),
+            may_act: self.acting && kind == ActivityKind::Action,
         }
     }
 }
@@ -91,6 +96,11 @@ async fn pause(seconds: f64, stop: &CancellationToken) -> bool {
 
 /// Run `activity` and record it. Never fails: a failure is a `Run` with status `failed`.
 pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
+    execute_checked(ctx, activity).await.0
+}
+
+/// `execute`, also saying whether a guard rail refused the activity (then the run is aborted).
+pub async fn execute_checked(ctx: &RunContext, activity: &Activity) -> (Run, Option<Refusal>) {
     let dry = activity.dry.or(ctx.dry);
     let skipped = is_dry(dry, activity.kind);
     let pauses_apply = dry != Some(Dry::Pause) && !skipped;
@@ -117,13 +127,14 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
 
     let start = now_iso();
     let clock = Instant::now();
+    // a fault under a dry mode plans (resolves what it would act on) instead of acting
     let plans = skipped
         && activity.kind == ActivityKind::Action
-        && ctx.providers.native(activity).is_some_and(|n| n.plans);
+        && ctx.providers.native(activity).is_some_and(|n| n.fault);
     let result = if plans {
         tracing::info!("  dry run: resolving what {} would act on", activity.name);
         ctx.providers
-            .run_in(activity, &ctx.scope, &ctx.call_context(true))
+            .run_in(activity, &ctx.scope, &ctx.call_context(true, activity.kind))
             .await
     } else if skipped {
         tracing::debug!("activity {} is in dry mode", activity.name);
@@ -133,7 +144,7 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
             "the run was stopped before this activity started".into(),
         ))
     } else {
-        let call = ctx.call_context(false);
+        let call = ctx.call_context(false, activity.kind);
         tokio::select! {
             r = ctx.providers.run_in(activity, &ctx.scope, &call) => r,
             _ = ctx.stop.cancelled() => Err(ActivityError::Interrupted("the run was stopped while this activity ran".into())),
@@ -141,16 +152,22 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
     };
     let duration = clock.elapsed().as_secs_f64();
     let end = now_iso();
+    let mut refusal = None;
     let (status, output, exception) = match result {
         Ok(v) => (RunStatus::Succeeded, v, None),
         Err(e) => {
+            if let ActivityError::Refused(r) = &e {
+                refusal = Some(r.clone());
+            }
             let message = ctx.redactor.text(&e.to_string());
             tracing::error!("  => failed: {message}");
             let kind = match e {
                 ActivityError::Timeout(_) | ActivityError::Failed(_) => {
                     "chaoslib.exceptions.ActivityFailed"
                 }
-                ActivityError::Interrupted(_) => "chaoslib.exceptions.InterruptExecution",
+                ActivityError::Interrupted(_) | ActivityError::Refused(_) => {
+                    "chaoslib.exceptions.InterruptExecution"
+                }
                 ActivityError::Unavailable(_) => "chaoslib.exceptions.InvalidActivity",
             };
             (
@@ -167,7 +184,7 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
         tracing::info!("pausing after activity for {secs}s");
         pause(secs, &ctx.stop).await;
     }
-    Run {
+    let run = Run {
         activity: activity.raw.clone(),
         output,
         start,
@@ -176,7 +193,8 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
         duration,
         exception,
         tolerance_met: None,
-    }
+    };
+    (run, refusal)
 }
 
 #[cfg(test)]

@@ -11,7 +11,9 @@ use super::activity::{RunContext, execute};
 use super::substitute::whole_braced_reference;
 use super::tolerance::{Verdict, within};
 use crate::load::validate::tolerance_from_value;
-use crate::model::{Activity, Dry, Provider, RunStatus, SteadyState, Step, Tolerance};
+use crate::model::{
+    Activity, ActivityKind, Dry, Provider, RunStatus, SteadyState, Step, Tolerance,
+};
 use crate::pyvalue::py_truthy;
 use serde_json::Value;
 
@@ -101,7 +103,7 @@ pub async fn check(ctx: &RunContext, tolerance: &Tolerance, output: &Value) -> V
 
 async fn check_probe(ctx: &RunContext, probe: &Activity, output: &Value) -> Verdict {
     let probe = with_value_argument(probe, output);
-    let call = ctx.call_context(false);
+    let call = ctx.call_context(false, ActivityKind::Probe);
     let result = tokio::select! {
         r = ctx.providers.run_in(&probe, &ctx.scope, &call) => r,
         _ = ctx.stop.cancelled() => return Verdict::Error("interrupted".into()),

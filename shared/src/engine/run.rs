@@ -7,15 +7,15 @@
 //! a stop request `interrupts` it. The engine takes no port: it sees providers and a stop token,
 //! and reports progress to an optional observer (the worker writes checkpoints from it).
 
-use super::activity::{RunContext, execute, now_iso};
+use super::activity::{RunContext, execute_checked, is_dry, now_iso};
 use super::hypothesis::run_steady_state;
 use super::strategy::{phases, play_rollbacks, resolve, status_when_missed};
 use super::substitute::Scope;
 use crate::load::config::{resolve_configuration, resolve_secrets, secret_values};
 use crate::load::{Problems, Vars};
 use crate::model::*;
-use crate::providers::Providers;
 use crate::providers::registry::Recorder;
+use crate::providers::{CallContext, Providers, Refusal};
 use crate::redact::Redactor;
 use serde_json::{Map, Value, json};
 use std::future::Future;
@@ -81,6 +81,7 @@ pub async fn run_experiment(
     let configuration = resolve_configuration(&experiment.configuration, vars).map_err(Problems)?;
     let secrets = resolve_secrets(&experiment.secrets, vars).map_err(Problems)?;
     let redactor = Arc::new(Redactor::new(secret_values(&secrets)));
+    let early_records = Arc::new(Mutex::new(Vec::new()));
     let configuration = dynamic_configuration(
         &experiment,
         configuration,
@@ -89,6 +90,10 @@ pub async fn run_experiment(
         &providers,
         &redactor,
         &stop,
+        DynamicContext {
+            dry: options.dry,
+            records: early_records.clone(),
+        },
     )
     .await;
     if !experiment.controls.is_empty() {
@@ -131,11 +136,13 @@ pub async fn run_experiment(
         rollbacks: Vec::new(),
         end: None,
         duration: None,
-        broker: Some(json!({
-            "version": env!("CARGO_PKG_VERSION"),
-            "hypothesis_strategy": format!("{hypothesis_strategy:?}"),
-            "rollback_strategy": format!("{rollback_strategy:?}"),
-        })),
+        broker: Some(broker_section(
+            hypothesis_strategy,
+            rollback_strategy,
+            &experiment,
+            take(&early_records),
+            &redactor,
+        )),
     }));
     let report = Reporter {
         journal: journal.clone(),
@@ -154,6 +161,7 @@ pub async fn run_experiment(
         redactor: redactor.clone(),
         extension: Arc::new(extension),
         recorder: recorder(&report, redactor),
+        acting: false,
     };
 
     let probes: &[Step] = experiment
@@ -290,8 +298,7 @@ pub fn broker_extension(experiment: &Experiment) -> Value {
         .unwrap_or_else(|| Value::Object(Map::new()))
 }
 
-/// The name of the broker's entry in an experiment's `extensions`.
-pub const BROKER_EXTENSION: &str = "experiment-broker";
+pub use crate::model::BROKER_EXTENSION;
 
 /// Records made by native activities go to `broker.records` in the journal, redacted, and are
 /// checkpointed at once (the fleet writes the checkpoint to the store before the action acts).
@@ -348,9 +355,49 @@ impl Reporter {
     }
 }
 
+/// What the dynamic configuration's probes get besides their scope: the run's dry mode and a
+/// place for their journal records (the journal does not exist yet; they join it when it does).
+struct DynamicContext {
+    dry: Option<Dry>,
+    records: Arc<Mutex<Vec<Value>>>,
+}
+
+/// The journal's `broker` section at the start of a run.
+fn broker_section(
+    hypothesis_strategy: HypothesisStrategy,
+    rollback_strategy: RollbackStrategy,
+    experiment: &Experiment,
+    records: Vec<Value>,
+    redactor: &Redactor,
+) -> Value {
+    let mut broker = json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "hypothesis_strategy": format!("{hypothesis_strategy:?}"),
+        "rollback_strategy": format!("{rollback_strategy:?}"),
+    });
+    if broker_extension(experiment).get(crate::providers::ALLOW_UNGUARDED_PYTHON)
+        == Some(&Value::Bool(true))
+    {
+        // on record: this experiment let guarded modules run through Python, unguarded
+        broker["allow_unguarded_python"] = Value::Bool(true);
+    }
+    if !records.is_empty() {
+        let mut records = Value::Array(records);
+        redactor.value(&mut records);
+        broker["records"] = records;
+    }
+    broker
+}
+
+fn take(records: &Mutex<Vec<Value>>) -> Vec<Value> {
+    std::mem::take(&mut *records.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Resolve `{type: probe}` configuration entries by running them; a failing one leaves its
 /// key undefined, as in the reference. An entry given by `--var`/`--var-file` is not a probe
-/// any more: the user's value wins and the probe does not run.
+/// any more: the user's value wins and the probe does not run. A native probe gets the
+/// experiment's extension, the dry flag and a recorder like any other call; it may not act.
+#[allow(clippy::too_many_arguments)]
 async fn dynamic_configuration(
     experiment: &Experiment,
     mut configuration: Map<String, Value>,
@@ -359,15 +406,33 @@ async fn dynamic_configuration(
     providers: &Providers,
     redactor: &Redactor,
     stop: &CancellationToken,
+    context: DynamicContext,
 ) -> Map<String, Value> {
+    let records = context.records.clone();
+    let recorder = Recorder::new(move |value| {
+        records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(value);
+        Box::pin(std::future::ready(Ok(())))
+    });
     for (key, probe) in &experiment.config_probes {
         if vars.configuration.contains_key(key) {
             continue;
         }
         configuration.remove(key);
         let scope = Scope::new(configuration.clone(), secrets.clone());
+        let call = CallContext {
+            extension: match scope.substitute(&broker_extension(experiment)) {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+            plan_only: is_dry(context.dry, probe.kind),
+            recorder: recorder.clone(),
+            may_act: false,
+        };
         let result = tokio::select! {
-            r = providers.run(probe, &scope) => r,
+            r = providers.run_in(probe, &scope, &call) => r,
             _ = stop.cancelled() => {
                 tracing::warn!("dynamic configuration '{key}' interrupted");
                 continue;
@@ -435,27 +500,67 @@ async fn run_steps(
         if activity.background {
             let slot = reserve(ctx, report, pick, activity);
             let (task_ctx, activity) = (ctx.clone(), activity.clone());
-            let handle = tokio::spawn(async move { execute(&task_ctx, &activity).await });
+            let handle = tokio::spawn(async move { execute_checked(&task_ctx, &activity).await });
             background.push((slot, AbortOnDrop(handle)));
         } else {
-            let run = ctx.redactor.run(execute(ctx, activity).await);
+            let (run, refusal) = execute_checked(ctx, activity).await;
+            let run = ctx.redactor.run(run);
             report.update(|j| pick(j).push(run));
+            if let Some(refusal) = refusal {
+                abort_on_refusal(ctx, report, &activity.name, &refusal);
+            }
         }
         if !keep_going(ctx, report) {
             break;
         }
     }
     for (slot, handle) in background {
-        if let Some(run) = handle.join().await {
+        if let Some((run, refusal)) = handle.join().await {
+            let name = run.activity["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let run = ctx.redactor.run(run);
             report.update(|j| {
                 if let Some(entry) = pick(j).get_mut(slot) {
                     *entry = run;
                 }
             });
+            if let Some(refusal) = refusal {
+                abort_on_refusal(ctx, report, &name, &refusal);
+            }
         }
     }
     outcome
+}
+
+/// A guard rail refused an activity: the run is aborted (as Chaos Toolkit aborts on an
+/// interrupted execution), the refusal goes to `broker.refused`, the method stops there and the
+/// rollbacks run as the strategy says. A refused rollback also marks the run aborted: a revert
+/// that was not made must not read as a held experiment.
+fn abort_on_refusal(ctx: &RunContext, report: &Reporter, activity: &str, refusal: &Refusal) {
+    tracing::error!(
+        "{activity}: {}; aborting the run",
+        ctx.redactor.text(&refusal.to_string())
+    );
+    let mut entry = json!({
+        "activity": activity,
+        "rule": refusal.rule,
+        "target": refusal.target,
+        "message": refusal.message,
+        "at": now_iso(),
+    });
+    ctx.redactor.value(&mut entry);
+    report.update(|j| {
+        j.status = Some(Status::Aborted);
+        let broker = j.broker.get_or_insert_with(|| json!({}));
+        if let Value::Object(b) = broker {
+            let list = b.entry("refused").or_insert_with(|| json!([]));
+            if let Value::Array(list) = list {
+                list.push(entry);
+            }
+        }
+    });
 }
 
 /// Put a placeholder for a background activity so the journal keeps start order.
@@ -483,6 +588,10 @@ fn reserve(
 
 async fn run_method(ctx: &RunContext, report: &Reporter) {
     tracing::info!("Playing your experiment's method now...");
+    let ctx = &RunContext {
+        acting: true,
+        ..ctx.clone()
+    };
     let keep_going = |ctx: &RunContext, report: &Reporter| {
         !ctx.stop.is_cancelled()
             && !matches!(
@@ -513,6 +622,7 @@ async fn run_rollbacks(ctx: &RunContext, report: &Reporter) {
     tracing::info!("Let's rollback...");
     let ctx = RunContext {
         stop: CancellationToken::new(),
+        acting: true,
         ..ctx.clone()
     };
     if let Err(e) = run_steps(

@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod document;
+pub mod faults;
 pub mod problem;
 pub mod suite;
 pub mod validate;
@@ -60,6 +61,11 @@ pub fn load_experiment_text(
         Err(problems) => (None, problems),
     };
     if let Some(e) = &experiment {
+        problems.extend(faults::problems(
+            e,
+            |a| providers.native(a).is_some_and(|n| n.fault),
+            |a| providers.native(a).is_some(),
+        ));
         problems.extend(python_problems(e, providers));
     }
     match experiment {
@@ -109,6 +115,7 @@ fn python_problems(e: &Experiment, providers: &Providers) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut checks = Vec::new();
     let mut fields = Vec::new();
+    let unguarded_allowed = faults::unguarded_python_allowed(e).unwrap_or(false);
     for (field, activity) in activities_with_paths(e) {
         let Provider::Python(p) = &activity.provider else {
             continue;
@@ -135,6 +142,9 @@ fn python_problems(e: &Experiment, providers: &Providers) -> Vec<Problem> {
                 );
             }
             continue;
+        }
+        if crate::providers::is_guarded_module(&p.module) && !unguarded_allowed {
+            continue; // refused by `faults::problems`; never imported
         }
         fields.push(provider_field);
         checks.push(SignatureCheck {

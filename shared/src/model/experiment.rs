@@ -8,6 +8,9 @@
 
 use serde_json::{Map, Value};
 
+/// The name of the broker's entry in an experiment's `extensions`.
+pub const BROKER_EXTENSION: &str = "experiment-broker";
+
 /// A validated experiment.
 #[derive(Debug, Clone, Default)]
 pub struct Experiment {

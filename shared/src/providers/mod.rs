@@ -32,7 +32,63 @@ pub enum ActivityError {
     /// Nothing can run this activity here (e.g. no native implementation and no Python).
     #[error("{0}")]
     Unavailable(String),
+    /// A guard rail refused the activity before it acted on anything. The run is aborted.
+    #[error("{0}")]
+    Refused(Refusal),
 }
+
+/// A guard rail's refusal: the rule that refused, the target it named (if one), and what to
+/// tell the operator. A refusal aborts the run (journal status `aborted`, `broker.refused`), so
+/// a pipeline never goes green on an experiment whose fault was never injected.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// A stable name for the rule: `opt_in`, `max_targets`, `max_percent`, `unknown_target`,
+    /// `empty_selection`, `max_duration`, `target_locked`, `no_targets`, `fault_outside_method`,
+    /// `unguarded_python`.
+    pub rule: &'static str,
+    pub target: Option<String>,
+    pub message: String,
+}
+
+impl Refusal {
+    pub fn new(rule: &'static str, message: impl Into<String>) -> Self {
+        Refusal {
+            rule,
+            target: None,
+            message: message.into(),
+        }
+    }
+
+    pub fn on(mut self, target: impl Into<String>) -> Self {
+        self.target = Some(target.into());
+        self
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "refused ({}): {}", self.rule, self.message)
+    }
+}
+
+/// Module families whose activities act on AWS under our guard rails. A `python` activity in
+/// one of them with no native implementation would run the real package with no opt-in tag,
+/// caps or locks, so it is refused unless the experiment's `experiment-broker` extension says
+/// `allow_unguarded_python: true`.
+pub const GUARDED_MODULES: &[&str] = &["experimentvr", "chaosaws"];
+
+/// Whether `module` belongs to a guarded family (`chaosaws`, `chaosaws.ec2.actions`, ...).
+pub fn is_guarded_module(module: &str) -> bool {
+    GUARDED_MODULES.iter().any(|family| {
+        module == *family
+            || module
+                .strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+/// The extension key that lets a guarded module fall back to Python.
+pub const ALLOW_UNGUARDED_PYTHON: &str = "allow_unguarded_python";
 
 /// What the run adds to a native call: see `registry::NativeCall`.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +96,9 @@ pub struct CallContext {
     pub extension: Map<String, Value>,
     pub plan_only: bool,
     pub recorder: registry::Recorder,
+    /// This call is a method or rollback action: the only place a fault may act. Every other
+    /// call (probes, tolerances, dynamic configuration) refuses a fault.
+    pub may_act: bool,
 }
 
 /// Everything providers need, built once per process.
@@ -93,6 +152,15 @@ impl Providers {
                     }
                 };
                 if let Some(native) = self.registry.get(&p.module, &p.func) {
+                    if native.fault && !context.may_act {
+                        return Err(ActivityError::Refused(Refusal::new(
+                            "fault_outside_method",
+                            format!(
+                                "`{}` is a fault: it may only run as an action of the method or the rollbacks",
+                                p.key()
+                            ),
+                        )));
+                    }
                     let call = NativeCall {
                         arguments,
                         configuration: scope.configuration.clone(),
@@ -103,6 +171,17 @@ impl Providers {
                         recorder: context.recorder.clone(),
                     };
                     return native.call(call).await;
+                }
+                if is_guarded_module(&p.module)
+                    && context.extension.get(ALLOW_UNGUARDED_PYTHON) != Some(&Value::Bool(true))
+                {
+                    return Err(ActivityError::Refused(Refusal::new(
+                        "unguarded_python",
+                        format!(
+                            "`{}` has no native implementation, and running the Python package would act without the broker's guard rails (set `{ALLOW_UNGUARDED_PYTHON}: true` in the experiment-broker extension to allow it)",
+                            p.key()
+                        ),
+                    )));
                 }
                 self.python
                     .call(p, arguments, scope, &self.env_overlay)

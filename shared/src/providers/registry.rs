@@ -103,9 +103,11 @@ pub struct NativeActivity {
     pub params: Vec<Param>,
     /// Like Python's `**kwargs`: accept arguments that are not declared.
     pub accepts_extra: bool,
-    /// Under a dry run, called with `plan_only` to report what it would do (instead of being
-    /// skipped): fault actions resolve their targets this way.
-    pub plans: bool,
+    /// A fault: it changes the state of a system (stops, stresses, cuts off...). A fault is
+    /// accepted only as a method or rollback action (`load` rejects it anywhere else, and
+    /// `Providers::run_in` refuses it in a call that may not act), and under a dry run it is
+    /// called with `plan_only` to report what it would do instead of being skipped.
+    pub fault: bool,
     call: Arc<NativeFn>,
 }
 
@@ -118,7 +120,7 @@ impl NativeActivity {
         NativeActivity {
             params,
             accepts_extra: false,
-            plans: false,
+            fault: false,
             call: Arc::new(move |c| Box::pin(f(c))),
         }
     }
@@ -128,9 +130,9 @@ impl NativeActivity {
         self
     }
 
-    /// See `plans`.
-    pub fn with_plan(mut self) -> Self {
-        self.plans = true;
+    /// Declare this activity a fault; see `fault`.
+    pub fn fault(mut self) -> Self {
+        self.fault = true;
         self
     }
 

@@ -692,7 +692,7 @@ pub fn register(registry: &mut Registry) {
                 a.params(),
                 move |call| async move { ec2_action(&a, call).await },
             )
-            .with_plan(),
+            .fault(),
         );
     }
     registry.register(
@@ -711,7 +711,7 @@ pub fn register(registry: &mut Registry) {
             ],
             send_command,
         )
-        .with_plan(),
+        .fault(),
     );
     registry.register(
         SEED_MODULE,
@@ -729,7 +729,7 @@ pub fn register(registry: &mut Registry) {
             .collect(),
             seed_terminate,
         )
-        .with_plan(),
+        .fault(),
     );
 }
 

@@ -18,8 +18,8 @@ use super::documents::{self, Document};
 use super::instances::{experimentvr_selector, resolve, server_filters};
 use super::ssm_command::{self, Command};
 use super::target_locks;
-use broker::providers::ActivityError;
 use broker::providers::registry::{NativeActivity, NativeCall, Param, Registry};
+use broker::providers::{ActivityError, Refusal};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -339,25 +339,43 @@ const MAX_STAGE_SECONDS: u64 = 86_400;
 
 /// The total duration of the stages, refused when over `max_duration`. Pure.
 pub fn check_duration(stages: &[Stage], max: Option<&Value>) -> Result<u64, String> {
+    let total = total_seconds(stages)?;
+    match over_max(total, max_seconds(max)?, stages.len()) {
+        Some(refusal) => Err(refusal),
+        None => Ok(total),
+    }
+}
+
+/// The stages' durations added up; a stage whose duration is not valid is an error. Pure.
+fn total_seconds(stages: &[Stage]) -> Result<u64, String> {
     let mut total = 0u64;
     for s in stages {
         total = total.saturating_add(stage_seconds(s)?);
     }
-    let max = match max {
-        None | Some(Value::Null) => return Ok(total),
+    Ok(total)
+}
+
+/// `max_duration` as seconds, if given. Pure.
+fn max_seconds(max: Option<&Value>) -> Result<Option<u64>, String> {
+    match max {
+        None | Some(Value::Null) => Ok(None),
         Some(v) => parameter_text("max_duration", v)?
             .trim()
             .parse::<u64>()
-            .map_err(|_| format!("max_duration {v}: expected a whole number of seconds"))?,
-    };
-    if total > max {
-        return Err(format!(
-            "the fault would last {total}s in all ({} stage{}), more than max_duration {max}s",
-            stages.len(),
-            if stages.len() == 1 { "" } else { "s" }
-        ));
+            .map(Some)
+            .map_err(|_| format!("max_duration {v}: expected a whole number of seconds")),
     }
-    Ok(total)
+}
+
+/// Why a total over `max_duration` is refused, or `None` within it. Pure.
+fn over_max(total: u64, max: Option<u64>, stages: usize) -> Option<String> {
+    let max = max?;
+    (total > max).then(|| {
+        format!(
+            "the fault would last {total}s in all ({stages} stage{}), more than max_duration {max}s",
+            if stages == 1 { "" } else { "s" }
+        )
+    })
 }
 
 /// `FailFast` (default) or `Continue`.
@@ -381,7 +399,7 @@ pub fn register(registry: &mut Registry) {
                 f.params(),
                 move |call| async move { inject(&f, call).await },
             )
-            .with_plan(),
+            .fault(),
         );
     }
 }
@@ -392,7 +410,14 @@ const COMMAND_MARGIN: Duration = Duration::from_secs(300);
 async fn inject(fault: &Fault, call: NativeCall) -> Result<Value, ActivityError> {
     let fail = ActivityError::Failed;
     let stages = stages(fault, &call.arguments).map_err(fail)?;
-    let total = check_duration(&stages, call.arguments.get("max_duration")).map_err(fail)?;
+    let total = total_seconds(&stages).map_err(fail)?;
+    let max = max_seconds(call.arguments.get("max_duration")).map_err(fail)?;
+    if let Some(message) = over_max(total, max, stages.len()) {
+        return Err(ActivityError::Refused(Refusal::new(
+            "max_duration",
+            message,
+        )));
+    }
     let keep_going = keeps_going(fault, &call.arguments).map_err(fail)?;
     let selector = experimentvr_selector(&call.arguments, "running").map_err(fail)?;
     let filters = server_filters(&selector);

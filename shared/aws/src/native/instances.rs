@@ -259,7 +259,14 @@ pub async fn resolve_as(
             ),
         }));
     }
-    outcome.map_err(|r| ActivityError::Failed(format!("target selection refused: {r}")))
+    outcome.map_err(|r| {
+        let refusal =
+            broker::providers::Refusal::new(r.rule(), format!("target selection refused: {r}"));
+        ActivityError::Refused(match r.target() {
+            Some(id) => refusal.on(id),
+            None => refusal,
+        })
+    })
 }
 
 #[cfg(test)]
