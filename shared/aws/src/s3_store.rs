@@ -327,10 +327,18 @@ mod tests {
     #[test]
     fn a_failed_conditional_request_is_classified_by_status_and_code() {
         let table = [
-            (Some(412), Some("PreconditionFailed"), Refusal::ConditionFailed),
+            (
+                Some(412),
+                Some("PreconditionFailed"),
+                Refusal::ConditionFailed,
+            ),
             (Some(412), None, Refusal::ConditionFailed),
             (None, Some("PreconditionFailed"), Refusal::ConditionFailed),
-            (Some(409), Some("ConditionalRequestConflict"), Refusal::Conflict),
+            (
+                Some(409),
+                Some("ConditionalRequestConflict"),
+                Refusal::Conflict,
+            ),
             (Some(409), None, Refusal::Conflict),
             (Some(409), Some("OperationAborted"), Refusal::Conflict),
             (Some(404), Some("NoSuchKey"), Refusal::NoSuchKey),

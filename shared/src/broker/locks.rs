@@ -239,7 +239,9 @@ pub async fn release<S: ObjectStore>(store: &S, targets: &[String], owner: &str)
         match store.delete_if(&k, &version).await {
             Ok(()) => {}
             Err(StoreError::VersionMismatch { .. }) => {
-                tracing::warn!("lock {k} was taken over as it was being released: left to its new owner");
+                tracing::warn!(
+                    "lock {k} was taken over as it was being released: left to its new owner"
+                );
             }
             Err(e) => tracing::warn!("releasing lock {k}: {e} (it expires on its own)"),
         }

@@ -57,7 +57,12 @@ fn version_of(bytes: &[u8]) -> Version {
         h.write(bytes);
         h.finish()
     };
-    Version::new(format!("{}-{:016x}{:016x}", bytes.len(), digest(0), digest(1)))
+    Version::new(format!(
+        "{}-{:016x}{:016x}",
+        bytes.len(),
+        digest(0),
+        digest(1)
+    ))
 }
 
 /// Hold the exclusive lock on `path`'s directory until the returned file is dropped; `None`
