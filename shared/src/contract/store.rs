@@ -298,12 +298,15 @@ pub async fn concurrent_takers_of_an_expired_lock_leave_exactly_one_holder<F: St
     }
 }
 
+/// What a competitor does between a read and the write that depends on it.
+type Competitor = Pin<Box<dyn Future<Output = ()> + Send>>;
+
 /// The store, running `then` once, right after its first read: a competitor acting between a
 /// read and the write that depends on it, which racing alone would hit only now and then.
 #[derive(Clone)]
 struct AfterFirstRead<S> {
     inner: S,
-    then: Arc<tokio::sync::Mutex<Option<Pin<Box<dyn Future<Output = ()> + Send>>>>>,
+    then: Arc<tokio::sync::Mutex<Option<Competitor>>>,
 }
 
 impl<S: ObjectStore> AfterFirstRead<S> {
