@@ -11,7 +11,7 @@ use broker::adapters::embedded::{DirStore, SqliteBus, SqliteQueue};
 use broker::config::Embedded;
 use broker::ports::bus::{BusError, Event, EventBus};
 use broker::ports::queue::{DeadLetter, JobQueue, Message, QueueError};
-use broker::ports::store::{ObjectStore, StoreError};
+use broker::ports::store::{ObjectStore, StoreError, Version};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -195,6 +195,32 @@ impl ObjectStore for Store {
         match self {
             Store::Dir(s) => s.delete(key).await,
             Store::S3(s) => s.delete(key).await,
+        }
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        match self {
+            Store::Dir(s) => s.get_versioned(key).await,
+            Store::S3(s) => s.get_versioned(key).await,
+        }
+    }
+
+    async fn replace_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        version: &Version,
+    ) -> Result<Version, StoreError> {
+        match self {
+            Store::Dir(s) => s.replace_if(key, bytes, version).await,
+            Store::S3(s) => s.replace_if(key, bytes, version).await,
+        }
+    }
+
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), StoreError> {
+        match self {
+            Store::Dir(s) => s.delete_if(key, version).await,
+            Store::S3(s) => s.delete_if(key, version).await,
         }
     }
 

@@ -4,13 +4,19 @@
 //! the first. S3 may answer 409 `ConditionalRequestConflict` while a competing conditional write
 //! is in flight; that one is retried (the competitor either wins, and the retry gets 412, or
 //! fails, and the retry may win).
+//!
+//! Versioned writes use the ETag as the version: `replace_if` is `PutObject` with `If-Match`,
+//! `delete_if` is `DeleteObject` with `If-Match` (both served by S3 for general purpose buckets
+//! and by moto); 412 means the object changed, and `NoSuchKey` that it is gone. The same 409
+//! retry applies.
 
 use crate::sdk::{ErrorKind, entry_retry, explain};
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use backon::BackoffBuilder;
-use broker::ports::store::{ObjectStore, StoreError, check_key};
+use broker::ports::store::{ObjectStore, StoreError, Version, check_key};
 
 /// An SDK error on `s3://bucket/key`: `Refused` when retrying cannot help (no such bucket,
 /// access denied), `Backend` otherwise.
@@ -38,6 +44,30 @@ where
             message,
             source: None,
         }
+    }
+}
+
+/// How S3 answered a conditional request that failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// 412: the condition does not hold (the key exists, or its ETag differs).
+    ConditionFailed,
+    /// The key does not exist (`If-Match` on a missing object).
+    NoSuchKey,
+    /// 409 (`ConditionalRequestConflict`, `OperationAborted`): a competing conditional write is
+    /// in flight; retry.
+    Conflict,
+    /// Anything else: an error to report.
+    Other,
+}
+
+/// Classify a failed conditional request by its HTTP status and error code. Pure.
+fn refusal(status: Option<u16>, code: Option<&str>) -> Refusal {
+    match (status, code) {
+        (_, Some("PreconditionFailed")) | (Some(412), _) => Refusal::ConditionFailed,
+        (_, Some("ConditionalRequestConflict")) | (Some(409), _) => Refusal::Conflict,
+        (_, Some("NoSuchKey")) | (Some(404), None) => Refusal::NoSuchKey,
+        _ => Refusal::Other,
     }
 }
 
@@ -74,6 +104,15 @@ impl S3Store {
     /// Get an object from any bucket the credentials can read (an experiment named by
     /// `s3://bucket/key` in a suite or a seed-format job).
     pub async fn get_from(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.fetch(bucket, key).await?.map(|(bytes, _)| bytes))
+    }
+
+    /// An object's bytes and ETag, from one `GetObject`.
+    async fn fetch(
+        &self,
+        bucket: &str,
+        key: &str,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
         let uri = format!("s3://{bucket}/{key}");
         let out = match self
             .client
@@ -87,12 +126,51 @@ impl S3Store {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) => return Err(error(bucket, key, "GetObject", &e)),
         };
+        let etag = out.e_tag().map(str::to_string);
         let bytes = out.body.collect().await.map_err(|e| StoreError::Backend {
             key: uri,
             message: format!("reading the object body: {e}"),
             source: None,
         })?;
-        Ok(Some(bytes.into_bytes().to_vec()))
+        Ok(Some((bytes.into_bytes().to_vec(), etag)))
+    }
+
+    /// Send a conditional request until it is not refused with 409 (a competing conditional
+    /// write was in flight), within the entry backoff; other refusals go to the caller.
+    async fn conditional<T, E, F, Fut>(
+        &self,
+        key: &str,
+        what: &str,
+        send: F,
+    ) -> Result<Result<T, Refusal>, StoreError>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        let mut delays = entry_retry().build();
+        loop {
+            let e = match send().await {
+                Ok(out) => return Ok(Ok(out)),
+                Err(e) => e,
+            };
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            match refusal(status, e.code()) {
+                Refusal::Conflict => match delays.next() {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => return Err(self.backend(key, what, &e)),
+                },
+                Refusal::Other => return Err(self.backend(key, what, &e)),
+                r => return Ok(Err(r)),
+            }
+        }
+    }
+
+    fn mismatch(&self, key: &str, expected: &Version) -> StoreError {
+        StoreError::VersionMismatch {
+            key: format!("s3://{}/{key}", self.bucket),
+            expected: expected.as_str().to_string(),
+        }
     }
 }
 
@@ -129,38 +207,86 @@ impl ObjectStore for S3Store {
 
     async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         check_key(key)?;
-        let mut delays = entry_retry().build();
-        loop {
-            let result = self
-                .client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(key)
-                .if_none_match("*")
-                .body(ByteStream::from(bytes.to_vec()))
-                .send()
-                .await;
-            let e = match result {
-                Ok(_) => return Ok(()),
-                Err(e) => e,
-            };
-            let status = e.raw_response().map(|r| r.status().as_u16());
-            match (status, e.code()) {
-                (Some(412), _) | (_, Some("PreconditionFailed")) => {
-                    return Err(StoreError::AlreadyExists {
-                        key: key.to_string(),
-                    });
-                }
-                (Some(409), _) | (_, Some("ConditionalRequestConflict")) => match delays.next() {
-                    Some(delay) => tokio::time::sleep(delay).await,
-                    None => {
-                        return Err(self.backend(key, "PutObject (If-None-Match)", &e));
-                    }
-                },
-                _ => {
-                    return Err(self.backend(key, "PutObject (If-None-Match)", &e));
-                }
-            }
+        let what = "PutObject (If-None-Match)";
+        let sent = self
+            .conditional(key, what, || {
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .if_none_match("*")
+                    .body(ByteStream::from(bytes.to_vec()))
+                    .send()
+            })
+            .await?;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(Refusal::ConditionFailed) => Err(StoreError::AlreadyExists {
+                key: key.to_string(),
+            }),
+            Err(r) => Err(StoreError::Backend {
+                key: format!("s3://{}/{key}", self.bucket),
+                message: format!("{what} answered {r:?}"),
+                source: None,
+            }),
+        }
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        check_key(key)?;
+        match self.fetch(&self.bucket, key).await? {
+            None => Ok(None),
+            Some((bytes, Some(etag))) => Ok(Some((bytes, Version::new(etag)))),
+            Some((_, None)) => Err(StoreError::Backend {
+                key: format!("s3://{}/{key}", self.bucket),
+                message: "GetObject answered without an ETag, so the object cannot be \
+                          replaced conditionally"
+                    .into(),
+                source: None,
+            }),
+        }
+    }
+
+    async fn replace_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        version: &Version,
+    ) -> Result<Version, StoreError> {
+        check_key(key)?;
+        let sent = self
+            .conditional(key, "PutObject (If-Match)", || {
+                self.client
+                    .put_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .if_match(version.as_str())
+                    .body(ByteStream::from(bytes.to_vec()))
+                    .send()
+            })
+            .await?;
+        match sent {
+            // no ETag in the answer: an empty version, which no conditional write matches
+            Ok(out) => Ok(Version::new(out.e_tag().unwrap_or_default())),
+            Err(_) => Err(self.mismatch(key, version)),
+        }
+    }
+
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), StoreError> {
+        check_key(key)?;
+        let sent = self
+            .conditional(key, "DeleteObject (If-Match)", || {
+                self.client
+                    .delete_object()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .if_match(version.as_str())
+                    .send()
+            })
+            .await?;
+        match sent {
+            Ok(_) | Err(Refusal::NoSuchKey) => Ok(()),
+            Err(_) => Err(self.mismatch(key, version)),
         }
     }
 
@@ -191,5 +317,39 @@ impl ObjectStore for S3Store {
         key: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.get_from(bucket, key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_conditional_request_is_classified_by_status_and_code() {
+        let table = [
+            (
+                Some(412),
+                Some("PreconditionFailed"),
+                Refusal::ConditionFailed,
+            ),
+            (Some(412), None, Refusal::ConditionFailed),
+            (None, Some("PreconditionFailed"), Refusal::ConditionFailed),
+            (
+                Some(409),
+                Some("ConditionalRequestConflict"),
+                Refusal::Conflict,
+            ),
+            (Some(409), None, Refusal::Conflict),
+            (Some(409), Some("OperationAborted"), Refusal::Conflict),
+            (Some(404), Some("NoSuchKey"), Refusal::NoSuchKey),
+            (Some(404), None, Refusal::NoSuchKey),
+            (Some(404), Some("NoSuchBucket"), Refusal::Other),
+            (Some(403), Some("AccessDenied"), Refusal::Other),
+            (Some(500), Some("InternalError"), Refusal::Other),
+            (None, None, Refusal::Other),
+        ];
+        for (status, code, want) in table {
+            assert_eq!(refusal(status, code), want, "{status:?} {code:?}");
+        }
     }
 }

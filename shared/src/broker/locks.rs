@@ -7,10 +7,15 @@
 //! a locked target fails at once (the default) or waits up to `wait_seconds`, as its
 //! `experiment-broker` extension says: `locks: {on_conflict: wait, wait_seconds: 600}`.
 //!
-//! Taking over an expired lock is a delete then a conditional create: two workers doing it at
-//! the same instant both delete, and only one creates. The window is the lock's expiry, i.e.
-//! only for locks whose holder is long gone.
+//! Taking over an expired lock replaces it conditionally on the version read (`replace_if`),
+//! so of any number of takers of one expired lock exactly one wins; a release deletes the lock
+//! only if it is still the version it read and names the releasing owner (`delete_if`), so a
+//! former owner never deletes a lock someone took over since. When a create or takeover is
+//! refused, the lock is read again: if it names our owner, an earlier attempt of ours landed
+//! (a write retried after a lost answer) and we hold it. Owners must therefore be unique to
+//! one holding (the worker's host, process id and a random number).
 
+use crate::ports::store::Version;
 use crate::ports::{ObjectStore, StoreError};
 use serde_json::{Map, Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -81,8 +86,40 @@ pub fn holder(lock: &[u8], now: u64) -> Option<String> {
     })
 }
 
+/// The owner a lock names, if it is readable. Pure.
+pub fn owner_of(lock: &[u8]) -> Option<String> {
+    let v: Value = serde_json::from_slice(lock).ok()?;
+    v["owner"].as_str().map(str::to_string)
+}
+
+/// What a taker does once its create found the key taken, given the lock it read then. Pure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// The lock has gone since: create it again.
+    Create,
+    /// The lock names us and holds: an earlier write of ours landed, so we hold it.
+    Ours,
+    /// Expired or unreadable: replace it, conditional on the version read.
+    TakeOver,
+    /// Someone else holds it (who, and until when): wait, or fail.
+    Held(String),
+}
+
+/// Decide what to do about the lock read after a refused create. Pure.
+pub fn next(lock: Option<&[u8]>, owner: &str, now: u64) -> Next {
+    let Some(lock) = lock else {
+        return Next::Create;
+    };
+    match holder(lock, now) {
+        None => Next::TakeOver,
+        Some(_) if owner_of(lock).as_deref() == Some(owner) => Next::Ours,
+        Some(by) => Next::Held(by),
+    }
+}
+
 /// Take a lock on every target (in sorted order, so two takers cannot deadlock), or none: on
 /// a conflict the locks taken so far are released and the error names the target and holder.
+/// `owner` must be unique to this holding: a lock found naming it is taken to be ours.
 pub async fn acquire<S: ObjectStore>(
     store: &S,
     targets: &[String],
@@ -100,66 +137,113 @@ pub async fn acquire<S: ObjectStore>(
     };
     let mut taken: Vec<String> = Vec::new();
     for target in &sorted {
-        let k = key(target);
-        loop {
-            let body = json!({"owner": owner, "activity": activity, "target": target,
-                              "acquired_at": now(), "expires_at": now().saturating_add(ttl.as_secs().max(1))});
-            match store.put_if_absent(&k, body.to_string().as_bytes()).await {
-                Ok(()) => {
-                    taken.push(target.clone());
-                    break;
-                }
-                Err(StoreError::AlreadyExists { .. }) => {
-                    let existing = store.get(&k).await.map_err(|e| e.to_string())?;
-                    match existing.as_deref().and_then(|b| holder(b, now())) {
-                        None => {
-                            tracing::warn!("lock {k} has expired: taking it over");
-                            store.delete(&k).await.map_err(|e| e.to_string())?;
-                        }
-                        Some(by) => match deadline {
-                            Some(d) if std::time::Instant::now() < d => {
-                                tokio::time::sleep(Duration::from_secs(2)).await;
-                            }
-                            _ => {
-                                release(store, &taken, owner).await;
-                                return Err(format!(
-                                    "target {target} is locked by {by}: another fault is acting on it{}",
-                                    if deadline.is_some() {
-                                        " (waited as long as locks.wait_seconds allows)"
-                                    } else {
-                                        "; set locks: {on_conflict: wait} to wait for it"
-                                    }
-                                ));
-                            }
-                        },
-                    }
-                }
-                Err(e) => {
-                    release(store, &taken, owner).await;
-                    return Err(format!("taking the lock {k}: {e}"));
-                }
-            }
+        let lock = Lock {
+            target,
+            owner,
+            activity,
+            ttl,
+        };
+        if let Err(e) = take(store, &lock, deadline).await {
+            release(store, &taken, owner).await;
+            return Err(e);
         }
+        taken.push(target.clone());
     }
     Ok(())
 }
 
-/// Release the locks `owner` holds on `targets` (a lock another owner took over is left).
+/// One lock to take.
+struct Lock<'a> {
+    target: &'a str,
+    owner: &'a str,
+    activity: &'a str,
+    ttl: Duration,
+}
+
+impl Lock<'_> {
+    /// The lock's content, expiring `ttl` from now.
+    fn body(&self) -> Vec<u8> {
+        json!({"owner": self.owner, "activity": self.activity, "target": self.target,
+               "acquired_at": now(), "expires_at": now().saturating_add(self.ttl.as_secs().max(1))})
+        .to_string()
+        .into_bytes()
+    }
+}
+
+/// Take one target's lock, waiting for its holder until `deadline` (none: fail at once).
+async fn take<S: ObjectStore>(
+    store: &S,
+    lock: &Lock<'_>,
+    deadline: Option<std::time::Instant>,
+) -> Result<(), String> {
+    let k = key(lock.target);
+    loop {
+        match store.put_if_absent(&k, &lock.body()).await {
+            Ok(()) => return Ok(()),
+            Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(format!("taking the lock {k}: {e}")),
+        }
+        let existing: Option<(Vec<u8>, Version)> = store
+            .get_versioned(&k)
+            .await
+            .map_err(|e| format!("reading the lock {k}: {e}"))?;
+        match next(existing.as_ref().map(|(b, _)| &b[..]), lock.owner, now()) {
+            Next::Create => {}
+            Next::Ours => return Ok(()),
+            Next::TakeOver => {
+                let Some((_, version)) = existing else {
+                    continue;
+                };
+                tracing::warn!("lock {k} has expired: taking it over");
+                match store.replace_if(&k, &lock.body(), &version).await {
+                    Ok(_) => return Ok(()),
+                    // changed since read: another taker won, or our own write landed before a
+                    // retry; the next round reads whose it is
+                    Err(StoreError::VersionMismatch { .. }) => {}
+                    Err(e) => return Err(format!("taking over the lock {k}: {e}")),
+                }
+            }
+            Next::Held(by) => match deadline {
+                Some(d) if std::time::Instant::now() < d => {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+                _ => {
+                    return Err(format!(
+                        "target {} is locked by {by}: another fault is acting on it{}",
+                        lock.target,
+                        if deadline.is_some() {
+                            " (waited as long as locks.wait_seconds allows)"
+                        } else {
+                            "; set locks: {on_conflict: wait} to wait for it"
+                        }
+                    ));
+                }
+            },
+        }
+    }
+}
+
+/// Release the locks `owner` holds on `targets`: each is deleted only if it names `owner` and
+/// is still the version read (a lock another owner took over, even after the read, is left).
 pub async fn release<S: ObjectStore>(store: &S, targets: &[String], owner: &str) {
     for target in targets {
         let k = key(target);
-        let mine = match store.get(&k).await {
-            Ok(Some(bytes)) => serde_json::from_slice::<Value>(&bytes)
-                .map(|v| v["owner"] == owner)
-                .unwrap_or(false),
-            Ok(None) => false,
+        let version = match store.get_versioned(&k).await {
+            Ok(Some((bytes, version))) if owner_of(&bytes).as_deref() == Some(owner) => version,
+            Ok(_) => continue,
             Err(e) => {
                 tracing::warn!("reading lock {k} to release it: {e} (it expires on its own)");
-                false
+                continue;
             }
         };
-        if mine && let Err(e) = store.delete(&k).await {
-            tracing::warn!("releasing lock {k}: {e} (it expires on its own)");
+        match store.delete_if(&k, &version).await {
+            Ok(()) => {}
+            Err(StoreError::VersionMismatch { .. }) => {
+                tracing::warn!(
+                    "lock {k} was taken over as it was being released: left to its new owner"
+                );
+            }
+            Err(e) => tracing::warn!("releasing lock {k}: {e} (it expires on its own)"),
         }
     }
 }
@@ -212,6 +296,53 @@ mod tests {
             None,
             "an unreadable lock does not hold"
         );
+    }
+
+    #[test]
+    fn after_a_refused_create_the_lock_read_decides_the_next_step() {
+        let lock = |owner: &str, until: u64| {
+            json!({"owner": owner, "activity": "cpu", "expires_at": until}).to_string()
+        };
+        let (mine, theirs) = (lock("me", 100), lock("them", 100));
+        let table: [(Option<&[u8]>, u64, Next); 7] = [
+            (None, 50, Next::Create),
+            (Some(mine.as_bytes()), 50, Next::Ours),
+            (Some(mine.as_bytes()), 100, Next::TakeOver),
+            (
+                Some(theirs.as_bytes()),
+                50,
+                Next::Held("them (cpu) until 100".into()),
+            ),
+            (Some(theirs.as_bytes()), 100, Next::TakeOver),
+            (Some(b"garbage"), 50, Next::TakeOver),
+            (Some(b"{}"), 50, Next::TakeOver),
+        ];
+        for (existing, now, want) in table {
+            assert_eq!(next(existing, "me", now), want, "{existing:?} at {now}");
+        }
+        assert_eq!(owner_of(theirs.as_bytes()).as_deref(), Some("them"));
+        assert_eq!(owner_of(b"garbage"), None);
+    }
+
+    #[tokio::test]
+    async fn a_create_that_landed_before_its_retry_answered_exists_is_held() {
+        // an earlier attempt's write landed (its answer was lost): the lock names us
+        let dir = tempfile::tempdir().unwrap();
+        let store = DirStore::new(dir.path());
+        let ours = json!({"owner": "a", "activity": "cpu", "expires_at": now() + 60}).to_string();
+        store.put(&key("i-1"), ours.as_bytes()).await.unwrap();
+        acquire(
+            &store,
+            &["i-1".into()],
+            "a",
+            "cpu",
+            Duration::from_secs(60),
+            OnConflict::Fail,
+        )
+        .await
+        .unwrap();
+        release(&store, &["i-1".into()], "a").await;
+        assert_eq!(store.get(&key("i-1")).await.unwrap(), None, "released");
     }
 
     #[tokio::test]

@@ -1,7 +1,13 @@
-//! The object store contract (see `crate::ports::store` for the promises).
+//! The object store contract (see `crate::ports::store` for the promises), and the per-target
+//! lock protocol (`crate::broker::locks`) on each store, since its safety rests on the store's
+//! conditional writes.
 
-use crate::ports::store::{ObjectStore, StoreError};
+use crate::broker::locks::{self, OnConflict};
+use crate::ports::store::{ObjectStore, StoreError, Version};
 use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 /// Makes a store and a key prefix no other test uses.
 pub trait StoreFixture: Send + Sync {
@@ -102,7 +108,281 @@ pub async fn bad_keys_are_refused<F: StoreFixture>(f: &F) {
             ),
             "{key:?}"
         );
+        let v = Version::new("\"0\"");
+        assert!(
+            matches!(
+                s.replace_if(&key, b"x", &v).await,
+                Err(StoreError::InvalidKey { .. })
+            ),
+            "{key:?}"
+        );
+        assert!(
+            matches!(
+                s.delete_if(&key, &v).await,
+                Err(StoreError::InvalidKey { .. })
+            ),
+            "{key:?}"
+        );
+        assert!(
+            matches!(
+                s.get_versioned(&key).await,
+                Err(StoreError::InvalidKey { .. })
+            ),
+            "{key:?}"
+        );
     }
+}
+
+pub async fn a_stale_version_is_refused_and_the_current_one_wins<F: StoreFixture>(f: &F) {
+    let (s, p) = f.store().await;
+    let key = format!("{p}/locks/i-1");
+    s.put(&key, b"first").await.unwrap();
+    let (bytes, v1) = s.get_versioned(&key).await.unwrap().unwrap();
+    assert_eq!(bytes, b"first");
+    let v2 = s.replace_if(&key, b"second", &v1).await.unwrap();
+    assert_ne!(v1, v2, "a write of other bytes is a new version");
+    assert!(
+        matches!(
+            s.replace_if(&key, b"stale", &v1).await,
+            Err(StoreError::VersionMismatch { .. })
+        ),
+        "a replace on the version read before is refused"
+    );
+    assert!(
+        matches!(
+            s.delete_if(&key, &v1).await,
+            Err(StoreError::VersionMismatch { .. })
+        ),
+        "a delete on the version read before is refused"
+    );
+    let (bytes, current) = s.get_versioned(&key).await.unwrap().unwrap();
+    assert_eq!(bytes, b"second", "the refused writes changed nothing");
+    assert_eq!(current, v2, "replace_if returns the version it wrote");
+    s.delete_if(&key, &v2).await.unwrap();
+    assert_eq!(
+        s.get(&key).await.unwrap(),
+        None,
+        "the current version deletes"
+    );
+    s.delete_if(&key, &v2).await.unwrap();
+    assert!(
+        matches!(
+            s.replace_if(&key, b"again", &v2).await,
+            Err(StoreError::VersionMismatch { .. })
+        ),
+        "a replace of a missing object is refused"
+    );
+    assert_eq!(s.get(&key).await.unwrap(), None);
+    assert_eq!(s.get_versioned(&key).await.unwrap(), None);
+}
+
+pub async fn concurrent_replacements_of_one_version_have_exactly_one_winner<F: StoreFixture>(
+    f: &F,
+) {
+    let (s, p) = f.store().await;
+    let key = format!("{p}/locks/i-0123");
+    s.put(&key, b"expired").await.unwrap();
+    let (_, version) = s.get_versioned(&key).await.unwrap().unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(16));
+    let mut tasks = Vec::new();
+    for i in 0..16 {
+        let (s, key, version, start) = (s.clone(), key.clone(), version.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            s.replace_if(&key, format!("owner-{i}").as_bytes(), &version)
+                .await
+        }));
+    }
+    let mut winners = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(_) => winners.push(i),
+            Err(StoreError::VersionMismatch { .. }) => {}
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one replacer wins: {winners:?}");
+    assert_eq!(
+        s.get(&key).await.unwrap().unwrap(),
+        format!("owner-{}", winners[0]).into_bytes()
+    );
+}
+
+pub async fn read_modify_writes_on_versions_lose_no_update<F: StoreFixture>(f: &F) {
+    const WRITERS: usize = 8;
+    const EACH: usize = 12;
+    let (s, p) = f.store().await;
+    let key = format!("{p}/counter");
+    s.put(&key, b"0").await.unwrap();
+    let start = Arc::new(tokio::sync::Barrier::new(WRITERS));
+    let mut tasks = Vec::new();
+    for _ in 0..WRITERS {
+        let (s, key, start) = (s.clone(), key.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let mut done = 0;
+            while done < EACH {
+                let (bytes, v) = s.get_versioned(&key).await.unwrap().unwrap();
+                let n: usize = String::from_utf8(bytes).unwrap().parse().unwrap();
+                match s.replace_if(&key, (n + 1).to_string().as_bytes(), &v).await {
+                    Ok(_) => done += 1,
+                    Err(StoreError::VersionMismatch { .. }) => {}
+                    Err(e) => panic!("unexpected error: {e}"),
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(
+        String::from_utf8(s.get(&key).await.unwrap().unwrap()).unwrap(),
+        (WRITERS * EACH).to_string(),
+        "every successful replace_if counted once"
+    );
+}
+
+/// An expired lock, left by a worker that died, on a target of this test's own.
+async fn expired_lock<S: ObjectStore>(s: &S, p: &str) -> String {
+    let target = format!("{p}/i-0abc");
+    let stale = serde_json::json!({"owner": "dead", "activity": "cpu", "expires_at": 1});
+    s.put(&locks::key(&target), stale.to_string().as_bytes())
+        .await
+        .unwrap();
+    target
+}
+
+/// The owner the lock on `target` names.
+async fn lock_owner<S: ObjectStore>(s: &S, target: &str) -> Option<String> {
+    let bytes = s.get(&locks::key(target)).await.unwrap()?;
+    locks::owner_of(&bytes)
+}
+
+pub async fn concurrent_takers_of_an_expired_lock_leave_exactly_one_holder<F: StoreFixture>(f: &F) {
+    const TAKERS: usize = 24;
+    let (s, p) = f.store().await;
+    let target = expired_lock(&s, &p).await;
+    let start = Arc::new(tokio::sync::Barrier::new(TAKERS));
+    let mut tasks = Vec::new();
+    for i in 0..TAKERS {
+        let (s, target, start) = (s.clone(), target.clone(), start.clone());
+        tasks.push(tokio::spawn(async move {
+            start.wait().await;
+            let ttl = Duration::from_secs(600);
+            locks::acquire(
+                &s,
+                &[target],
+                &format!("taker-{i}"),
+                "cpu",
+                ttl,
+                OnConflict::Fail,
+            )
+            .await
+        }));
+    }
+    let mut holders = Vec::new();
+    let mut refusals = Vec::new();
+    for (i, t) in tasks.into_iter().enumerate() {
+        match t.await.unwrap() {
+            Ok(()) => holders.push(format!("taker-{i}")),
+            Err(e) => refusals.push(e),
+        }
+    }
+    assert_eq!(holders.len(), 1, "never two holders: {holders:?}");
+    assert_eq!(lock_owner(&s, &target).await, Some(holders[0].clone()));
+    for e in refusals {
+        assert!(
+            e.contains(&format!("is locked by {} (cpu)", holders[0])),
+            "{e}"
+        );
+    }
+}
+
+/// What a competitor does between a read and the write that depends on it.
+type Competitor = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The store, running `then` once, right after its first read: a competitor acting between a
+/// read and the write that depends on it, which racing alone would hit only now and then.
+#[derive(Clone)]
+struct AfterFirstRead<S> {
+    inner: S,
+    then: Arc<tokio::sync::Mutex<Option<Competitor>>>,
+}
+
+impl<S: ObjectStore> AfterFirstRead<S> {
+    async fn fire(&self) {
+        let then = self.then.lock().await.take();
+        if let Some(then) = then {
+            then.await;
+        }
+    }
+}
+
+impl<S: ObjectStore> ObjectStore for AfterFirstRead<S> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let read = self.inner.get(key).await;
+        self.fire().await;
+        read
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        let read = self.inner.get_versioned(key).await;
+        self.fire().await;
+        read
+    }
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.put(key, bytes).await
+    }
+    async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.put_if_absent(key, bytes).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn replace_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        v: &Version,
+    ) -> Result<Version, StoreError> {
+        self.inner.replace_if(key, bytes, v).await
+    }
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), StoreError> {
+        self.inner.delete_if(key, version).await
+    }
+}
+
+pub async fn a_former_owner_releasing_never_deletes_a_lock_taken_over_since<F: StoreFixture>(
+    f: &F,
+) {
+    let (s, p) = f.store().await;
+    let target = expired_lock(&s, &p).await;
+    // "dead" comes back and releases just as "b" takes its expired lock over
+    let taker = {
+        let (s, target) = (s.clone(), target.clone());
+        async move {
+            let ttl = Duration::from_secs(600);
+            locks::acquire(&s, &[target], "b", "mem", ttl, OnConflict::Fail)
+                .await
+                .unwrap();
+        }
+    };
+    let racing = AfterFirstRead {
+        inner: s.clone(),
+        then: Arc::new(tokio::sync::Mutex::new(Some(Box::pin(taker)))),
+    };
+    locks::release(&racing, std::slice::from_ref(&target), "dead").await;
+    assert_eq!(
+        lock_owner(&s, &target).await.as_deref(),
+        Some("b"),
+        "b's fresh lock survives the former owner's release"
+    );
+    locks::release(&s, std::slice::from_ref(&target), "dead").await;
+    assert_eq!(lock_owner(&s, &target).await.as_deref(), Some("b"));
+    locks::release(&s, std::slice::from_ref(&target), "b").await;
+    assert_eq!(lock_owner(&s, &target).await, None, "its owner releases it");
 }
 
 /// Expand the store contract into tests for a fixture expression.
@@ -115,7 +395,12 @@ macro_rules! store_contract {
             delete_removes_the_key_and_a_missing_one_is_fine,
             conditional_create_is_exclusive_under_concurrency,
             list_returns_keys_under_a_prefix_sorted,
-            bad_keys_are_refused
+            bad_keys_are_refused,
+            a_stale_version_is_refused_and_the_current_one_wins,
+            concurrent_replacements_of_one_version_have_exactly_one_winner,
+            read_modify_writes_on_versions_lose_no_update,
+            concurrent_takers_of_an_expired_lock_leave_exactly_one_holder,
+            a_former_owner_releasing_never_deletes_a_lock_taken_over_since
         );
     };
     (@tests $fixture:expr; $($name:ident),+) => {

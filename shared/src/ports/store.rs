@@ -6,16 +6,44 @@
 //! - **conditional create**: `put_if_absent` succeeds for exactly one of any number of
 //!   concurrent callers, and fails with `AlreadyExists` for the others;
 //! - **list**: keys under a prefix, sorted;
-//! - **delete**: the key is gone afterwards; deleting a missing key succeeds.
+//! - **delete**: the key is gone afterwards; deleting a missing key succeeds;
+//! - **versioned writes**: `get_versioned` returns the bytes with their [`Version`];
+//!   `replace_if` and `delete_if` act only if the object is still at that version, else fail
+//!   with `VersionMismatch`, so of any number of concurrent callers holding one version exactly
+//!   one wins (compare-and-swap: an expired lock is taken over by one taker, and a release never
+//!   deletes a lock someone else wrote since it was read).
 //!
 //! Keys are `/`-separated, relative, without `.` or `..` segments.
 
 use std::future::Future;
 
+/// One written state of an object, as `get_versioned` read it: opaque, compared for equality
+/// only, meaningful only to the store that issued it (the S3 ETag; on the directory store a
+/// digest of the bytes). It changes whenever the bytes change; writing the very same bytes
+/// again may give the same version (S3's ETag is the content's MD5), so a value whose writer
+/// matters must name its writer (a lock names its owner).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Version(String);
+
+impl Version {
+    pub fn new(token: impl Into<String>) -> Version {
+        Version(token.into())
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("object {key} already exists")]
     AlreadyExists { key: String },
+    /// A conditional write found the object changed (or gone) since its version was read.
+    /// After an ambiguous failure (a retry of a write that may have landed) the caller reads
+    /// the object to learn whose write it holds.
+    #[error("object {key} changed since it was read (expected version {expected})")]
+    VersionMismatch { key: String, expected: String },
     #[error("invalid object key {key:?}: {reason}")]
     InvalidKey { key: String, reason: &'static str },
     /// The backend refused for good (no such bucket, access denied): retrying cannot help.
@@ -42,6 +70,27 @@ pub trait ObjectStore: Send + Sync {
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
     /// Remove `key` (a missing key is not an error).
     fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The object's bytes and the version they belong to (read together, atomically).
+    fn get_versioned(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<(Vec<u8>, Version)>, StoreError>> + Send;
+    /// Replace the object with `bytes` only if it is still at `version`; returns the new
+    /// version. `VersionMismatch` when it changed or is gone.
+    fn replace_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        version: &Version,
+    ) -> impl Future<Output = Result<Version, StoreError>> + Send;
+    /// Remove the object only if it is still at `version`: `VersionMismatch` when it changed;
+    /// a missing object is not an error (it is gone either way, as with `delete`).
+    fn delete_if(
+        &self,
+        key: &str,
+        version: &Version,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Get an object from another bucket (an experiment named `s3://bucket/key`). Only the S3
     /// adapter can; the others say which backend is needed.

@@ -46,6 +46,8 @@ pub async fn lock(
     ttl: Duration,
 ) -> Result<Held, ActivityError> {
     let on_conflict: OnConflict = locks::policy(&call.extension).map_err(ActivityError::Failed)?;
+    // unique to this holding (host, process, a random number), as `locks::acquire` needs: a
+    // lock found naming this owner is one of our own writes that landed
     let owner = format!(
         "{}-{}-{:x}",
         std::fs::read_to_string("/proc/sys/kernel/hostname")

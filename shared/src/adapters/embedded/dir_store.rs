@@ -4,9 +4,24 @@
 //! object, never half of one); `put_if_absent` writes a temporary file and hard-links it to the
 //! key, which the file system refuses atomically when the key exists, so exactly one of any
 //! number of concurrent creators wins, across processes.
+//!
+//! Versioned writes (compare-and-swap) must be atomic across the processes sharing the
+//! directory. Every write that replaces or removes an existing object (`put`, `replace_if`,
+//! `delete`, `delete_if`) holds an exclusive `flock` on the directory's `.dir-store.lock`
+//! while it reads, compares and renames or unlinks; `put_if_absent` needs no lock, since it
+//! only acts while the key is absent and a compare-and-swap only acts while it is present. The
+//! kernel drops a `flock` when its holder's file closes or its process dies, so a crashed
+//! writer never leaves the directory locked (a lock file of our own making, or link/rename
+//! tricks, would leave a stale lock or a window without the object). An object's version is a
+//! digest of its bytes, computed from one read of one file (files are never written in place),
+//! so the bytes and their version always belong together.
 
-use crate::ports::store::{ObjectStore, StoreError, check_key};
+use crate::ports::store::{ObjectStore, StoreError, Version, check_key};
+use std::fs::File;
 use std::path::{Path, PathBuf};
+
+/// The per-directory lock file that serializes replacing writes (never a key).
+const DIR_LOCK: &str = ".dir-store.lock";
 
 #[derive(Debug, Clone)]
 pub struct DirStore {
@@ -20,7 +35,67 @@ impl DirStore {
 
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
         check_key(key)?;
+        if key.rsplit('/').next() == Some(DIR_LOCK) {
+            return Err(StoreError::InvalidKey {
+                key: key.to_string(),
+                reason: "ends in .dir-store.lock, which the directory store keeps for itself",
+            });
+        }
         Ok(self.root.join(key))
+    }
+}
+
+/// An object's version on this store: two independent 64-bit digests of its bytes and their
+/// length. `DefaultHasher::new()` hashes alike within one build, and a version never leaves
+/// the process that read it, so versions compare equal exactly when the bytes do (up to a
+/// 2^-128 chance).
+fn version_of(bytes: &[u8]) -> Version {
+    use std::hash::{DefaultHasher, Hasher};
+    let digest = |salt: u8| {
+        let mut h = DefaultHasher::new();
+        h.write_u8(salt);
+        h.write(bytes);
+        h.finish()
+    };
+    Version::new(format!(
+        "{}-{:016x}{:016x}",
+        bytes.len(),
+        digest(0),
+        digest(1)
+    ))
+}
+
+/// Hold the exclusive lock on `path`'s directory until the returned file is dropped; `None`
+/// when the directory does not exist (so neither does the key).
+fn lock_dir(path: &Path) -> std::io::Result<Option<File>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let file = match std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(DIR_LOCK))
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    file.lock()?;
+    Ok(Some(file))
+}
+
+/// The bytes at `path`, `None` when missing.
+fn read(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn mismatch(key: &str, expected: &Version) -> StoreError {
+    StoreError::VersionMismatch {
+        key: key.to_string(),
+        expected: expected.as_str().to_string(),
     }
 }
 
@@ -70,7 +145,8 @@ impl ObjectStore for DirStore {
         let (owned, bytes) = (key.to_string(), bytes.to_vec());
         blocking(key, move || {
             let tmp = write_temp(&path, &bytes).map_err(|e| backend(&owned, "writing", e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| {
+            let renamed = lock_dir(&path).and_then(|_held| std::fs::rename(&tmp, &path));
+            renamed.map_err(|e| {
                 let _ = std::fs::remove_file(&tmp);
                 backend(&owned, "renaming into place", e)
             })
@@ -98,11 +174,73 @@ impl ObjectStore for DirStore {
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
         let path = self.path(key)?;
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(backend(key, "deleting", e)),
-        }
+        let owned = key.to_string();
+        blocking(key, move || {
+            let Some(_held) = lock_dir(&path).map_err(|e| backend(&owned, "locking", e))? else {
+                return Ok(());
+            };
+            match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(backend(&owned, "deleting", e)),
+            }
+        })
+        .await
+    }
+
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        Ok(self.get(key).await?.map(|bytes| {
+            let version = version_of(&bytes);
+            (bytes, version)
+        }))
+    }
+
+    async fn replace_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        version: &Version,
+    ) -> Result<Version, StoreError> {
+        let path = self.path(key)?;
+        let (owned, bytes, expected) = (key.to_string(), bytes.to_vec(), version.clone());
+        blocking(key, move || {
+            let Some(_held) = lock_dir(&path).map_err(|e| backend(&owned, "locking", e))? else {
+                return Err(mismatch(&owned, &expected));
+            };
+            let current = read(&path).map_err(|e| backend(&owned, "reading", e))?;
+            if current.as_deref().map(version_of) != Some(expected.clone()) {
+                return Err(mismatch(&owned, &expected));
+            }
+            let tmp = write_temp(&path, &bytes).map_err(|e| backend(&owned, "writing", e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                backend(&owned, "renaming into place", e)
+            })?;
+            Ok(version_of(&bytes))
+        })
+        .await
+    }
+
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), StoreError> {
+        let path = self.path(key)?;
+        let (owned, expected) = (key.to_string(), version.clone());
+        blocking(key, move || {
+            let Some(_held) = lock_dir(&path).map_err(|e| backend(&owned, "locking", e))? else {
+                return Ok(());
+            };
+            match read(&path).map_err(|e| backend(&owned, "reading", e))? {
+                None => Ok(()),
+                Some(current) if version_of(&current) != expected => {
+                    Err(mismatch(&owned, &expected))
+                }
+                Some(_) => match std::fs::remove_file(&path) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(backend(&owned, "deleting", e)),
+                },
+            }
+        })
+        .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -121,7 +259,8 @@ impl ObjectStore for DirStore {
                 for entry in entries.flatten() {
                     let path = entry.path();
                     let name = entry.file_name();
-                    if name.to_string_lossy().starts_with(".tmp-") {
+                    let name = name.to_string_lossy();
+                    if name.starts_with(".tmp-") || name == DIR_LOCK {
                         continue;
                     }
                     if path.is_dir() {
