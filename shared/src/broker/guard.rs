@@ -205,13 +205,7 @@ fn judge(
                 unread + 1
             )),
         ),
-        Err(e) => {
-            tracing::warn!(
-                "a stop check could not be made ({} of {grace} in a row before the run is stopped): {e}",
-                unread + 1
-            );
-            (unread + 1, None)
-        }
+        Err(_) => (unread + 1, None),
     }
 }
 
@@ -281,8 +275,14 @@ pub async fn run_guarded(
                     _ = stop.cancelled() => return,
                 }
                 let outcome = read(wire.as_ref(), &experiment, check_limit(every)).await;
+                let failed = outcome.as_ref().err().cloned();
                 let (count, why) = judge(outcome, unread, grace, every);
                 unread = count;
+                if let (Some(e), None) = (failed, &why) {
+                    tracing::warn!(
+                        "a stop check could not be made ({count} of {grace} in a row before the run is stopped): {e}"
+                    );
+                }
                 if let Some(why) = why {
                     let mut first = reason.lock().unwrap_or_else(|e| e.into_inner());
                     if first.is_none() {
