@@ -390,7 +390,8 @@ fn halt_report(
         Some(Err(e)) => lines.push(format!(
             "error: kill switch NOT {state} in the SSM parameter: {e}"
         )),
-        None => lines.push("no SSM parameter configured (--halt-parameter): the store's flag only".into()),
+        None => lines
+            .push("no SSM parameter configured (--halt-parameter): the store's flag only".into()),
     }
     let failed = store.is_err() || ssm.is_some_and(Result::is_err);
     if failed {
@@ -425,14 +426,22 @@ mod halt_tests {
                 assert_eq!(got, code, "{text}");
                 let state = if halting { "on" } else { "off" };
                 let store_line = match &store {
-                    Ok(_) => format!("kill switch {state}: the store's flag state/store/control/halt is written"),
-                    Err(_) => format!("error: kill switch NOT {state} in the store: connection refused"),
+                    Ok(_) => format!(
+                        "kill switch {state}: the store's flag state/store/control/halt is written"
+                    ),
+                    Err(_) => {
+                        format!("error: kill switch NOT {state} in the store: connection refused")
+                    }
                 };
                 assert_eq!(lines[0], store_line);
                 let ssm_line = match &ssm {
                     None => "no SSM parameter configured".to_string(),
-                    Some(Ok(_)) => format!("kill switch {state}: the SSM parameter /b/halt is written"),
-                    Some(Err(_)) => format!("error: kill switch NOT {state} in the SSM parameter: connection refused"),
+                    Some(Ok(_)) => {
+                        format!("kill switch {state}: the SSM parameter /b/halt is written")
+                    }
+                    Some(Err(_)) => format!(
+                        "error: kill switch NOT {state} in the SSM parameter: connection refused"
+                    ),
                 };
                 assert!(lines[1].starts_with(&ssm_line), "{text}");
                 assert_eq!(text.contains("only partly"), code == 2, "{text}");

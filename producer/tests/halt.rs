@@ -195,7 +195,8 @@ fn halt_with_the_ssm_write_failing_still_writes_the_store_flag_and_reports_each(
     };
     for (command, halted, state) in [("halt", true, "on"), ("resume", false, "off")] {
         let mut c = producer(d);
-        c.arg(command).env("BROKER_HALT_PARAMETER", "/broker-test/halt");
+        c.arg(command)
+            .env("BROKER_HALT_PARAMETER", "/broker-test/halt");
         aws_env(&mut c, &closed);
         let out = c.output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -213,7 +214,11 @@ fn halt_with_the_ssm_write_failing_still_writes_the_store_flag_and_reports_each(
             "{command}: no success line on a partial write: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        assert_eq!(store_flag(d)["halted"], halted, "{command}: the store's flag is written");
+        assert_eq!(
+            store_flag(d)["halted"],
+            halted,
+            "{command}: the store's flag is written"
+        );
     }
 }
 
@@ -244,7 +249,9 @@ fn halt_with_the_store_unwritable_still_sets_the_ssm_parameter_that_keeps_worker
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("error: kill switch NOT on in the store")
-            && stderr.contains(&format!("kill switch on: the SSM parameter {parameter} is written")),
+            && stderr.contains(&format!(
+                "kill switch on: the SSM parameter {parameter} is written"
+            )),
         "{stderr}"
     );
 

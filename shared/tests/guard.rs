@@ -5,11 +5,11 @@
 
 use broker::adapters::embedded::DirStore;
 use broker::broker::guard::{CheckFuture, HALT_KEY, StoreHalt, Tripwire, run_guarded};
-use broker::ports::ObjectStore;
 use broker::engine::RunOptions;
 use broker::load::document::Format;
 use broker::load::{Vars, load_experiment_text};
 use broker::model::{Experiment, Journal, Status};
+use broker::ports::ObjectStore;
 use broker::providers::Providers;
 use broker::providers::registry::Registry;
 use serde_json::json;
@@ -194,23 +194,37 @@ async fn a_tripwire_whose_reads_fail_mid_run_trips_after_the_grace() {
     let started = std::time::Instant::now();
     let journal = guarded("30", &[failing.clone() as Arc<dyn Tripwire>]).await;
     assert_eq!(journal.status, Some(Status::Interrupted));
-    assert!(started.elapsed() < Duration::from_secs(20), "the sleep was cut short");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the sleep was cut short"
+    );
     let why = journal.broker.unwrap()["stopped_by"].to_string();
     assert!(
         why.contains("could not be read for 3 intervals in a row") && why.contains("read 5 failed"),
         "{why}"
     );
-    assert_eq!(failing.checks(), 5, "the default grace is three failed reads");
+    assert_eq!(
+        failing.checks(),
+        5,
+        "the default grace is three failed reads"
+    );
 }
 
 #[tokio::test]
 async fn a_tripwire_that_recovers_within_the_grace_does_not_stop_the_run() {
     let flaky = Scripted::new(
         50,
-        &[true, false, false, true, false, false, true, false, false, true],
+        &[
+            true, false, false, true, false, false, true, false, false, true,
+        ],
     );
     let journal = guarded("1", &[flaky.clone() as Arc<dyn Tripwire>]).await;
-    assert_eq!(journal.status, Some(Status::Completed), "{:?}", journal.broker);
+    assert_eq!(
+        journal.status,
+        Some(Status::Completed),
+        "{:?}",
+        journal.broker
+    );
     assert!(flaky.checks() >= 10, "read {} times", flaky.checks());
 }
 
@@ -241,7 +255,9 @@ async fn a_tripwire_that_never_answers_keeps_the_run_from_starting() {
     let broker = journal.broker.unwrap();
     assert_eq!(broker["not_started"], true);
     assert!(
-        broker["stopped_by"].to_string().contains("no answer within"),
+        broker["stopped_by"]
+            .to_string()
+            .contains("no answer within"),
         "{broker}"
     );
 }
@@ -252,7 +268,14 @@ async fn a_halt_flag_that_is_not_understood_means_halted() {
     let store = DirStore::new(dir.path().join("store"));
     let wires: Vec<Arc<dyn Tripwire>> = vec![Arc::new(StoreHalt(store.clone()))];
     // before the start: the run never starts
-    for content in ["", "{}", "[]", r#"{"halted": "no"}"#, r#"{"state": "running"}"#, "garbage"] {
+    for content in [
+        "",
+        "{}",
+        "[]",
+        r#"{"halted": "no"}"#,
+        r#"{"state": "running"}"#,
+        "garbage",
+    ] {
         store.put(HALT_KEY, content.as_bytes()).await.unwrap();
         let journal = guarded("30", &wires).await;
         let broker = journal.broker.unwrap();
@@ -275,7 +298,10 @@ async fn a_halt_flag_that_is_not_understood_means_halted() {
     let journal = guarded("30", &wires).await;
     writer.await.unwrap();
     assert_eq!(journal.status, Some(Status::Interrupted));
-    assert!(started.elapsed() < Duration::from_secs(15), "stopped by the flag");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "stopped by the flag"
+    );
     let broker = journal.broker.unwrap();
     assert!(broker.get("not_started").is_none(), "{broker}");
     assert!(
@@ -296,7 +322,11 @@ fn tripwire_settings_out_of_bounds_are_refused_where_they_are_written() {
     )
     .unwrap_err();
     let problems: Vec<String> = problems.0.iter().map(ToString::to_string).collect();
-    assert_eq!(problems.len(), 2, "only the broker's entry is checked: {problems:?}");
+    assert_eq!(
+        problems.len(),
+        2,
+        "only the broker's entry is checked: {problems:?}"
+    );
     assert!(
         problems[0].starts_with("exp.yaml:7:")
             && problems[0].contains("extensions[1].stop_condition_interval")

@@ -158,9 +158,8 @@ fn lone_tripwires() -> Vec<Arc<dyn broker::broker::guard::Tripwire>> {
     let dir = std::env::var_os("BROKER_STATE_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| broker::config::DEFAULT_STATE_DIR.into());
-    let store = broker_aws::Store::Dir(broker::adapters::embedded::DirStore::new(
-        dir.join("store"),
-    ));
+    let store =
+        broker_aws::Store::Dir(broker::adapters::embedded::DirStore::new(dir.join("store")));
     broker_aws::native::target_locks::configure(store.clone());
     let parameter = std::env::var("BROKER_HALT_PARAMETER").ok();
     broker_aws::native::stop_conditions::tripwires(store, parameter)

@@ -359,7 +359,12 @@ fn watched(sandbox: &Sandbox, extension: Option<Value>) -> PathBuf {
 
 /// `worker run` of `experiment` in the background, with `envs` besides the emulator's; returns
 /// once the method has started.
-fn start(sandbox: &Sandbox, experiment: &Path, env: Env, envs: &[(&str, &str)]) -> std::process::Child {
+fn start(
+    sandbox: &Sandbox,
+    experiment: &Path,
+    env: Env,
+    envs: &[(&str, &str)],
+) -> std::process::Child {
     let journal = sandbox.path("journal.json");
     let args = [
         "run",
@@ -577,7 +582,12 @@ fn a_lone_worker_run_whose_halt_parameter_cannot_be_read_never_starts() {
     .env("BROKER_HALT_PARAMETER", &parameter)
     .output()
     .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let journal: Value =
         serde_json::from_slice(&std::fs::read(sandbox.path("journal.json")).unwrap()).unwrap();
     assert_eq!(journal["broker"]["not_started"], true, "{journal:#}");
@@ -586,5 +596,8 @@ fn a_lone_worker_run_whose_halt_parameter_cannot_be_read_never_starts() {
         why.contains("could not be made") && why.contains(&parameter),
         "{why}"
     );
-    assert!(!sandbox.path("started").exists(), "a fault never starts unwatched");
+    assert!(
+        !sandbox.path("started").exists(),
+        "a fault never starts unwatched"
+    );
 }

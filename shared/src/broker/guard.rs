@@ -327,10 +327,19 @@ mod tests {
     fn a_halt_flag_not_understood_means_halted() {
         let halted = |r: &str| HaltFlag::Halted(Some(r.into()));
         for (bytes, expected) in [
-            (&br#"{"halted": false, "at": "x"}"#[..], Some(HaltFlag::Clear)),
-            (br#"{"halted": true, "reason": "incident"}"#, Some(halted("incident"))),
+            (
+                &br#"{"halted": false, "at": "x"}"#[..],
+                Some(HaltFlag::Clear),
+            ),
+            (
+                br#"{"halted": true, "reason": "incident"}"#,
+                Some(halted("incident")),
+            ),
             (br#"{"halted": true}"#, Some(HaltFlag::Halted(None))),
-            (br#"{"halted": true, "reason": 42}"#, Some(HaltFlag::Halted(None))),
+            (
+                br#"{"halted": true, "reason": 42}"#,
+                Some(HaltFlag::Halted(None)),
+            ),
             // not understood: None here, checked below
             (b"", None),
             (b"  \n", None),
@@ -366,12 +375,28 @@ mod tests {
             (json!({"unreadable_grace_intervals": 10}), Ok(10), Ok(None)),
             (json!({"unreadable_grace_intervals": 0}), Err(()), Ok(None)),
             (json!({"unreadable_grace_intervals": 11}), Err(()), Ok(None)),
-            (json!({"unreadable_grace_intervals": 2.5}), Err(()), Ok(None)),
+            (
+                json!({"unreadable_grace_intervals": 2.5}),
+                Err(()),
+                Ok(None),
+            ),
             (json!({"unreadable_grace_intervals": -1}), Err(()), Ok(None)),
-            (json!({"unreadable_grace_intervals": "3"}), Err(()), Ok(None)),
+            (
+                json!({"unreadable_grace_intervals": "3"}),
+                Err(()),
+                Ok(None),
+            ),
             (json!({"stop_condition_interval": 1}), Ok(3), Ok(Some(1.0))),
-            (json!({"stop_condition_interval": 2.5}), Ok(3), Ok(Some(2.5))),
-            (json!({"stop_condition_interval": 3600}), Ok(3), Ok(Some(3600.0))),
+            (
+                json!({"stop_condition_interval": 2.5}),
+                Ok(3),
+                Ok(Some(2.5)),
+            ),
+            (
+                json!({"stop_condition_interval": 3600}),
+                Ok(3),
+                Ok(Some(3600.0)),
+            ),
             (json!({"stop_condition_interval": 0.999}), Ok(3), Err(())),
             (json!({"stop_condition_interval": 0.5}), Ok(3), Err(())),
             (json!({"stop_condition_interval": 0}), Ok(3), Err(())),
@@ -382,12 +407,17 @@ mod tests {
             assert_eq!(grace_intervals(&e).map_err(|_| ()), grace, "{e}");
             assert_eq!(stop_condition_interval(&e).map_err(|_| ()), interval, "{e}");
             let errors = setting_errors(&e);
-            assert_eq!(errors.len(), usize::from(grace.is_err()) + usize::from(interval.is_err()));
+            assert_eq!(
+                errors.len(),
+                usize::from(grace.is_err()) + usize::from(interval.is_err())
+            );
             for error in errors {
                 let text = error.to_string();
                 assert!(
-                    text.starts_with(&format!("extensions[experiment-broker].{}: expected ", error.field))
-                        && text.ends_with(&format!("got {}", extension[error.field])),
+                    text.starts_with(&format!(
+                        "extensions[experiment-broker].{}: expected ",
+                        error.field
+                    )) && text.ends_with(&format!("got {}", extension[error.field])),
                     "{text}"
                 );
             }
@@ -418,10 +448,15 @@ mod tests {
                 (Some(needle), Some(why)) => {
                     assert!(why.contains(needle), "{why}");
                     if outcome.is_err() {
-                        assert!(why.contains("no permission") && why.contains("2s apart"), "{why}");
+                        assert!(
+                            why.contains("no permission") && why.contains("2s apart"),
+                            "{why}"
+                        );
                     }
                 }
-                (expected, got) => panic!("{outcome:?} after {unread} of {grace}: {expected:?} vs {got:?}"),
+                (expected, got) => {
+                    panic!("{outcome:?} after {unread} of {grace}: {expected:?} vs {got:?}")
+                }
             }
         }
     }
@@ -429,6 +464,9 @@ mod tests {
     #[test]
     fn a_check_may_take_its_interval_and_at_least_five_seconds() {
         assert_eq!(check_limit(Duration::from_secs(2)), Duration::from_secs(5));
-        assert_eq!(check_limit(Duration::from_secs(10)), Duration::from_secs(10));
+        assert_eq!(
+            check_limit(Duration::from_secs(10)),
+            Duration::from_secs(10)
+        );
     }
 }

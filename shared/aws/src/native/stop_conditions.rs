@@ -245,7 +245,10 @@ mod tests {
                 None => assert!(!halted, "{value:?} must halt"),
                 Some(why) => {
                     assert!(halted, "{value:?} must not halt: {why}");
-                    assert!(why.contains("/broker/halt") && why.contains(needle), "{why}");
+                    assert!(
+                        why.contains("/broker/halt") && why.contains(needle),
+                        "{why}"
+                    );
                 }
             }
         }
