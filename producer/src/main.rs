@@ -2,6 +2,8 @@
 //! completion events (wave gating), show a suite run's status, or run a whole suite on this
 //! machine with in-process workers.
 
+mod kill_switch;
+
 use anyhow::{Context, anyhow};
 use broker::broker::producer::{ProducerPorts, outcome_name, status_document};
 use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
@@ -337,32 +339,38 @@ async fn status(id: &str, as_json: bool, args: &BackendArgs) -> anyhow::Result<u
     Ok(0)
 }
 
-/// `producer halt` (`Some(reason)`) and `producer resume` (`None`).
+/// `producer halt` (`Some(reason)`) and `producer resume` (`None`): the store's flag and, when
+/// one is configured, the SSM parameter are written independently (one failing does not keep
+/// the other from being written), each outcome on stderr; exit 2 if either failed.
 async fn halt(reason: Option<&str>, args: &BackendArgs) -> anyhow::Result<u8> {
-    let backend = args
-        .open(broker_aws::Role::Worker)
-        .await
-        .map_err(anyhow::Error::msg)?;
-    broker::broker::guard::set_halt(&backend.store, reason)
-        .await
-        .map_err(|e| {
-            anyhow!(
-                "writing the kill switch ({}): {e}",
-                broker::broker::guard::HALT_KEY
-            )
-        })?;
-    if let Some(parameter) = args.halt_parameter() {
-        broker_aws::native::stop_conditions::set_ssm_halt(&parameter, reason.is_some())
+    let halting = reason.is_some();
+    let store = match args.open(broker_aws::Role::Worker).await {
+        Ok(backend) => broker::broker::guard::set_halt(&backend.store, reason)
             .await
-            .map_err(|e| anyhow!(e))?;
-    }
-    match reason {
-        Some(r) => println!(
-            "halted ({r}): running jobs stop and run their rollbacks; no job starts until `producer resume`"
+            .map(|()| locate(&backend, broker::broker::guard::HALT_KEY)),
+        Err(e) => Err(format!("cannot open the backend: {e}")),
+    };
+    let ssm = match args.halt_parameter() {
+        Some(parameter) => Some(
+            broker_aws::native::stop_conditions::set_ssm_halt(&parameter, halting)
+                .await
+                .map(|()| parameter),
         ),
-        None => println!("resumed: jobs start again"),
+        None => None,
+    };
+    let (lines, code) = kill_switch::report(halting, &store, ssm.as_ref());
+    for line in lines {
+        eprintln!("{line}");
     }
-    Ok(0)
+    if code == 0 {
+        match reason {
+            Some(r) => println!(
+                "halted ({r}): running jobs stop and run their rollbacks; no job starts until `producer resume`"
+            ),
+            None => println!("resumed: jobs start again"),
+        }
+    }
+    Ok(code)
 }
 
 /// Where a store key is, for people: a file under the state directory or an S3 URI.

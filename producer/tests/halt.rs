@@ -1,6 +1,7 @@
 //! The kill switch on the embedded backend: `producer halt` stops a running job (its rollbacks
 //! run, its journal says why), jobs not yet started never start and are reported, and
-//! `producer resume` clears the flag.
+//! `producer resume` clears the flag. The store's flag and the SSM parameter are written
+//! independently: one failing does not keep the other from being written, and exits 2.
 
 mod util;
 
@@ -167,4 +168,119 @@ fn halt_stops_the_running_job_with_its_rollbacks_and_starts_nothing_more() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(std::fs::read_to_string(d.join("ran-b")).unwrap(), "b\n");
+}
+
+/// The AWS SDK's environment pointed at `endpoint`, as a deployment's would be.
+fn aws_env(c: &mut Command, endpoint: &str) {
+    c.env("AWS_ENDPOINT_URL", endpoint)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_EC2_METADATA_DISABLED", "true");
+}
+
+/// The store's halt flag under `dir/state`.
+fn store_flag(dir: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(dir.join("state/store/control/halt")).unwrap()).unwrap()
+}
+
+#[test]
+fn halt_with_the_ssm_write_failing_still_writes_the_store_flag_and_reports_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // a port nothing listens on: every SSM call is refused
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    for (command, halted, state) in [("halt", true, "on"), ("resume", false, "off")] {
+        let mut c = producer(d);
+        c.arg(command)
+            .env("BROKER_HALT_PARAMETER", "/broker-test/halt");
+        aws_env(&mut c, &closed);
+        let out = c.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!("kill switch {state}: the store's flag"))
+                && stderr.contains(&format!(
+                    "error: kill switch NOT {state} in the SSM parameter"
+                ))
+                && stderr.contains("/broker-test/halt"),
+            "{command}: {stderr}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "{command}: no success line on a partial write: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert_eq!(
+            store_flag(d)["halted"],
+            halted,
+            "{command}: the store's flag is written"
+        );
+    }
+}
+
+#[test]
+fn halt_with_the_store_unwritable_still_sets_the_ssm_parameter_that_keeps_workers_from_starting() {
+    let endpoint = std::env::var("BROKER_TEST_AWS_ENDPOINT").unwrap_or_else(|_| {
+        panic!("BROKER_TEST_AWS_ENDPOINT is not set: run the tests through scripts/test.sh (moto)")
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let parameter = format!(
+        "/broker-test/halt-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    // the state directory is under a plain file: the embedded store cannot be opened
+    std::fs::write(d.join("file"), "").unwrap();
+    let mut c = producer(d);
+    c.args(["halt", "--reason", "store down"])
+        .env("BROKER_STATE_DIR", d.join("file/state"))
+        .env("BROKER_HALT_PARAMETER", &parameter);
+    aws_env(&mut c, &endpoint);
+    let out = c.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error: kill switch NOT on in the store")
+            && stderr.contains(&format!(
+                "kill switch on: the SSM parameter {parameter} is written"
+            )),
+        "{stderr}"
+    );
+
+    // a lone worker run watching that parameter does not start
+    let experiment = json!({"title": "watched", "description": "d",
+        "method": [process("mark", "touch ran")]});
+    std::fs::write(d.join("watched.json"), experiment.to_string()).unwrap();
+    let mut w = Command::new(util::worker_bin());
+    w.current_dir(d)
+        .args(["run", "--journal-path", "journal.json", "watched.json"])
+        .env("BROKER_STATE_DIR", d.join("worker-state"))
+        .env("BROKER_HALT_PARAMETER", &parameter);
+    aws_env(&mut w, &endpoint);
+    let out = w.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let journal: Value =
+        serde_json::from_slice(&std::fs::read(d.join("journal.json")).unwrap()).unwrap();
+    assert_eq!(journal["broker"]["not_started"], true, "{journal}");
+    assert!(
+        journal["broker"]["stopped_by"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("SSM parameter {parameter} is true")),
+        "{journal}"
+    );
+    assert!(!d.join("ran").exists(), "nothing ran under the halt");
 }

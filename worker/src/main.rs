@@ -131,8 +131,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         stop.clone(),
         "interrupting the experiment, then running rollbacks",
     );
-    let tripwires: Vec<Arc<dyn broker::broker::guard::Tripwire>> =
-        vec![Arc::new(broker_aws::native::stop_conditions::AlarmStop)];
+    let tripwires = lone_tripwires();
     let journal = match broker::broker::guard::run_guarded(
         experiment, &vars, &options, providers, stop, None, &tripwires,
     )
@@ -149,6 +148,21 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         print_plan(&journal);
     }
     Ok(journal.exit_code())
+}
+
+/// What a lone `worker run` watches: the kill switch's flag in the embedded store under
+/// `BROKER_STATE_DIR` (default `.broker`, where its locks are too), the SSM parameter
+/// `BROKER_HALT_PARAMETER` when one is set, and the experiment's stop conditions. Each is read
+/// before the start, and one that cannot be read then keeps the run from starting.
+fn lone_tripwires() -> Vec<Arc<dyn broker::broker::guard::Tripwire>> {
+    let dir = std::env::var_os("BROKER_STATE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| broker::config::DEFAULT_STATE_DIR.into());
+    let store =
+        broker_aws::Store::Dir(broker::adapters::embedded::DirStore::new(dir.join("store")));
+    broker_aws::native::target_locks::configure(store.clone());
+    let parameter = std::env::var("BROKER_HALT_PARAMETER").ok();
+    broker_aws::native::stop_conditions::tripwires(store, parameter)
 }
 
 /// `worker serve`: the fleet's worker, on the backend the settings choose.

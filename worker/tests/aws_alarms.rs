@@ -1,7 +1,10 @@
 //! The native CloudWatch alarm probes, run by `worker run` with no Python, against the moto
 //! server `scripts/test.sh` starts on 127.0.0.1: they read the alarms' real states, a state
 //! change changes the verdict, and bad input or a missing alarm is a failed probe that says
-//! why. Also `alarm_states`, which the stop-condition poller calls in-process.
+//! why. Also `alarm_states`, which the stop-condition poller calls in-process, and the
+//! tripwires of a lone `worker run`: its stop conditions (an alarm in ALARM, or one that cannot
+//! be read for the grace, stops the run) and the kill switch (the store's flag under
+//! `BROKER_STATE_DIR`, the SSM parameter `BROKER_HALT_PARAMETER`).
 //!
 //! The alarms are set up with boto3 from the test venv (moto's own client; the code under test
 //! is the worker binary and `broker_aws`, never Python).
@@ -14,13 +17,16 @@ use util::Sandbox;
 use util::aws::{self, Env, endpoint, probe, venv_python};
 
 /// Set alarms up on moto: `["metric", name]` makes a metric alarm, `["composite", name, rule]`
-/// a composite one, `["state", name, state]` sets an alarm's state.
+/// a composite one, `["state", name, state]` sets an alarm's state, `["delete", name]` deletes
+/// it; `["param", name, value]` writes an SSM parameter.
 const SETUP: &str = r#"
 import json, sys, urllib.parse, urllib.request
 import boto3
 endpoint, ops = sys.argv[1], json.loads(sys.argv[2])
 cw = boto3.client("cloudwatch", endpoint_url=endpoint, region_name="us-east-1",
                   aws_access_key_id="testing", aws_secret_access_key="testing")
+ssm = boto3.client("ssm", endpoint_url=endpoint, region_name="us-east-1",
+                   aws_access_key_id="testing", aws_secret_access_key="testing")
 for op in ops:
     if op[0] == "metric":
         cw.put_metric_alarm(AlarmName=op[1], Namespace="Broker/Test", MetricName="Errors",
@@ -39,6 +45,10 @@ for op in ops:
         urllib.request.urlopen(request).read()
     elif op[0] == "state":
         cw.set_alarm_state(AlarmName=op[1], StateValue=op[2], StateReason="set by the test")
+    elif op[0] == "delete":
+        cw.delete_alarms(AlarmNames=[op[1]])
+    elif op[0] == "param":
+        ssm.put_parameter(Name=op[1], Value=op[2], Type="String", Overwrite=True)
     else:
         sys.exit(f"unknown setup op {op}")
 "#;
@@ -318,9 +328,18 @@ fn alarm_states_reads_many_alarms_in_order_and_names_every_missing_one() {
     );
 }
 
-/// An experiment with a stop condition on `alarm`: the method marks its start then waits 30 s;
-/// the rollback leaves a mark.
+/// An experiment with a stop condition on `alarm` (read every second): the method marks its
+/// start then waits 30 s; the rollback leaves a mark.
 fn guarded(sandbox: &Sandbox, alarm: &str) -> PathBuf {
+    watched(
+        sandbox,
+        Some(json!({"name": "experiment-broker",
+            "stop_conditions": [{"alarm_name": alarm}], "stop_condition_interval": 1})),
+    )
+}
+
+/// The same experiment with `extension` (none: nothing but the kill switch watches it).
+fn watched(sandbox: &Sandbox, extension: Option<Value>) -> PathBuf {
     let step = |name: &str, script: String| {
         json!({"type": "action", "name": name,
             "provider": {"type": "process", "path": "sh", "arguments": ["-c", script]}})
@@ -331,12 +350,65 @@ fn guarded(sandbox: &Sandbox, alarm: &str) -> PathBuf {
         "guarded.json",
         &json!({"title": "guarded by an alarm", "description": "stop condition",
             "configuration": {"aws_region": "us-east-1"},
-            "extensions": [{"name": "experiment-broker",
-                "stop_conditions": [{"alarm_name": alarm}], "stop_condition_interval": 0.5}],
+            "extensions": extension.into_iter().collect::<Vec<_>>(),
             "method": [step("start", format!("touch {}", started.display())),
                        step("wait", "sleep 30".into())],
             "rollbacks": [step("revert", format!("echo reverted >> {}", reverted.display()))]}),
     )
+}
+
+/// `worker run` of `experiment` in the background, with `envs` besides the emulator's; returns
+/// once the method has started.
+fn start(
+    sandbox: &Sandbox,
+    experiment: &Path,
+    env: Env,
+    envs: &[(&str, &str)],
+) -> std::process::Child {
+    let journal = sandbox.path("journal.json");
+    let args = [
+        "run",
+        "--journal-path",
+        journal.to_str().unwrap(),
+        experiment.to_str().unwrap(),
+    ];
+    let child = aws::command(sandbox, &args, env)
+        .envs(envs.iter().copied())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !sandbox.path("started").exists() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the method never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child
+}
+
+/// Wait for a run `start`ed; after `tripped` it must have stopped within 15 s, interrupted, its
+/// rollback run once. Its journal.
+fn stopped(sandbox: &Sandbox, child: std::process::Child, tripped: std::time::Instant) -> Value {
+    let out = child.wait_with_output().unwrap();
+    let stopped_after = tripped.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stopped_after < std::time::Duration::from_secs(15),
+        "stopped by the tripwire ({stopped_after:?}), not the end of sleep 30"
+    );
+    let journal: Value =
+        serde_json::from_slice(&std::fs::read(sandbox.path("journal.json")).unwrap()).unwrap();
+    assert_eq!(journal["status"], "interrupted", "{journal:#}");
+    assert_eq!(journal["rollbacks"][0]["status"], "succeeded");
+    assert_eq!(
+        std::fs::read_to_string(sandbox.path("reverted")).unwrap(),
+        "reverted\n"
+    );
+    journal
 }
 
 #[test]
@@ -422,6 +494,106 @@ fn a_stop_condition_that_cannot_be_read_keeps_the_run_from_starting() {
     let why = journal["broker"]["stopped_by"].as_str().unwrap();
     assert!(
         why.contains("could not be made") && why.contains("no-such-alarm"),
+        "{why}"
+    );
+    assert!(
+        !sandbox.path("started").exists(),
+        "a fault never starts unwatched"
+    );
+}
+
+#[test]
+fn a_stop_condition_alarm_deleted_mid_run_stops_the_run_after_the_grace() {
+    let alarm = unique("deleted-mid-run");
+    setup(json!([["metric", alarm], ["state", alarm, "OK"]]));
+    let sandbox = Sandbox::new();
+    let experiment = guarded(&sandbox, &alarm);
+    let child = start(&sandbox, &experiment, Env::default(), &[]);
+    let deleted = std::time::Instant::now();
+    setup(json!([["delete", alarm]]));
+    let journal = stopped(&sandbox, child, deleted);
+    let why = journal["broker"]["stopped_by"].as_str().unwrap();
+    assert!(
+        why.contains("could not be read for 3 intervals in a row") && why.contains(&alarm),
+        "{why}"
+    );
+    assert!(
+        deleted.elapsed() >= std::time::Duration::from_secs(2),
+        "two failed reads are within the grace"
+    );
+}
+
+#[test]
+fn a_lone_worker_run_stops_when_the_kill_switch_is_set_mid_run() {
+    let sandbox = Sandbox::new();
+    let state = sandbox.path("state");
+    let experiment = watched(&sandbox, None);
+    let env = Env {
+        state_dir: Some(&state),
+        ..Env::default()
+    };
+    let child = start(&sandbox, &experiment, env, &[]);
+    let store = broker::adapters::embedded::DirStore::new(state.join("store"));
+    aws::runtime()
+        .block_on(broker::broker::guard::set_halt(&store, Some("incident 7")))
+        .unwrap();
+    let journal = stopped(&sandbox, child, std::time::Instant::now());
+    assert_eq!(
+        journal["broker"]["stopped_by"],
+        "the kill switch is on (producer halt: incident 7)"
+    );
+}
+
+#[test]
+fn a_lone_worker_run_stops_when_the_ssm_halt_parameter_turns_true() {
+    let parameter = format!("/{}", unique("broker-halt"));
+    setup(json!([["param", parameter, "false"]]));
+    let sandbox = Sandbox::new();
+    let experiment = watched(&sandbox, None);
+    let child = start(
+        &sandbox,
+        &experiment,
+        Env::default(),
+        &[("BROKER_HALT_PARAMETER", &parameter)],
+    );
+    setup(json!([["param", parameter, "true"]]));
+    let journal = stopped(&sandbox, child, std::time::Instant::now());
+    assert_eq!(
+        journal["broker"]["stopped_by"],
+        format!("the kill switch is on (SSM parameter {parameter} is true)").as_str()
+    );
+}
+
+#[test]
+fn a_lone_worker_run_whose_halt_parameter_cannot_be_read_never_starts() {
+    let parameter = format!("/{}", unique("no-such-parameter"));
+    let sandbox = Sandbox::new();
+    let experiment = watched(&sandbox, None);
+    let out = aws::command(
+        &sandbox,
+        &[
+            "run",
+            "--journal-path",
+            sandbox.path("journal.json").to_str().unwrap(),
+            experiment.to_str().unwrap(),
+        ],
+        Env::default(),
+    )
+    .env("BROKER_HALT_PARAMETER", &parameter)
+    .output()
+    .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let journal: Value =
+        serde_json::from_slice(&std::fs::read(sandbox.path("journal.json")).unwrap()).unwrap();
+    assert_eq!(journal["broker"]["not_started"], true, "{journal:#}");
+    let why = journal["broker"]["stopped_by"].as_str().unwrap();
+    assert!(
+        why.contains("could not be made") && why.contains(&parameter),
         "{why}"
     );
     assert!(

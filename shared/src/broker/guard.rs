@@ -3,14 +3,19 @@
 //! goes on; the first one that trips cancels the run's stop token, so the method is cut short
 //! and the rollbacks run, exactly as on SIGTERM, and the journal says what tripped.
 //!
-//! Tripwires are checked once before the run starts too: a run that would start under a halt
-//! never starts; its journal says so (status `interrupted`, `broker.not_started`). Before the
-//! start, a check that cannot be made (a misnamed alarm, no permission) also keeps the run from
-//! starting: a fault must not start unwatched. During the run such an error is logged.
+//! Tripwires fail safe. They are checked once before the run starts: a run that would start
+//! under a halt never starts; its journal says so (status `interrupted`, `broker.not_started`),
+//! and so does a check that cannot be made (a misnamed alarm, no permission, no answer): a fault
+//! must not start unwatched. During the run a check that cannot be made is tolerated for a grace
+//! of `unreadable_grace_intervals` reads in a row (the experiment's `experiment-broker`
+//! extension, 1 to 10, default 3); the next failure after that trips the run like a halt, and
+//! `broker.stopped_by` says the tripwire could not be read for that many intervals. A halt flag
+//! whose content is not understood means halted.
 //!
 //! The broker knows only the `Tripwire` trait; the halt flag in the store lives here
 //! (`StoreHalt`), the AWS ones (SSM parameter, CloudWatch alarms) beside the AWS adapters.
 
+use crate::engine::run::broker_extension;
 use crate::engine::{Observer, RunOptions, run_experiment};
 use crate::load::{Problems, Vars};
 use crate::model::{Experiment, Journal, Status};
@@ -29,7 +34,7 @@ pub type CheckFuture<'a> =
 /// A check that may demand a run stop.
 pub trait Tripwire: Send + Sync {
     /// Why the run must stop now (`Some(reason)`), or `None`. An `Err` (the check could not be
-    /// made) is logged and the run goes on.
+    /// made) keeps a run from starting, and stops a running one once it has lasted the grace.
     fn check<'a>(&'a self, experiment: &'a Experiment) -> CheckFuture<'a>;
     /// How often to check during this experiment; `None`: this tripwire has nothing to watch.
     fn interval(&self, experiment: &Experiment) -> Option<Duration>;
@@ -38,17 +43,59 @@ pub trait Tripwire: Send + Sync {
 /// The store key of the kill switch.
 pub const HALT_KEY: &str = "control/halt";
 
-/// The kill switch as a store object: present and `{"halted": true}` means halted.
+/// The kill switch as a store object: absent or `{"halted": false}` means running,
+/// `{"halted": true}` halted, anything else (see `read_halt_flag`) halted too.
 pub struct StoreHalt<S>(pub S);
 
-/// Read the halt flag from the store.
-pub async fn halted<S: ObjectStore>(store: &S) -> Result<Option<Value>, String> {
-    let Some(bytes) = store.get(HALT_KEY).await.map_err(|e| e.to_string())? else {
+/// What a halt flag's bytes say. Anything not understood counts as halted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HaltFlag {
+    /// `{"halted": false, ...}` (as `producer resume` writes it).
+    Clear,
+    /// `{"halted": true, ...}`, with its `reason` when it is a string.
+    Halted(Option<String>),
+    /// Anything else: not JSON, not a mapping, no boolean `halted`. Why, for the journal.
+    NotUnderstood(String),
+}
+
+/// Read a halt flag's content. Pure.
+pub fn read_halt_flag(bytes: &[u8]) -> HaltFlag {
+    let flag: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(_) if bytes.iter().all(u8::is_ascii_whitespace) => {
+            return HaltFlag::NotUnderstood("it is empty".into());
+        }
+        Err(e) => return HaltFlag::NotUnderstood(format!("it is not JSON: {e}")),
+    };
+    match flag.get("halted") {
+        Some(Value::Bool(false)) => HaltFlag::Clear,
+        Some(Value::Bool(true)) => HaltFlag::Halted(flag["reason"].as_str().map(str::to_string)),
+        Some(other) => HaltFlag::NotUnderstood(format!("`halted` is {other}, not true or false")),
+        None if flag.is_object() => HaltFlag::NotUnderstood("it has no `halted` field".into()),
+        None => HaltFlag::NotUnderstood(format!("it is {flag}, not a mapping")),
+    }
+}
+
+/// Read the halt flag from the store: why the kill switch is on (`Some`), or `None` when it is
+/// absent or cleared. Content that is not understood means on.
+pub async fn halted<S: ObjectStore>(store: &S) -> Result<Option<String>, String> {
+    let Some(bytes) = store
+        .get(HALT_KEY)
+        .await
+        .map_err(|e| format!("reading the kill switch ({HALT_KEY}): {e}"))?
+    else {
         return Ok(None);
     };
-    let flag: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{HALT_KEY}: not JSON ({e}); write it with producer halt/resume"))?;
-    Ok((flag["halted"] == true).then_some(flag))
+    Ok(match read_halt_flag(&bytes) {
+        HaltFlag::Clear => None,
+        HaltFlag::Halted(reason) => Some(format!(
+            "the kill switch is on (producer halt{})",
+            reason.map(|r| format!(": {r}")).unwrap_or_default()
+        )),
+        HaltFlag::NotUnderstood(why) => Some(format!(
+            "the kill switch's flag {HALT_KEY} is not understood ({why}), so it counts as on; `producer halt` or `producer resume` rewrites it"
+        )),
+    })
 }
 
 /// Set (`Some(reason)`) or clear (`None`) the halt flag.
@@ -65,17 +112,7 @@ pub async fn set_halt<S: ObjectStore>(store: &S, reason: Option<&str>) -> Result
 
 impl<S: ObjectStore + 'static> Tripwire for StoreHalt<S> {
     fn check<'a>(&'a self, _: &'a Experiment) -> CheckFuture<'a> {
-        Box::pin(async move {
-            Ok(halted(&self.0).await?.map(|flag| {
-                format!(
-                    "the kill switch is on (producer halt{})",
-                    flag["reason"]
-                        .as_str()
-                        .map(|r| format!(": {r}"))
-                        .unwrap_or_default()
-                )
-            }))
-        })
+        Box::pin(halted(&self.0))
     }
     fn interval(&self, _: &Experiment) -> Option<Duration> {
         Some(HALT_INTERVAL)
@@ -85,24 +122,113 @@ impl<S: ObjectStore + 'static> Tripwire for StoreHalt<S> {
 /// How often the kill switch is read during a run.
 pub const HALT_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Check one tripwire. A check that cannot be made trips before the start (`strict`: a run
-/// must not start unwatched) and is logged during the run.
-async fn tripped(wire: &dyn Tripwire, experiment: &Experiment, strict: bool) -> Option<String> {
-    match wire.check(experiment).await {
-        Ok(reason) => reason,
-        Err(e) if strict => Some(format!(
-            "a stop check could not be made, so the run is not started: {e}"
-        )),
-        Err(e) => {
-            tracing::warn!("a stop check could not be made (the run goes on): {e}");
-            None
-        }
+/// Unreadable checks in a row a running experiment's tripwire may have before it trips,
+/// unless the experiment's `unreadable_grace_intervals` says otherwise.
+pub const DEFAULT_GRACE_INTERVALS: u32 = 3;
+/// The largest `unreadable_grace_intervals` accepted: a run is never left unwatched for long.
+pub const MAX_GRACE_INTERVALS: u32 = 10;
+/// The shortest `stop_condition_interval` accepted (seconds): a shorter one would make every
+/// worker of a fleet hammer CloudWatch.
+pub const MIN_STOP_CONDITION_INTERVAL: f64 = 1.0;
+/// The longest `stop_condition_interval` accepted (seconds).
+pub const MAX_STOP_CONDITION_INTERVAL: f64 = 3600.0;
+
+/// A tripwire setting of the `experiment-broker` extension that is out of bounds.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("extensions[experiment-broker].{field}: expected {expected}, got {got}")]
+pub struct SettingError {
+    /// The key in the extension.
+    pub field: &'static str,
+    pub expected: &'static str,
+    /// The value found, as JSON.
+    pub got: String,
+}
+
+/// The extension's `unreadable_grace_intervals`, or the default. Pure.
+pub fn grace_intervals(extension: &Value) -> Result<u32, SettingError> {
+    match extension.get("unreadable_grace_intervals") {
+        None | Some(Value::Null) => Ok(DEFAULT_GRACE_INTERVALS),
+        Some(v) => v
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (1..=MAX_GRACE_INTERVALS).contains(n))
+            .ok_or_else(|| SettingError {
+                field: "unreadable_grace_intervals",
+                expected: "a whole number of intervals from 1 to 10",
+                got: v.to_string(),
+            }),
     }
 }
 
-/// `run_experiment`, watched by `tripwires`: checked before the start (a tripped one means
-/// the run never starts) and, each at its own interval, while it runs (a tripped one stops
-/// it, rollbacks run). The journal records the reason under `broker.stopped_by`.
+/// The extension's `stop_condition_interval` in seconds, if it sets one. Pure.
+pub fn stop_condition_interval(extension: &Value) -> Result<Option<f64>, SettingError> {
+    match extension.get("stop_condition_interval") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .filter(|s| (MIN_STOP_CONDITION_INTERVAL..=MAX_STOP_CONDITION_INTERVAL).contains(s))
+            .map(Some)
+            .ok_or_else(|| SettingError {
+                field: "stop_condition_interval",
+                expected: "seconds from 1 to 3600",
+                got: v.to_string(),
+            }),
+    }
+}
+
+/// Every tripwire setting of an `experiment-broker` extension that is out of bounds; the
+/// loader reports them as problems of the experiment file. Pure.
+pub fn setting_errors(extension: &Value) -> Vec<SettingError> {
+    [
+        grace_intervals(extension).err(),
+        stop_condition_interval(extension).err(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+/// One check's outcome during the run, given the unreadable checks in a row before it: the new
+/// count, and why the run must stop, if it must. Pure.
+fn judge(
+    outcome: Result<Option<String>, String>,
+    unread: u32,
+    grace: u32,
+    every: Duration,
+) -> (u32, Option<String>) {
+    match outcome {
+        Ok(reason) => (0, reason),
+        Err(e) if unread + 1 >= grace => (
+            unread + 1,
+            Some(format!(
+                "a tripwire could not be read for {} intervals in a row ({every:?} apart), so the run is stopped: {e}",
+                unread + 1
+            )),
+        ),
+        Err(_) => (unread + 1, None),
+    }
+}
+
+/// How long one check may take before it counts as unreadable.
+fn check_limit(every: Duration) -> Duration {
+    every.max(Duration::from_secs(5))
+}
+
+/// Make one check, bounded by `limit`: a check with no answer could not be made.
+async fn read(
+    wire: &dyn Tripwire,
+    experiment: &Experiment,
+    limit: Duration,
+) -> Result<Option<String>, String> {
+    tokio::time::timeout(limit, wire.check(experiment))
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {limit:?}")))
+}
+
+/// `run_experiment`, watched by `tripwires`: checked before the start (a tripped or unreadable
+/// one means the run never starts) and, each at its own interval, while it runs (a tripped one,
+/// or one unreadable for longer than the grace, stops it; rollbacks run). The journal records
+/// the reason under `broker.stopped_by`.
 pub async fn run_guarded(
     experiment: Arc<Experiment>,
     vars: &Vars,
@@ -119,9 +245,17 @@ pub async fn run_guarded(
     if armed.is_empty() {
         return run_experiment(experiment, vars, options, providers, stop, observer).await;
     }
+    // the loader refuses a bad grace; an experiment built otherwise gets the strictest one
+    let grace = grace_intervals(&broker_extension(&experiment)).unwrap_or(1);
     if !options.revert_only {
-        for (wire, _) in &armed {
-            if let Some(reason) = tripped(wire.as_ref(), &experiment, true).await {
+        for (wire, every) in &armed {
+            let reason = match read(wire.as_ref(), &experiment, check_limit(*every)).await {
+                Ok(reason) => reason,
+                Err(e) => Some(format!(
+                    "a stop check could not be made, so the run is not started: {e}"
+                )),
+            };
+            if let Some(reason) = reason {
                 tracing::warn!("not starting {}: {reason}", experiment.title);
                 return Ok(not_started(&experiment, &reason));
             }
@@ -134,12 +268,22 @@ pub async fn run_guarded(
     for (wire, every) in armed {
         let (experiment, stop, reason) = (experiment.clone(), stop.clone(), reason.clone());
         watchers.spawn(async move {
+            let mut unread = 0;
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = stop.cancelled() => return,
                 }
-                if let Some(why) = tripped(wire.as_ref(), &experiment, false).await {
+                let outcome = read(wire.as_ref(), &experiment, check_limit(every)).await;
+                let failed = outcome.as_ref().err().cloned();
+                let (count, why) = judge(outcome, unread, grace, every);
+                unread = count;
+                if let (Some(e), None) = (failed, &why) {
+                    tracing::warn!(
+                        "a stop check could not be made ({count} of {grace} in a row before the run is stopped): {e}"
+                    );
+                }
+                if let Some(why) = why {
                     let mut first = reason.lock().unwrap_or_else(|e| e.into_inner());
                     if first.is_none() {
                         tracing::error!("stopping the run: {why}; rollbacks run");
@@ -173,4 +317,156 @@ fn not_started(experiment: &Experiment, reason: &str) -> Journal {
         "stopped_by": reason,
     }));
     journal
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_halt_flag_not_understood_means_halted() {
+        let halted = |r: &str| HaltFlag::Halted(Some(r.into()));
+        for (bytes, expected) in [
+            (
+                &br#"{"halted": false, "at": "x"}"#[..],
+                Some(HaltFlag::Clear),
+            ),
+            (
+                br#"{"halted": true, "reason": "incident"}"#,
+                Some(halted("incident")),
+            ),
+            (br#"{"halted": true}"#, Some(HaltFlag::Halted(None))),
+            (
+                br#"{"halted": true, "reason": 42}"#,
+                Some(HaltFlag::Halted(None)),
+            ),
+            // not understood: None here, checked below
+            (b"", None),
+            (b"  \n", None),
+            (b"garbage", None),
+            (b"true", None),
+            (b"[]", None),
+            (b"{}", None),
+            (br#"{"halted": "false"}"#, None),
+            (br#"{"halted": 0}"#, None),
+            (br#"{"halted": null}"#, None),
+            (br#"{"state": "running"}"#, None),
+            (b"\xff\xfe", None),
+        ] {
+            let got = read_halt_flag(bytes);
+            match expected {
+                Some(expected) => assert_eq!(got, expected, "{}", String::from_utf8_lossy(bytes)),
+                None => assert!(
+                    matches!(got, HaltFlag::NotUnderstood(_)),
+                    "{}: {got:?}",
+                    String::from_utf8_lossy(bytes)
+                ),
+            }
+        }
+    }
+
+    #[test]
+    fn tripwire_settings_are_bounded_and_name_their_field() {
+        let ext = |v: Value| v;
+        for (extension, grace, interval) in [
+            (json!({}), Ok(3), Ok(None)),
+            (json!({"unreadable_grace_intervals": null}), Ok(3), Ok(None)),
+            (json!({"unreadable_grace_intervals": 1}), Ok(1), Ok(None)),
+            (json!({"unreadable_grace_intervals": 10}), Ok(10), Ok(None)),
+            (json!({"unreadable_grace_intervals": 0}), Err(()), Ok(None)),
+            (json!({"unreadable_grace_intervals": 11}), Err(()), Ok(None)),
+            (
+                json!({"unreadable_grace_intervals": 2.5}),
+                Err(()),
+                Ok(None),
+            ),
+            (json!({"unreadable_grace_intervals": -1}), Err(()), Ok(None)),
+            (
+                json!({"unreadable_grace_intervals": "3"}),
+                Err(()),
+                Ok(None),
+            ),
+            (json!({"stop_condition_interval": 1}), Ok(3), Ok(Some(1.0))),
+            (
+                json!({"stop_condition_interval": 2.5}),
+                Ok(3),
+                Ok(Some(2.5)),
+            ),
+            (
+                json!({"stop_condition_interval": 3600}),
+                Ok(3),
+                Ok(Some(3600.0)),
+            ),
+            (json!({"stop_condition_interval": 0.999}), Ok(3), Err(())),
+            (json!({"stop_condition_interval": 0.5}), Ok(3), Err(())),
+            (json!({"stop_condition_interval": 0}), Ok(3), Err(())),
+            (json!({"stop_condition_interval": 3601}), Ok(3), Err(())),
+            (json!({"stop_condition_interval": "10"}), Ok(3), Err(())),
+        ] {
+            let e = ext(extension.clone());
+            assert_eq!(grace_intervals(&e).map_err(|_| ()), grace, "{e}");
+            assert_eq!(stop_condition_interval(&e).map_err(|_| ()), interval, "{e}");
+            let errors = setting_errors(&e);
+            assert_eq!(
+                errors.len(),
+                usize::from(grace.is_err()) + usize::from(interval.is_err())
+            );
+            for error in errors {
+                let text = error.to_string();
+                assert!(
+                    text.starts_with(&format!(
+                        "extensions[experiment-broker].{}: expected ",
+                        error.field
+                    )) && text.ends_with(&format!("got {}", extension[error.field])),
+                    "{text}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn an_unreadable_tripwire_trips_on_the_read_that_exhausts_the_grace() {
+        let every = Duration::from_secs(2);
+        let err = || Err("no permission".to_string());
+        let halt = || Ok(Some("halted".to_string()));
+        for (outcome, unread, grace, count, trips) in [
+            (Ok(None), 0, 3, 0, None),
+            (Ok(None), 2, 3, 0, None), // a good read resets the count
+            (halt(), 0, 3, 0, Some("halted")),
+            (halt(), 2, 3, 0, Some("halted")),
+            (err(), 0, 3, 1, None),
+            (err(), 1, 3, 2, None),
+            (err(), 2, 3, 3, Some("for 3 intervals in a row")),
+            (err(), 0, 1, 1, Some("for 1 intervals in a row")),
+            (err(), 8, 10, 9, None),
+            (err(), 9, 10, 10, Some("for 10 intervals in a row")),
+        ] {
+            let (got_count, why) = judge(outcome.clone(), unread, grace, every);
+            assert_eq!(got_count, count, "{outcome:?} after {unread} of {grace}");
+            match (trips, why) {
+                (None, None) => {}
+                (Some(needle), Some(why)) => {
+                    assert!(why.contains(needle), "{why}");
+                    if outcome.is_err() {
+                        assert!(
+                            why.contains("no permission") && why.contains("2s apart"),
+                            "{why}"
+                        );
+                    }
+                }
+                (expected, got) => {
+                    panic!("{outcome:?} after {unread} of {grace}: {expected:?} vs {got:?}")
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_check_may_take_its_interval_and_at_least_five_seconds() {
+        assert_eq!(check_limit(Duration::from_secs(2)), Duration::from_secs(5));
+        assert_eq!(
+            check_limit(Duration::from_secs(10)),
+            Duration::from_secs(10)
+        );
+    }
 }

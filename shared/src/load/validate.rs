@@ -266,6 +266,16 @@ impl Validator<'_> {
                     "a non-empty string naming the extension",
                 );
             }
+            // the tripwire settings: a bad one must not leave a run unwatched
+            if ext["name"] == crate::engine::run::BROKER_EXTENSION {
+                for e in crate::broker::guard::setting_errors(ext) {
+                    self.problem(
+                        format!("extensions[{i}].{}", e.field),
+                        format!("is {}", e.got),
+                        e.expected,
+                    );
+                }
+            }
         }
         list
     }

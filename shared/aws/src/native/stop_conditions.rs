@@ -6,15 +6,18 @@
 //!   - name: experiment-broker
 //!     stop_conditions:
 //!       - alarm_name: checkout-5xx-rate      # ALARM stops the run; rollbacks run
-//!     stop_condition_interval: 10            # seconds between two reads (default 10)
+//!     stop_condition_interval: 10            # seconds between two reads (1 to 3600, default 10)
+//!     unreadable_grace_intervals: 3          # failed reads in a row before the run stops (1 to 10)
 //! ```
 //!
 //! The alarms are read in the experiment's `configuration.aws_region` (a plain string), else
 //! the process's region. An alarm that cannot be read (missing, no permission), or a malformed
-//! declaration, keeps the run from starting; during the run a failed read is logged.
+//! declaration, keeps the run from starting; during the run, reads that keep failing stop it
+//! after the grace (`broker::broker::guard`). The SSM parameter holds `true` or `false`;
+//! anything else counts as halted.
 
 use super::clients::shared_sdk;
-use broker::broker::guard::{CheckFuture, Tripwire};
+use broker::broker::guard::{self, CheckFuture, Tripwire};
 use broker::engine::run::broker_extension;
 use broker::model::Experiment;
 use serde_json::Value;
@@ -41,13 +44,9 @@ pub fn declared(experiment: &Experiment) -> Result<(Vec<String>, Duration), Stri
             return Err("extensions[experiment-broker].stop_conditions: expected a list of {alarm_name: ...}".into());
         }
     };
-    let seconds = match ext.get("stop_condition_interval") {
-        None | Some(Value::Null) => DEFAULT_INTERVAL,
-        Some(v) => v
-            .as_f64()
-            .filter(|s| *s >= 0.1 && *s <= 3600.0)
-            .ok_or_else(|| format!("extensions[experiment-broker].stop_condition_interval: expected seconds from 0.1 to 3600, got {v}"))?,
-    };
+    let seconds = guard::stop_condition_interval(&ext)
+        .map_err(|e| e.to_string())?
+        .unwrap_or(DEFAULT_INTERVAL);
     Ok((names, Duration::from_secs_f64(seconds)))
 }
 
@@ -106,18 +105,30 @@ impl Tripwire for SsmHalt {
                         &e,
                     )
                 })?;
-            let value = out.parameter().and_then(|p| p.value()).unwrap_or("false");
-            Ok((value.trim() == "true").then(|| {
-                format!(
-                    "the kill switch is on (SSM parameter {} is true)",
-                    self.parameter
-                )
-            }))
+            Ok(ssm_halt_reason(
+                &self.parameter,
+                out.parameter().and_then(|p| p.value()),
+            ))
         })
     }
 
     fn interval(&self, _: &Experiment) -> Option<Duration> {
         Some(broker::broker::guard::HALT_INTERVAL)
+    }
+}
+
+/// Why the kill switch's SSM parameter `parameter`, holding `value`, stops runs (`None`: it
+/// holds `false`). `true` is on; anything else is not understood and counts as on. Pure.
+pub fn ssm_halt_reason(parameter: &str, value: Option<&str>) -> Option<String> {
+    match value.map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("false") => None,
+        Some(v) if v.eq_ignore_ascii_case("true") => Some(format!(
+            "the kill switch is on (SSM parameter {parameter} is true)"
+        )),
+        other => Some(format!(
+            "the kill switch's SSM parameter {parameter} holds {}, not true or false, so it counts as on; `producer halt` or `producer resume` rewrites it",
+            other.map_or_else(|| "no value".to_string(), |v| format!("{v:?}"))
+        )),
     }
 }
 
@@ -172,10 +183,10 @@ mod tests {
     #[test]
     fn stop_conditions_are_read_from_the_extension() {
         let e = experiment(serde_json::json!({"name": "experiment-broker",
-            "stop_conditions": [{"alarm_name": "a"}, {"alarm_name": "b"}], "stop_condition_interval": 0.5}));
+            "stop_conditions": [{"alarm_name": "a"}, {"alarm_name": "b"}], "stop_condition_interval": 1.5}));
         let (names, every) = declared(&e).unwrap();
         assert_eq!(names, ["a", "b"]);
-        assert_eq!(every, Duration::from_millis(500));
+        assert_eq!(every, Duration::from_millis(1500));
         let (names, every) = declared(&Experiment::default()).unwrap();
         assert!(names.is_empty());
         assert_eq!(every, Duration::from_secs(10));
@@ -206,11 +217,40 @@ mod tests {
                 serde_json::json!({"stop_conditions": [], "stop_condition_interval": 0}),
                 "stop_condition_interval",
             ),
+            (
+                serde_json::json!({"stop_conditions": [], "stop_condition_interval": 0.5}),
+                "stop_condition_interval: expected seconds from 1 to 3600, got 0.5",
+            ),
         ] {
             let mut ext = bad.clone();
             ext["name"] = "experiment-broker".into();
             let e = declared(&experiment(ext)).unwrap_err();
             assert!(e.contains(needle), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn an_ssm_halt_value_not_understood_means_halted() {
+        for (value, halted, needle) in [
+            (Some("false"), false, ""),
+            (Some(" FALSE\n"), false, ""),
+            (Some("true"), true, "is true"),
+            (Some("True "), true, "is true"),
+            (Some(""), true, "not true or false"),
+            (Some("yes"), true, "\"yes\", not true or false"),
+            (Some("{\"halted\": false}"), true, "not true or false"),
+            (None, true, "no value"),
+        ] {
+            match ssm_halt_reason("/broker/halt", value) {
+                None => assert!(!halted, "{value:?} must halt"),
+                Some(why) => {
+                    assert!(halted, "{value:?} must not halt: {why}");
+                    assert!(
+                        why.contains("/broker/halt") && why.contains(needle),
+                        "{why}"
+                    );
+                }
+            }
         }
     }
 }
