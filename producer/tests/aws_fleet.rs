@@ -452,8 +452,11 @@ fn a_job_longer_than_the_sqs_lease_limit_is_refused_at_submit_and_when_triggered
     let d = dir.path();
     let dep = Deployment::moto("lease");
     std::fs::write(d.join("long.json"), too_long_for_a_lease()).unwrap();
-    std::fs::write(d.join("long.yaml"), "name: long\nwaves:\n  - experiments: [long.json]\n")
-        .unwrap();
+    std::fs::write(
+        d.join("long.yaml"),
+        "name: long\nwaves:\n  - experiments: [long.json]\n",
+    )
+    .unwrap();
 
     let out = dep.producer(&["submit", "long.yaml"], d);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -466,7 +469,11 @@ fn a_job_longer_than_the_sqs_lease_limit_is_refused_at_submit_and_when_triggered
         assert!(stderr.contains(needle), "{needle:?} in {stderr}");
     }
     assert!(out.stdout.is_empty(), "no suite run id");
-    assert_eq!(dep.list("suite-runs"), Vec::<String>::new(), "nothing stored");
+    assert_eq!(
+        dep.list("suite-runs"),
+        Vec::<String>::new(),
+        "nothing stored"
+    );
     assert_eq!(jobs_waiting(&dep), 0, "nothing enqueued");
 
     // the same experiment uploaded with a suite: a rejected suite run, announced, never run
@@ -524,6 +531,9 @@ fn sqs_refusing_a_lease_past_12_hours_is_a_lease_limit_not_a_transient_error() {
             .receive(1, Duration::from_secs(43_201), Duration::ZERO)
             .await
             .unwrap_err();
-        assert!(e.to_string().contains("longer than SQS allows (43200 s)"), "{e}");
+        assert!(
+            e.to_string().contains("longer than SQS allows (43200 s)"),
+            "{e}"
+        );
     });
 }

@@ -204,7 +204,9 @@ mod tests {
         }
         let e = lease_seconds("86400").unwrap_err();
         assert!(
-            e.contains("`86400` is more than 43200 seconds (12 hours), the longest lease SQS grants"),
+            e.contains(
+                "`86400` is more than 43200 seconds (12 hours), the longest lease SQS grants"
+            ),
             "{e}"
         );
     }

@@ -582,8 +582,16 @@ mod tests {
     fn sqs_refusals_are_told_apart_by_code_and_message() {
         use Refusal::*;
         for (code, message, expected) in [
-            (Some("ReceiptHandleIsInvalid"), "The input receipt handle is invalid.", Some(LeaseGone)),
-            (Some("AWS.SimpleQueueService.MessageNotInflight"), "", Some(LeaseGone)),
+            (
+                Some("ReceiptHandleIsInvalid"),
+                "The input receipt handle is invalid.",
+                Some(LeaseGone),
+            ),
+            (
+                Some("AWS.SimpleQueueService.MessageNotInflight"),
+                "",
+                Some(LeaseGone),
+            ),
             (Some("MessageNotInflight"), "", Some(LeaseGone)),
             (
                 Some("InvalidParameterValue"),
@@ -615,12 +623,23 @@ mod tests {
 
     #[test]
     fn a_lease_longer_than_sqs_allows_is_refused_not_shortened() {
-        for (secs, ok) in [(0.5, Some(1)), (43_200.0, Some(43_200)), (43_199.5, Some(43_200)), (43_200.001, None), (86_400.0, None), (1e12, None)] {
+        for (secs, ok) in [
+            (0.5, Some(1)),
+            (43_200.0, Some(43_200)),
+            (43_199.5, Some(43_200)),
+            (43_200.001, None),
+            (86_400.0, None),
+            (1e12, None),
+        ] {
             let got = lease_seconds("q", Duration::from_secs_f64(secs)).ok();
             assert_eq!(got, ok, "{secs}");
         }
         let e = lease_seconds("q", Duration::from_secs(86_400)).unwrap_err();
-        assert!(e.to_string().contains("a lease of 86400 s is longer than SQS allows (43200 s)"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("a lease of 86400 s is longer than SQS allows (43200 s)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -12,9 +12,9 @@
 //! in a failed journal, as it always has.
 
 use super::producer::Plan;
+use crate::load::Vars;
 use crate::load::document::{self, Format};
 use crate::load::validate::{Checks, validate};
-use crate::load::Vars;
 use crate::model::duration::{estimate, fits};
 use crate::model::suite::Job;
 use crate::model::{Experiment, HypothesisStrategy};
@@ -56,10 +56,7 @@ pub async fn refusals<Q: JobQueue, S: ObjectStore>(
             .unwrap_or_default();
         let found = estimate(&experiment, strategy, &values(&experiment, job));
         if !found.unknown.is_empty() {
-            tracing::info!(
-                "{name}: no declared bound for {}",
-                found.unknown.join("; ")
-            );
+            tracing::info!("{name}: no declared bound for {}", found.unknown.join("; "));
         }
         if let Err(why) = fits(&name, &found, limit) {
             refused.push(why);
@@ -72,8 +69,7 @@ pub async fn refusals<Q: JobQueue, S: ObjectStore>(
 /// worker says why in the job's journal).
 async fn read<S: ObjectStore>(store: &S, job: &Job) -> Result<Option<(String, String)>, String> {
     let source = &job.experiment_source;
-    let (name, bytes) = if let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty())
-    {
+    let (name, bytes) = if let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) {
         let bytes = store.get_from_bucket(bucket, source).await.ok().flatten();
         (format!("s3://{bucket}/{source}"), bytes)
     } else if let Some(key) = source.strip_prefix("store:") {
@@ -144,8 +140,15 @@ mod tests {
         let plan = plan(&suite, "sr", &Origin::Dir(dir.path().to_path_buf())).unwrap();
         let db = Db::open(&dir.path().join("broker.db")).unwrap();
         let jobs = SqliteQueue::new(db, "jobs", 3);
-        assert_eq!(jobs.max_lease(), None, "SQLite extends a lease for as long as asked");
+        assert_eq!(
+            jobs.max_lease(),
+            None,
+            "SQLite extends a lease for as long as asked"
+        );
         let store = DirStore::new(dir.path().join("store"));
-        assert_eq!(refusals(&jobs, &store, &plan).await.unwrap(), Vec::<String>::new());
+        assert_eq!(
+            refusals(&jobs, &store, &plan).await.unwrap(),
+            Vec::<String>::new()
+        );
     }
 }

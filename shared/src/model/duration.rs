@@ -102,15 +102,30 @@ pub fn hypothesis_runs(strategy: HypothesisStrategy) -> u32 {
 
 /// The declared duration of `e` run under `strategy`; `values` resolve `${name}` (the job's
 /// vars over the experiment's plain configuration values).
-pub fn estimate(e: &Experiment, strategy: HypothesisStrategy, values: &Map<String, Value>) -> Estimate {
+pub fn estimate(
+    e: &Experiment,
+    strategy: HypothesisStrategy,
+    values: &Map<String, Value>,
+) -> Estimate {
     let mut out = Estimate::default();
     for (key, a) in &e.config_probes {
         out.add(1, &format!("configuration.{key}"), a, values);
     }
-    let probes = e.hypothesis.as_ref().map(|h| h.probes.as_slice()).unwrap_or(&[]);
+    let probes = e
+        .hypothesis
+        .as_ref()
+        .map(|h| h.probes.as_slice())
+        .unwrap_or(&[]);
     let runs = hypothesis_runs(strategy);
     for (i, step) in probes.iter().enumerate() {
-        add_step(&mut out, e, runs, &format!("steady-state-hypothesis.probes[{i}]"), step, values);
+        add_step(
+            &mut out,
+            e,
+            runs,
+            &format!("steady-state-hypothesis.probes[{i}]"),
+            step,
+            values,
+        );
     }
     for (i, step) in e.method.iter().enumerate() {
         add_step(&mut out, e, 1, &format!("method[{i}]"), step, values);
@@ -149,7 +164,10 @@ pub fn activity_bound(a: &Activity, values: &Map<String, Value>) -> Bound {
         match pause.as_ref().map(|p| seconds(p, values)) {
             None => {}
             Some(Some(s)) => known += s,
-            Some(None) => why.push(format!("pause {name} {} is not a known number", text(pause))),
+            Some(None) => why.push(format!(
+                "pause {name} {} is not a known number",
+                text(pause)
+            )),
         }
     }
     match provider_bound(&a.provider, values) {
@@ -205,21 +223,32 @@ pub fn fault_seconds(
     values: &Map<String, Value>,
 ) -> Option<Result<f64, String>> {
     let &(_, default, ladder) = FAULT_DURATIONS.iter().find(|f| f.0 == func)?;
-    let prefix = if ladder { format!("{func}_") } else { String::new() };
+    let prefix = if ladder {
+        format!("{func}_")
+    } else {
+        String::new()
+    };
     let duration_of = |v: &Value| {
         whole_seconds(&resolve(v, values))
             .ok_or_else(|| format!("`{func}` duration {v} is not a known whole number of seconds"))
     };
-    let base = match args.get(&format!("{prefix}duration")).filter(|v| !v.is_null()) {
+    let base = match args
+        .get(&format!("{prefix}duration"))
+        .filter(|v| !v.is_null())
+    {
         Some(v) => duration_of(v),
         None => Ok(default),
     };
-    let stages = match args.get(&format!("{prefix}parameter_map")).filter(|_| ladder) {
+    let stages = match args
+        .get(&format!("{prefix}parameter_map"))
+        .filter(|_| ladder)
+    {
         Some(Value::Array(entries)) if !entries.is_empty() => entries
             .iter()
             .map(|entry| {
                 let own = entry.as_object().and_then(|m| {
-                    m.get("duration").or_else(|| m.get(&format!("{prefix}duration")))
+                    m.get("duration")
+                        .or_else(|| m.get(&format!("{prefix}duration")))
                 });
                 match own {
                     Some(v) => duration_of(v),
@@ -242,7 +271,10 @@ pub fn fault_seconds(
 
 /// `"${name}"` → its value, when `values` has it; anything else as it is.
 fn resolve(v: &Value, values: &Map<String, Value>) -> Value {
-    match v.as_str().and_then(|s| s.strip_prefix("${")?.strip_suffix('}')) {
+    match v
+        .as_str()
+        .and_then(|s| s.strip_prefix("${")?.strip_suffix('}'))
+    {
         Some(name) => values.get(name).cloned().unwrap_or_else(|| v.clone()),
         None => v.clone(),
     }

@@ -41,8 +41,10 @@ fn bound(activity: Value) -> Bound {
 }
 
 fn fault(func: &str, args: Value) -> Value {
-    action(json!({"type": "python", "module": "experimentvr.ec2.actions", "func": func,
-        "arguments": args}))
+    action(
+        json!({"type": "python", "module": "experimentvr.ec2.actions", "func": func,
+        "arguments": args}),
+    )
 }
 
 fn known(s: f64) -> Bound {
@@ -78,8 +80,16 @@ fn each_activity_declares_its_pauses_timeouts_and_fault_durations() {
             partly(0.0, "process `sleep` has no timeout"),
         ),
         ("pauses add up", paused(json!(10), json!(2.5)), known(17.5)),
-        ("a numeric string from a value", paused(json!("${d}"), json!(0)), known(125.0)),
-        ("a pause from a value", paused(json!("${long}"), json!(0)), known(605.0)),
+        (
+            "a numeric string from a value",
+            paused(json!("${d}"), json!(0)),
+            known(125.0),
+        ),
+        (
+            "a pause from a value",
+            paused(json!("${long}"), json!(0)),
+            known(605.0),
+        ),
         (
             "a pause no value resolves",
             paused(json!("${nope}"), json!(1)),
@@ -90,10 +100,22 @@ fn each_activity_declares_its_pauses_timeouts_and_fault_durations() {
             paused(json!(1), json!("${text}")),
             partly(6.0, "pause after \"${text}\" is not a known number"),
         ),
-        ("http: one number bounds connect and read", http(json!(3), 0), known(6.0)),
+        (
+            "http: one number bounds connect and read",
+            http(json!(3), 0),
+            known(6.0),
+        ),
         ("http: [connect, read]", http(json!([1, 4]), 0), known(5.0)),
-        ("http: each retry may take as long", http(json!([1, 4]), 2), known(15.0)),
-        ("http: a timeout from a value", http(json!("${d}"), 0), known(240.0)),
+        (
+            "http: each retry may take as long",
+            http(json!([1, 4]), 2),
+            known(15.0),
+        ),
+        (
+            "http: a timeout from a value",
+            http(json!("${d}"), 0),
+            known(240.0),
+        ),
         (
             "http with no timeout",
             http(Value::Null, 0),
@@ -101,8 +123,13 @@ fn each_activity_declares_its_pauses_timeouts_and_fault_durations() {
         ),
         (
             "a native probe declares nothing",
-            action(json!({"type": "python", "module": "chaosaws.ec2.probes", "func": "describe_instances", "arguments": {}})),
-            partly(0.0, "`chaosaws.ec2.probes.describe_instances` declares no duration"),
+            action(
+                json!({"type": "python", "module": "chaosaws.ec2.probes", "func": "describe_instances", "arguments": {}}),
+            ),
+            partly(
+                0.0,
+                "`chaosaws.ec2.probes.describe_instances` declares no duration",
+            ),
         ),
         (
             "the seed's stress_memory: its duration",
@@ -145,18 +172,30 @@ fn each_activity_declares_its_pauses_timeouts_and_fault_durations() {
         ),
         (
             "a duration from a value",
-            fault("ec2_stress_memory", json!({"ec2_stress_memory_duration": "${long}"})),
+            fault(
+                "ec2_stress_memory",
+                json!({"ec2_stress_memory_duration": "${long}"}),
+            ),
             known(600.0),
         ),
         (
             "a duration that is not whole seconds",
-            fault("ec2_blackhole_by_ip", json!({"ec2_blackhole_by_ip_ip": "10.0.0.1", "ec2_blackhole_by_ip_duration": "${text}"})),
-            partly(0.0, "`ec2_blackhole_by_ip` duration \"${text}\" is not a known whole number of seconds"),
+            fault(
+                "ec2_blackhole_by_ip",
+                json!({"ec2_blackhole_by_ip_ip": "10.0.0.1", "ec2_blackhole_by_ip_duration": "${text}"}),
+            ),
+            partly(
+                0.0,
+                "`ec2_blackhole_by_ip` duration \"${text}\" is not a known whole number of seconds",
+            ),
         ),
         (
             "an experimentvr action that is not an SSM fault",
             fault("terminate_instance", json!({})),
-            partly(0.0, "`experimentvr.ec2.actions.terminate_instance` declares no duration"),
+            partly(
+                0.0,
+                "`experimentvr.ec2.actions.terminate_instance` declares no duration",
+            ),
         ),
     ];
     for (what, activity, expected) in cases {
@@ -177,14 +216,21 @@ fn every_ec2_fault_is_in_the_table_once_with_its_default() {
             "duration".into()
         };
         let args = json!({ name: 7 }).as_object().unwrap().clone();
-        assert_eq!(fault_seconds(func, &args, &Map::new()), Some(Ok(7.0)), "{func}");
+        assert_eq!(
+            fault_seconds(func, &args, &Map::new()),
+            Some(Ok(7.0)),
+            "{func}"
+        );
         assert_eq!(
             fault_seconds(func, &Map::new(), &Map::new()),
             Some(Ok(*default as f64)),
             "{func}"
         );
     }
-    assert_eq!(fault_seconds("stop_instances", &Map::new(), &Map::new()), None);
+    assert_eq!(
+        fault_seconds("stop_instances", &Map::new(), &Map::new()),
+        None
+    );
 }
 
 #[test]

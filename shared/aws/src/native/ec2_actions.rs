@@ -558,7 +558,10 @@ mod tests {
         let mut ours: Vec<&str> = FAULTS.iter().map(|f| f.func).collect();
         listed.sort();
         ours.sort();
-        assert_eq!(listed, ours, "model::duration::FAULT_DURATIONS lists every fault");
+        assert_eq!(
+            listed, ours,
+            "model::duration::FAULT_DURATIONS lists every fault"
+        );
         for f in FAULTS {
             let required: Map<String, Value> = f
                 .args
