@@ -19,7 +19,7 @@ use crate::model::duration::{estimate, fits};
 use crate::model::suite::Job;
 use crate::model::{Experiment, HypothesisStrategy};
 use crate::ports::queue::JobQueue;
-use crate::ports::store::ObjectStore;
+use crate::ports::store::{ObjectStore, StoreError};
 use serde_json::{Map, Value};
 use std::path::Path;
 
@@ -70,7 +70,12 @@ pub async fn refusals<Q: JobQueue, S: ObjectStore>(
 async fn read<S: ObjectStore>(store: &S, job: &Job) -> Result<Option<(String, String)>, String> {
     let source = &job.experiment_source;
     let (name, bytes) = if let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) {
-        let bytes = store.get_from_bucket(bucket, source).await.ok().flatten();
+        let bytes = match store.get_from_bucket(bucket, source).await {
+            Ok(bytes) => bytes,
+            // another bucket we may not read: the worker says so in the job's journal
+            Err(StoreError::InvalidKey { .. } | StoreError::Refused { .. }) => None,
+            Err(e) => return Err(e.to_string()),
+        };
         (format!("s3://{bucket}/{source}"), bytes)
     } else if let Some(key) = source.strip_prefix("store:") {
         let bytes = store.get(key).await.map_err(|e| e.to_string())?;
