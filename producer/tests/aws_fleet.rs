@@ -419,3 +419,121 @@ fn a_missing_bucket_or_queue_is_named_with_the_setting_to_check() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("timed out waiting"), "{stderr}");
 }
+
+/// An experiment that pauses 50,000 s (13 h 53 min) after its one action: no SQS lease lasts
+/// that long.
+fn too_long_for_a_lease() -> Vec<u8> {
+    serde_json::json!({"title": "long", "description": "d",
+        "method": [{"type": "action", "name": "wait", "pauses": {"after": 50000},
+            "provider": {"type": "process", "path": "true", "timeout": 1}}]})
+    .to_string()
+    .into_bytes()
+}
+
+fn jobs_waiting(dep: &Deployment) -> usize {
+    let (sdk, settings) = dep.aws.as_ref().unwrap();
+    let out = dep
+        .rt
+        .block_on(
+            aws_sdk_sqs::Client::new(sdk)
+                .receive_message()
+                .queue_url(&settings.jobs_queue_url)
+                .visibility_timeout(0)
+                .wait_time_seconds(1)
+                .send(),
+        )
+        .unwrap();
+    out.messages().len()
+}
+
+#[test]
+fn a_job_longer_than_the_sqs_lease_limit_is_refused_at_submit_and_when_triggered() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dep = Deployment::moto("lease");
+    std::fs::write(d.join("long.json"), too_long_for_a_lease()).unwrap();
+    std::fs::write(
+        d.join("long.yaml"),
+        "name: long\nwaves:\n  - experiments: [long.json]\n",
+    )
+    .unwrap();
+
+    let out = dep.producer(&["submit", "long.yaml"], d);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    for needle in [
+        "long.json: declares 13 h 53 min (50001 s of pauses, timeouts and fault durations)",
+        "its lease cannot be extended past 12 h from the first receive",
+        "at most 42300 s",
+    ] {
+        assert!(stderr.contains(needle), "{needle:?} in {stderr}");
+    }
+    assert!(out.stdout.is_empty(), "no suite run id");
+    assert_eq!(
+        dep.list("suite-runs"),
+        Vec::<String>::new(),
+        "nothing stored"
+    );
+    assert_eq!(jobs_waiting(&dep), 0, "nothing enqueued");
+
+    // the same experiment uploaded with a suite: a rejected suite run, announced, never run
+    dep.put("experiments/long.json", &too_long_for_a_lease());
+    let serving = producer_serve(&dep, d);
+    dep.put(
+        "suites/long.yaml",
+        b"name: long\nwaves:\n  - experiments: [../experiments/long.json]\n",
+    );
+    let events = wait_for_suite(&dep, "the rejection", |_| true);
+    let done = events
+        .iter()
+        .find(|e| e["detail-type"] == "Suite Completed")
+        .unwrap();
+    assert_eq!(done["detail"]["status"], "rejected", "{done}");
+    assert!(
+        done["detail"]["problems"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("store:experiments/long.json: declares 13 h 53 min"),
+        "{done}"
+    );
+    stop(vec![serving]);
+    assert_eq!(jobs_waiting(&dep), 0, "nothing enqueued");
+}
+
+#[test]
+fn sqs_refusing_a_lease_past_12_hours_is_a_lease_limit_not_a_transient_error() {
+    use broker::ports::queue::{JobQueue, QueueError};
+    let dep = Deployment::moto("limit");
+    let (sdk, settings) = dep.aws.as_ref().unwrap();
+    let q = broker_aws::SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &settings.jobs_queue_url);
+    assert_eq!(q.max_lease(), Some(Duration::from_secs(43_200)));
+    dep.rt.block_on(async {
+        q.send_batch(&["job".to_string()]).await.unwrap();
+        let got = q
+            .receive(1, Duration::from_secs(43_200), Duration::from_secs(1))
+            .await
+            .unwrap();
+        let receipt = &got[0].receipt;
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        // a second after the first receive, 12 hours more is past the limit
+        match q.extend(receipt, Duration::from_secs(43_200)).await {
+            Err(QueueError::LeaseLimit { message, .. }) => assert!(
+                message.contains("beyond the limit [43200 seconds]"),
+                "{message}"
+            ),
+            other => panic!("expected LeaseLimit, got {other:?}"),
+        }
+        // the lease still holds: a shorter extension and the ack go through
+        q.extend(receipt, Duration::from_secs(60)).await.unwrap();
+        q.ack(receipt).await.unwrap();
+        // a lease SQS cannot grant at all is refused, not shortened
+        let e = q
+            .receive(1, Duration::from_secs(43_201), Duration::ZERO)
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("longer than SQS allows (43200 s)"),
+            "{e}"
+        );
+    });
+}

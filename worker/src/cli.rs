@@ -33,8 +33,9 @@ pub struct ServeArgs {
     /// Jobs run at once.
     #[arg(long, env = "BROKER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
-    /// Lease on a received job, renewed every third of it while the job runs.
-    #[arg(long, env = "BROKER_VISIBILITY_TIMEOUT", default_value_t = 60.0, value_name = "SECONDS", value_parser = positive_seconds)]
+    /// Lease on a received job, renewed every third of it while the job runs; at most 43200
+    /// (12 hours, SQS's maximum).
+    #[arg(long, env = "BROKER_VISIBILITY_TIMEOUT", default_value_t = 60.0, value_name = "SECONDS", value_parser = lease_seconds)]
     pub visibility_timeout: f64,
     /// On SIGTERM/SIGINT, how long running jobs may go on before they are interrupted.
     #[arg(long, env = "BROKER_GRACE", default_value_t = 30.0, value_name = "SECONDS", value_parser = positive_seconds)]
@@ -162,5 +163,51 @@ fn positive_seconds(text: &str) -> Result<f64, String> {
         Err(format!(
             "`{text}` must be more than 0 and at most 86400 seconds"
         ))
+    }
+}
+
+/// The longest lease SQS grants (12 hours); the embedded queue needs no more, since the
+/// heartbeat renews a lease for as long as the job runs.
+pub const MAX_VISIBILITY_TIMEOUT: f64 = 43_200.0;
+
+/// A lease: positive seconds, at most `MAX_VISIBILITY_TIMEOUT`. A longer one is refused here
+/// rather than shortened later by the queue.
+fn lease_seconds(text: &str) -> Result<f64, String> {
+    let value = positive_seconds(text)?;
+    if value > MAX_VISIBILITY_TIMEOUT {
+        return Err(format!(
+            "`{text}` is more than {MAX_VISIBILITY_TIMEOUT} seconds (12 hours), the longest \
+             lease SQS grants; the heartbeat renews a shorter lease for as long as a job runs"
+        ));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_visibility_timeout_above_12_hours_is_refused_not_capped() {
+        for (text, ok) in [
+            ("0.5", true),
+            ("60", true),
+            ("43200", true),
+            ("43200.5", false),
+            ("86400", false),
+            ("0", false),
+            ("-1", false),
+            ("inf", false),
+            ("soon", false),
+        ] {
+            assert_eq!(lease_seconds(text).is_ok(), ok, "{text}");
+        }
+        let e = lease_seconds("86400").unwrap_err();
+        assert!(
+            e.contains(
+                "`86400` is more than 43200 seconds (12 hours), the longest lease SQS grants"
+            ),
+            "{e}"
+        );
     }
 }

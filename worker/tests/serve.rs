@@ -341,3 +341,29 @@ async fn a_copy_of_a_running_job_neither_runs_nor_reverts_it() {
         assert_eq!(terminate(w), Some(0));
     }
 }
+
+#[test]
+fn a_visibility_timeout_above_12_hours_is_refused_before_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for (how, value) in [("flag", Some("86400")), ("environment", None)] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_worker"));
+        cmd.args(["serve", "--state-dir", state.to_str().unwrap()])
+            .current_dir(dir.path())
+            .env("BROKER_VISIBILITY_TIMEOUT", "43201");
+        if let Some(v) = value {
+            cmd.args(["--visibility-timeout", v]);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{how}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "`{}` is more than 43200 seconds (12 hours), the longest lease SQS grants",
+                value.unwrap_or("43201")
+            )),
+            "{how}: {stderr}"
+        );
+        assert!(!state.exists(), "{how}: nothing was served");
+    }
+}

@@ -147,6 +147,13 @@ impl JobQueue for Queue {
         }
     }
 
+    fn max_lease(&self) -> Option<Duration> {
+        match self {
+            Queue::Sqlite(q) => q.max_lease(),
+            Queue::Sqs(q) => q.max_lease(),
+        }
+    }
+
     async fn ack(&self, receipt: &str) -> Result<(), QueueError> {
         match self {
             Queue::Sqlite(q) => q.ack(receipt).await,

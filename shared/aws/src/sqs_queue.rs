@@ -10,8 +10,11 @@
 //! - **dead letters as a list**: the dead-letter queue is itself a queue; the adapter leases what
 //!   it reads from it and keeps the receipts, so `remove_dead_letter(id)` can delete by id.
 //!
-//! Leases are rounded up to whole seconds (SQS's unit); long polls are rounded down (a wait is
-//! "up to") and capped at 20 s, SQS's maximum.
+//! Leases are rounded up to whole seconds (SQS's unit); a lease longer than SQS's 12 hours is
+//! refused, not shortened. SQS will not extend a lease past 12 hours from the first receive
+//! either (`max_lease`): that refusal is `LeaseLimit`, not a transient error, so the heartbeat
+//! stops the run while the lease still holds instead of asking again until it has run out.
+//! Long polls are rounded down (a wait is "up to") and capped at 20 s, SQS's maximum.
 
 use crate::sdk::{entry_retry, explain};
 use aws_sdk_sqs::Client;
@@ -24,6 +27,8 @@ use std::time::{Duration, Instant};
 
 /// SQS's batch limit.
 const BATCH: usize = 10;
+/// SQS's longest lease, which is also as far as a lease can be extended from the first receive.
+pub const MAX_LEASE_SECONDS: u64 = 43_200;
 /// How long the adapter holds a dead letter it has listed before another reader may see it.
 const DEAD_LETTER_LEASE: Duration = Duration::from_secs(300);
 
@@ -231,7 +236,23 @@ pub fn lease_end(arrived: Instant, visibility_secs: i32) -> Instant {
 /// Whole seconds, rounded up, within SQS's limits.
 pub fn whole_seconds(d: Duration, max: u64) -> i32 {
     let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    secs.min(max) as i32
+    secs.min(max).min(i32::MAX as u64) as i32
+}
+
+/// A lease in whole seconds; longer than SQS's maximum is refused, not silently shortened (a
+/// worker would otherwise renew a lease it believes longer than it is).
+fn lease_seconds(queue: &str, d: Duration) -> Result<i32, QueueError> {
+    let secs = whole_seconds(d, u64::MAX);
+    if secs as u64 > MAX_LEASE_SECONDS {
+        return Err(backend(
+            queue,
+            format!(
+                "a lease of {} s is longer than SQS allows ({MAX_LEASE_SECONDS} s)",
+                d.as_secs_f64()
+            ),
+        ));
+    }
+    Ok(secs)
 }
 
 fn backend(queue: &str, message: String) -> QueueError {
@@ -286,12 +307,13 @@ impl JobQueue for SqsQueue {
         wait: Duration,
     ) -> Result<Vec<Message>, QueueError> {
         let max = max.clamp(1, BATCH) as i32;
+        let lease = lease_seconds(&self.url, visibility)?;
         let out = self
             .client
             .receive_message()
             .queue_url(&self.url)
             .max_number_of_messages(max)
-            .visibility_timeout(whole_seconds(visibility, 43_200))
+            .visibility_timeout(lease)
             .wait_time_seconds(wait.as_secs().min(20) as i32)
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
@@ -302,7 +324,7 @@ impl JobQueue for SqsQueue {
                     explain("ReceiveMessage", &self.url, "the queue URL", &e),
                 )
             })?;
-        let until = lease_end(Instant::now(), whole_seconds(visibility, 43_200));
+        let until = lease_end(Instant::now(), lease);
         let mut messages = Vec::new();
         for m in out.messages() {
             let (Some(id), Some(receipt)) = (m.message_id(), m.receipt_handle()) else {
@@ -330,8 +352,8 @@ impl JobQueue for SqsQueue {
                 receipt: receipt.to_string(),
             });
         }
+        let secs = lease_seconds(&self.url, visibility)?;
         let from = Instant::now();
-        let secs = whole_seconds(visibility, 43_200);
         match self
             .client
             .change_message_visibility()
@@ -345,13 +367,23 @@ impl JobQueue for SqsQueue {
                 self.remember_lease(receipt, from + Duration::from_secs(secs as u64));
                 Ok(())
             }
-            Err(e) if lease_gone(&e) => Err(QueueError::LeaseLost {
-                receipt: receipt.to_string(),
-            }),
-            Err(e) => Err(backend(
-                &self.url,
-                explain("ChangeMessageVisibility", &self.url, "the queue URL", &e),
-            )),
+            Err(e) => match refusal(&e) {
+                Some(Refusal::LeaseGone) => Err(QueueError::LeaseLost {
+                    receipt: receipt.to_string(),
+                }),
+                Some(Refusal::LeaseLimit) => Err(QueueError::LeaseLimit {
+                    queue: self.url.clone(),
+                    message: format!(
+                        "SQS keeps a message for at most {MAX_LEASE_SECONDS} s from its first \
+                         receive: {}",
+                        aws_sdk_sqs::error::ProvideErrorMetadata::message(&e).unwrap_or("")
+                    ),
+                }),
+                None => Err(backend(
+                    &self.url,
+                    explain("ChangeMessageVisibility", &self.url, "the queue URL", &e),
+                )),
+            },
         }
     }
 
@@ -375,7 +407,7 @@ impl JobQueue for SqsQueue {
                 self.forget_lease(receipt);
                 Ok(())
             }
-            Err(e) if lease_gone(&e) => Err(QueueError::LeaseLost {
+            Err(e) if refusal(&e) == Some(Refusal::LeaseGone) => Err(QueueError::LeaseLost {
                 receipt: receipt.to_string(),
             }),
             Err(e) => Err(backend(
@@ -383,6 +415,10 @@ impl JobQueue for SqsQueue {
                 explain("DeleteMessage", &self.url, "the queue URL", &e),
             )),
         }
+    }
+
+    fn max_lease(&self) -> Option<Duration> {
+        Some(Duration::from_secs(MAX_LEASE_SECONDS))
     }
 
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
@@ -488,20 +524,44 @@ impl JobQueue for SqsQueue {
     }
 }
 
-/// Errors that mean the receipt no longer holds the message.
-fn lease_gone<E: aws_sdk_sqs::error::ProvideErrorMetadata, R>(
+/// Why SQS refused a receipt, when that is final rather than transient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refusal {
+    /// The receipt no longer holds the message (expired, received again, deleted).
+    LeaseGone,
+    /// The lease cannot be extended past 12 hours from the first receive.
+    LeaseLimit,
+}
+
+fn refusal<E: aws_sdk_sqs::error::ProvideErrorMetadata, R>(
     e: &aws_sdk_sqs::error::SdkError<E, R>,
-) -> bool {
+) -> Option<Refusal> {
     use aws_sdk_sqs::error::ProvideErrorMetadata;
-    matches!(
-        e.code(),
-        Some(
-            "ReceiptHandleIsInvalid"
-                | "AWS.SimpleQueueService.MessageNotInflight"
-                | "MessageNotInflight"
-                | "InvalidParameterValue"
-        )
-    ) && !e.message().unwrap_or("").contains("VisibilityTimeout")
+    classify(e.code(), e.message().unwrap_or(""))
+}
+
+/// The decision behind `refusal`, from SQS's error code and message. Pure.
+fn classify(code: Option<&str>, message: &str) -> Option<Refusal> {
+    match code? {
+        "ReceiptHandleIsInvalid"
+        | "AWS.SimpleQueueService.MessageNotInflight"
+        | "MessageNotInflight" => Some(Refusal::LeaseGone),
+        // "Value 43200 for parameter VisibilityTimeout is invalid. Reason: Total
+        // VisibilityTimeout for the message is beyond the limit [43200 seconds]"
+        "InvalidParameterValue" if message.contains("beyond the limit") => {
+            Some(Refusal::LeaseLimit)
+        }
+        // a timeout SQS does not take at all: the request was wrong, the lease is unchanged
+        "InvalidParameterValue"
+            if message.contains("VisibilityTimeout")
+                || message.to_ascii_lowercase().contains("visibility timeout") =>
+        {
+            None
+        }
+        // "... for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired."
+        "InvalidParameterValue" => Some(Refusal::LeaseGone),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
@@ -516,6 +576,70 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_millis(1001), 20), 2);
         assert_eq!(whole_seconds(Duration::from_secs(60), 20), 20);
         assert_eq!(whole_seconds(Duration::from_secs(u64::MAX), 43_200), 43_200);
+    }
+
+    #[test]
+    fn sqs_refusals_are_told_apart_by_code_and_message() {
+        use Refusal::*;
+        for (code, message, expected) in [
+            (
+                Some("ReceiptHandleIsInvalid"),
+                "The input receipt handle is invalid.",
+                Some(LeaseGone),
+            ),
+            (
+                Some("AWS.SimpleQueueService.MessageNotInflight"),
+                "",
+                Some(LeaseGone),
+            ),
+            (Some("MessageNotInflight"), "", Some(LeaseGone)),
+            (
+                Some("InvalidParameterValue"),
+                "Value AQEB for parameter ReceiptHandle is invalid. Reason: The receipt handle has expired.",
+                Some(LeaseGone),
+            ),
+            (
+                Some("InvalidParameterValue"),
+                "Value 43200 for parameter VisibilityTimeout is invalid. Reason: Total VisibilityTimeout for the message is beyond the limit [43200 seconds]",
+                Some(LeaseLimit),
+            ),
+            (
+                Some("InvalidParameterValue"),
+                "Invalid request, maximum visibility timeout is 43200",
+                None,
+            ),
+            (
+                Some("InvalidParameterValue"),
+                "Value -1 for parameter VisibilityTimeout is invalid.",
+                None,
+            ),
+            (Some("ThrottlingException"), "Rate exceeded", None),
+            (Some("InternalError"), "beyond the limit", None),
+            (None, "beyond the limit", None),
+        ] {
+            assert_eq!(classify(code, message), expected, "{code:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_lease_longer_than_sqs_allows_is_refused_not_shortened() {
+        for (secs, ok) in [
+            (0.5, Some(1)),
+            (43_200.0, Some(43_200)),
+            (43_199.5, Some(43_200)),
+            (43_200.001, None),
+            (86_400.0, None),
+            (1e12, None),
+        ] {
+            let got = lease_seconds("q", Duration::from_secs_f64(secs)).ok();
+            assert_eq!(got, ok, "{secs}");
+        }
+        let e = lease_seconds("q", Duration::from_secs(86_400)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("a lease of 86400 s is longer than SQS allows (43200 s)"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod checkpoints;
 pub mod gate;
 pub mod guard;
+pub mod lease_fit;
 pub mod locks;
 pub mod producer;
 pub mod serve;

@@ -237,6 +237,9 @@ where
     /// workers read exactly what was submitted, and the audit trail keeps it.
     pub async fn submit_uploading(&self, suite: &Suite, base: &Path) -> Result<String, String> {
         let id = new_suite_run_id();
+        // refused before anything is uploaded
+        let local = plan(suite, &id, &Origin::Dir(base.to_path_buf()))?;
+        self.refuse_unfit(&local).await?;
         let mut uploaded = suite.clone();
         for (w, wave) in uploaded.waves.iter_mut().enumerate() {
             for (j, r) in wave.experiments.iter_mut().enumerate() {
@@ -257,12 +260,34 @@ where
                 }
             }
         }
-        self.submit_from(&id, &uploaded, &Origin::Dir(base.to_path_buf()), None)
+        self.store_and_start(&id, &uploaded, &Origin::Dir(base.to_path_buf()), None)
             .await
     }
 
-    /// Store the plan, then enqueue the first wave.
+    /// Store the plan, then enqueue the first wave; refused, storing and sending nothing, when
+    /// a job cannot finish under the jobs queue's lease limit (see `lease_fit`).
     pub async fn submit_from(
+        &self,
+        id: &str,
+        suite: &Suite,
+        origin: &Origin,
+        source: Option<String>,
+    ) -> Result<String, String> {
+        self.refuse_unfit(&plan(suite, id, origin)?).await?;
+        self.store_and_start(id, suite, origin, source).await
+    }
+
+    /// `Err` naming every experiment of `plan` too long for the jobs queue's leases.
+    async fn refuse_unfit(&self, plan: &Plan) -> Result<(), String> {
+        let refused = super::lease_fit::refusals(&self.jobs, &self.store, plan).await?;
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(refused.join("\n"))
+        }
+    }
+
+    async fn store_and_start(
         &self,
         id: &str,
         suite: &Suite,
@@ -343,13 +368,19 @@ where
             let id = triggered_run_id(message_id, i);
             let source = location.to_string();
             let read = self.read_triggered(location).await?;
-            let planned = read.and_then(|(suite, origin)| {
+            let mut planned = read.and_then(|(suite, origin)| {
                 let p = plan(&suite, &id, &origin).map_err(|e| vec![format!("{source}: {e}")])?;
                 Ok((suite, origin, p))
             });
+            if let Ok((_, _, p)) = &planned {
+                let refused = super::lease_fit::refusals(&self.jobs, &self.store, p).await?;
+                if !refused.is_empty() {
+                    planned = Err(refused);
+                }
+            }
             match planned {
                 Ok((suite, origin, _)) => {
-                    self.submit_from(&id, &suite, &origin, Some(source.clone()))
+                    self.store_and_start(&id, &suite, &origin, Some(source.clone()))
                         .await?;
                     tracing::info!("suite run {id} submitted from {source}");
                 }

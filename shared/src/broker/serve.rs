@@ -237,6 +237,13 @@ where
                         false
                     }
                     Ok(Err(QueueError::LeaseLost { .. })) => true,
+                    // final: the lease ends when it ends, so stop now, while it still holds
+                    // (at least two thirds of a visibility timeout) for the rollbacks
+                    Ok(Err(e @ QueueError::LeaseLimit { .. })) => {
+                        tracing::error!(message_id = %id, "{e}: interrupting the run so its rollbacks run under the lease");
+                        stop.cancel();
+                        return;
+                    }
                     Ok(Err(e)) => {
                         tracing::warn!(message_id = %id, "heartbeat failed: {e}");
                         tokio::time::Instant::now() >= lease_end

@@ -5,7 +5,8 @@
 //! - **lease**: a received message is invisible to every consumer until its visibility timeout
 //!   expires; receive returns at most `max` messages and long-polls up to `wait`;
 //! - **extend**: `extend` with the current receipt pushes the expiry out (a heartbeat keeps a
-//!   job invisible for as long as it runs);
+//!   job invisible for as long as it runs), up to `max_lease` from the first receive, if the
+//!   queue has such a limit (past it, `LeaseLimit`);
 //! - **ack**: `ack` with the current receipt deletes the message for good;
 //! - **redelivery**: a message whose lease expired is received again, with its receive count
 //!   increased;
@@ -39,6 +40,10 @@ pub enum QueueError {
     /// again, or it was acked).
     #[error("message lease lost for receipt {receipt}")]
     LeaseLost { receipt: String },
+    /// The queue will not extend this lease any further (SQS: 12 hours from the first
+    /// receive). Not transient: asking again cannot help, and the lease ends when it ends.
+    #[error("queue {queue}: the lease cannot be extended any further ({message})")]
+    LeaseLimit { queue: String, message: String },
     #[error("queue {queue}: {message}")]
     Backend {
         queue: String,
@@ -70,6 +75,12 @@ pub trait JobQueue: Send + Sync {
         receipt: &str,
         visibility: Duration,
     ) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// How long a lease can last in all, extensions included, counted from the first receive;
+    /// `None` when it can be extended for as long as a job runs (the embedded queue).
+    fn max_lease(&self) -> Option<Duration> {
+        None
+    }
 
     /// Delete a leased message.
     fn ack(&self, receipt: &str) -> impl Future<Output = Result<(), QueueError>> + Send;

@@ -577,6 +577,48 @@ mod tests {
     }
 
     #[test]
+    fn the_submit_time_estimate_agrees_with_every_fault_s_own_duration() {
+        use broker::model::duration::{FAULT_DURATIONS, fault_seconds};
+        let mut listed: Vec<&str> = FAULT_DURATIONS.iter().map(|f| f.0).collect();
+        let mut ours: Vec<&str> = FAULTS.iter().map(|f| f.func).collect();
+        listed.sort();
+        ours.sort();
+        assert_eq!(
+            listed, ours,
+            "model::duration::FAULT_DURATIONS lists every fault"
+        );
+        for f in FAULTS {
+            let required: Map<String, Value> = f
+                .args
+                .iter()
+                .filter(|a| a.default.is_none())
+                .map(|a| (f.arg_name(a.suffix), json!("x")))
+                .collect();
+            let mut cases = vec![required.clone()];
+            let mut given = required.clone();
+            given.insert(f.arg_name("duration"), json!("45"));
+            cases.push(given.clone());
+            if f.ladder {
+                given.insert(
+                    f.arg_name("parameter_map"),
+                    json!([{"duration": 10}, {f.arg_name("duration"): "20"}, {}]),
+                );
+                cases.push(given.clone());
+            }
+            for args in cases {
+                let s = stages(f, &args).unwrap();
+                let total = check_duration(&s, None).unwrap();
+                assert_eq!(
+                    fault_seconds(f.func, &args, &Map::new()),
+                    Some(Ok(total as f64)),
+                    "{}: {args:?}",
+                    f.func
+                );
+            }
+        }
+    }
+
+    #[test]
     fn bad_fault_arguments_are_named() {
         let f = fault("ec2_blackhole_by_port");
         for (bad, needle) in [
