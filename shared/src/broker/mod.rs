@@ -5,6 +5,7 @@ pub mod checkpoints;
 pub mod gate;
 pub mod guard;
 pub mod locks;
+pub mod orphans;
 pub mod producer;
 pub mod serve;
 pub mod triggers;

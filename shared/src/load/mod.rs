@@ -8,6 +8,7 @@
 pub mod config;
 pub mod document;
 pub mod problem;
+pub mod revert;
 pub mod suite;
 pub mod validate;
 pub mod vars;
