@@ -79,6 +79,7 @@ fn a_dead_owners_recorded_command_is_cancelled_before_the_rollbacks_and_its_reco
         run_id: "dies".into(),
         experiment_source: file.to_str().unwrap().into(),
         bucket_name: None,
+        experiment_version: None,
         settings: Default::default(),
     })
     .unwrap();

@@ -35,6 +35,7 @@ fn job(run_id: &str, experiment: &Path) -> String {
         run_id: run_id.into(),
         experiment_source: experiment.to_str().unwrap().into(),
         bucket_name: None,
+        experiment_version: None,
         settings: Default::default(),
     })
     .unwrap()

@@ -559,14 +559,16 @@ where
     async fn fetch(&self, job: &Job) -> Result<String, String> {
         let source = &job.experiment_source;
         if let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) {
-            let uri = format!("s3://{bucket}/{source}");
-            let bytes = self
+            let version = job.experiment_version.as_deref();
+            let at = version.map(|v| format!(" (version {v})")).unwrap_or_default();
+            let uri = format!("s3://{bucket}/{source}{at}");
+            let got = self
                 .ports
                 .store
-                .get_from_bucket(bucket, source)
+                .get_from_bucket_at(bucket, source, version)
                 .await
                 .map_err(|e| e.to_string())?;
-            let bytes = bytes.ok_or_else(|| format!("{uri} does not exist"))?;
+            let (bytes, _) = got.ok_or_else(|| format!("{uri} does not exist"))?;
             return String::from_utf8(bytes).map_err(|_| format!("{uri} is not UTF-8 text"));
         }
         if let Some(key) = source.strip_prefix("store:") {
@@ -625,6 +627,7 @@ where
             run_id: message.id.clone(),
             experiment_source: String::new(),
             bucket_name: None,
+            experiment_version: None,
             settings: Default::default(),
         };
         self.publish(&job, &journal, &key).await
