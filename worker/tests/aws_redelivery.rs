@@ -107,7 +107,10 @@ fn a_dead_owners_recorded_command_is_cancelled_before_the_rollbacks_and_its_reco
         if let Some(id) = recorded {
             break id;
         }
-        assert!(Instant::now() < until, "the fault never got on record: {checkpoint:?}");
+        assert!(
+            Instant::now() < until,
+            "the fault never got on record: {checkpoint:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     };
     owner.kill().unwrap(); // SIGKILL: nothing of the owner's own clean-up runs
@@ -148,13 +151,24 @@ fn a_dead_owners_recorded_command_is_cancelled_before_the_rollbacks_and_its_reco
     assert_eq!(names("run"), ["stress"], "{journal:#}");
     assert_eq!(names("rollbacks"), ["look-after"], "{journal:#}");
     let records = journal["broker"]["records"].as_array().expect("records");
-    let kinds: Vec<&str> = records.iter().map(|r| r["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["targets", "locks", "ssm_command", "orphans_stopped"], "{journal:#}");
+    let kinds: Vec<&str> = records
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["targets", "locks", "ssm_command", "orphans_stopped"],
+        "{journal:#}"
+    );
     assert_eq!(records[2]["command_id"], command_id.as_str());
     let stopped = &records[3]["stopped"];
     assert_eq!(stopped.as_array().map(Vec::len), Some(1), "{stopped}");
     assert_eq!(stopped[0]["command_id"], command_id.as_str());
-    assert_eq!(stopped[0]["not_ended_on"], json!([]), "its invocations ended");
+    assert_eq!(
+        stopped[0]["not_ended_on"],
+        json!([]),
+        "its invocations ended"
+    );
 
     // what moto was sent: the fault once, the recorded command cancelled, then the rollback
     let sent = aws::sent_for(&target, "stress");
@@ -168,7 +182,10 @@ fn a_dead_owners_recorded_command_is_cancelled_before_the_rollbacks_and_its_reco
         .filter_map(|(i, (_, body))| body_field(body, "CommandId").map(|id| (i, id)))
         .filter(|(_, id)| *id == command_id)
         .collect();
-    assert!(!cancels.is_empty(), "CancelCommand was never sent for {command_id}");
+    assert!(
+        !cancels.is_empty(),
+        "CancelCommand was never sent for {command_id}"
+    );
     let rollback_at = requests
         .iter()
         .position(|(_, body)| body.contains(&marker))

@@ -369,9 +369,7 @@ fn worker_with_env(state: &Path, cwd: &Path, visibility: &str, env: &[(&str, &st
 /// An experiment acting in two steps (the first quick, the second long) whose configuration
 /// needs an environment variable, and whose rollback appends `revert_line` to `rollbacks`.
 fn two_step_experiment(path: &Path, actions: &Path, rollbacks: &Path, revert_line: &str) {
-    let sh = |name: &str, script: String| {
-        json!({"type": "action", "name": name, "provider": {"type": "process", "path": "sh", "arguments": ["-c", script]}})
-    };
+    let sh = |name: &str, script: String| json!({"type": "action", "name": name, "provider": {"type": "process", "path": "sh", "arguments": ["-c", script]}});
     let doc = json!({"title": "two steps", "description": "d",
         "configuration": {"needed": {"type": "env", "key": "BROKER_TEST_REVERT_NEEDS"}},
         "method": [
@@ -389,7 +387,10 @@ async fn a_revert_carries_the_dead_owners_runs_and_plays_the_rollbacks_it_claime
     let state = dir.path().join("state");
     let e = Embedded::open(&state).await.unwrap();
     // two jobs: the source of one is edited after the claim, the other's deleted
-    let (edited, deleted) = (dir.path().join("edited.json"), dir.path().join("deleted.json"));
+    let (edited, deleted) = (
+        dir.path().join("edited.json"),
+        dir.path().join("deleted.json"),
+    );
     let files = |name: &str| {
         (
             dir.path().join(format!("{name}-actions")),
@@ -400,7 +401,12 @@ async fn a_revert_carries_the_dead_owners_runs_and_plays_the_rollbacks_it_claime
         let (actions, rollbacks) = files(name);
         two_step_experiment(path, &actions, &rollbacks, "reverted");
     }
-    let mut owner = worker_with_env(&state, dir.path(), "2", &[("BROKER_TEST_REVERT_NEEDS", "x")]);
+    let mut owner = worker_with_env(
+        &state,
+        dir.path(),
+        "2",
+        &[("BROKER_TEST_REVERT_NEEDS", "x")],
+    );
     e.jobs
         .send_batch(&[job("edited", &edited), job("deleted", &deleted)])
         .await
@@ -418,7 +424,10 @@ async fn a_revert_carries_the_dead_owners_runs_and_plays_the_rollbacks_it_claime
             if checkpoint.is_some_and(|c| c["run"].as_array().is_some_and(|r| r.len() == 1)) {
                 break;
             }
-            assert!(Instant::now() < until, "{run}: the first step never got on record");
+            assert!(
+                Instant::now() < until,
+                "{run}: the first step never got on record"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -452,7 +461,11 @@ async fn a_revert_carries_the_dead_owners_runs_and_plays_the_rollbacks_it_claime
                 .map(|r| r["activity"]["name"].as_str().unwrap().to_string())
                 .collect()
         };
-        assert_eq!(names("run"), ["inject"], "{run}: the dead owner's run is kept: {journal:#}");
+        assert_eq!(
+            names("run"),
+            ["inject"],
+            "{run}: the dead owner's run is kept: {journal:#}"
+        );
         assert_eq!(names("rollbacks"), ["revert"], "{run}: {journal:#}");
         assert_eq!(journal["rollbacks"][0]["status"], "succeeded", "{run}");
         assert_eq!(journal["broker"]["revert_only"], true);
@@ -463,13 +476,20 @@ async fn a_revert_carries_the_dead_owners_runs_and_plays_the_rollbacks_it_claime
             "{run}: the journal says what the revert went without: {journal:#}"
         );
         let (actions, rollbacks) = files(run);
-        assert_eq!(std::fs::read_to_string(&actions).unwrap(), "acted\n", "{run}: acted once");
+        assert_eq!(
+            std::fs::read_to_string(&actions).unwrap(),
+            "acted\n",
+            "{run}: acted once"
+        );
         assert_eq!(
             std::fs::read_to_string(&rollbacks).unwrap(),
             "reverted\n",
             "{run}: the rollback of the text it ran, once"
         );
     }
-    assert!(!elsewhere.exists(), "the edited source's rollback did not run");
+    assert!(
+        !elsewhere.exists(),
+        "the edited source's rollback did not run"
+    );
     assert_eq!(terminate(reverter), Some(0));
 }

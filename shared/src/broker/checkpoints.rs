@@ -105,7 +105,11 @@ pub fn carry_over(prior: &Journal, next: Journal) -> Journal {
     if states.after.is_none() {
         states.after = prior.steady_states.after.clone();
     }
-    states.during = [prior.steady_states.during.clone(), std::mem::take(&mut states.during)].concat();
+    states.during = [
+        prior.steady_states.during.clone(),
+        std::mem::take(&mut states.during),
+    ]
+    .concat();
     out.run = [prior.run.clone(), std::mem::take(&mut out.run)].concat();
     out.rollbacks = [prior.rollbacks.clone(), std::mem::take(&mut out.rollbacks)].concat();
     let Some(Value::Object(before)) = &prior.broker else {
@@ -236,8 +240,10 @@ mod tests {
         dead.status = None;
         dead.run = vec![run("inject"), run("wait")];
         dead.rollbacks = vec![run("revert-half-done")];
-        dead.broker = Some(json!({"records": [{"kind": "targets"}, {"kind": "ssm_command", "command_id": "c-1"}],
-                                  "hypothesis_strategy": "Default", "version": "old"}));
+        dead.broker = Some(
+            json!({"records": [{"kind": "targets"}, {"kind": "ssm_command", "command_id": "c-1"}],
+                                  "hypothesis_strategy": "Default", "version": "old"}),
+        );
         let mut revert = super::super::serve::failed_journal("t", "r");
         revert.status = Some(crate::model::Status::Interrupted);
         revert.rollbacks = vec![run("revert")];
@@ -261,8 +267,14 @@ mod tests {
         again.rollbacks = vec![run("revert")];
         let twice = carry_over(&out_again(&dead), again);
         assert_eq!(names(&twice.run), ["inject", "wait"]);
-        assert_eq!(names(&twice.rollbacks), ["revert-half-done", "revert", "revert"]);
-        assert_eq!(twice.broker.unwrap()["records"].as_array().unwrap().len(), 3);
+        assert_eq!(
+            names(&twice.rollbacks),
+            ["revert-half-done", "revert", "revert"]
+        );
+        assert_eq!(
+            twice.broker.unwrap()["records"].as_array().unwrap().len(),
+            3
+        );
 
         // a dead owner with no broker entry, a revert with none
         let bare = super::super::serve::failed_journal("t", "r");
@@ -284,11 +296,8 @@ mod tests {
         let store = DirStore::new(dir.path().join("store"));
         let mut dead = journal(2);
         dead.run = vec![run("inject")];
-        let (observer, writer) = start_after(
-            store.clone(),
-            "runs/r/checkpoint.json".into(),
-            Some(dead),
-        );
+        let (observer, writer) =
+            start_after(store.clone(), "runs/r/checkpoint.json".into(), Some(dead));
         let mut revert = super::super::serve::failed_journal("t", "r");
         revert.rollbacks = vec![run("revert")];
         observer.checkpoint(&revert);

@@ -38,7 +38,9 @@ pub async fn stop_recorded(providers: &Providers, records: &[Value]) -> Option<V
             match stopper.call(call).await {
                 Ok(stopped) => json!({"stopped": stopped}),
                 Err(e) => {
-                    tracing::error!("what the dead owner left running could not all be stopped: {e}");
+                    tracing::error!(
+                        "what the dead owner left running could not all be stopped: {e}"
+                    );
                     json!({"error": e.to_string()})
                 }
             }
@@ -81,9 +83,16 @@ mod tests {
         let records = [json!({"kind": "ssm_command", "command_id": "c-1"})];
         let record = stop_recorded(&providers, &records).await.unwrap();
         assert_eq!(record["kind"], "orphans_stopped");
-        assert_eq!(record["stopped"], json!([{"command_id": "c-1", "ended": true}]));
+        assert_eq!(
+            record["stopped"],
+            json!([{"command_id": "c-1", "ended": true}])
+        );
         assert_eq!(*seen.lock().unwrap(), vec![json!(records)]);
-        assert_eq!(stop_recorded(&providers, &[]).await, None, "nothing on record");
+        assert_eq!(
+            stop_recorded(&providers, &[]).await,
+            None,
+            "nothing on record"
+        );
     }
 
     #[tokio::test]
@@ -93,7 +102,10 @@ mod tests {
             .await
             .unwrap();
         assert!(
-            record["error"].as_str().unwrap().contains("no `experiment_broker.redelivery.stop_recorded`"),
+            record["error"]
+                .as_str()
+                .unwrap()
+                .contains("no `experiment_broker.redelivery.stop_recorded`"),
             "{record}"
         );
     }

@@ -396,7 +396,9 @@ where
         if let Err(e) = self.ports.store.put(&copy, text.as_bytes()).await {
             return Ok(failed_journal(
                 &source,
-                &format!("not started: the copy of the experiment a revert would need could not be kept at {copy}: {e}"),
+                &format!(
+                    "not started: the copy of the experiment a revert would need could not be kept at {copy}: {e}"
+                ),
             ));
         }
         let vars = self.vars(job);
@@ -416,7 +418,9 @@ where
                 ));
             }
         };
-        Ok(self.engine(job, prefix, experiment, &vars, false, None).await)
+        Ok(self
+            .engine(job, prefix, experiment, &vars, false, None)
+            .await)
     }
 
     /// A job whose owner died (or lost its lease) mid-run: read the dead owner's checkpoint,
@@ -426,7 +430,11 @@ where
         let source = job.experiment_source.clone();
         let store = &self.ports.store;
         let checkpoint_key = format!("{prefix}/checkpoint.json");
-        let mut prior = match store.get(&checkpoint_key).await.map_err(|e| e.to_string())? {
+        let mut prior = match store
+            .get(&checkpoint_key)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             Some(bytes) => match serde_json::from_slice::<Journal>(&bytes) {
                 Ok(j) => Some(j),
                 Err(e) => {
@@ -474,16 +482,16 @@ where
         };
         let vars = self.vars(job);
         let origin = Path::new(&source);
-        let loaded = match load_for_revert(&text, Format::detect(origin, &text), Some(origin), &vars)
-        {
-            Ok(l) => l,
-            Err(problems) => {
-                return Ok(carried(failed_journal(
-                    &source,
-                    &format!("the rollbacks could not run: invalid experiment:\n{problems}"),
-                )));
-            }
-        };
+        let loaded =
+            match load_for_revert(&text, Format::detect(origin, &text), Some(origin), &vars) {
+                Ok(l) => l,
+                Err(problems) => {
+                    return Ok(carried(failed_journal(
+                        &source,
+                        &format!("the rollbacks could not run: invalid experiment:\n{problems}"),
+                    )));
+                }
+            };
         for p in &loaded.dropped {
             tracing::warn!(run_id = %job.run_id, "reverting without {}: {p}", p.field);
         }
@@ -560,7 +568,9 @@ where
         let source = &job.experiment_source;
         if let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) {
             let version = job.experiment_version.as_deref();
-            let at = version.map(|v| format!(" (version {v})")).unwrap_or_default();
+            let at = version
+                .map(|v| format!(" (version {v})"))
+                .unwrap_or_default();
             let uri = format!("s3://{bucket}/{source}{at}");
             let got = self
                 .ports

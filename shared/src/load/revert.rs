@@ -75,8 +75,7 @@ pub fn from_environment(problem: &Problem) -> bool {
             .strip_prefix(top)
             .is_some_and(|rest| rest.starts_with('.'))
     };
-    (under("configuration") || under("secrets"))
-        && problem.message.contains("environment variable")
+    (under("configuration") || under("secrets")) && problem.message.contains("environment variable")
 }
 
 /// Remove the entry at a dotted `field` path of mappings; `false` if there is none.
@@ -92,8 +91,7 @@ fn remove(value: &mut Value, field: &str) -> bool {
             None => return false,
         }
     }
-    at.as_object_mut()
-        .is_some_and(|m| m.remove(last).is_some())
+    at.as_object_mut().is_some_and(|m| m.remove(last).is_some())
 }
 
 #[cfg(test)]
@@ -102,22 +100,27 @@ mod tests {
     use serde_json::json;
 
     fn load(doc: &Value, vars: &Vars) -> Result<ForRevert, Problems> {
-        load_for_revert(&doc.to_string(), Format::Json, Some(Path::new("e.json")), vars)
+        load_for_revert(
+            &doc.to_string(),
+            Format::Json,
+            Some(Path::new("e.json")),
+            vars,
+        )
     }
 
     fn experiment() -> Value {
         json!({"title": "t", "description": "d",
-            "configuration": {
-                "region": "eu-west-1",
-                "token": {"type": "env", "key": "BROKER_TEST_SURELY_UNSET_TOKEN"},
-                "count": {"type": "env", "key": "BROKER_TEST_SURELY_UNSET_COUNT", "default": "3", "env_var_type": "int"}
-            },
-            "secrets": {"api": {"key": {"type": "env", "key": "BROKER_TEST_SURELY_UNSET_SECRET"}, "plain": "p"}},
-            "method": [{"type": "action", "name": "inject", "provider": {"type": "python", "module": "surely_not_installed_mod", "func": "f"}}],
-            "rollbacks": [
-                {"type": "action", "name": "needs-token", "provider": {"type": "process", "path": "no-such-program-here", "arguments": ["${token}"]}},
-                {"type": "action", "name": "plain", "provider": {"type": "process", "path": "true"}}
-            ]})
+        "configuration": {
+            "region": "eu-west-1",
+            "token": {"type": "env", "key": "BROKER_TEST_SURELY_UNSET_TOKEN"},
+            "count": {"type": "env", "key": "BROKER_TEST_SURELY_UNSET_COUNT", "default": "3", "env_var_type": "int"}
+        },
+        "secrets": {"api": {"key": {"type": "env", "key": "BROKER_TEST_SURELY_UNSET_SECRET"}, "plain": "p"}},
+        "method": [{"type": "action", "name": "inject", "provider": {"type": "python", "module": "surely_not_installed_mod", "func": "f"}}],
+        "rollbacks": [
+            {"type": "action", "name": "needs-token", "provider": {"type": "process", "path": "no-such-program-here", "arguments": ["${token}"]}},
+            {"type": "action", "name": "plain", "provider": {"type": "process", "path": "true"}}
+        ]})
     }
 
     #[test]
@@ -126,9 +129,16 @@ mod tests {
         assert_eq!(loaded.experiment.rollbacks.len(), 2);
         let fields: Vec<&str> = loaded.dropped.iter().map(|p| p.field.as_str()).collect();
         assert_eq!(fields, ["configuration.token", "secrets.api.key"]);
-        assert!(loaded.dropped[0].to_string().starts_with("e.json:"), "{}", loaded.dropped[0]);
+        assert!(
+            loaded.dropped[0].to_string().starts_with("e.json:"),
+            "{}",
+            loaded.dropped[0]
+        );
         assert!(!loaded.experiment.configuration.contains_key("token"));
-        assert_eq!(loaded.experiment.configuration["count"]["default"], "3", "kept");
+        assert_eq!(
+            loaded.experiment.configuration["count"]["default"], "3",
+            "kept"
+        );
         assert_eq!(loaded.experiment.secrets["api"]["plain"], "p", "kept");
     }
 
@@ -139,23 +149,48 @@ mod tests {
         let problems = load(&e, &Vars::default()).unwrap_err();
         let text = problems.to_string();
         assert!(text.contains("rollbacks[1].provider.path"), "{text}");
-        let broken = load_for_revert("{\"title\": ", Format::Json, Some(Path::new("e.json")), &Vars::default());
+        let broken = load_for_revert(
+            "{\"title\": ",
+            Format::Json,
+            Some(Path::new("e.json")),
+            &Vars::default(),
+        );
         assert!(broken.is_err());
     }
 
     #[test]
     fn which_problems_the_environment_causes() {
         let cases = [
-            ("configuration.token", "refers to environment variable `X`, which is not set", true),
-            ("secrets.api.key", "secret refers to environment variable `X`, which is not set", true),
-            ("configuration.n", "environment variable `N`: not an int", true),
-            ("secrets.api", "vault secrets are not supported by this broker yet", false),
+            (
+                "configuration.token",
+                "refers to environment variable `X`, which is not set",
+                true,
+            ),
+            (
+                "secrets.api.key",
+                "secret refers to environment variable `X`, which is not set",
+                true,
+            ),
+            (
+                "configuration.n",
+                "environment variable `N`: not an int",
+                true,
+            ),
+            (
+                "secrets.api",
+                "vault secrets are not supported by this broker yet",
+                false,
+            ),
             ("configuration.token.key", "missing", false),
             ("rollbacks[0].provider.path", "environment variable", false),
             ("configurationx.a", "environment variable", false),
         ];
         for (field, message, expected) in cases {
-            assert_eq!(from_environment(&Problem::new(field, message)), expected, "{field}: {message}");
+            assert_eq!(
+                from_environment(&Problem::new(field, message)),
+                expected,
+                "{field}: {message}"
+            );
         }
     }
 }

@@ -69,7 +69,9 @@ pub trait ObjectStore: Send + Sync {
         key: &str,
         version: Option<&str>,
     ) -> impl Future<Output = Result<Option<(Vec<u8>, Option<String>)>, StoreError>> + Send {
-        let at = version.map(|v| format!(" (version {v})")).unwrap_or_default();
+        let at = version
+            .map(|v| format!(" (version {v})"))
+            .unwrap_or_default();
         let error = StoreError::Refused {
             key: format!("s3://{bucket}/{key}{at}"),
             message: "an object in S3 needs the AWS backend (--backend aws); the embedded backend \
