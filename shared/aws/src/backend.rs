@@ -221,7 +221,7 @@ impl ObjectStore for Store {
         bucket: &str,
         key: &str,
         version: Option<&str>,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+    ) -> Result<Option<broker::ports::store::Versioned>, StoreError> {
         match self {
             Store::Dir(s) => s.get_from_bucket_at(bucket, key, version).await,
             Store::S3(s) => s.get_from_bucket_at(bucket, key, version).await,

@@ -87,7 +87,7 @@ impl S3Store {
         bucket: &str,
         key: &str,
         version: Option<&str>,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+    ) -> Result<Option<broker::ports::store::Versioned>, StoreError> {
         let uri = format!("s3://{bucket}/{key}");
         let out = match self
             .client
@@ -215,7 +215,7 @@ impl ObjectStore for S3Store {
         bucket: &str,
         key: &str,
         version: Option<&str>,
-    ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+    ) -> Result<Option<broker::ports::store::Versioned>, StoreError> {
         self.get_version_from(bucket, key, version).await
     }
 }

@@ -30,6 +30,9 @@ pub enum StoreError {
     },
 }
 
+/// An object's bytes and the version they were read at (`None` when the bucket keeps none).
+pub type Versioned = (Vec<u8>, Option<String>);
+
 pub trait ObjectStore: Send + Sync {
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
     fn put(&self, key: &str, bytes: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -68,7 +71,7 @@ pub trait ObjectStore: Send + Sync {
         bucket: &str,
         key: &str,
         version: Option<&str>,
-    ) -> impl Future<Output = Result<Option<(Vec<u8>, Option<String>)>, StoreError>> + Send {
+    ) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send {
         let at = version
             .map(|v| format!(" (version {v})"))
             .unwrap_or_default();
