@@ -48,6 +48,7 @@ fn per_job(c: &mut Criterion) {
                             run_id: format!("r{next}"),
                             experiment_source: experiment.to_string_lossy().into_owned(),
                             bucket_name: None,
+                            experiment_version: None,
                             settings: Default::default(),
                         })
                         .unwrap()

@@ -35,6 +35,7 @@ fn job(run_id: &str, experiment: &Path) -> String {
         run_id: run_id.into(),
         experiment_source: experiment.to_str().unwrap().into(),
         bucket_name: None,
+        experiment_version: None,
         settings: Default::default(),
     })
     .unwrap()
@@ -366,4 +367,155 @@ fn a_visibility_timeout_above_12_hours_is_refused_before_serving() {
         );
         assert!(!state.exists(), "{how}: nothing was served");
     }
+}
+
+/// A worker on `state` with extra environment variables.
+fn worker_with_env(state: &Path, cwd: &Path, visibility: &str, env: &[(&str, &str)]) -> Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_worker"));
+    command
+        .args([
+            "serve",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--visibility-timeout",
+            visibility,
+            "--grace",
+            "5",
+        ])
+        .current_dir(cwd)
+        .env_remove("BROKER_TEST_REVERT_NEEDS")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.spawn().unwrap()
+}
+
+/// An experiment acting in two steps (the first quick, the second long) whose configuration
+/// needs an environment variable, and whose rollback appends `revert_line` to `rollbacks`.
+fn two_step_experiment(path: &Path, actions: &Path, rollbacks: &Path, revert_line: &str) {
+    let sh = |name: &str, script: String| json!({"type": "action", "name": name, "provider": {"type": "process", "path": "sh", "arguments": ["-c", script]}});
+    let doc = json!({"title": "two steps", "description": "d",
+        "configuration": {"needed": {"type": "env", "key": "BROKER_TEST_REVERT_NEEDS"}},
+        "method": [
+            sh("inject", format!("echo acted >> {}", actions.display())),
+            sh("hold", "sleep 60".into()),
+        ],
+        "rollbacks": [sh("revert", format!("echo {revert_line} >> {}", rollbacks.display()))]});
+    std::fs::write(path, doc.to_string()).unwrap();
+}
+
+#[tokio::test]
+async fn a_revert_carries_the_dead_owners_runs_and_plays_the_rollbacks_it_claimed_whatever_became_of_the_source()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let e = Embedded::open(&state).await.unwrap();
+    // two jobs: the source of one is edited after the claim, the other's deleted
+    let (edited, deleted) = (
+        dir.path().join("edited.json"),
+        dir.path().join("deleted.json"),
+    );
+    let files = |name: &str| {
+        (
+            dir.path().join(format!("{name}-actions")),
+            dir.path().join(format!("{name}-rollbacks")),
+        )
+    };
+    for (path, name) in [(&edited, "edited"), (&deleted, "deleted")] {
+        let (actions, rollbacks) = files(name);
+        two_step_experiment(path, &actions, &rollbacks, "reverted");
+    }
+    let mut owner = worker_with_env(
+        &state,
+        dir.path(),
+        "2",
+        &[("BROKER_TEST_REVERT_NEEDS", "x")],
+    );
+    e.jobs
+        .send_batch(&[job("edited", &edited), job("deleted", &deleted)])
+        .await
+        .unwrap();
+    // wait until both runs have their first step on record, then kill the owner mid-method
+    let until = Instant::now() + Duration::from_secs(30);
+    for run in ["edited", "deleted"] {
+        loop {
+            let checkpoint = e
+                .store
+                .get(&format!("runs/sr-test/{run}/checkpoint.json"))
+                .await
+                .unwrap()
+                .map(|b| serde_json::from_slice::<Value>(&b).unwrap());
+            if checkpoint.is_some_and(|c| c["run"].as_array().is_some_and(|r| r.len() == 1)) {
+                break;
+            }
+            assert!(
+                Instant::now() < until,
+                "{run}: the first step never got on record"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    owner.kill().unwrap(); // SIGKILL: no rollbacks, no journal, no ack
+    owner.wait().unwrap();
+    // after the claim: one source now says something else, the other is gone
+    let (edited_actions, _) = files("edited");
+    let (_, elsewhere) = files("elsewhere");
+    two_step_experiment(&edited, &edited_actions, &elsewhere, "edited-rollback");
+    std::fs::remove_file(&deleted).unwrap();
+
+    // the new owner lacks the environment variable the configuration names
+    let reverter = worker_with_env(&state, dir.path(), "2", &[]);
+    let events = completions(&e, 2).await;
+    for run in ["edited", "deleted"] {
+        let event = events.iter().find(|d| d["run_id"] == run).unwrap();
+        assert_eq!(event["status"], "interrupted", "{run}: {event}");
+        let journal: Value = serde_json::from_slice(
+            &e.store
+                .get(&format!("runs/sr-test/{run}/journal.json"))
+                .await
+                .unwrap()
+                .unwrap(),
+        )
+        .unwrap();
+        let names = |list: &str| -> Vec<String> {
+            journal[list]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["activity"]["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            names("run"),
+            ["inject"],
+            "{run}: the dead owner's run is kept: {journal:#}"
+        );
+        assert_eq!(names("rollbacks"), ["revert"], "{run}: {journal:#}");
+        assert_eq!(journal["rollbacks"][0]["status"], "succeeded", "{run}");
+        assert_eq!(journal["broker"]["revert_only"], true);
+        assert!(
+            journal["broker"]["revert_without"][0]
+                .as_str()
+                .is_some_and(|p| p.contains("configuration.needed")),
+            "{run}: the journal says what the revert went without: {journal:#}"
+        );
+        let (actions, rollbacks) = files(run);
+        assert_eq!(
+            std::fs::read_to_string(&actions).unwrap(),
+            "acted\n",
+            "{run}: acted once"
+        );
+        assert_eq!(
+            std::fs::read_to_string(&rollbacks).unwrap(),
+            "reverted\n",
+            "{run}: the rollback of the text it ran, once"
+        );
+    }
+    assert!(
+        !elsewhere.exists(),
+        "the edited source's rollback did not run"
+    );
+    assert_eq!(terminate(reverter), Some(0));
 }

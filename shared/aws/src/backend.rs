@@ -248,6 +248,18 @@ impl ObjectStore for Store {
             Store::S3(s) => s.get_from_bucket(bucket, key).await,
         }
     }
+
+    async fn get_from_bucket_at(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<broker::ports::store::Versioned>, StoreError> {
+        match self {
+            Store::Dir(s) => s.get_from_bucket_at(bucket, key, version).await,
+            Store::S3(s) => s.get_from_bucket_at(bucket, key, version).await,
+        }
+    }
 }
 
 impl EventBus for Bus {

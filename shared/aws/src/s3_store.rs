@@ -104,7 +104,10 @@ impl S3Store {
     /// Get an object from any bucket the credentials can read (an experiment named by
     /// `s3://bucket/key` in a suite or a seed-format job).
     pub async fn get_from(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.fetch(bucket, key).await?.map(|(bytes, _)| bytes))
+        Ok(self
+            .get_version_from(bucket, key, None)
+            .await?
+            .map(|(bytes, _)| bytes))
     }
 
     /// An object's bytes and ETag, from one `GetObject`.
@@ -113,26 +116,56 @@ impl S3Store {
         bucket: &str,
         key: &str,
     ) -> Result<Option<(Vec<u8>, Option<String>)>, StoreError> {
+        Ok(self
+            .fetch_at(bucket, key, None)
+            .await?
+            .map(|(bytes, etag, _)| (bytes, etag)))
+    }
+
+    /// One version of an object (`None`: the current one), with the version read. A version
+    /// that does not exist is `None`, like a missing key.
+    pub async fn get_version_from(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<broker::ports::store::Versioned>, StoreError> {
+        Ok(self
+            .fetch_at(bucket, key, version)
+            .await?
+            .map(|(bytes, _, read)| (bytes, read)))
+    }
+
+    /// One `GetObject`: the bytes, the ETag and the version id read.
+    async fn fetch_at(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<(Vec<u8>, Option<String>, Option<String>)>, StoreError> {
         let uri = format!("s3://{bucket}/{key}");
         let out = match self
             .client
             .get_object()
             .bucket(bucket)
             .key(key)
+            .set_version_id(version.map(str::to_string))
             .send()
             .await
         {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) if version.is_some() && e.code() == Some("NoSuchVersion") => return Ok(None),
             Err(e) => return Err(error(bucket, key, "GetObject", &e)),
         };
         let etag = out.e_tag().map(str::to_string);
+        let read = out.version_id().map(str::to_string);
         let bytes = out.body.collect().await.map_err(|e| StoreError::Backend {
             key: uri,
             message: format!("reading the object body: {e}"),
             source: None,
         })?;
-        Ok(Some((bytes.into_bytes().to_vec(), etag)))
+        Ok(Some((bytes.into_bytes().to_vec(), etag, read)))
     }
 
     /// Send a conditional request until it is not refused with 409 (a competing conditional
@@ -317,6 +350,15 @@ impl ObjectStore for S3Store {
         key: &str,
     ) -> Result<Option<Vec<u8>>, StoreError> {
         self.get_from(bucket, key).await
+    }
+
+    async fn get_from_bucket_at(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> Result<Option<broker::ports::store::Versioned>, StoreError> {
+        self.get_version_from(bucket, key, version).await
     }
 }
 

@@ -6,6 +6,7 @@ pub mod gate;
 pub mod guard;
 pub mod lease_fit;
 pub mod locks;
+pub mod orphans;
 pub mod producer;
 pub mod serve;
 pub mod triggers;

@@ -181,6 +181,7 @@ pub fn plan(suite: &Suite, suite_run_id: &str, origin: &Origin) -> Result<Plan, 
                 run_id: format!("w{w}-j{j}"),
                 experiment_source,
                 bucket_name,
+                experiment_version: None,
                 settings: suite.defaults.clone(),
             });
         }
@@ -296,6 +297,7 @@ where
     ) -> Result<String, String> {
         let mut plan = plan(suite, id, origin)?;
         plan.source = source;
+        self.pin_versions(&mut plan).await;
         let bytes = serde_json::to_vec_pretty(&plan).map_err(|e| e.to_string())?;
         match self.store.put_if_absent(&plan_key(id), &bytes).await {
             Ok(()) => {}
@@ -314,6 +316,29 @@ where
             Err(e) => return Err(e.to_string()),
         }
         self.start(&plan).await
+    }
+
+    /// Pin each S3 experiment of `plan` to its current version (in a versioned bucket), so the
+    /// workers read what was submitted even if the object is replaced before their wave. An
+    /// object that cannot be read now is left unpinned: its worker reports why it cannot run.
+    async fn pin_versions(&self, plan: &mut Plan) {
+        for job in plan.waves.iter_mut().flat_map(|w| w.jobs.iter_mut()) {
+            let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) else {
+                continue;
+            };
+            match self
+                .store
+                .get_from_bucket_at(bucket, &job.experiment_source, None)
+                .await
+            {
+                Ok(Some((_, version))) => job.experiment_version = version,
+                Ok(None) => {}
+                Err(e) => tracing::warn!(
+                    "s3://{bucket}/{}: its version could not be pinned: {e}",
+                    job.experiment_source
+                ),
+            }
+        }
     }
 
     /// Enqueue a stored plan's first wave and save its state.

@@ -8,6 +8,13 @@
 //!   rollbacks and ends `interrupted`. A second copy of a job (SQS delivers at least once; a
 //!   producer may resend) is told apart by the marker's message id and receive count
 //!   (`claim`): it neither runs nor reverts while the owner may still be running.
+//! - **A revert keeps what the dead owner did, and stops it.** The owner keeps the exact
+//!   experiment text under the run's prefix before anything runs; the revert reads the dead
+//!   owner's checkpoint first, has what its `broker.records` name stopped (`orphans`: e.g. an
+//!   SSM command cancelled and seen to end), then plays the rollbacks of that copy, loaded with
+//!   validation limited to what rollbacks need (`load::revert`): a source deleted or edited
+//!   since, a missing variable or module never skips them. Its checkpoints and journal carry
+//!   the dead owner's runs and records, then the revert (`checkpoints::carry_over`).
 //! - **Nothing is lost.** Every received message ends in one journal and one completion event,
 //!   then is acked: a malformed message, a missing or invalid experiment, a run the engine
 //!   refuses: all become `failed` journals with the reason. A journal already written with its
@@ -22,14 +29,17 @@ use super::guard::{Tripwire, run_guarded};
 use crate::engine::RunOptions;
 use crate::engine::activity::now_iso;
 use crate::load::document::Format;
+use crate::load::revert::load_for_revert;
 use crate::load::{Vars, load_experiment_text};
 use crate::model::suite::Job;
-use crate::model::{HypothesisStrategy, Journal, RollbackStrategy, Status, SteadyStates};
+use crate::model::{
+    Experiment, HypothesisStrategy, Journal, RollbackStrategy, Status, SteadyStates,
+};
 use crate::ports::queue::{JobQueue, Message, QueueError};
 use crate::ports::store::{ObjectStore, StoreError, check_key};
 use crate::ports::{Event, EventBus};
 use crate::providers::Providers;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
@@ -175,6 +185,24 @@ pub fn claim(marker: Option<&serde_json::Value>, message: &Message, worker_id: &
 /// Keys of one run in the store.
 fn run_prefix(job: &Job) -> String {
     format!("runs/{}/{}", job.suite_run_id, job.run_id)
+}
+
+/// Where a run keeps the exact experiment text it runs (what a revert plays).
+fn copy_key(prefix: &str) -> String {
+    format!("{prefix}/experiment")
+}
+
+/// Add `record` to a journal's `broker.records`.
+fn push_record(journal: &mut Journal, record: Value) {
+    let broker = journal.broker.get_or_insert_with(|| json!({}));
+    if !broker.is_object() {
+        *broker = json!({});
+    }
+    let records = &mut broker["records"];
+    match records {
+        Value::Array(list) => list.push(record),
+        _ => *records = json!([record]),
+    }
 }
 
 struct JobRun<Q, S, B> {
@@ -337,7 +365,7 @@ where
                 ));
             }
         };
-        let journal = self.run(&job, &prefix, revert_only).await;
+        let journal = self.run(&job, &prefix, revert_only).await?;
         let text = serde_json::to_vec_pretty(&journal).map_err(|e| e.to_string())?;
         match store.put_if_absent(&journal_key, &text).await {
             Ok(()) => {}
@@ -357,17 +385,30 @@ where
         Ok(())
     }
 
-    /// Fetch, load and run the experiment; any failure becomes a failed journal.
-    async fn run(&self, job: &Job, prefix: &str, revert_only: bool) -> Journal {
+    /// Fetch, load and run the experiment; any failure becomes a failed journal. `Err` only
+    /// when the store failed where going on could lose what a dead owner did (the message is
+    /// then left to come back).
+    async fn run(&self, job: &Job, prefix: &str, revert_only: bool) -> Result<Journal, String> {
+        if revert_only {
+            return self.revert(job, prefix).await;
+        }
         let source = job.experiment_source.clone();
         let text = match self.fetch(job).await {
             Ok(t) => t,
-            Err(reason) => return failed_journal(&source, &reason),
+            Err(reason) => return Ok(failed_journal(&source, &reason)),
         };
-        let vars = Vars {
-            configuration: job.settings.vars.clone(),
-            ..Vars::default()
-        };
+        // the exact text is kept before anything runs: a revert plays these rollbacks, whatever
+        // becomes of the experiment's source
+        let copy = copy_key(prefix);
+        if let Err(e) = self.ports.store.put(&copy, text.as_bytes()).await {
+            return Ok(failed_journal(
+                &source,
+                &format!(
+                    "not started: the copy of the experiment a revert would need could not be kept at {copy}: {e}"
+                ),
+            ));
+        }
+        let vars = self.vars(job);
         let origin = Path::new(&source);
         let experiment = match load_experiment_text(
             &text,
@@ -376,11 +417,121 @@ where
             &vars,
             &self.providers,
         ) {
-            Ok(e) => Arc::new(e),
+            Ok(e) => e,
             Err(problems) => {
-                return failed_journal(&source, &format!("invalid experiment:\n{problems}"));
+                return Ok(failed_journal(
+                    &source,
+                    &format!("invalid experiment:\n{problems}"),
+                ));
             }
         };
+        Ok(self
+            .engine(job, prefix, experiment, &vars, false, None)
+            .await)
+    }
+
+    /// A job whose owner died (or lost its lease) mid-run: read the dead owner's checkpoint,
+    /// have what its records name stopped, then play the rollbacks of the copy it ran. The
+    /// journal carries the dead owner's runs and records, then the revert.
+    async fn revert(&self, job: &Job, prefix: &str) -> Result<Journal, String> {
+        let source = job.experiment_source.clone();
+        let store = &self.ports.store;
+        let checkpoint_key = format!("{prefix}/checkpoint.json");
+        let mut prior = match store
+            .get(&checkpoint_key)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(bytes) => match serde_json::from_slice::<Journal>(&bytes) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    tracing::error!(run_id = %job.run_id, "the dead owner's checkpoint {checkpoint_key} is unreadable ({e}): its records cannot be carried over");
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(prior) = &mut prior {
+            let records = super::checkpoints::records_of(&prior.broker);
+            if let Some(stopped) = super::orphans::stop_recorded(&self.providers, &records).await {
+                push_record(prior, stopped);
+                // on record before the rollbacks: a worker dying now does not stop it again
+                // without knowing it was
+                let bytes = serde_json::to_vec(prior).map_err(|e| e.to_string())?;
+                store
+                    .put(&checkpoint_key, &bytes)
+                    .await
+                    .map_err(|e| format!("checkpoint {checkpoint_key} not written: {e}"))?;
+            }
+        }
+        let carried = |journal: Journal| match &prior {
+            Some(p) => super::checkpoints::carry_over(p, journal),
+            None => journal,
+        };
+        let copy = copy_key(prefix);
+        let text = match store.get(&copy).await.map_err(|e| e.to_string())? {
+            Some(bytes) => String::from_utf8(bytes)
+                .map_err(|_| format!("the copy of the experiment at {copy} is not UTF-8 text")),
+            None => {
+                // started by a worker that kept no copy: the source is all there is
+                tracing::warn!(run_id = %job.run_id, "no copy of the experiment at {copy}: reverting from its source");
+                self.fetch(job).await
+            }
+        };
+        let text = match text {
+            Ok(t) => t,
+            Err(reason) => {
+                return Ok(carried(failed_journal(
+                    &source,
+                    &format!("the rollbacks could not run: {reason}"),
+                )));
+            }
+        };
+        let vars = self.vars(job);
+        let origin = Path::new(&source);
+        let loaded =
+            match load_for_revert(&text, Format::detect(origin, &text), Some(origin), &vars) {
+                Ok(l) => l,
+                Err(problems) => {
+                    return Ok(carried(failed_journal(
+                        &source,
+                        &format!("the rollbacks could not run: invalid experiment:\n{problems}"),
+                    )));
+                }
+            };
+        for p in &loaded.dropped {
+            tracing::warn!(run_id = %job.run_id, "reverting without {}: {p}", p.field);
+        }
+        let mut journal = self
+            .engine(job, prefix, loaded.experiment, &vars, true, prior.clone())
+            .await;
+        if !loaded.dropped.is_empty()
+            && let Some(Value::Object(b)) = &mut journal.broker
+        {
+            let dropped: Vec<String> = loaded.dropped.iter().map(ToString::to_string).collect();
+            b.insert("revert_without".into(), json!(dropped));
+        }
+        Ok(carried(journal))
+    }
+
+    fn vars(&self, job: &Job) -> Vars {
+        Vars {
+            configuration: job.settings.vars.clone(),
+            ..Vars::default()
+        }
+    }
+
+    /// Run `experiment` under the tripwires, checkpointing (on top of the dead owner's
+    /// `prior` checkpoint, for a revert).
+    async fn engine(
+        &self,
+        job: &Job,
+        prefix: &str,
+        experiment: Experiment,
+        vars: &Vars,
+        revert_only: bool,
+        prior: Option<Journal>,
+    ) -> Journal {
         let options = RunOptions {
             hypothesis_strategy: job
                 .settings
@@ -395,13 +546,14 @@ where
             revert_only,
             ..RunOptions::default()
         };
-        let (checkpoints, writer) = super::checkpoints::start(
+        let (checkpoints, writer) = super::checkpoints::start_after(
             self.ports.store.clone(),
             format!("{prefix}/checkpoint.json"),
+            prior,
         );
         let result = run_guarded(
-            experiment,
-            &vars,
+            Arc::new(experiment),
+            vars,
             &options,
             self.providers.clone(),
             self.stop.clone(),
@@ -412,23 +564,28 @@ where
         let _ = writer.await;
         match result {
             Ok(journal) => journal,
-            Err(problems) => {
-                failed_journal(&source, &format!("the experiment cannot run:\n{problems}"))
-            }
+            Err(problems) => failed_journal(
+                &job.experiment_source,
+                &format!("the experiment cannot run:\n{problems}"),
+            ),
         }
     }
 
     async fn fetch(&self, job: &Job) -> Result<String, String> {
         let source = &job.experiment_source;
         if let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) {
-            let uri = format!("s3://{bucket}/{source}");
-            let bytes = self
+            let version = job.experiment_version.as_deref();
+            let at = version
+                .map(|v| format!(" (version {v})"))
+                .unwrap_or_default();
+            let uri = format!("s3://{bucket}/{source}{at}");
+            let got = self
                 .ports
                 .store
-                .get_from_bucket(bucket, source)
+                .get_from_bucket_at(bucket, source, version)
                 .await
                 .map_err(|e| e.to_string())?;
-            let bytes = bytes.ok_or_else(|| format!("{uri} does not exist"))?;
+            let (bytes, _) = got.ok_or_else(|| format!("{uri} does not exist"))?;
             return String::from_utf8(bytes).map_err(|_| format!("{uri} is not UTF-8 text"));
         }
         if let Some(key) = source.strip_prefix("store:") {
@@ -487,6 +644,7 @@ where
             run_id: message.id.clone(),
             experiment_source: String::new(),
             bucket_name: None,
+            experiment_version: None,
             settings: Default::default(),
         };
         self.publish(&job, &journal, &key).await

@@ -9,6 +9,7 @@ pub mod config;
 pub mod document;
 pub mod faults;
 pub mod problem;
+pub mod revert;
 pub mod suite;
 pub mod validate;
 pub mod vars;

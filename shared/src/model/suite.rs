@@ -120,6 +120,10 @@ pub struct Job {
     pub experiment_source: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bucket_name: Option<String>,
+    /// The S3 version of the experiment the producer planned (a versioned bucket): the worker
+    /// reads that version, so an object replaced after the submit does not change the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub experiment_version: Option<String>,
     /// `vars`, `rollback_strategy`, `hypothesis_strategy`, at the top level of the message.
     #[serde(flatten)]
     pub settings: JobSettings,
@@ -196,6 +200,7 @@ mod tests {
             run_id: "r-1".into(),
             experiment_source: "experiments/a.json".into(),
             bucket_name: Some("bkt".into()),
+            experiment_version: Some("v-1".into()),
             settings: JobSettings {
                 vars: json!({"k": 1}).as_object().unwrap().clone(),
                 rollback_strategy: None,

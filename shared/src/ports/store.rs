@@ -58,6 +58,9 @@ pub enum StoreError {
     },
 }
 
+/// An object's bytes and the version they were read at (`None` when the bucket keeps none).
+pub type Versioned = (Vec<u8>, Option<String>);
+
 pub trait ObjectStore: Send + Sync {
     fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send;
     fn put(&self, key: &str, bytes: &[u8]) -> impl Future<Output = Result<(), StoreError>> + Send;
@@ -101,6 +104,28 @@ pub trait ObjectStore: Send + Sync {
     ) -> impl Future<Output = Result<Option<Vec<u8>>, StoreError>> + Send {
         let error = StoreError::Refused {
             key: format!("s3://{bucket}/{key}"),
+            message: "an object in S3 needs the AWS backend (--backend aws); the embedded backend \
+                      reads files and store: keys"
+                .into(),
+        };
+        async move { Err(error) }
+    }
+
+    /// `get_from_bucket` of one version of the object (`None`: the current one), with the
+    /// version read (`None` when the bucket keeps none). How a job reads exactly the
+    /// experiment its producer pinned. Only the S3 adapter can; the others say which backend
+    /// is needed.
+    fn get_from_bucket_at(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: Option<&str>,
+    ) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send {
+        let at = version
+            .map(|v| format!(" (version {v})"))
+            .unwrap_or_default();
+        let error = StoreError::Refused {
+            key: format!("s3://{bucket}/{key}{at}"),
             message: "an object in S3 needs the AWS backend (--backend aws); the embedded backend \
                       reads files and store: keys"
                 .into(),

@@ -36,4 +36,5 @@ pub fn register(registry: &mut Registry) {
     cloudwatch::register(registry);
     ec2_actions::register(registry);
     chaosaws_actions::register(registry);
+    ssm_command::register(registry);
 }

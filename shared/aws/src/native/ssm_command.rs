@@ -3,13 +3,17 @@
 //! command if the run is stopped while it waits (the documents also revert on their own).
 //!
 //! The result carries each invocation's status, exit code and output, for the journal.
+//!
+//! A command whose worker died is stopped by the worker that reverts the job: `register`
+//! offers `broker::broker::orphans`' stopper, which cancels every `ssm_command` on the dead
+//! owner's record and waits for its invocations to end before the rollbacks play.
 
 use super::clients::{failed, ssm};
 use super::ssm_send;
 use super::target_locks::{Held, LockSet};
 use aws_sdk_ssm::types::CommandInvocationStatus as S;
 use broker::providers::ActivityError;
-use broker::providers::registry::NativeCall;
+use broker::providers::registry::{NativeActivity, NativeCall, Param, Registry};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -81,13 +85,20 @@ impl Drop for InFlight {
     }
 }
 
-/// Cancel `id` and wait up to `STOP_WAIT` for its invocations to end.
-async fn stop(client: &aws_sdk_ssm::Client, id: &str, instance_ids: &[String]) {
+/// Cancel `id` and wait up to `STOP_WAIT` for its invocations to end. Returns the cancel's
+/// error, if any, and the instances on which the command had still not ended.
+async fn stop(
+    client: &aws_sdk_ssm::Client,
+    id: &str,
+    instance_ids: &[String],
+) -> (Option<String>, Vec<String>) {
+    let mut cancel_error = None;
     if let Err(e) = client.cancel_command().command_id(id).send().await {
+        let why = crate::sdk::explain("CancelCommand", id, "ssm:CancelCommand permission", &e);
         tracing::error!(
-            "could not cancel SSM command {id} (the document's scheduled revert still ends the fault): {}",
-            crate::sdk::explain("CancelCommand", id, "ssm:CancelCommand permission", &e)
+            "could not cancel SSM command {id} (the document's scheduled revert still ends the fault): {why}"
         );
+        cancel_error = Some(why);
     }
     let deadline = Instant::now() + STOP_WAIT;
     let mut pending = instance_ids.to_vec();
@@ -118,6 +129,85 @@ async fn stop(client: &aws_sdk_ssm::Client, id: &str, instance_ids: &[String]) {
             STOP_WAIT.as_secs()
         );
     }
+    (cancel_error, pending)
+}
+
+/// A command on a dead owner's record: its id, instances and region.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    pub command_id: String,
+    pub instance_ids: Vec<String>,
+    pub region: Option<String>,
+}
+
+/// The `ssm_command` records among `records`, each command once, in record order. Records of
+/// other kinds are not commands; one without a command id names nothing to cancel.
+pub fn recorded_commands(records: &[Value]) -> Vec<Recorded> {
+    let mut out: Vec<Recorded> = Vec::new();
+    for r in records {
+        if r["kind"] != "ssm_command" {
+            continue;
+        }
+        let Some(id) = r["command_id"].as_str().filter(|id| !id.is_empty()) else {
+            continue;
+        };
+        if out.iter().any(|c| c.command_id == id) {
+            continue;
+        }
+        out.push(Recorded {
+            command_id: id.to_string(),
+            instance_ids: r["instance_ids"]
+                .as_array()
+                .map(|ids| {
+                    ids.iter()
+                        .filter_map(|i| i.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            region: r["region"].as_str().map(str::to_string),
+        });
+    }
+    out
+}
+
+/// Offer the fleet's stopper (`broker::broker::orphans`): cancel every recorded command, wait
+/// for its invocations to end, and say so per command.
+pub fn register(registry: &mut Registry) {
+    use broker::broker::orphans::{FUNC, MODULE};
+    registry.register(
+        MODULE,
+        FUNC,
+        NativeActivity::new(vec![Param::required("records")], |call| async move {
+            let records = call.arguments["records"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            let mut stopped = Vec::new();
+            for command in recorded_commands(&records) {
+                let mut args = serde_json::Map::new();
+                if let Some(region) = &command.region {
+                    args.insert("region".into(), json!(region));
+                }
+                let client = ssm(&NativeCall {
+                    arguments: args,
+                    ..NativeCall::default()
+                })
+                .await;
+                tracing::warn!(
+                    "SSM command {} was on a dead worker's record: cancelling it before the rollbacks",
+                    command.command_id
+                );
+                let (cancel_error, still) =
+                    stop(&client, &command.command_id, &command.instance_ids).await;
+                stopped.push(json!({
+                    "command_id": command.command_id,
+                    "cancel": cancel_error.unwrap_or_else(|| "sent".into()),
+                    "not_ended_on": still,
+                }));
+            }
+            Ok(Value::Array(stopped))
+        }),
+    );
 }
 
 /// An invocation status SSM will not change any more.
@@ -174,6 +264,7 @@ pub async fn run(
         "document": command.document,
         "instance_ids": command.instance_ids,
         "parameters": command.parameters,
+        "region": super::clients::region(call),
     }));
     if let Err(e) = recorded.await {
         tracing::error!(
@@ -266,5 +357,40 @@ pub async fn run(
             command.document,
             failures.join("; ")
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_recorded_command_once_and_nothing_else() {
+        let records = [
+            json!({"kind": "targets", "chosen": ["i-1"]}),
+            json!({"kind": "locks", "targets": ["i-1"]}),
+            json!({"kind": "ssm_command", "command_id": "c-1", "instance_ids": ["i-1", "i-2"], "region": "eu-west-1"}),
+            json!({"kind": "ssm_command", "command_id": "c-2", "instance_ids": ["i-3"]}),
+            json!({"kind": "ssm_command", "command_id": "c-1", "instance_ids": ["i-1", "i-2"]}),
+            json!({"kind": "ssm_command", "command_id": ""}),
+            json!({"kind": "ssm_command"}),
+            json!({"kind": "orphans_stopped", "command_id": "c-9"}),
+        ];
+        assert_eq!(
+            recorded_commands(&records),
+            vec![
+                Recorded {
+                    command_id: "c-1".into(),
+                    instance_ids: vec!["i-1".into(), "i-2".into()],
+                    region: Some("eu-west-1".into()),
+                },
+                Recorded {
+                    command_id: "c-2".into(),
+                    instance_ids: vec!["i-3".into()],
+                    region: None,
+                },
+            ]
+        );
+        assert!(recorded_commands(&[]).is_empty());
     }
 }
