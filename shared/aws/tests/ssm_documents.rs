@@ -1565,8 +1565,10 @@ fn kill_run(case: &Case, name: &str, child: &mut Child) -> String {
     .expect("the sleeper's pid");
     kill_group(child);
     run("kill", &["-KILL", pid.trim()]);
+    let cmdline = format!("/proc/{}/cmdline", pid.trim());
     assert!(
-        poll(Duration::from_secs(2), || !running(&token)),
+        poll(Duration::from_secs(2), || std::fs::read(&cmdline)
+            .map_or(true, |c| c.is_empty())),
         "the sleeper is dead"
     );
     token
