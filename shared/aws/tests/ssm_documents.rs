@@ -6,8 +6,13 @@
 //!
 //! Network documents run inside a network namespace each test creates (and deletes, even when
 //! it fails); disk documents on a tmpfs the test mounts; process documents against processes
-//! the test starts. Nothing is mocked and nothing is skipped: a missing tool fails the test with
-//! the package to install (`scripts/test.sh` installs them on Debian).
+//! the test starts, the kill documents inside a PID namespace of the test's own (so that a kill
+//! by name reaches only its processes). Each test also gives the documents a persistent state
+//! directory and a host root (boot id, systemd and cron directories) of its own, so that a reboot
+//! can be simulated: the fault's processes are killed, the `/run` state wiped, the boot id changed,
+//! and the command of the installed boot entry run. Nothing is mocked and nothing is skipped: a
+//! missing tool fails the test with the package to install (`scripts/test.sh` installs them on
+//! Debian).
 //!
 //! Known gap: the kernel of the machine these tests were written on has no `sch_netem`, so
 //! `NetworkLatency` can only be checked to refuse cleanly there; where netem exists the test
