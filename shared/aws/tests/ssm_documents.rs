@@ -6,8 +6,13 @@
 //!
 //! Network documents run inside a network namespace each test creates (and deletes, even when
 //! it fails); disk documents on a tmpfs the test mounts; process documents against processes
-//! the test starts. Nothing is mocked and nothing is skipped: a missing tool fails the test with
-//! the package to install (`scripts/test.sh` installs them on Debian).
+//! the test starts, the kill documents inside a PID namespace of the test's own (so that a kill
+//! by name reaches only its processes). Each test also gives the documents a persistent state
+//! directory and a host root (boot id, systemd and cron directories) of its own, so that a reboot
+//! can be simulated: the fault's processes are killed, the `/run` state wiped, the boot id changed,
+//! and the command of the installed boot entry run. Nothing is mocked and nothing is skipped: a
+//! missing tool fails the test with the package to install (`scripts/test.sh` installs them on
+//! Debian).
 //!
 //! Known gap: the kernel of the machine these tests were written on has no `sch_netem`, so
 //! `NetworkLatency` can only be checked to refuse cleanly there; where netem exists the test
@@ -381,31 +386,94 @@ impl fmt::Display for Out {
     }
 }
 
-/// One test's state directory and scripts.
+/// The documents whose fault outlives a reboot: their state is on persistent storage.
+const PERSISTENT: &[&str] = &["DiskFill", "StressIO"];
+
+/// StressIO removes every work directory in /var/tmp no active run of its host owns; the
+/// tests' hosts share /var/tmp, so their StressIO runs take turns.
+static STRESS_IO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn stress_io_turn() -> std::sync::MutexGuard<'static, ()> {
+    STRESS_IO.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One test's state directories and scripts, and the host the documents see: a root of the
+/// test's own (`EXPERIMENT_BROKER_HOST_ROOT`) with the boot id and the directories systemd and
+/// cron read, so that the boot-time revert is installed there and a reboot can be simulated.
 struct Case {
     dir: tempfile::TempDir,
 }
 
 impl Case {
+    /// A host running systemd.
     fn new() -> Case {
-        require_root();
-        Case {
-            dir: tempfile::tempdir().unwrap(),
-        }
+        let case = Case::bare();
+        std::fs::create_dir_all(case.host().join("run/systemd/system")).unwrap();
+        case
     }
 
+    /// A host with neither systemd nor cron (only the boot id).
+    fn bare() -> Case {
+        require_root();
+        let case = Case {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let random = case.host().join("proc/sys/kernel/random");
+        std::fs::create_dir_all(&random).unwrap();
+        std::fs::copy("/proc/sys/kernel/random/boot_id", random.join("boot_id")).unwrap();
+        case
+    }
+
+    /// The volatile state directory (`/run/experiment-broker` on a host).
     fn state(&self) -> PathBuf {
         self.dir.path().join("state")
     }
 
+    /// The persistent state directory (`/var/lib/experiment-broker` on a host).
+    fn persistent(&self) -> PathBuf {
+        self.dir.path().join("persistent")
+    }
+
+    fn host(&self) -> PathBuf {
+        self.dir.path().join("host")
+    }
+
+    /// Where the document `name` keeps its marker, runs and log.
+    fn state_of(&self, name: &str) -> PathBuf {
+        if PERSISTENT.contains(&name) {
+            self.persistent()
+        } else {
+            self.state()
+        }
+    }
+
+    /// A reboot, as far as the documents can tell: every process of the fault is killed by
+    /// the caller; here the volatile state is wiped and the boot id changes.
+    fn reboot(&self) {
+        let _ = std::fs::remove_dir_all(self.state());
+        std::fs::write(
+            self.host().join("proc/sys/kernel/random/boot_id"),
+            format!("{:032x}\n", u128::from(unique()) + 1),
+        )
+        .unwrap();
+    }
+
     /// The document, ready to run in its own process group (in `ns` when given).
     fn command(&self, name: &str, values: &[(&str, &str)], ns: Option<&Netns>) -> Command {
+        match ns {
+            Some(ns) => self.command_in(name, values, &["ip", "netns", "exec", &ns.name]),
+            None => self.command_in(name, values, &[]),
+        }
+    }
+
+    /// The document run by `sh`, behind `prefix` (a program that runs its arguments elsewhere).
+    fn command_in(&self, name: &str, values: &[(&str, &str)], prefix: &[&str]) -> Command {
         let path = self.dir.path().join(format!("{name}-{}.sh", unique()));
         std::fs::write(&path, script(name, values)).unwrap();
-        let mut command = match ns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &ns.name, "sh"]);
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg("sh");
                 c
             }
             None => Command::new("sh"),
@@ -413,6 +481,8 @@ impl Case {
         command
             .arg(&path)
             .env("EXPERIMENT_BROKER_STATE_DIR", self.state())
+            .env("EXPERIMENT_BROKER_PERSISTENT_DIR", self.persistent())
+            .env("EXPERIMENT_BROKER_HOST_ROOT", self.host())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -430,29 +500,38 @@ impl Case {
 
     /// The run token of the active fault of `name`, if any.
     fn active(&self, name: &str) -> Option<String> {
-        std::fs::read_to_string(self.state().join(format!("{name}.active")))
+        std::fs::read_to_string(self.state_of(name).join(format!("{name}.active")))
             .ok()
             .map(|t| t.trim().to_string())
             .filter(|t| !t.is_empty())
     }
 
-    /// The run directories and markers left in the state directory.
+    /// The run directories, markers and boot-time revert left in the state directories.
     fn leftovers(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.state()) else {
-            return Vec::new();
-        };
-        entries
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| !n.ends_with(".log") && !n.ends_with(".lock"))
+        self.leftover_paths()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    fn leftover_paths(&self) -> Vec<PathBuf> {
+        [self.state(), self.persistent()]
+            .iter()
+            .filter_map(|dir| std::fs::read_dir(dir).ok())
+            .flatten()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                !n.ends_with(".log") && !n.ends_with(".lock")
+            })
             .collect()
     }
 
     /// The state directory's log and files, to explain a failure.
     fn report(&self, name: &str) -> String {
         let mut text = format!("log:\n{}", self.log(name));
-        for entry in self.leftovers() {
-            let path = self.state().join(&entry);
-            text += &format!("\n{entry}");
+        for path in self.leftover_paths() {
+            text += &format!("\n{}", path.display());
             if path.is_dir() {
                 for file in std::fs::read_dir(&path).unwrap() {
                     let file = file.unwrap().path();
@@ -465,7 +544,7 @@ impl Case {
     }
 
     fn log(&self, name: &str) -> String {
-        std::fs::read_to_string(self.state().join(format!("{name}.log"))).unwrap_or_default()
+        std::fs::read_to_string(self.state_of(name).join(format!("{name}.log"))).unwrap_or_default()
     }
 }
 
@@ -1161,7 +1240,7 @@ fn stress(name: &str, values: &[(&str, &str)]) -> (Case, String) {
         let Some(token) = case.active(name) else {
             return false;
         };
-        let file = case.state().join(format!("{name}.{token}/session"));
+        let file = case.state_of(name).join(format!("{name}.{token}/session"));
         session = std::fs::read_to_string(file)
             .unwrap_or_default()
             .trim()
@@ -1196,6 +1275,7 @@ fn stress_memory_runs_stress_ng_for_the_duration() {
 
 #[test]
 fn stress_io_runs_stress_ng_in_a_directory_it_deletes() {
+    let _turn = stress_io_turn();
     let (_case, stdout) = stress(
         "StressIO",
         &[("duration", "2"), ("workers", "1"), ("percent", "1")],
@@ -1432,4 +1512,500 @@ fn kill_process_by_name_keeps_killing_restarts_for_the_duration() {
         !out.succeeded() && out.stderr.contains("no process named"),
         "{out}"
     );
+}
+
+// ---------------------------------------------------------------- reboots
+
+const UNIT: &str = "etc/systemd/system/experiment-broker-boot-revert.service";
+const WANTS: &str =
+    "etc/systemd/system/multi-user.target.wants/experiment-broker-boot-revert.service";
+const CRON: &str = "etc/cron.d/experiment-broker-boot-revert";
+
+/// The command a boot entry (the unit's `ExecStart=`, or the `@reboot` cron line) runs.
+fn boot_command(case: &Case) -> Vec<String> {
+    let unit = std::fs::read_to_string(case.host().join(UNIT));
+    let cron = std::fs::read_to_string(case.host().join(CRON));
+    let line = match (unit, cron) {
+        (Ok(unit), _) => unit
+            .lines()
+            .find_map(|l| l.strip_prefix("ExecStart="))
+            .expect("the unit has an ExecStart")
+            .to_string(),
+        (_, Ok(cron)) => cron
+            .lines()
+            .find_map(|l| l.strip_prefix("@reboot root "))
+            .expect("the cron entry runs at reboot as root")
+            .to_string(),
+        _ => panic!("no boot entry is installed: {}", case.report("DiskFill")),
+    };
+    line.split_whitespace().map(str::to_string).collect()
+}
+
+/// Run the boot-time revert the way init runs it: the command of its boot entry, with an
+/// environment of nothing but PATH and the test's host root.
+fn run_boot_revert(case: &Case) -> Out {
+    let command = boot_command(case);
+    let child = Command::new(&command[0])
+        .args(&command[1..])
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the boot-time revert");
+    finish(child)
+}
+
+/// SIGKILL the command (its whole group) and the run's sleeper: what a reboot does to them.
+fn kill_run(case: &Case, name: &str, child: &mut Child) -> String {
+    let token = case.active(name).expect("the marker");
+    let pid = std::fs::read_to_string(
+        case.state_of(name)
+            .join(format!("{name}.{token}/sleeper.pid")),
+    )
+    .expect("the sleeper's pid");
+    kill_group(child);
+    run("kill", &["-KILL", pid.trim()]);
+    let cmdline = format!("/proc/{}/cmdline", pid.trim());
+    assert!(
+        poll(Duration::from_secs(2), || std::fs::read(&cmdline)
+            .map_or(true, |c| c.is_empty())),
+        "the sleeper is dead"
+    );
+    token
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+const DISK_TOOLS: &[(&str, &str)] = &[
+    ("mount", "mount"),
+    ("umount", "mount"),
+    ("df", "coreutils"),
+    ("fallocate", "util-linux"),
+    ("setsid", "util-linux"),
+    ("flock", "util-linux"),
+];
+
+#[test]
+fn a_disk_fill_interrupted_by_a_reboot_is_reverted_at_boot_and_the_boot_hook_then_removes_itself() {
+    let _turn = stress_io_turn();
+    require(DISK_TOOLS);
+    require(STRESS_TOOLS);
+    let case = Case::new();
+    let fs = Tmpfs::new("16m");
+    let path = fs.path().to_str().unwrap().to_string();
+    let mut child = case.spawn(
+        "DiskFill",
+        &[("duration", "120"), ("percent", "60"), ("path", &path)],
+        None,
+    );
+    until(&mut child, "60 % used", Duration::from_secs(10), || {
+        fs.used_percent() >= 60
+    });
+    // installed and enabled before the injection
+    let unit = std::fs::read_to_string(case.host().join(UNIT)).expect("the systemd unit");
+    assert!(unit.contains("WantedBy=multi-user.target"), "{unit}");
+    assert_eq!(
+        std::fs::canonicalize(case.host().join(WANTS)).unwrap(),
+        std::fs::canonicalize(case.host().join(UNIT)).unwrap(),
+        "the unit is enabled"
+    );
+    assert!(case.persistent().join("boot-revert.sh").is_file());
+
+    let token = kill_run(&case, "DiskFill", &mut child);
+    case.reboot();
+    assert!(fs.used_percent() >= 60, "nothing has reverted the fill yet");
+
+    // after the reboot, before the boot hook runs, a fault of this boot starts
+    let mut stress = case.spawn(
+        "StressIO",
+        &[("duration", "4"), ("workers", "1"), ("percent", "1")],
+        None,
+    );
+    until(
+        &mut stress,
+        "StressIO's marker",
+        Duration::from_secs(10),
+        || case.active("StressIO").is_some(),
+    );
+    let stress_token = case.active("StressIO").unwrap();
+
+    let out = run_boot_revert(&case);
+    assert!(out.succeeded(), "{out}");
+    assert_eq!(
+        files_in(fs.path()),
+        Vec::<String>::new(),
+        "the ballast is gone"
+    );
+    assert!(fs.used_percent() < 5);
+    assert!(
+        case.active("DiskFill").is_none(),
+        "{}",
+        case.report("DiskFill")
+    );
+    assert!(
+        case.log("DiskFill")
+            .contains(&format!("{token} reverted by boot")),
+        "{}",
+        case.log("DiskFill")
+    );
+    // the fault of this boot is not the boot hook's: it goes on, and the hook stays for it
+    assert_eq!(case.active("StressIO"), Some(stress_token));
+    assert!(case.host().join(UNIT).exists() && case.host().join(WANTS).exists());
+
+    let out = finish(stress);
+    assert!(out.succeeded(), "{out}");
+    assert!(
+        !case.host().join(UNIT).exists() && !case.host().join(WANTS).exists(),
+        "nothing is left to revert: the unit is removed"
+    );
+    assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
+}
+
+#[test]
+fn a_stress_io_interrupted_by_a_reboot_is_reverted_at_boot_by_cron_without_systemd() {
+    let _turn = stress_io_turn();
+    require(STRESS_TOOLS);
+    let case = Case::bare();
+    std::fs::create_dir_all(case.host().join("etc/cron.d")).unwrap();
+    std::fs::create_dir_all(case.host().join("usr/sbin")).unwrap();
+    let cron = case.host().join("usr/sbin/cron");
+    std::fs::write(&cron, "").unwrap();
+    std::fs::set_permissions(&cron, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut child = case.spawn(
+        "StressIO",
+        &[("duration", "120"), ("workers", "1"), ("percent", "1")],
+        None,
+    );
+    let mut session = String::new();
+    until(&mut child, "stress-ng", Duration::from_secs(10), || {
+        let Some(token) = case.active("StressIO") else {
+            return false;
+        };
+        let file = case
+            .state_of("StressIO")
+            .join(format!("StressIO.{token}/session"));
+        session = std::fs::read_to_string(file)
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        !session.is_empty() && pgrep_session(&session)
+    });
+    assert!(!case.host().join(UNIT).exists(), "no systemd: no unit");
+    let entry = std::fs::read_to_string(case.host().join(CRON)).expect("the cron entry");
+    assert!(entry.contains("@reboot root "), "{entry}");
+    let token = kill_run(&case, "StressIO", &mut child);
+    run("pkill", &["-KILL", "-s", &session]);
+    assert!(poll(Duration::from_secs(5), || !pgrep_session(&session)));
+    case.reboot();
+    let dir = format!("/var/tmp/experiment-broker-stressio-{token}");
+    assert!(
+        Path::new(&dir).exists(),
+        "the work directory outlived the reboot"
+    );
+
+    let out = run_boot_revert(&case);
+    assert!(out.succeeded(), "{out}");
+    assert!(!Path::new(&dir).exists(), "the work directory is gone");
+    assert!(case.log("StressIO").contains("reverted by boot"));
+    assert!(
+        !case.host().join(CRON).exists(),
+        "the cron entry is removed"
+    );
+    assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
+}
+
+#[test]
+fn a_fault_that_outlives_a_reboot_is_refused_where_no_boot_time_revert_can_be_installed() {
+    require(DISK_TOOLS);
+    let case = Case::bare();
+    let fs = Tmpfs::new("16m");
+    let out = case.run(
+        "DiskFill",
+        &[
+            ("duration", "5"),
+            ("percent", "60"),
+            ("path", fs.path().to_str().unwrap()),
+        ],
+        None,
+    );
+    assert!(!out.succeeded(), "{out}");
+    assert!(
+        out.stderr.contains("neither systemd nor a cron daemon"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("nothing was injected"), "{out}");
+    assert_eq!(files_in(fs.path()), Vec::<String>::new());
+    assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
+}
+
+#[test]
+fn a_run_first_reverts_an_interrupted_run_of_its_kind_and_removes_stale_ballast() {
+    let _turn = stress_io_turn();
+    require(DISK_TOOLS);
+    require(STRESS_TOOLS);
+    let case = Case::new();
+    let fs = Tmpfs::new("16m");
+    let path = fs.path().to_str().unwrap().to_string();
+    let mut child = case.spawn(
+        "DiskFill",
+        &[("duration", "120"), ("percent", "40"), ("path", &path)],
+        None,
+    );
+    until(&mut child, "40 % used", Duration::from_secs(10), || {
+        fs.used_percent() >= 40
+    });
+    // its command and sleeper die (no reboot: the marker stays, on this boot)
+    let token = kill_run(&case, "DiskFill", &mut child);
+    // ballast an earlier version left with its record in /run, and files that are not ballast
+    for (name, size) in [
+        ("experiment-broker-diskfill-0123456789ab", "2M"),
+        ("experiment-broker-diskfill-keep", "1M"),
+        ("keep", "1M"),
+    ] {
+        run(
+            "fallocate",
+            &["-l", size, fs.path().join(name).to_str().unwrap()],
+        );
+    }
+    let out = case.run(
+        "DiskFill",
+        &[("duration", "1"), ("percent", "60"), ("path", &path)],
+        None,
+    );
+    assert!(out.succeeded(), "{out}");
+    assert!(
+        out.stdout.contains(&format!("run {token} was interrupted")),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("experiment-broker-diskfill-0123456789ab, left by an earlier run"),
+        "{out}"
+    );
+    assert!(
+        case.log("DiskFill")
+            .contains(&format!("{token} reverted by stale"))
+    );
+    assert_eq!(
+        files_in(fs.path()),
+        ["experiment-broker-diskfill-keep", "keep"],
+        "only what is not this document's ballast is left"
+    );
+    assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
+
+    // a live run is not stale: the next one is refused and changes nothing
+    let mut live = case.spawn(
+        "DiskFill",
+        &[("duration", "3"), ("percent", "40"), ("path", &path)],
+        None,
+    );
+    until(&mut live, "40 % used", Duration::from_secs(10), || {
+        fs.used_percent() >= 40
+    });
+    let second = case.run(
+        "DiskFill",
+        &[("duration", "1"), ("percent", "90"), ("path", &path)],
+        None,
+    );
+    assert!(
+        !second.succeeded() && second.stderr.contains("refusing to stack"),
+        "{second}"
+    );
+    assert_eq!(files_in(fs.path()).len(), 3, "the live run's file stays");
+    let out = finish(live);
+    assert!(out.succeeded(), "{out}");
+
+    // StressIO: a work directory no run owns
+    let stale = Path::new("/var/tmp").join(format!(
+        "experiment-broker-stressio-{:012x}",
+        0xeb00 + unique()
+    ));
+    std::fs::create_dir_all(stale.join("sub")).unwrap();
+    let (_case, stdout) = stress(
+        "StressIO",
+        &[("duration", "1"), ("workers", "1"), ("percent", "1")],
+    );
+    assert!(!stale.exists(), "{stdout}");
+}
+
+#[test]
+fn the_boot_time_revert_is_the_same_in_every_document_that_outlives_a_reboot() {
+    let part = |name: &str| {
+        let text = script_text(name);
+        let start = text
+            .find("# The boot-time revert, the same")
+            .expect("the boot-time revert");
+        let end = text
+            .find("if ! install_boot_revert")
+            .expect("its installation");
+        text[start..end].to_string()
+    };
+    assert_eq!(part("DiskFill"), part("StressIO"));
+}
+
+// ---------------------------------------------------------------- kills spare the broker
+
+/// A PID namespace with its own /proc, so that a kill by name reaches only the processes the
+/// test starts in it (never the machine's other `bash` or `sleep`). Its init reaps orphans;
+/// dropping it kills every process in it.
+struct Pidns {
+    holder: Child,
+    init: String,
+}
+
+const REAPER: &str = "import os, time
+while True:
+    try:
+        os.wait()
+    except ChildProcessError:
+        time.sleep(0.1)
+";
+
+impl Pidns {
+    fn new() -> Pidns {
+        let holder = Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "python3", "-c", REAPER])
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("unshare");
+        let children = format!("/proc/{0}/task/{0}/children", holder.id());
+        let mut init = String::new();
+        assert!(
+            poll(Duration::from_secs(5), || {
+                init = std::fs::read_to_string(&children)
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string();
+                !init.is_empty()
+            }),
+            "the namespace's init did not start"
+        );
+        Pidns { holder, init }
+    }
+
+    /// `nsenter` into the namespace (and its /proc).
+    fn prefix(&self) -> [&str; 5] {
+        ["nsenter", "-t", &self.init, "-p", "-m"]
+    }
+
+    fn spawn(&self, args: &[&str]) -> Child {
+        Command::new("nsenter")
+            .args(["-t", &self.init, "-p", "-m"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("nsenter")
+    }
+}
+
+impl Drop for Pidns {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-KILL", &self.init]).status();
+        let _ = self.holder.wait();
+    }
+}
+
+#[test]
+fn the_kill_documents_spare_every_process_of_another_fault_and_its_revert() {
+    require(STRESS_TOOLS);
+    require(&[
+        ("unshare", "util-linux"),
+        ("nsenter", "util-linux"),
+        ("python3", "python3"),
+    ]);
+    let case = Case::new();
+    let ns = Pidns::new();
+    // another fault: its command and sleeper are `bash`, and both run `sleep`
+    let mut fault = case
+        .command_in(
+            "StressCPU",
+            &[("duration", "8"), ("workers", "1"), ("load", "10")],
+            &ns.prefix(),
+        )
+        .spawn()
+        .expect("nsenter");
+    until(
+        &mut fault,
+        "StressCPU's sleeper",
+        Duration::from_secs(10),
+        || {
+            case.active("StressCPU").is_some_and(|token| {
+                case.state()
+                    .join(format!("StressCPU.{token}/sleeper.pid"))
+                    .exists()
+            })
+        },
+    );
+    let token = case.active("StressCPU").unwrap();
+    // processes of the same names that are no fault's
+    let mut bash = ns.spawn(&["bash", "-c", "sleep 300; exit 0"]);
+    let mut sleep_ = ns.spawn(&["sleep", "300"]);
+    sleep(Duration::from_millis(300));
+
+    for (name, victim) in [("bash", &mut bash), ("sleep", &mut sleep_)] {
+        let out = finish(
+            case.command_in(
+                "KillProcessByName",
+                &[("duration", "1"), ("name", name)],
+                &ns.prefix(),
+            )
+            .spawn()
+            .unwrap(),
+        );
+        assert!(out.succeeded(), "{out}");
+        assert!(out.stdout.contains("spared process"), "{out}");
+        assert!(
+            wait_exit(victim, Duration::from_secs(2)).is_some(),
+            "the {name} that is no fault's is killed:\n{out}"
+        );
+        assert!(
+            running(&token),
+            "the other fault's sleeper survives {name}:\n{out}"
+        );
+        assert!(
+            fault.try_wait().unwrap().is_none(),
+            "the other fault's command survives {name}:\n{out}"
+        );
+    }
+
+    // KillProcess refuses the sleeper's pid (as the namespace numbers it)
+    let sleeper =
+        std::fs::read_to_string(case.state().join(format!("StressCPU.{token}/sleeper.pid")))
+            .unwrap();
+    let out = finish(
+        case.command_in(
+            "KillProcess",
+            &[("duration", "1"), ("pid", sleeper.trim())],
+            &ns.prefix(),
+        )
+        .spawn()
+        .unwrap(),
+    );
+    assert!(
+        !out.succeeded() && out.stderr.contains("belongs to an Experiment Broker fault"),
+        "{out}"
+    );
+    assert!(running(&token));
+
+    let out = finish(fault);
+    assert!(out.succeeded(), "{out}");
+    assert!(
+        case.log("StressCPU").contains("reverted by foreground"),
+        "{}",
+        case.log("StressCPU")
+    );
+    assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
 }
