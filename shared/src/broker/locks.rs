@@ -20,6 +20,24 @@ use crate::ports::{ObjectStore, StoreError};
 use serde_json::{Map, Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Why locks could not be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LockError {
+    /// Another fault holds `target`: a guard rail's refusal, not a store failure.
+    #[error("{message}")]
+    Held { target: String, message: String },
+    /// The store could not be read or written.
+    #[error("{0}")]
+    Store(String),
+}
+
+impl LockError {
+    /// Whether `text` is in the message (tests and callers that only look).
+    pub fn contains(&self, text: &str) -> bool {
+        self.to_string().contains(text)
+    }
+}
+
 /// What to do when a target is locked by someone else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OnConflict {
@@ -127,7 +145,7 @@ pub async fn acquire<S: ObjectStore>(
     activity: &str,
     ttl: Duration,
     on_conflict: OnConflict,
-) -> Result<(), String> {
+) -> Result<(), LockError> {
     let mut sorted = targets.to_vec();
     sorted.sort();
     sorted.dedup();
@@ -175,18 +193,18 @@ async fn take<S: ObjectStore>(
     store: &S,
     lock: &Lock<'_>,
     deadline: Option<std::time::Instant>,
-) -> Result<(), String> {
+) -> Result<(), LockError> {
     let k = key(lock.target);
     loop {
         match store.put_if_absent(&k, &lock.body()).await {
             Ok(()) => return Ok(()),
             Err(StoreError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(format!("taking the lock {k}: {e}")),
+            Err(e) => return Err(LockError::Store(format!("taking the lock {k}: {e}"))),
         }
         let existing: Option<(Vec<u8>, Version)> = store
             .get_versioned(&k)
             .await
-            .map_err(|e| format!("reading the lock {k}: {e}"))?;
+            .map_err(|e| LockError::Store(format!("reading the lock {k}: {e}")))?;
         match next(existing.as_ref().map(|(b, _)| &b[..]), lock.owner, now()) {
             Next::Create => {}
             Next::Ours => return Ok(()),
@@ -200,7 +218,9 @@ async fn take<S: ObjectStore>(
                     // changed since read: another taker won, or our own write landed before a
                     // retry; the next round reads whose it is
                     Err(StoreError::VersionMismatch { .. }) => {}
-                    Err(e) => return Err(format!("taking over the lock {k}: {e}")),
+                    Err(e) => {
+                        return Err(LockError::Store(format!("taking over the lock {k}: {e}")));
+                    }
                 }
             }
             Next::Held(by) => match deadline {
@@ -208,15 +228,18 @@ async fn take<S: ObjectStore>(
                     tokio::time::sleep(Duration::from_secs(2)).await;
                 }
                 _ => {
-                    return Err(format!(
-                        "target {} is locked by {by}: another fault is acting on it{}",
-                        lock.target,
-                        if deadline.is_some() {
-                            " (waited as long as locks.wait_seconds allows)"
-                        } else {
-                            "; set locks: {on_conflict: wait} to wait for it"
-                        }
-                    ));
+                    return Err(LockError::Held {
+                        target: lock.target.to_string(),
+                        message: format!(
+                            "target {} is locked by {by}: another fault is acting on it{}",
+                            lock.target,
+                            if deadline.is_some() {
+                                " (waited as long as locks.wait_seconds allows)"
+                            } else {
+                                "; set locks: {on_conflict: wait} to wait for it"
+                            }
+                        ),
+                    });
                 }
             },
         }

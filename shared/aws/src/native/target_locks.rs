@@ -58,7 +58,12 @@ pub async fn lock(
     );
     locks::acquire(store(), targets, &owner, &call.activity, ttl, on_conflict)
         .await
-        .map_err(ActivityError::Failed)?;
+        .map_err(|e| match e {
+            locks::LockError::Held { target, message } => ActivityError::Refused(
+                broker::providers::Refusal::new("target_locked", message).on(target),
+            ),
+            locks::LockError::Store(message) => ActivityError::Failed(message),
+        })?;
     let held = Held(Some(Arc::new(LockSet {
         targets: targets.to_vec(),
         owner: owner.clone(),
