@@ -14,7 +14,7 @@
 
 use super::problem::Problem;
 use crate::model::{Activity, ActivityKind, Experiment, Provider, Step, Tolerance};
-use crate::providers::{ALLOW_UNGUARDED_PYTHON, is_guarded_module};
+use crate::providers::{ALLOW_UNGUARDED_PYTHON, is_guarded_module, is_internal_module};
 use serde_json::Value;
 
 /// Where an activity sits, as far as faults are concerned.
@@ -121,6 +121,19 @@ pub fn problems(
                 )
                 .expected("a fault only as an action of the method or the rollbacks"),
             );
+        }
+        if is_internal_module(&p.module) {
+            problems.push(
+                Problem::new(
+                    format!("{field}.provider.module"),
+                    format!(
+                        "`{}` is the broker's own module: an experiment cannot call it",
+                        p.module
+                    ),
+                )
+                .expected("a module of a fault library or an extension"),
+            );
+            continue;
         }
         if is_guarded_module(&p.module) && !is_native(activity) && !allow_unguarded {
             problems.push(
@@ -277,6 +290,21 @@ mod tests {
                 "method[2].provider.func"
             ]
         );
+    }
+
+    #[test]
+    fn the_brokers_own_activities_cannot_be_called_by_an_experiment() {
+        let doc = json!({"title": "t", "description": "d", "method": [
+            {"type": "action", "name": "a", "provider": {"type": "python",
+             "module": "experiment_broker.redelivery", "func": "stop_recorded"}}]});
+        let e = experiment(doc);
+        let found: Vec<String> = problems(&e, |_| false, |_| true)
+            .into_iter()
+            .map(|p| p.field)
+            .collect();
+        assert_eq!(found, vec!["method[0].provider.module"]);
+        assert!(is_internal_module("experiment_broker"));
+        assert!(!is_internal_module("experiment_brokers.x"));
     }
 
     #[test]

@@ -87,6 +87,18 @@ pub fn is_guarded_module(module: &str) -> bool {
     })
 }
 
+/// The broker's own native activities (the redelivery stopper): called by the fleet, never by
+/// an experiment, which would otherwise be able to cancel commands with the worker's rights.
+pub const INTERNAL_MODULE: &str = "experiment_broker";
+
+/// Whether `module` is the broker's own (`experiment_broker`, `experiment_broker.*`).
+pub fn is_internal_module(module: &str) -> bool {
+    module == INTERNAL_MODULE
+        || module
+            .strip_prefix(INTERNAL_MODULE)
+            .is_some_and(|rest| rest.starts_with('.'))
+}
+
 /// The extension key that lets a guarded module fall back to Python.
 pub const ALLOW_UNGUARDED_PYTHON: &str = "allow_unguarded_python";
 
@@ -151,6 +163,15 @@ impl Providers {
                         _ => p.arguments.clone(),
                     }
                 };
+                if is_internal_module(&p.module) {
+                    return Err(ActivityError::Refused(Refusal::new(
+                        "internal",
+                        format!(
+                            "`{}` is the broker's own and cannot be called by an experiment",
+                            p.key()
+                        ),
+                    )));
+                }
                 if let Some(native) = self.registry.get(&p.module, &p.func) {
                     if native.fault && !context.may_act {
                         return Err(ActivityError::Refused(Refusal::new(
