@@ -469,12 +469,12 @@ fn python_without_interpreter_or_native_activity_is_a_clear_error() {
     let sb = Sandbox::new();
     let e = exp(
         json!([{"type": "action", "name": "stress", "provider": {"type": "python",
-        "module": "experimentvr.ec2.actions", "func": "not_a_fault", "arguments": {}}}]),
+        "module": "mycompany.chaos.actions", "func": "not_a_fault", "arguments": {}}}]),
     );
     let (out, err) = validate_without_python(&sb, &e);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        err.contains("method[0].provider") && err.contains("experimentvr.ec2.actions.not_a_fault"),
+        err.contains("method[0].provider") && err.contains("mycompany.chaos.actions.not_a_fault"),
         "{err}"
     );
     assert!(
