@@ -207,7 +207,7 @@ method:
     let out = sb.validate(&path, &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);
     let expected = [
-        "faults.yaml:5:5: configuration.dyn: `chaosaws.ec2.actions.stop_instances` is a fault and cannot run as a dynamic-configuration probe",
+        "faults.yaml:4:3: configuration.dyn: `chaosaws.ec2.actions.stop_instances` is a fault and cannot run as a dynamic-configuration probe",
         "faults.yaml:11:7: steady-state-hypothesis.probes[0]: `experimentvr.ec2.actions.stress_memory` is a fault and cannot run as a steady-state probe",
         "faults.yaml:20:5: method[0].type: `chaosaws.ec2.actions.terminate_instances` is a fault and cannot run as a probe",
         "method[1].provider.func: `chaosaws.rds.actions.reboot_db_instance` has no native implementation",
