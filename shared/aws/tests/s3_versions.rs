@@ -33,11 +33,11 @@ fn experiment(out: &Path, word: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-#[tokio::test]
-async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
+/// A new bucket on the emulator with versioning on, and a client for it.
+async fn versioned_bucket(name: &str) -> (aws_sdk_s3::Client, String) {
     let sdk = broker_aws::sdk::emulator(&endpoint()).await;
     let client = broker_aws::sdk::s3_client(&sdk);
-    let bucket = format!("versions-{}", std::process::id());
+    let bucket = format!("{name}-{}", std::process::id());
     provision::bucket(&sdk, &bucket).await.unwrap();
     client
         .put_bucket_versioning()
@@ -50,6 +50,12 @@ async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
         .send()
         .await
         .unwrap();
+    (client, bucket)
+}
+
+#[tokio::test]
+async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
+    let (client, bucket) = versioned_bucket("versions").await;
     let store = S3Store::new(client, bucket.clone());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ran");
@@ -144,21 +150,7 @@ async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
 
 #[tokio::test]
 async fn a_pinned_version_that_is_gone_reads_as_missing() {
-    let sdk = broker_aws::sdk::emulator(&endpoint()).await;
-    let client = broker_aws::sdk::s3_client(&sdk);
-    let bucket = format!("versions-gone-{}", std::process::id());
-    provision::bucket(&sdk, &bucket).await.unwrap();
-    client
-        .put_bucket_versioning()
-        .bucket(&bucket)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .unwrap();
+    let (client, bucket) = versioned_bucket("versions-gone").await;
     let store = S3Store::new(client.clone(), bucket.clone());
     store.put("e.json", b"{}").await.unwrap();
     let (_, version) = store
