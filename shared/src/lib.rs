@@ -35,6 +35,7 @@ pub mod broker;
 pub mod cleanup;
 pub mod config;
 pub mod contract;
+pub mod durable;
 pub mod engine;
 pub mod ids;
 pub mod load;

@@ -103,6 +103,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
 
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
     broker_aws::native::safety::configure(args.faults.settings().map_err(anyhow::Error::msg)?);
+    check_journal_path(&args.journal_path)?;
     let vars = match load_vars(&args.vars) {
         Ok(v) => v,
         Err(p) => {
@@ -285,14 +286,23 @@ fn print_plan(journal: &broker::Journal) {
     }
 }
 
-/// Write atomically: a reader never sees half a journal.
+/// Write durably (`broker::durable`): a reader never sees half a journal, and after a crash
+/// the file is the old journal or the new one.
 fn write_journal(path: &Path, journal: &broker::Journal) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(journal).context("serialising the journal")?;
-    let tmp = path.with_extension("json.tmp");
-    std::fs::write(&tmp, text + "\n")
-        .with_context(|| format!("writing the journal to {}", tmp.display()))?;
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("moving the journal into place at {}", path.display()))?;
+    broker::durable::write_atomically(path, (text + "\n").as_bytes())
+        .with_context(|| format!("writing the journal to {}", path.display()))?;
     tracing::info!("journal written to {}", path.display());
     Ok(())
+}
+
+/// Before the run: a journal that cannot be written would leave faults injected with nothing on
+/// record, so the run does not start.
+fn check_journal_path(path: &Path) -> anyhow::Result<()> {
+    broker::durable::check_writable(path).with_context(|| {
+        format!(
+            "cannot write the journal to {} (its directory must exist and be writable); the experiment was not run",
+            path.display()
+        )
+    })
 }

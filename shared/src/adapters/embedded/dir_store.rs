@@ -3,7 +3,9 @@
 //! `put` writes a temporary file and renames it over the key (readers see the old or the new
 //! object, never half of one); `put_if_absent` writes a temporary file and hard-links it to the
 //! key, which the file system refuses atomically when the key exists, so exactly one of any
-//! number of concurrent creators wins, across processes.
+//! number of concurrent creators wins, across processes. Temporary files are created
+//! exclusively and fsynced, and the directory is fsynced after the rename or link
+//! (`crate::durable`), so a crash leaves each object whole: old or new.
 //!
 //! Versioned writes (compare-and-swap) must be atomic across the processes sharing the
 //! directory. Every write that replaces or removes an existing object (`put`, `replace_if`,
@@ -121,13 +123,17 @@ async fn blocking<T: Send + 'static>(
         })?
 }
 
-/// Write `bytes` to a fresh temporary file beside `path`.
+/// Write `bytes` to a fresh, fsynced temporary file beside `path`, created exclusively (never
+/// through a symlink); see `crate::durable`.
 fn write_temp(path: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".tmp-{}", super::db::random_id()));
-    std::fs::write(&tmp, bytes)?;
-    Ok(tmp)
+    crate::durable::write_temp(dir, bytes)
+}
+
+/// Make a rename or link into `path`'s directory durable.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    crate::durable::sync_dir(path.parent().unwrap_or(Path::new(".")))
 }
 
 impl ObjectStore for DirStore {
@@ -149,7 +155,8 @@ impl ObjectStore for DirStore {
             renamed.map_err(|e| {
                 let _ = std::fs::remove_file(&tmp);
                 backend(&owned, "renaming into place", e)
-            })
+            })?;
+            sync_parent(&path).map_err(|e| backend(&owned, "syncing the directory", e))
         })
         .await
     }
@@ -162,7 +169,9 @@ impl ObjectStore for DirStore {
             let linked = std::fs::hard_link(&tmp, &path);
             let _ = std::fs::remove_file(&tmp);
             match linked {
-                Ok(()) => Ok(()),
+                Ok(()) => {
+                    sync_parent(&path).map_err(|e| backend(&owned, "syncing the directory", e))
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     Err(StoreError::AlreadyExists { key: owned })
                 }
@@ -216,6 +225,7 @@ impl ObjectStore for DirStore {
                 let _ = std::fs::remove_file(&tmp);
                 backend(&owned, "renaming into place", e)
             })?;
+            sync_parent(&path).map_err(|e| backend(&owned, "syncing the directory", e))?;
             Ok(version_of(&bytes))
         })
         .await
@@ -260,7 +270,7 @@ impl ObjectStore for DirStore {
                     let path = entry.path();
                     let name = entry.file_name();
                     let name = name.to_string_lossy();
-                    if name.starts_with(".tmp-") || name == DIR_LOCK {
+                    if name.starts_with(crate::durable::TEMP_PREFIX) || name == DIR_LOCK {
                         continue;
                     }
                     if path.is_dir() {
