@@ -7,6 +7,7 @@
 pub mod activity;
 pub mod hypothesis;
 pub mod run;
+pub mod shellquote;
 pub mod strategy;
 pub mod substitute;
 pub mod tolerance;

@@ -18,6 +18,7 @@ use crate::providers::registry::Recorder;
 use crate::providers::{CallContext, Providers, Refusal};
 use crate::redact::Redactor;
 use serde_json::{Map, Value, json};
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -82,7 +83,7 @@ pub async fn run_experiment(
     let secrets = resolve_secrets(&experiment.secrets, vars).map_err(Problems)?;
     let redactor = Arc::new(Redactor::new(secret_values(&secrets)));
     let early_records = Arc::new(Mutex::new(Vec::new()));
-    let configuration = dynamic_configuration(
+    let (configuration, dynamic) = dynamic_configuration(
         &experiment,
         configuration,
         &secrets,
@@ -102,7 +103,7 @@ pub async fn run_experiment(
             experiment.controls.len()
         );
     }
-    let scope = Arc::new(Scope::new(configuration, secrets));
+    let scope = Arc::new(Scope::new(configuration, secrets).with_dynamic(dynamic));
 
     let hypothesis_strategy = resolve(
         options.hypothesis_strategy,
@@ -397,6 +398,7 @@ fn take(records: &Mutex<Vec<Value>>) -> Vec<Value> {
 /// key undefined, as in the reference. An entry given by `--var`/`--var-file` is not a probe
 /// any more: the user's value wins and the probe does not run. A native probe gets the
 /// experiment's extension, the dry flag and a recorder like any other call; it may not act.
+/// Also returns the keys whose values probes returned, for shell quoting (`Scope::dynamic`).
 #[allow(clippy::too_many_arguments)]
 async fn dynamic_configuration(
     experiment: &Experiment,
@@ -407,7 +409,8 @@ async fn dynamic_configuration(
     redactor: &Redactor,
     stop: &CancellationToken,
     context: DynamicContext,
-) -> Map<String, Value> {
+) -> (Map<String, Value>, BTreeSet<String>) {
+    let mut dynamic = BTreeSet::new();
     let records = context.records.clone();
     let recorder = Recorder::new(move |value| {
         records
@@ -421,7 +424,9 @@ async fn dynamic_configuration(
             continue;
         }
         configuration.remove(key);
-        let scope = Scope::new(configuration.clone(), secrets.clone());
+        dynamic.remove(key);
+        let scope =
+            Scope::new(configuration.clone(), secrets.clone()).with_dynamic(dynamic.clone());
         let call = CallContext {
             extension: match scope.substitute(&broker_extension(experiment)) {
                 Value::Object(m) => m,
@@ -455,6 +460,7 @@ async fn dynamic_configuration(
                 match value {
                     Some(v) => {
                         configuration.insert(key.clone(), v);
+                        dynamic.insert(key.clone());
                     }
                     None => tracing::warn!(
                         "dynamic configuration '{key}' failed: its probe exited non-zero"
@@ -467,7 +473,7 @@ async fn dynamic_configuration(
             ),
         }
     }
-    configuration
+    (configuration, dynamic)
 }
 
 fn resolve_step<'a>(ctx: &'a RunContext, step: &'a Step) -> Option<&'a Activity> {

@@ -10,14 +10,68 @@
 //! - names are ASCII `[_a-zA-Z][_a-zA-Z0-9]*`;
 //! - substitution recurses into lists and maps (values only, never keys).
 
+//!
+//! One addition: configuration keys whose values came from probes (dynamic configuration) are
+//! marked, and `shell_arguments` quotes their values for the `/bin/sh` command line of a
+//! string-form `process` activity (`super::shellquote`); every other value is substituted as
+//! the reference does.
+
+use super::shellquote::ShellLexer;
 use crate::pyvalue::py_str;
 use serde_json::{Map, Value};
+use std::collections::BTreeSet;
 
 /// The values `${name}` can refer to: configuration first, then each secret scope in order.
 #[derive(Debug, Clone, Default)]
 pub struct Scope {
     pub configuration: Map<String, Value>,
     pub secrets: Map<String, Value>,
+    /// Configuration keys whose values a probe returned (data from the system under test).
+    pub dynamic: BTreeSet<String>,
+}
+
+/// Where substituted text goes: the plain string, or a shell line quoting probe values.
+trait Sink {
+    fn text(&mut self, text: &str);
+    fn value(&mut self, name: &str, value: &Value) -> Result<(), String>;
+}
+
+impl Sink for String {
+    fn text(&mut self, text: &str) {
+        self.push_str(text);
+    }
+    fn value(&mut self, _: &str, value: &Value) -> Result<(), String> {
+        self.push_str(&py_str(value));
+        Ok(())
+    }
+}
+
+/// A `/bin/sh` line: probe values quoted for the spot they land in, the rest as written.
+struct ShellLine<'a> {
+    out: String,
+    lexer: ShellLexer,
+    dynamic: &'a BTreeSet<String>,
+}
+
+impl Sink for ShellLine<'_> {
+    fn text(&mut self, text: &str) {
+        self.out.push_str(text);
+        self.lexer.feed(text);
+    }
+    fn value(&mut self, name: &str, value: &Value) -> Result<(), String> {
+        let text = py_str(value);
+        if !self.dynamic.contains(name) {
+            self.text(&text);
+            return Ok(());
+        }
+        let quoted = self.lexer.quote(&text).map_err(|why| {
+            format!(
+                "`${{{name}}}` comes from a probe and cannot be quoted safely for the shell where it appears: {why}"
+            )
+        })?;
+        self.out.push_str(&quoted);
+        Ok(())
+    }
 }
 
 impl Scope {
@@ -25,7 +79,14 @@ impl Scope {
         Self {
             configuration,
             secrets,
+            dynamic: BTreeSet::new(),
         }
+    }
+
+    /// Mark `keys` as values returned by probes.
+    pub fn with_dynamic(mut self, keys: BTreeSet<String>) -> Self {
+        self.dynamic = keys;
+        self
     }
 
     /// True when there is nothing to substitute from; the reference then leaves process and
@@ -74,8 +135,42 @@ impl Scope {
         if !text.contains('$') {
             return text.to_string();
         }
-        let bytes = text.as_bytes();
         let mut out = String::with_capacity(text.len());
+        let rendered = self.render(text, &mut out);
+        debug_assert!(rendered.is_ok(), "a plain string sink never fails");
+        out
+    }
+
+    /// The string `arguments` of a `process` activity, substituted for the `/bin/sh` line that
+    /// starts with `prefix` (the executable and a space). Values from probes are shell-quoted
+    /// for their spot; everything else is substituted as `substitute_str` does (a whole
+    /// `${name}` keeps its type). `Err` when a probe value sits where it cannot be quoted.
+    pub fn shell_arguments(&self, prefix: &str, text: &str) -> Result<Value, String> {
+        let mut line = ShellLine {
+            out: String::new(),
+            lexer: ShellLexer::default(),
+            dynamic: &self.dynamic,
+        };
+        line.lexer.feed(prefix);
+        if let Some(name) = whole_braced_reference(text)
+            && let Some(v) = self.lookup(name)
+        {
+            if !(v.is_string() && self.dynamic.contains(name)) {
+                return Ok(v.clone());
+            }
+            line.value(name, v)?;
+            return Ok(Value::String(line.out));
+        }
+        if !text.contains('$') {
+            return Ok(Value::String(text.to_string()));
+        }
+        self.render(text, &mut line)?;
+        Ok(Value::String(line.out))
+    }
+
+    /// `safe_substitute` into `out`.
+    fn render(&self, text: &str, out: &mut impl Sink) -> Result<(), String> {
+        let bytes = text.as_bytes();
         let mut i = 0;
         let mut copied = 0;
         while i < bytes.len() {
@@ -83,37 +178,33 @@ impl Scope {
                 i += 1;
                 continue;
             }
-            out.push_str(&text[copied..i]);
+            out.text(&text[copied..i]);
             let rest = &text[i + 1..];
-            let (replacement, consumed) = if rest.starts_with('$') {
-                ("$".to_string(), 2)
+            let (name, consumed) = if rest.starts_with('$') {
+                (None, 2)
             } else if let Some(name) = rest.strip_prefix('{').and_then(|r| {
                 let len = identifier_len(r);
                 (len > 0 && r[len..].starts_with('}')).then(|| &r[..len])
             }) {
-                let token_len = name.len() + 3;
-                match self.lookup(name) {
-                    Some(v) => (py_str(v), token_len),
-                    None => (text[i..i + token_len].to_string(), token_len),
-                }
+                (Some(name), name.len() + 3)
             } else {
                 let len = identifier_len(rest);
                 if len > 0 {
-                    let name = &rest[..len];
-                    match self.lookup(name) {
-                        Some(v) => (py_str(v), len + 1),
-                        None => (text[i..i + len + 1].to_string(), len + 1),
-                    }
+                    (Some(&rest[..len]), len + 1)
                 } else {
-                    ("$".to_string(), 1)
+                    (None, 1)
                 }
             };
-            out.push_str(&replacement);
+            match name.map(|n| (n, self.lookup(n))) {
+                Some((name, Some(v))) => out.value(name, v)?,
+                Some((_, None)) => out.text(&text[i..i + consumed]),
+                None => out.text("$"),
+            }
             i += consumed;
             copied = i;
         }
-        out.push_str(&text[copied..]);
-        out
+        out.text(&text[copied..]);
+        Ok(())
     }
 }
 
@@ -126,6 +217,34 @@ fn identifier_len(s: &str) -> usize {
     b.iter()
         .take_while(|c| **c == b'_' || c.is_ascii_alphanumeric())
         .count()
+}
+
+/// The names `text` refers to as `${name}` (`braced`) and as `$name` (not braced), in order;
+/// `$$` is an escaped dollar, not a reference.
+pub fn references(text: &str) -> Vec<(&str, bool)> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        let after = &rest[pos + 1..];
+        if let Some(r) = after.strip_prefix('$') {
+            rest = r;
+            continue;
+        }
+        if let Some(r) = after.strip_prefix('{') {
+            let len = identifier_len(r);
+            if len > 0 && r[len..].starts_with('}') {
+                names.push((&r[..len], true));
+                rest = &r[len + 1..];
+                continue;
+            }
+        }
+        let len = identifier_len(after);
+        if len > 0 {
+            names.push((&after[..len], false));
+        }
+        rest = &after[len..];
+    }
+    names
 }
 
 /// `Some(name)` when `text` is exactly `${name}`.
@@ -204,6 +323,51 @@ mod tests {
             s.substitute(&v),
             json!({"url": "db", "list": [8080, {"k": "x8080"}], "n": 1, "${host}": "key untouched"})
         );
+    }
+
+    #[test]
+    fn references_are_found_as_substitution_finds_them() {
+        assert_eq!(
+            references("a ${x} $y $$z ${bad-name} $ ${_u1}x"),
+            vec![("x", true), ("y", false), ("_u1", true)]
+        );
+        assert!(references("no dollars").is_empty());
+    }
+
+    fn with_probe_value(value: &str) -> Scope {
+        let config = json!({"probed": value, "operator": "a; b", "n": 3});
+        Scope::new(config.as_object().unwrap().clone(), Map::new())
+            .with_dynamic(["probed".to_string()].into())
+    }
+
+    #[test]
+    fn probe_values_are_shell_quoted_and_operator_values_are_not() {
+        let s = with_probe_value("x; touch m");
+        let shell = |text: &str| s.shell_arguments("/bin/echo ", text).unwrap();
+        assert_eq!(shell("${probed}"), json!("'x; touch m'"));
+        assert_eq!(shell("-n $probed!"), json!("-n 'x; touch m'!"));
+        assert_eq!(shell("'${probed}'"), json!("'x; touch m'"));
+        assert_eq!(shell("\"${probed}\""), json!("\"x; touch m\""));
+        assert_eq!(
+            shell("${operator} ${n} $$ ${nope}"),
+            json!("a; b 3 $ ${nope}"),
+            "operator values are substituted raw, as the reference does"
+        );
+        assert_eq!(shell("${n}"), json!(3), "a whole reference keeps its type");
+        let s = with_probe_value("it's");
+        assert_eq!(
+            s.shell_arguments("/bin/echo ", "${probed}").unwrap(),
+            json!(r"'it'\''s'")
+        );
+        let err = s.shell_arguments("/bin/echo ", "`${probed}`").unwrap_err();
+        assert!(err.contains("`${probed}` comes from a probe"), "{err}");
+    }
+
+    #[test]
+    fn plain_substitution_ignores_the_probe_mark() {
+        let s = with_probe_value("x; touch m");
+        assert_eq!(s.substitute_str("${probed}"), json!("x; touch m"));
+        assert_eq!(s.interpolate("a $probed"), "a x; touch m");
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! Reference rules kept: the path is looked up on PATH (`~` expanded); string arguments run
 //! through `/bin/sh -c "PATH ARGS"`; a mapping is flattened to key/value pairs; `None` and empty
 //! strings are dropped; other values are passed as Python's `str()`. A non-zero exit status is
-//! an output, not a failure; only the provider `timeout` (or an interruption) fails it.
+//! an output, not a failure; only the provider `timeout` (or an interruption) fails it. One
+//! departure: in string arguments, values that came from probes are shell-quoted
+//! (`Scope::shell_arguments`), so a system under test cannot inject shell commands.
 //!
 //! The child gets its own process group, so a timeout or an interrupted run kills everything it
 //! started (a `sh -c` pipeline included), not just the shell.
@@ -63,12 +65,15 @@ pub async fn run(
 ) -> Result<Value, ActivityError> {
     let exe = find_executable(&p.path)
         .ok_or_else(|| ActivityError::Failed(format!("path '{}' cannot be found", p.path)))?;
-    let arguments = if scope.is_empty() {
-        p.arguments.clone()
-    } else {
-        scope.substitute(&p.arguments)
-    };
     let exe_text = exe.to_string_lossy().into_owned();
+    let arguments = match &p.arguments {
+        _ if scope.is_empty() => p.arguments.clone(),
+        // one string runs through the shell: values from probes are quoted for it
+        Value::String(text) => scope
+            .shell_arguments(&format!("{exe_text} "), text)
+            .map_err(ActivityError::Failed)?,
+        other => scope.substitute(other),
+    };
     let mut cmd = match build_argv(&exe_text, &arguments) {
         Argv::Shell(line) => {
             let mut c = Command::new("/bin/sh");
