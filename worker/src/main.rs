@@ -90,7 +90,11 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
         }
     };
     match load_experiment(&args.experiment, &vars, &providers(&vars)) {
-        Ok(_) => {
+        Ok(experiment) => {
+            // warnings: valid but risky; printed, the exit status stays 0
+            for w in broker::load::validate::file_warnings(&args.experiment, &experiment) {
+                eprintln!("warning: {w}");
+            }
             println!("{}: valid experiment", args.experiment.display());
             Ok(0)
         }

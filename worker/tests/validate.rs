@@ -217,3 +217,26 @@ method:
         assert!(out.stderr.contains(e), "missing `{e}` in:\n{}", out.stderr);
     }
 }
+
+#[test]
+fn a_substitution_in_string_process_arguments_is_a_located_warning_not_an_error() {
+    let sb = Sandbox::new();
+    let path = sb.write(
+        "shell.yaml",
+        "title: t\ndescription: d\nconfiguration:\n  target: staging\nmethod:\n  - type: action\n    name: a\n    provider:\n      type: process\n      path: echo\n      arguments: restart ${target}\n  - type: action\n    name: b\n    provider:\n      type: process\n      path: echo\n      arguments: [\"${target}\"]\n",
+    );
+    let out = sb.validate(&path, &[]);
+    assert_eq!(out.code, 0, "a warning keeps the exit status: {}", out.stderr);
+    assert!(out.stdout.contains("valid experiment"), "{}", out.stdout);
+    let warnings: Vec<&str> = out
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", out.stderr);
+    assert!(
+        warnings[0].contains("shell.yaml:11:7: method[0].provider.arguments: arguments given as one string run through the shell and substitute `${target}`"),
+        "{}",
+        warnings[0]
+    );
+}
