@@ -45,10 +45,16 @@ pub fn create_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     sync_dir(dir)
 }
 
-/// Check that a file can be created in `path`'s directory, by creating a temporary file there
-/// exclusively and removing it; the error says why not (no such directory, not a directory,
-/// read-only, ...).
+/// Check that `path` can be written: it is not a directory, and a file can be created in its
+/// directory (a temporary file is created there exclusively and removed); the error says why
+/// not (no such directory, not a directory, read-only, ...).
 pub fn check_writable(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "it is a directory",
+        ));
+    }
     let dir = parent_dir(path);
     let (tmp, file) = create_temp(dir, random_names())?;
     drop(file);
@@ -215,5 +221,10 @@ mod tests {
         std::fs::write(dir.path().join("file.txt"), "").unwrap();
         assert!(check_writable(&dir.path().join("file.txt").join("journal.json")).is_err());
         assert!(write_atomically(&missing, b"x").is_err());
+        // a directory at the path itself could never be replaced by the file
+        assert_eq!(
+            check_writable(dir.path()).unwrap_err().kind(),
+            io::ErrorKind::IsADirectory
+        );
     }
 }

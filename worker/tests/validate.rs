@@ -226,7 +226,11 @@ fn a_substitution_in_string_process_arguments_is_a_located_warning_not_an_error(
         "title: t\ndescription: d\nconfiguration:\n  target: staging\nmethod:\n  - type: action\n    name: a\n    provider:\n      type: process\n      path: echo\n      arguments: restart ${target}\n  - type: action\n    name: b\n    provider:\n      type: process\n      path: echo\n      arguments: [\"${target}\"]\n",
     );
     let out = sb.validate(&path, &[]);
-    assert_eq!(out.code, 0, "a warning keeps the exit status: {}", out.stderr);
+    assert_eq!(
+        out.code, 0,
+        "a warning keeps the exit status: {}",
+        out.stderr
+    );
     assert!(out.stdout.contains("valid experiment"), "{}", out.stdout);
     let warnings: Vec<&str> = out
         .stderr
