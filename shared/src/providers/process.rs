@@ -5,6 +5,9 @@
 //! strings are dropped; other values are passed as Python's `str()`. A non-zero exit status is
 //! an output, not a failure; only the provider `timeout` (or an interruption) fails it.
 //!
+//! What the child writes is kept up to `output::OUTPUT_CAP` (1 MiB) per stream, the rest read
+//! and dropped with a marker saying how much (the reference keeps everything).
+//!
 //! The child gets its own process group, so a timeout or an interrupted run kills everything it
 //! started (a `sh -c` pipeline included), not just the shell.
 
@@ -94,7 +97,7 @@ pub async fn run(
     let guard = GroupGuard(child.id());
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let collect = async {
-        let (out, err) = read_both(stdout, stderr).await;
+        let (out, err) = read_both_capped(stdout, stderr, super::output::OUTPUT_CAP).await;
         let status = child.wait().await;
         (status, out, err)
     };
@@ -116,9 +119,32 @@ pub async fn run(
     });
     Ok(json!({
         "status": code,
-        "stdout": String::from_utf8_lossy(&out),
-        "stderr": String::from_utf8_lossy(&err),
+        "stdout": out.text(),
+        "stderr": err.text(),
     }))
+}
+
+/// Read a child's stdout and stderr to the end, concurrently, keeping at most `cap` bytes of
+/// each (the rest is read and dropped, so the child never blocks on a full pipe).
+pub(crate) async fn read_both_capped(
+    stdout: Option<tokio::process::ChildStdout>,
+    stderr: Option<tokio::process::ChildStderr>,
+    cap: usize,
+) -> (super::output::Capped, super::output::Capped) {
+    use super::output::{Capped, read_capped};
+    let read_out = async {
+        match stdout {
+            Some(s) => read_capped(s, cap).await,
+            None => Capped::default(),
+        }
+    };
+    let read_err = async {
+        match stderr {
+            Some(s) => read_capped(s, cap).await,
+            None => Capped::default(),
+        }
+    };
+    tokio::join!(read_out, read_err)
 }
 
 /// Read a child's stdout and stderr to the end, concurrently, so that a full pipe on one side
@@ -236,6 +262,30 @@ mod tests {
             !marker.exists(),
             "the background child of the shell was killed with its group"
         );
+    }
+
+    #[tokio::test]
+    async fn output_beyond_the_cap_is_dropped_with_a_marker_and_never_blocks_the_child() {
+        // 3 MiB on stdout and 1 MiB + 5 bytes on stderr; the child then exits 0
+        let script = "head -c 3145728 /dev/zero | tr '\\0' a; \
+                      head -c 1048581 /dev/zero | tr '\\0' b >&2; exit 0";
+        let out = run(
+            &provider("sh", json!(["-c", script]), Some(60.0)),
+            &Scope::default(),
+            &BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["status"], 0, "the child ran to its end");
+        let stdout = out["stdout"].as_str().unwrap();
+        let cap = super::super::output::OUTPUT_CAP;
+        assert_eq!(
+            stdout,
+            format!("{}…[truncated: 2097152 bytes dropped]", "a".repeat(cap))
+        );
+        let stderr = out["stderr"].as_str().unwrap();
+        assert!(stderr.ends_with("b…[truncated: 5 bytes dropped]"));
+        assert_eq!(stderr.len(), cap + "…[truncated: 5 bytes dropped]".len());
     }
 
     #[tokio::test]
