@@ -19,11 +19,19 @@ pub fn marker(dropped: u64) -> String {
     format!("{MARKER_OPEN}{dropped}{MARKER_CLOSE}")
 }
 
+/// `…[truncated: more than N bytes dropped]`: the end was not read.
+pub fn marker_unfinished(dropped: u64) -> String {
+    format!("{MARKER_OPEN}{MORE_THAN}{dropped}{MARKER_CLOSE}")
+}
+
+const MORE_THAN: &str = "more than ";
+
 /// Where the marker ending `text` starts, if `text` was cut.
 pub fn cut_point(text: &str) -> Option<usize> {
     let rest = text.strip_suffix(MARKER_CLOSE)?;
     let open = rest.rfind(MARKER_OPEN)?;
-    let digits = &rest[open + MARKER_OPEN.len()..];
+    let count = &rest[open + MARKER_OPEN.len()..];
+    let digits = count.strip_prefix(MORE_THAN).unwrap_or(count);
     (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then_some(open)
 }
 
@@ -32,6 +40,8 @@ pub fn cut_point(text: &str) -> Option<usize> {
 pub struct Capped {
     pub kept: Vec<u8>,
     pub dropped: u64,
+    /// Reading stopped before the end: more than `dropped` bytes were dropped.
+    pub unfinished: bool,
 }
 
 impl Capped {
@@ -44,15 +54,24 @@ impl Capped {
 
     /// The kept bytes as text (invalid UTF-8 replaced), with the marker when some were
     /// dropped. A character cut by the cap counts as dropped.
-    pub fn text(mut self) -> String {
-        if self.dropped == 0 {
-            return String::from_utf8_lossy(&self.kept).into_owned();
+    pub fn text(self) -> String {
+        self.text_decoded(|bytes| String::from_utf8_lossy(bytes).into_owned())
+    }
+
+    /// `text`, the kept bytes decoded by `decode` (an HTTP body's charset).
+    pub fn text_decoded(mut self, decode: impl FnOnce(&[u8]) -> String) -> String {
+        if self.dropped == 0 && !self.unfinished {
+            return decode(&self.kept);
         }
         let whole = whole_chars(&self.kept);
         self.dropped += (self.kept.len() - whole) as u64;
         self.kept.truncate(whole);
-        let mut text = String::from_utf8_lossy(&self.kept).into_owned();
-        text.push_str(&marker(self.dropped));
+        let mut text = decode(&self.kept);
+        text.push_str(&if self.unfinished {
+            marker_unfinished(self.dropped)
+        } else {
+            marker(self.dropped)
+        });
         text
     }
 }
@@ -119,5 +138,6 @@ mod tests {
         assert_eq!(cut_point(&format!("{}abc", marker(7))), None);
         assert_eq!(cut_point("abc…[truncated: x bytes dropped]"), None);
         assert_eq!(cut_point("plain"), None);
+        assert_eq!(cut_point(&format!("ab{}", marker_unfinished(9))), Some(2));
     }
 }
