@@ -80,33 +80,46 @@ impl Redactor {
         self.mask(text).into_owned()
     }
 
-    /// `text` masked; borrowed when there was nothing to mask.
+    /// `text`, which something else cut at its end (SSM keeps the first 24,000 characters of
+    /// a command's output), masked: the start of a secret at its end is masked too.
+    pub fn text_cut(&self, text: &str) -> String {
+        self.mask_parts(text, true).into_owned()
+    }
+
+    /// `text` masked; borrowed when there was nothing to mask. A text ending with an output
+    /// cap's marker was cut just before it.
     fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        match crate::providers::output::cut_point(text) {
+            None => self.mask_parts(text, false),
+            Some(at) => {
+                let (kept, marker) = text.split_at(at);
+                let mut out = self.mask_parts(kept, true).into_owned();
+                out.push_str(marker);
+                Cow::Owned(out)
+            }
+        }
+    }
+
+    /// `text` masked; with `cut`, also the start of a secret at its end.
+    fn mask_parts<'a>(&self, text: &'a str, cut: bool) -> Cow<'a, str> {
         let ac = match &self.matcher {
             Matcher::None => return Cow::Borrowed(text),
             Matcher::Unbuildable => return Cow::Owned(MASK.to_string()),
             Matcher::Automaton(ac) => ac,
         };
-        let cut = crate::providers::output::cut_point(text);
-        if cut.is_none() && !ac.is_match(text) {
+        let partial = |t: &str| if cut { self.partial_tail(t) } else { 0 };
+        if !ac.is_match(text) && partial(text) == 0 {
             return Cow::Borrowed(text);
         }
-        let (kept, marker) = match cut {
-            Some(at) => text.split_at(at),
-            None => (text, ""),
-        };
-        let mut out = String::with_capacity(kept.len() + marker.len());
-        ac.replace_all_with(kept, &mut out, |_, _, dst| {
+        let mut out = String::with_capacity(text.len());
+        ac.replace_all_with(text, &mut out, |_, _, dst| {
             dst.push_str(MASK);
             true
         });
-        if !marker.is_empty() {
-            let partial = self.partial_tail(&out);
-            if partial > 0 {
-                out.truncate(out.len() - partial);
-                out.push_str(MASK);
-            }
-            out.push_str(marker);
+        let tail = partial(&out);
+        if tail > 0 {
+            out.truncate(out.len() - tail);
+            out.push_str(MASK);
         }
         Cow::Owned(out)
     }
@@ -299,6 +312,9 @@ mod tests {
         assert_eq!(r.text(&cut), format!("token ***{}", marker(12)));
         // a text not cut keeps what merely looks like the start of a secret
         assert_eq!(r.text("ends in tok"), "ends in tok");
+        assert_eq!(r.text_cut("ends in tok"), "ends in ***");
+        assert_eq!(r.text_cut("ends in tok-very-secret"), "ends in ***");
+        assert_eq!(r.text_cut("ends in nothing"), "ends in nothing");
         let whole = format!("token tok-very-secret and{}", marker(3));
         assert_eq!(r.text(&whole), format!("token *** and{}", marker(3)));
     }
