@@ -286,8 +286,9 @@ mod tests {
     fn a_process_printing_json_has_its_secrets_masked() {
         let secrets = ["pa\"ss\\word", "gehäim🔑", "tab\tand\u{1}"];
         let r = Redactor::new(secrets.iter().map(|s| s.to_string()).collect());
-        let printed = serde_json::to_string(&json!({"a": secrets[0], "b": secrets[1], "c": secrets[2]}))
-            .unwrap();
+        let printed =
+            serde_json::to_string(&json!({"a": secrets[0], "b": secrets[1], "c": secrets[2]}))
+                .unwrap();
         assert_eq!(r.text(&printed), r#"{"a":"***","b":"***","c":"***"}"#);
     }
 

@@ -147,7 +147,11 @@ async fn a_redirect_to_another_origin_is_not_followed_and_nothing_reaches_it() {
             assert_eq!(out["headers"]["Location"], target.as_str());
             let seen = origin.seen();
             assert_eq!(seen.len(), 1);
-            assert!(seen[0].headers.contains(&"x-api-key: key-secret".to_string()));
+            assert!(
+                seen[0]
+                    .headers
+                    .contains(&"x-api-key: key-secret".to_string())
+            );
             assert!(seen[0].body.contains("body-secret"));
         }
     }
@@ -200,12 +204,19 @@ async fn endless_redirects_within_the_origin_fail() {
     .await
     .unwrap_err();
     assert!(err.to_string().contains("more than 10 redirects"), "{err}");
-    assert_eq!(origin.seen().len(), 11, "the first request and 10 redirects");
+    assert_eq!(
+        origin.seen().len(),
+        11,
+        "the first request and 10 redirects"
+    );
 }
 
 #[tokio::test]
 async fn a_request_without_a_timeout_is_bounded_by_the_default() {
-    let slow = Server::start(|_| (200, String::new(), b"late".to_vec()), Duration::from_secs(2));
+    let slow = Server::start(
+        |_| (200, String::new(), b"late".to_vec()),
+        Duration::from_secs(2),
+    );
     // the default (30 s) shortened for the test; the code path is the same
     let clients = HttpClients::with_default_timeout(Duration::from_millis(300));
     let started = Instant::now();
@@ -231,20 +242,33 @@ async fn a_body_beyond_the_cap_is_kept_in_part_with_a_marker() {
         |_| (200, String::new(), vec![b'x'; OUTPUT_CAP + 12345]),
         Duration::ZERO,
     );
-    let out = call(&HttpClients::default(), &provider(big.base.clone(), "GET", Value::Null))
-        .await
-        .unwrap();
+    let out = call(
+        &HttpClients::default(),
+        &provider(big.base.clone(), "GET", Value::Null),
+    )
+    .await
+    .unwrap();
     let body = out["body"].as_str().unwrap();
     assert_eq!(
         body,
-        format!("{}…[truncated: 12345 bytes dropped]", "x".repeat(OUTPUT_CAP))
+        format!(
+            "{}…[truncated: 12345 bytes dropped]",
+            "x".repeat(OUTPUT_CAP)
+        )
     );
     let exact = Server::start(
         |_| (200, String::new(), vec![b'y'; OUTPUT_CAP]),
         Duration::ZERO,
     );
-    let out = call(&HttpClients::default(), &provider(exact.base.clone(), "GET", Value::Null))
-        .await
-        .unwrap();
-    assert_eq!(out["body"].as_str().unwrap().len(), OUTPUT_CAP, "no marker at the cap");
+    let out = call(
+        &HttpClients::default(),
+        &provider(exact.base.clone(), "GET", Value::Null),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        out["body"].as_str().unwrap().len(),
+        OUTPUT_CAP,
+        "no marker at the cap"
+    );
 }

@@ -430,7 +430,10 @@ mod tests {
 
     #[test]
     fn charsets() {
-        assert_eq!(charset("text/plain; charset=ISO-8859-1"), Some("ISO-8859-1"));
+        assert_eq!(
+            charset("text/plain; charset=ISO-8859-1"),
+            Some("ISO-8859-1")
+        );
         assert_eq!(charset("text/plain;Charset=\"utf-8\""), Some("utf-8"));
         assert_eq!(charset("text/plain"), None);
     }

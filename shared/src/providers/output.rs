@@ -117,11 +117,19 @@ mod tests {
         let cases: &[(&[&[u8]], usize, &str)] = &[
             // (chunks, cap, text)
             (&[b"hello"], 10, "hello"),
-            (&[b"hello", b" world"], 5, "hello…[truncated: 6 bytes dropped]"),
+            (
+                &[b"hello", b" world"],
+                5,
+                "hello…[truncated: 6 bytes dropped]",
+            ),
             (&[b"hel", b"lo"], 4, "hell…[truncated: 1 bytes dropped]"),
             (&[b"abc"], 0, "…[truncated: 3 bytes dropped]"),
             // "ä" is two bytes: cut in the middle, it is dropped whole
-            (&[b"a", &[0xC3], &[0xA4]], 2, "a…[truncated: 2 bytes dropped]"),
+            (
+                &[b"a", &[0xC3], &[0xA4]],
+                2,
+                "a…[truncated: 2 bytes dropped]",
+            ),
             (&["€x".as_bytes()], 3, "€…[truncated: 1 bytes dropped]"),
             (&["x🔑".as_bytes()], 4, "x…[truncated: 4 bytes dropped]"),
         ];

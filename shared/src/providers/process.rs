@@ -19,7 +19,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 /// `shutil.which(os.path.expanduser(path))`.
@@ -97,7 +96,8 @@ pub async fn run(
     let guard = GroupGuard(child.id());
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let collect = async {
-        let (out, err) = read_both_capped(stdout, stderr, super::output::OUTPUT_CAP).await;
+        let cap = super::output::OUTPUT_CAP;
+        let (out, err) = read_both_capped(stdout, stderr, cap, cap).await;
         let status = child.wait().await;
         (status, out, err)
     };
@@ -124,48 +124,29 @@ pub async fn run(
     }))
 }
 
-/// Read a child's stdout and stderr to the end, concurrently, keeping at most `cap` bytes of
-/// each (the rest is read and dropped, so the child never blocks on a full pipe).
+/// Read a child's stdout and stderr to the end, concurrently, keeping at most `out_cap` and
+/// `err_cap` bytes of them (the rest is read and dropped): a full pipe on one side never blocks
+/// the child writing to the other, and a child writing without end costs no memory.
 pub(crate) async fn read_both_capped(
     stdout: Option<tokio::process::ChildStdout>,
     stderr: Option<tokio::process::ChildStderr>,
-    cap: usize,
+    out_cap: usize,
+    err_cap: usize,
 ) -> (super::output::Capped, super::output::Capped) {
     use super::output::{Capped, read_capped};
     let read_out = async {
         match stdout {
-            Some(s) => read_capped(s, cap).await,
+            Some(s) => read_capped(s, out_cap).await,
             None => Capped::default(),
         }
     };
     let read_err = async {
         match stderr {
-            Some(s) => read_capped(s, cap).await,
+            Some(s) => read_capped(s, err_cap).await,
             None => Capped::default(),
         }
     };
     tokio::join!(read_out, read_err)
-}
-
-/// Read a child's stdout and stderr to the end, concurrently, so that a full pipe on one side
-/// never blocks the child writing to the other.
-pub(crate) async fn read_both(
-    stdout: Option<tokio::process::ChildStdout>,
-    stderr: Option<tokio::process::ChildStderr>,
-) -> (Vec<u8>, Vec<u8>) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
-    let read_out = async {
-        if let Some(mut s) = stdout {
-            let _ = s.read_to_end(&mut out).await;
-        }
-    };
-    let read_err = async {
-        if let Some(mut s) = stderr {
-            let _ = s.read_to_end(&mut err).await;
-        }
-    };
-    tokio::join!(read_out, read_err);
-    (out, err)
 }
 
 /// SIGKILLs a child's process group on drop unless disarmed after the child was reaped.

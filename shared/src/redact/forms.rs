@@ -140,7 +140,11 @@ mod tests {
             // (secret, encoder, form it writes between the quotes)
             ("pa\"ss", "serde_json / json.dumps", "pa\\\"ss"),
             ("back\\slash", "serde_json / json.dumps", "back\\\\slash"),
-            ("two\nlines\tand\r", "serde_json / json.dumps", "two\\nlines\\tand\\r"),
+            (
+                "two\nlines\tand\r",
+                "serde_json / json.dumps",
+                "two\\nlines\\tand\\r",
+            ),
             ("ctl\u{1}x", "serde_json / json.dumps", "ctl\\u0001x"),
             ("ctl\u{1f}x", "Jackson (upper-case hex)", "ctl\\u001Fx"),
             ("bell\u{8}ff\u{c}", "serde_json", "bell\\bff\\f"),

@@ -225,7 +225,11 @@ fn handle(stream: TcpStream, hits: &AtomicUsize) -> std::io::Result<()> {
             let mut doc = serde_json::Map::new();
             doc.insert(q.clone(), Value::String(q));
             let text = ensure_ascii(&Value::Object(doc).to_string());
-            let ctype = if as_json { "application/json" } else { "text/plain" };
+            let ctype = if as_json {
+                "application/json"
+            } else {
+                "text/plain"
+            };
             (200, ctype, text)
         }
         _ => (404, "text/plain", "not found".to_string()),
