@@ -7,6 +7,19 @@
 //! response body is parsed. Two deliberate additions: `expected_status`, when set, fails the
 //! activity on any other status, and JSON is recognised with parameters (`; charset=utf-8`),
 //! where the reference only parses the exact `application/json`.
+//!
+//! Bounded where the reference is not (an unattended run must neither hang on a silent server
+//! nor leak a request to another host):
+//! - With no `timeout`, the whole request (connect, answer, body) is bounded by
+//!   `DEFAULT_TIMEOUT` (30 s); the reference (`requests` with `timeout=None`) waits forever.
+//! - Redirects are followed only within the request's origin (scheme, host and port), at most
+//!   `MAX_REDIRECTS` times. A redirect elsewhere (another host or port, https → http) is not
+//!   followed: the output is the 3xx answer as received, its `Location` in `headers`. The
+//!   reference follows it and sends the custom headers and (on 307/308) the body to the other
+//!   host; `requests` strips only `Authorization`.
+//! - At most `output::OUTPUT_CAP` (1 MiB) of the body is kept, ending with a marker saying how
+//!   much was dropped; the rest is read and dropped (up to `DRAIN_LIMIT`, then the connection
+//!   is closed).
 
 use super::ActivityError;
 use crate::engine::substitute::Scope;
@@ -17,15 +30,56 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// The bound on a whole request whose activity gives no `timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Redirects followed (within the origin) before the request fails.
+pub const MAX_REDIRECTS: usize = 10;
+
+/// How much of a body beyond the cap is read and dropped before the connection is closed.
+const DRAIN_LIMIT: u64 = 64 * 1024 * 1024;
+
 /// Clients keyed by their TLS and timeout settings, built on first use: building one loads the
 /// platform's trust store, which costs milliseconds a run without HTTP should not pay.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct HttpClients {
     clients: Mutex<HashMap<ClientKey, reqwest::Client>>,
+    /// `DEFAULT_TIMEOUT`, shorter in tests.
+    default_timeout: Duration,
 }
 
-/// (verify TLS, connect timeout ms, read timeout ms).
-type ClientKey = (bool, Option<u64>, Option<u64>);
+impl Default for HttpClients {
+    fn default() -> Self {
+        Self::with_default_timeout(DEFAULT_TIMEOUT)
+    }
+}
+
+/// (verify TLS, connect timeout ms, read timeout ms, whole-request timeout ms).
+type ClientKey = (bool, Option<u64>, Option<u64>, Option<u64>);
+
+/// Whether a redirect from `from` to `to` stays within the origin (scheme, host, port): the
+/// only redirects followed.
+pub fn same_origin(from: &url::Url, to: &url::Url) -> bool {
+    from.origin() == to.origin() && from.origin().is_tuple()
+}
+
+/// Follow a redirect only within the first request's origin, at most `MAX_REDIRECTS` times.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let first = attempt.previous().first().cloned();
+        if attempt.previous().len() > MAX_REDIRECTS {
+            attempt.error(format!("more than {MAX_REDIRECTS} redirects"))
+        } else if first.is_some_and(|f| same_origin(&f, attempt.url())) {
+            attempt.follow()
+        } else {
+            tracing::warn!(
+                "not following a redirect to another origin ({}): the 3xx answer is the output",
+                attempt.url().origin().ascii_serialization()
+            );
+            attempt.stop()
+        }
+    })
+}
 
 /// `timeout` → (connect, read) in milliseconds.
 pub fn timeouts(timeout: &Value) -> (Option<u64>, Option<u64>) {
@@ -75,27 +129,36 @@ fn is_json_media_type(content_type: &str) -> bool {
 }
 
 impl HttpClients {
-    fn client(
-        &self,
-        verify_tls: bool,
-        connect: Option<u64>,
-        read: Option<u64>,
-    ) -> Result<reqwest::Client, ActivityError> {
+    /// Clients whose requests without a `timeout` are bounded by `default_timeout`.
+    pub fn with_default_timeout(default_timeout: Duration) -> Self {
+        HttpClients {
+            clients: Mutex::default(),
+            default_timeout,
+        }
+    }
+
+    fn client(&self, key: ClientKey) -> Result<reqwest::Client, ActivityError> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(c) = clients.get(&(verify_tls, connect, read)) {
+        if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
-        let mut builder = reqwest::Client::builder().tls_danger_accept_invalid_certs(!verify_tls);
+        let (verify_tls, connect, read, total) = key;
+        let mut builder = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(!verify_tls)
+            .redirect(redirect_policy());
         if let Some(ms) = connect {
             builder = builder.connect_timeout(Duration::from_millis(ms));
         }
         if let Some(ms) = read {
             builder = builder.read_timeout(Duration::from_millis(ms));
         }
+        if let Some(ms) = total {
+            builder = builder.timeout(Duration::from_millis(ms));
+        }
         let client = builder
             .build()
             .map_err(|e| ActivityError::Failed(format!("cannot build HTTP client: {e}")))?;
-        clients.insert((verify_tls, connect, read), client.clone());
+        clients.insert(key, client.clone());
         Ok(client)
     }
 
@@ -109,7 +172,9 @@ impl HttpClients {
             scope.substitute(&p.arguments)
         };
         let (connect, read) = timeouts(&timeout);
-        let client = self.client(p.verify_tls, connect, read)?;
+        let total = (connect.is_none() && read.is_none())
+            .then(|| u64::try_from(self.default_timeout.as_millis()).unwrap_or(u64::MAX));
+        let client = self.client((p.verify_tls, connect, read, total))?;
         let method = reqwest::Method::from_bytes(p.method.as_bytes())
             .map_err(|_| ActivityError::Failed(format!("invalid HTTP method '{}'", p.method)))?;
         let mut parsed = url::Url::parse(&url)
@@ -210,12 +275,14 @@ impl HttpClients {
                 }
             }
         }
-        let is_json = response
+        let content_type = response
             .headers()
             .get(reqwest::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(is_json_media_type);
-        let text = response.text().await.map_err(|e| classify(&url, e))?;
+            .unwrap_or("")
+            .to_string();
+        let is_json = is_json_media_type(&content_type);
+        let text = read_body(response, &content_type, &url).await?;
         let body = if is_json {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         } else {
@@ -230,6 +297,48 @@ impl HttpClients {
         }
         Ok(json!({"status": status, "headers": out_headers, "body": body}))
     }
+}
+
+/// The body as text in its charset (UTF-8 by default), at most `OUTPUT_CAP` bytes of it kept.
+async fn read_body(
+    mut response: reqwest::Response,
+    content_type: &str,
+    url: &str,
+) -> Result<String, ActivityError> {
+    use super::output::{Capped, OUTPUT_CAP};
+    let mut body = Capped::default();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                body.push(&chunk, OUTPUT_CAP);
+                if body.dropped > DRAIN_LIMIT {
+                    body.unfinished = true;
+                    break;
+                }
+            }
+            Ok(None) => break,
+            // what is kept is whole; only the dropped part could not be read to its end
+            Err(_) if body.dropped > 0 => {
+                body.unfinished = true;
+                break;
+            }
+            Err(e) => return Err(classify(url, e)),
+        }
+    }
+    let encoding = charset(content_type)
+        .and_then(|label| encoding_rs::Encoding::for_label(label.as_bytes()))
+        .unwrap_or(encoding_rs::UTF_8);
+    Ok(body.text_decoded(|bytes| encoding.decode(bytes).0.into_owned()))
+}
+
+/// The `charset` parameter of a `Content-Type`.
+fn charset(content_type: &str) -> Option<&str> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"'))
+    })
 }
 
 /// `content-type` → `Content-Type`, the casing `requests` reports.
@@ -257,6 +366,12 @@ fn classify(url: &str, e: reqwest::Error) -> ActivityError {
             source = s.source();
         }
         ActivityError::Failed(format!("failed to connect to {url}: {cause}"))
+    } else if e.is_redirect() {
+        let cause = std::error::Error::source(&e).map(|s| s.to_string());
+        ActivityError::Failed(format!(
+            "request to {url} failed: {}",
+            cause.unwrap_or_else(|| "redirect refused".into())
+        ))
     } else {
         // `without_url`: reqwest's text repeats the URL percent-encoded; ours is already there
         ActivityError::Failed(format!("request to {url} failed: {}", e.without_url()))
@@ -293,6 +408,34 @@ mod tests {
         assert!(is_json_media_type("application/json; charset=utf-8"));
         assert!(is_json_media_type("application/problem+json"));
         assert!(!is_json_media_type("text/plain"));
+    }
+
+    #[test]
+    fn redirects_stay_within_the_origin() {
+        let u = |s: &str| url::Url::parse(s).unwrap();
+        let cases = [
+            ("http://a:80/x", "http://a/y", true),
+            ("https://a/x", "https://a:443/y?q", true),
+            ("https://a/x", "http://a/x", false),
+            ("http://a/x", "https://a/x", false),
+            ("http://a:8080/", "http://a:8081/", false),
+            ("http://a/", "http://b/", false),
+            ("http://a/", "http://a.evil/", false),
+            ("http://127.0.0.1:5/", "http://localhost:5/", false),
+        ];
+        for (from, to, same) in cases {
+            assert_eq!(same_origin(&u(from), &u(to)), same, "{from} → {to}");
+        }
+    }
+
+    #[test]
+    fn charsets() {
+        assert_eq!(
+            charset("text/plain; charset=ISO-8859-1"),
+            Some("ISO-8859-1")
+        );
+        assert_eq!(charset("text/plain;Charset=\"utf-8\""), Some("utf-8"));
+        assert_eq!(charset("text/plain"), None);
     }
 
     #[test]

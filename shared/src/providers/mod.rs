@@ -7,6 +7,7 @@
 //! returned future cancels the activity (a running process group is killed).
 
 pub mod http;
+pub mod output;
 pub mod process;
 pub mod python;
 pub mod registry;

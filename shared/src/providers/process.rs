@@ -7,6 +7,9 @@
 //! departure: in string arguments, values that came from probes are shell-quoted
 //! (`Scope::shell_arguments`), so a system under test cannot inject shell commands.
 //!
+//! What the child writes is kept up to `output::OUTPUT_CAP` (1 MiB) per stream, the rest read
+//! and dropped with a marker saying how much (the reference keeps everything).
+//!
 //! The child gets its own process group, so a timeout or an interrupted run kills everything it
 //! started (a `sh -c` pipeline included), not just the shell.
 
@@ -18,7 +21,6 @@ use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Stdio;
-use tokio::io::AsyncReadExt;
 use tokio::process::Command;
 
 /// `shutil.which(os.path.expanduser(path))`.
@@ -99,7 +101,8 @@ pub async fn run(
     let guard = GroupGuard(child.id());
     let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
     let collect = async {
-        let (out, err) = read_both(stdout, stderr).await;
+        let cap = super::output::OUTPUT_CAP;
+        let (out, err) = read_both_capped(stdout, stderr, cap, cap).await;
         let status = child.wait().await;
         (status, out, err)
     };
@@ -121,30 +124,34 @@ pub async fn run(
     });
     Ok(json!({
         "status": code,
-        "stdout": String::from_utf8_lossy(&out),
-        "stderr": String::from_utf8_lossy(&err),
+        "stdout": out.text(),
+        "stderr": err.text(),
     }))
 }
 
-/// Read a child's stdout and stderr to the end, concurrently, so that a full pipe on one side
-/// never blocks the child writing to the other.
-pub(crate) async fn read_both(
+/// Read a child's stdout and stderr to the end, concurrently, keeping at most `out_cap` and
+/// `err_cap` bytes of them (the rest is read and dropped): a full pipe on one side never blocks
+/// the child writing to the other, and a child writing without end costs no memory.
+pub(crate) async fn read_both_capped(
     stdout: Option<tokio::process::ChildStdout>,
     stderr: Option<tokio::process::ChildStderr>,
-) -> (Vec<u8>, Vec<u8>) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
+    out_cap: usize,
+    err_cap: usize,
+) -> (super::output::Capped, super::output::Capped) {
+    use super::output::{Capped, read_capped};
     let read_out = async {
-        if let Some(mut s) = stdout {
-            let _ = s.read_to_end(&mut out).await;
+        match stdout {
+            Some(s) => read_capped(s, out_cap).await,
+            None => Capped::default(),
         }
     };
     let read_err = async {
-        if let Some(mut s) = stderr {
-            let _ = s.read_to_end(&mut err).await;
+        match stderr {
+            Some(s) => read_capped(s, err_cap).await,
+            None => Capped::default(),
         }
     };
-    tokio::join!(read_out, read_err);
-    (out, err)
+    tokio::join!(read_out, read_err)
 }
 
 /// SIGKILLs a child's process group on drop unless disarmed after the child was reaped.
@@ -241,6 +248,30 @@ mod tests {
             !marker.exists(),
             "the background child of the shell was killed with its group"
         );
+    }
+
+    #[tokio::test]
+    async fn output_beyond_the_cap_is_dropped_with_a_marker_and_never_blocks_the_child() {
+        // 3 MiB on stdout and 1 MiB + 5 bytes on stderr; the child then exits 0
+        let script = "head -c 3145728 /dev/zero | tr '\\0' a; \
+                      head -c 1048581 /dev/zero | tr '\\0' b >&2; exit 0";
+        let out = run(
+            &provider("sh", json!(["-c", script]), Some(60.0)),
+            &Scope::default(),
+            &BTreeMap::new(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["status"], 0, "the child ran to its end");
+        let stdout = out["stdout"].as_str().unwrap();
+        let cap = super::super::output::OUTPUT_CAP;
+        assert_eq!(
+            stdout,
+            format!("{}…[truncated: 2097152 bytes dropped]", "a".repeat(cap))
+        );
+        let stderr = out["stderr"].as_str().unwrap();
+        assert!(stderr.ends_with("b…[truncated: 5 bytes dropped]"));
+        assert_eq!(stderr.len(), cap + "…[truncated: 5 bytes dropped]".len());
     }
 
     #[tokio::test]

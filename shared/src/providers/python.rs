@@ -94,19 +94,28 @@ impl PythonBridge {
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(request.to_string().as_bytes()).await;
         }
-        let (out, err) = super::process::read_both(child.stdout.take(), child.stderr.take()).await;
+        // the answer (stdout) whole; what the extension prints (stderr, logged) up to the cap
+        let (out, err) = super::process::read_both_capped(
+            child.stdout.take(),
+            child.stderr.take(),
+            usize::MAX,
+            super::output::OUTPUT_CAP,
+        )
+        .await;
+        let out = out.kept;
         let status = child
             .wait()
             .await
             .map_err(|e| ActivityError::Failed(format!("python bridge: {e}")))?;
         guard.disarm();
         // What the extension printed goes to our log, with the run's secrets masked.
-        let printed = String::from_utf8_lossy(&err);
+        let printed = err.text();
         if !printed.trim().is_empty() {
             let secrets = crate::load::config::secret_values(&scope.secrets);
             let redactor = crate::redact::Redactor::new(secrets);
-            for line in printed.lines() {
-                tracing::info!("{}.{}: {}", p.module, p.func, redactor.text(line));
+            // masked whole, then split: a secret spanning lines is masked too
+            for line in redactor.text(&printed).lines() {
+                tracing::info!("{}.{}: {}", p.module, p.func, line);
             }
         }
         let answer: Value = serde_json::from_slice(&out).map_err(|_| {

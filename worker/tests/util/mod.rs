@@ -137,7 +137,9 @@ impl Sandbox {
 /// A tiny HTTP/1.1 server on 127.0.0.1, one thread per connection.
 ///   GET /health → 200 text "OK"; /json → 200 JSON document; /status/N → N;
 ///   /slow/MS → sleeps then 200; /echo → JSON of method, path, query, body, headers;
-///   /hits → the number of requests served so far.
+///   /hits → the number of requests served so far;
+///   /echo-ascii?q=V[&as=json] → `{"V": "V"}` written as Python's `json.dumps` does
+///   (`ensure_ascii`), as text/plain (or application/json with `as=json`).
 pub struct TestServer {
     pub base: String,
     pub hits: Arc<AtomicUsize>,
@@ -215,6 +217,21 @@ fn handle(stream: TcpStream, hits: &AtomicUsize) -> std::io::Result<()> {
             let doc = serde_json::json!({"method": method, "path": path, "query": query, "body": body, "headers": headers});
             (200, "application/json; charset=utf-8", doc.to_string())
         }
+        "/echo-ascii" => {
+            let pairs = query_pairs(query);
+            let q = pairs.iter().find(|(k, _)| k == "q").map(|(_, v)| v.clone());
+            let q = q.unwrap_or_default();
+            let as_json = pairs.iter().any(|(k, v)| k == "as" && v == "json");
+            let mut doc = serde_json::Map::new();
+            doc.insert(q.clone(), Value::String(q));
+            let text = ensure_ascii(&Value::Object(doc).to_string());
+            let ctype = if as_json {
+                "application/json"
+            } else {
+                "text/plain"
+            };
+            (200, ctype, text)
+        }
         _ => (404, "text/plain", "not found".to_string()),
     };
     let mut stream = stream;
@@ -224,4 +241,51 @@ fn handle(stream: TcpStream, hits: &AtomicUsize) -> std::io::Result<()> {
         text.len()
     )?;
     stream.flush()
+}
+
+/// `a=1&b=x+y%21` → pairs, form-decoded.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    let decode = |s: &str| {
+        let bytes = s.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'+' => out.push(b' '),
+                b'%' if i + 2 < bytes.len() => {
+                    let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                    out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                    i += 2;
+                }
+                b => out.push(b),
+            }
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(v))
+        })
+        .collect()
+}
+
+/// Compact JSON with every non-ASCII character as `\uXXXX` (surrogate pairs beyond the BMP),
+/// as Python's `json.dumps` writes it by default.
+pub fn ensure_ascii(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
 }

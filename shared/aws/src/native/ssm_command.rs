@@ -2,7 +2,10 @@
 //! record at once, poll every invocation with backoff until each one ends, and cancel the
 //! command if the run is stopped while it waits (the documents also revert on their own).
 //!
-//! The result carries each invocation's status, exit code and output, for the journal.
+//! The result carries each invocation's status, exit code and output, for the journal. The
+//! output is masked with the run's secrets as soon as it is read (before any log line or error
+//! message is made of it), in every form `broker::redact` knows; SSM keeps only the first
+//! 24,000 characters, so a secret cut there is masked in part too.
 //!
 //! A command whose worker died is stopped by the worker that reverts the job: `register`
 //! offers `broker::broker::orphans`' stopper, which cancels every `ssm_command` on the dead
@@ -14,6 +17,7 @@ use super::target_locks::{Held, LockSet};
 use aws_sdk_ssm::types::CommandInvocationStatus as S;
 use broker::providers::ActivityError;
 use broker::providers::registry::{NativeActivity, NativeCall, Param, Registry};
+use broker::redact::Redactor;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -210,6 +214,18 @@ pub fn register(registry: &mut Registry) {
     );
 }
 
+/// How much of an invocation's output GetCommandInvocation returns, in characters.
+const SSM_OUTPUT_LIMIT: usize = 24_000;
+
+/// An invocation's stdout or stderr as read from SSM, masked: `None` stays `None`.
+fn masked_output(text: Option<&str>, redactor: &Redactor) -> Value {
+    match text {
+        None => Value::Null,
+        Some(t) if t.chars().count() >= SSM_OUTPUT_LIMIT => Value::String(redactor.text_cut(t)),
+        Some(t) => Value::String(redactor.text(t)),
+    }
+}
+
 /// An invocation status SSM will not change any more.
 fn finished(status: &S) -> bool {
     !matches!(
@@ -227,6 +243,7 @@ pub async fn run(
     locks: Option<&Held>,
 ) -> Result<Value, ActivityError> {
     let client = ssm(call).await;
+    let redactor = Redactor::new(broker::load::config::secret_values(&call.secrets));
     let token = broker::ids::random_id()[..16].to_string();
     // armed from before the send: a run stopped mid-send still finds and stops its command
     let mut guard = InFlight {
@@ -296,8 +313,8 @@ pub async fn run(
                                 "instance_id": id,
                                 "status": s.as_str(),
                                 "response_code": inv.response_code(),
-                                "stdout": inv.standard_output_content(),
-                                "stderr": inv.standard_error_content(),
+                                "stdout": masked_output(inv.standard_output_content(), &redactor),
+                                "stderr": masked_output(inv.standard_error_content(), &redactor),
                             }),
                         );
                     }
@@ -363,6 +380,30 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// moto's SSM does not run documents (its invocations have empty output), so the masking
+    /// applied where the output is read is tested here, on the function that path uses.
+    #[test]
+    fn command_output_is_masked_as_it_is_read() {
+        let r = Redactor::new(vec!["tok\"ä".into(), "hunter2".into()]);
+        let cases: &[(Option<&str>, Value)] = &[
+            (None, Value::Null),
+            (Some("plain\n"), json!("plain\n")),
+            (Some("pw=hunter2\n"), json!("pw=***\n")),
+            (Some(r#"{"t": "tok\"\u00e4"}"#), json!(r#"{"t": "***"}"#)),
+            (Some(r#"{"t": "tok\"ä"}"#), json!(r#"{"t": "***"}"#)),
+        ];
+        for (text, masked) in cases {
+            assert_eq!(&masked_output(*text, &r), masked, "{text:?}");
+        }
+        // SSM cut the output at 24,000 characters, in the middle of a secret
+        let cut = format!("{}hunt", "x".repeat(SSM_OUTPUT_LIMIT - 4));
+        let out = masked_output(Some(&cut), &r);
+        assert_eq!(
+            out,
+            json!(format!("{}***", "x".repeat(SSM_OUTPUT_LIMIT - 4)))
+        );
+    }
 
     #[test]
     fn every_recorded_command_once_and_nothing_else() {
