@@ -1504,7 +1504,7 @@ mod tests {
         let key = format!("runs/{id}/w0-j0/journal.json");
         assert_eq!(
             p.store.interfered(),
-            [key.clone()],
+            std::slice::from_ref(&key),
             "the worker's journal landed"
         );
         let stands = p.store.get(&key).await.unwrap().unwrap();
