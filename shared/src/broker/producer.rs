@@ -1166,6 +1166,39 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_suite_whose_plan_create_lost_its_answer_is_still_started_once() {
+        use crate::contract::store::{Interference, Interfering};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Interfering::new(
+            DirStore::new(dir.path().join("store")),
+            "plan.json",
+            Interference::LoseAnswer,
+        );
+        let p = ports_on(dir.path(), store).await;
+        p.store
+            .put("suites/n.yaml", b"waves:\n  - experiments: [a.json]\n")
+            .await
+            .unwrap();
+        let ids = p
+            .on_trigger("m1", r#"{"suite": "suites/n.yaml"}"#, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            p.store.interfered(),
+            [plan_key(&ids[0])],
+            "the answer was lost"
+        );
+        let (_, state) = p.load(&ids[0]).await.unwrap();
+        assert_eq!(state.enqueued, ["w0-j0"], "started");
+        let jobs = p
+            .jobs
+            .receive(10, Duration::from_secs(30), Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1, "its job was sent once");
+    }
+
+    #[tokio::test]
     async fn a_dead_lettered_completion_event_still_completes_its_suite() {
         let dir = tempfile::tempdir().unwrap();
         let ports = ports(dir.path()).await;
