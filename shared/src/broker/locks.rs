@@ -369,6 +369,26 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_lock_whose_create_lost_its_answer_is_held_by_its_taker_alone() {
+        use crate::contract::store::{Interference, Interfering};
+        let dir = tempfile::tempdir().unwrap();
+        let plain = DirStore::new(dir.path());
+        // the create lands, its answer is lost, the retry is answered "exists"
+        let store = Interfering::new(plain.clone(), "i-1", Interference::LoseAnswer);
+        let ttl = Duration::from_secs(60);
+        acquire(&store, &["i-1".into()], "a", "cpu", ttl, OnConflict::Fail)
+            .await
+            .unwrap();
+        assert_eq!(store.interfered(), [key("i-1")], "the answer was lost");
+        let e = acquire(&plain, &["i-1".into()], "b", "mem", ttl, OnConflict::Fail)
+            .await
+            .unwrap_err();
+        assert!(e.contains("target i-1 is locked by a (cpu)"), "{e}");
+        release(&store, &["i-1".into()], "a").await;
+        assert_eq!(plain.get(&key("i-1")).await.unwrap(), None, "released");
+    }
+
+    #[tokio::test]
     async fn two_owners_never_hold_one_target_and_release_frees_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = DirStore::new(dir.path());

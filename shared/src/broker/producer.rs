@@ -5,7 +5,10 @@
 //! Invariants: the plan is written before any job is sent; a completion is recorded once per
 //! run id, so duplicate and out-of-order events never release a wave twice; state is saved
 //! before the event is acked, so a restarted producer resumes where it stopped; a dead-lettered
-//! job becomes a failed completion (with a journal saying so), so a suite always finishes.
+//! job becomes a failed completion (with a journal saying so), so a suite always finishes. The
+//! dead-letter journal is an owned conditional create (`create_owned`), never an overwrite: a
+//! journal a worker wrote stands, and the job counts as that journal says (a completed run
+//! dead-lettered only because its answers or its ack were lost stays completed).
 //! One producer serves a state at a time (state writes are last-writer-wins).
 
 use super::gate::{Decision, JobOutcome, decide};
@@ -14,7 +17,7 @@ use crate::engine::activity::now_iso;
 use crate::model::Status;
 use crate::model::suite::{ExperimentRef, Job, OnFailure, Suite};
 use crate::ports::queue::{DeadLetter, JobQueue};
-use crate::ports::store::{ObjectStore, StoreError};
+use crate::ports::store::{Created, ObjectStore, StoreError, create_owned};
 use crate::ports::{Event, EventBus};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -719,25 +722,7 @@ where
         } in self.jobs.dead_letters().await.map_err(|e| e.to_string())?
         {
             if let Ok(job) = Job::from_message(&body) {
-                let key = format!("runs/{}/{}/journal.json", job.suite_run_id, job.run_id);
-                let reason = format!(
-                    "the job was received {receive_count} times without completing and was dead-lettered"
-                );
-                if self
-                    .store
-                    .get(&key)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .is_none()
-                {
-                    let journal = failed_journal(&job.experiment_source, &reason);
-                    self.put_json(&key, &journal).await?;
-                }
-                let completion = Completion {
-                    status: Status::Failed.as_str().into(),
-                    deviated: false,
-                    journal_key: key,
-                };
+                let completion = self.dead_letter_journal(&job, &id, receive_count).await?;
                 if let Some(done) = self
                     .complete(&job.suite_run_id, &job.run_id, completion)
                     .await?
@@ -751,6 +736,41 @@ where
                 .map_err(|e| e.to_string())?;
         }
         Ok(ended)
+    }
+
+    /// The journal of a dead-lettered job: a failed one saying so, created only if the job has
+    /// none (with this dead letter's own token, so a lost answer is recognised as ours); a
+    /// journal already there (a worker's, or an earlier drain's) stands, and the completion is
+    /// what it says.
+    async fn dead_letter_journal(
+        &self,
+        job: &Job,
+        message_id: &str,
+        receive_count: u32,
+    ) -> Result<Completion, String> {
+        let key = format!("runs/{}/{}/journal.json", job.suite_run_id, job.run_id);
+        let reason = format!(
+            "the job was received {receive_count} times without completing and was dead-lettered"
+        );
+        let mut journal = failed_journal(&job.experiment_source, &reason);
+        if let Some(Value::Object(broker)) = &mut journal.broker {
+            broker.insert(
+                "dead_letter".into(),
+                json!({"message_id": message_id, "token": crate::ids::random_id()}),
+            );
+        }
+        let bytes = serde_json::to_vec_pretty(&journal).map_err(|e| format!("{key}: {e}"))?;
+        let created = create_owned(&self.store, &key, &bytes)
+            .await
+            .map_err(|e| e.to_string())?;
+        if let Created::Theirs(_) = &created {
+            tracing::warn!(
+                "dead-lettered job {}/{}: its journal {key} was already written; it stands",
+                job.suite_run_id,
+                job.run_id
+            );
+        }
+        Ok(dead_letter_completion(&created, key))
     }
 
     /// Consume events until `stop`; calls `on_end` for every suite run that ends.
@@ -861,6 +881,31 @@ where
     }
 }
 
+/// How a dead-lettered job counts, given what its journal's create found (pure): failed when
+/// the dead-letter journal is ours; as the journal that stands says otherwise (its `status`
+/// and `deviated`; failed when unreadable).
+pub fn dead_letter_completion(created: &Created, journal_key: String) -> Completion {
+    let failed = Completion {
+        status: Status::Failed.as_str().into(),
+        deviated: false,
+        journal_key,
+    };
+    let Created::Theirs(bytes) = created else {
+        return failed;
+    };
+    let Ok(journal) = serde_json::from_slice::<Value>(bytes) else {
+        return failed;
+    };
+    match journal["status"].as_str() {
+        Some(status) => Completion {
+            status: status.to_string(),
+            deviated: journal["deviated"].as_bool().unwrap_or(false),
+            ..failed
+        },
+        None => failed,
+    }
+}
+
 /// `Some(title)` when the text is an experiment rather than a suite (it has a `method` or a
 /// `steady-state-hypothesis` and no `waves`); the title, when it is a string.
 fn lone_experiment_title(
@@ -923,6 +968,13 @@ mod tests {
     use crate::model::suite::{JobSettings, Wave};
 
     async fn ports(dir: &Path) -> ProducerPorts<SqliteQueue, SqliteQueue, DirStore, SqliteBus> {
+        ports_on(dir, DirStore::new(dir.join("store"))).await
+    }
+
+    async fn ports_on<S: ObjectStore>(
+        dir: &Path,
+        store: S,
+    ) -> ProducerPorts<SqliteQueue, SqliteQueue, S, SqliteBus> {
         let db = Db::open(&dir.join("broker.db")).unwrap();
         let bus = SqliteBus::new(db.clone(), "b");
         bus.subscribe("Suite Completed", "suites").await.unwrap();
@@ -931,7 +983,7 @@ mod tests {
             events: SqliteQueue::new(db.clone(), "events", 3),
             triggers: Some(SqliteQueue::new(db.clone(), "triggers", 3)),
             bucket: Some("broker".into()),
-            store: DirStore::new(dir.join("store")),
+            store,
             bus,
         }
     }
@@ -1111,6 +1163,39 @@ mod tests {
         ports.on_trigger("msg-2", body, None).await.unwrap();
         let (_, state) = ports.load(&id).await.unwrap();
         assert_eq!(state.enqueued, ["w0-j0"]);
+    }
+
+    #[tokio::test]
+    async fn a_suite_whose_plan_create_lost_its_answer_is_still_started_once() {
+        use crate::contract::store::{Interference, Interfering};
+        let dir = tempfile::tempdir().unwrap();
+        let store = Interfering::new(
+            DirStore::new(dir.path().join("store")),
+            "plan.json",
+            Interference::LoseAnswer,
+        );
+        let p = ports_on(dir.path(), store).await;
+        p.store
+            .put("suites/n.yaml", b"waves:\n  - experiments: [a.json]\n")
+            .await
+            .unwrap();
+        let ids = p
+            .on_trigger("m1", r#"{"suite": "suites/n.yaml"}"#, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            p.store.interfered(),
+            [plan_key(&ids[0])],
+            "the answer was lost"
+        );
+        let (_, state) = p.load(&ids[0]).await.unwrap();
+        assert_eq!(state.enqueued, ["w0-j0"], "started");
+        let jobs = p
+            .jobs
+            .receive(10, Duration::from_secs(30), Duration::from_millis(200))
+            .await
+            .unwrap();
+        assert_eq!(jobs.len(), 1, "its job was sent once");
     }
 
     #[tokio::test]
@@ -1380,5 +1465,93 @@ mod tests {
             .unwrap()
             .unwrap();
         assert!(String::from_utf8_lossy(&journal).contains("dead-lettered"));
+    }
+    #[test]
+    fn a_dead_lettered_job_counts_as_the_journal_that_stands() {
+        let theirs = |j: Value| Created::Theirs(j.to_string().into_bytes());
+        let table = [
+            (Created::New, ("failed", false)),
+            (Created::Ours, ("failed", false)),
+            (
+                theirs(json!({"status": "completed", "deviated": false})),
+                ("completed", false),
+            ),
+            (
+                theirs(json!({"status": "completed", "deviated": true})),
+                ("completed", true),
+            ),
+            (
+                theirs(json!({"status": "interrupted"})),
+                ("interrupted", false),
+            ),
+            (theirs(json!({"no": "status"})), ("failed", false)),
+            (Created::Theirs(b"not json".to_vec()), ("failed", false)),
+        ];
+        for (created, (status, deviated)) in table {
+            let c = dead_letter_completion(&created, "k".into());
+            assert_eq!(
+                (c.status.as_str(), c.deviated, c.journal_key.as_str()),
+                (status, deviated, "k"),
+                "{created:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_dead_lettered_job_never_overwrites_the_workers_journal_and_a_completed_one_stays_completed()
+     {
+        use crate::contract::store::{Interference, Interfering};
+        let dir = tempfile::tempdir().unwrap();
+        // the worker's journal (its answers were lost, so its job was dead-lettered) lands
+        // just as the producer writes the dead-letter journal
+        let workers = serde_json::to_vec_pretty(&json!({"status": "completed", "deviated": false,
+            "broker": {"delivery": {"worker": "w1", "token": "t1"}}}))
+        .unwrap();
+        let store = Interfering::new(
+            DirStore::new(dir.path().join("store")),
+            "journal.json",
+            Interference::Competitor(workers.clone()),
+        );
+        let p = ports_on(dir.path(), store).await;
+        let id = p
+            .submit(&suite(vec![(1, OnFailure::Stop, None)]), dir.path())
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let m = p
+                .jobs
+                .receive(1, Duration::from_millis(1), Duration::from_secs(2))
+                .await
+                .unwrap();
+            assert_eq!(m.len(), 1);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(
+            p.jobs
+                .receive(1, Duration::from_secs(1), Duration::from_millis(50))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(p.drain_dead_letters().await.unwrap(), vec![id.clone()]);
+        let key = format!("runs/{id}/w0-j0/journal.json");
+        assert_eq!(
+            p.store.interfered(),
+            std::slice::from_ref(&key),
+            "the worker's journal landed"
+        );
+        let stands = p.store.get(&key).await.unwrap().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&stands),
+            String::from_utf8_lossy(&workers),
+            "the worker's journal stands"
+        );
+        let (_, state) = p.load(&id).await.unwrap();
+        assert_eq!(
+            (state.status.as_str(), state.outcome.as_deref()),
+            ("completed", Some("held")),
+            "the job counts as its journal says"
+        );
+        assert_eq!(state.completions["w0-j0"].status, "completed");
     }
 }

@@ -8,6 +8,12 @@
 //!   rollbacks and ends `interrupted`. A second copy of a job (SQS delivers at least once; a
 //!   producer may resend) is told apart by the marker's message id and receive count
 //!   (`claim`): it neither runs nor reverts while the owner may still be running.
+//! - **A lost answer never loses a completion.** Each delivery draws a random token and puts
+//!   it in the objects it creates conditionally (the `started` marker, the journal's
+//!   `broker.delivery`). When a create is answered "exists" (the SDK retried a write whose
+//!   answer was lost), the object is read back (`create_owned`): if it holds this delivery's
+//!   bytes, it is ours and the delivery carries on (runs; publishes the journal unless its
+//!   `completed` marker is there); only another delivery's object makes it stand aside.
 //! - **A revert keeps what the dead owner did, and stops it.** The owner keeps the exact
 //!   experiment text under the run's prefix before anything runs; the revert reads the dead
 //!   owner's checkpoint first, has what its `broker.records` name stopped (`orphans`: e.g. an
@@ -36,7 +42,7 @@ use crate::model::{
     Experiment, HypothesisStrategy, Journal, RollbackStrategy, Status, SteadyStates,
 };
 use crate::ports::queue::{JobQueue, Message, QueueError};
-use crate::ports::store::{ObjectStore, StoreError, check_key};
+use crate::ports::store::{Created, ObjectStore, check_key, create_owned};
 use crate::ports::{Event, EventBus};
 use crate::providers::Providers;
 use serde_json::{Value, json};
@@ -158,8 +164,10 @@ pub enum Claim {
     InFlight,
 }
 
-/// Decide from the marker (pure; every case is tested below).
-pub fn claim(marker: Option<&serde_json::Value>, message: &Message, worker_id: &str) -> Claim {
+/// Decide from another delivery's marker (pure; every case is tested below). This delivery's
+/// own marker (created by an attempt whose answer was lost) is recognised before, by its token
+/// (`create_owned`), and means `Run`.
+pub fn claim(marker: Option<&serde_json::Value>, message: &Message) -> Claim {
     let Some(marker) = marker else {
         return Claim::Run;
     };
@@ -173,13 +181,42 @@ pub fn claim(marker: Option<&serde_json::Value>, message: &Message, worker_id: &
         };
     }
     let seen = marker["receive_count"].as_u64().unwrap_or(0);
-    let ours = marker["worker"].as_str() == Some(worker_id);
-    match u64::from(message.receive_count).cmp(&seen) {
-        std::cmp::Ordering::Greater => Claim::Revert,
-        // our own create, retried by the SDK after a lost reply
-        std::cmp::Ordering::Equal if ours => Claim::Run,
-        _ => Claim::InFlight,
+    if u64::from(message.receive_count) > seen {
+        Claim::Revert
+    } else {
+        // the same receive, or a later one, by another delivery (its token is not ours)
+        Claim::InFlight
     }
+}
+
+/// What a delivery does once its journal's conditional create has answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AfterJournal {
+    /// The journal is this delivery's: publish its completion event, then mark it published.
+    Publish,
+    /// This delivery's journal, already published (its `completed` marker is there): ack.
+    Done,
+    /// Another delivery's journal stands, and that delivery publishes it: ack, publish nothing.
+    Drop,
+}
+
+/// Decide from the create's outcome and whether the `completed` marker exists (pure; every
+/// case is tested below).
+pub fn after_journal(created: &Created, published: bool) -> AfterJournal {
+    match (created, published) {
+        (Created::Theirs(_), _) => AfterJournal::Drop,
+        (_, true) => AfterJournal::Done,
+        (Created::New | Created::Ours, false) => AfterJournal::Publish,
+    }
+}
+
+/// Put which delivery wrote a journal into its `broker.delivery` (the ownership token).
+fn stamp_delivery(journal: &mut Journal, delivery: Value) {
+    let broker = journal.broker.get_or_insert_with(|| json!({}));
+    if !broker.is_object() {
+        *broker = json!({});
+    }
+    broker["delivery"] = delivery;
 }
 
 /// Keys of one run in the store.
@@ -329,23 +366,25 @@ where
             return Ok(());
         }
         let started_key = format!("{prefix}/started");
-        let marker = json!({"worker": self.cfg.worker_id, "message_id": message.id, "receive_count": message.receive_count, "at": now_iso()});
-        let existing = match store
-            .put_if_absent(&started_key, marker.to_string().as_bytes())
+        // this delivery's ownership token, in every object it creates conditionally
+        let token = crate::ids::random_id();
+        let delivery = json!({"worker": self.cfg.worker_id, "message_id": message.id, "receive_count": message.receive_count, "token": token});
+        let mut marker = delivery.clone();
+        marker["at"] = json!(now_iso());
+        let existing = match create_owned(store, &started_key, marker.to_string().as_bytes())
             .await
+            .map_err(|e| e.to_string())?
         {
-            Ok(()) => None,
-            Err(StoreError::AlreadyExists { .. }) => {
-                let bytes = store
-                    .get(&started_key)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .unwrap_or_default();
+            Created::New => None,
+            Created::Ours => {
+                tracing::warn!(run_id = %job.run_id, "the started marker's create was answered \"exists\" but holds this delivery's marker (an answer was lost): running");
+                None
+            }
+            Created::Theirs(bytes) => {
                 Some(serde_json::from_slice::<serde_json::Value>(&bytes).unwrap_or_default())
             }
-            Err(e) => return Err(e.to_string()),
         };
-        let revert_only = match claim(existing.as_ref(), message, &self.cfg.worker_id) {
+        let revert_only = match claim(existing.as_ref(), message) {
             Claim::Run => false,
             Claim::Revert => {
                 // the marker now names this delivery, so a copy of it is told apart too
@@ -365,16 +404,32 @@ where
                 ));
             }
         };
-        let journal = self.run(&job, &prefix, revert_only).await?;
+        let mut journal = self.run(&job, &prefix, revert_only).await?;
+        stamp_delivery(&mut journal, delivery);
         let text = serde_json::to_vec_pretty(&journal).map_err(|e| e.to_string())?;
-        match store.put_if_absent(&journal_key, &text).await {
-            Ok(()) => {}
-            Err(StoreError::AlreadyExists { .. }) => {
+        let created = create_owned(store, &journal_key, &text)
+            .await
+            .map_err(|e| e.to_string())?;
+        let published = match created {
+            // written by an attempt whose answer was lost: a redelivery may have published it
+            Created::Ours => {
+                tracing::warn!(run_id = %job.run_id, "the journal's create was answered \"exists\" but holds this delivery's journal (an answer was lost): completing it");
+                store
+                    .get(&published_key)
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .is_some()
+            }
+            _ => false,
+        };
+        match after_journal(&created, published) {
+            AfterJournal::Publish => {}
+            AfterJournal::Done => return Ok(()),
+            AfterJournal::Drop => {
                 // another delivery finished first; its journal stands and it publishes
                 tracing::warn!(run_id = %job.run_id, "a journal was written by another delivery; this one is dropped");
                 return Ok(());
             }
-            Err(e) => return Err(e.to_string()),
         }
         self.publish(&job, &journal, &journal_key).await?;
         store
@@ -672,6 +727,10 @@ pub fn failed_journal(source: &str, reason: &str) -> Journal {
 }
 
 #[cfg(test)]
+#[path = "serve_ownership_tests.rs"]
+mod ownership_tests;
+
+#[cfg(test)]
 mod claim_tests {
     use super::*;
 
@@ -686,33 +745,49 @@ mod claim_tests {
 
     #[test]
     fn every_marker_case() {
-        let marker = json!({"worker": "w1", "message_id": "m1", "receive_count": 1});
+        // another delivery's marker (this delivery's own is recognised by its token before)
+        let marker = json!({"worker": "w1", "message_id": "m1", "receive_count": 1, "token": "t1"});
         let garbage = json!("not a marker");
         let cases = [
-            (None, message("m1", 1), "w1", Claim::Run),
-            (Some(&marker), message("m1", 2), "w2", Claim::Revert),
-            (Some(&marker), message("m1", 2), "w1", Claim::Revert),
-            (Some(&marker), message("m1", 1), "w1", Claim::Run),
-            (Some(&marker), message("m1", 1), "w2", Claim::InFlight),
+            (None, message("m1", 1), Claim::Run),
+            (Some(&marker), message("m1", 2), Claim::Revert),
+            // the same receive by another delivery (even on the same worker): SQS delivered
+            // one message twice at once
+            (Some(&marker), message("m1", 1), Claim::InFlight),
+            (Some(&marker), message("m1", 0), Claim::InFlight),
             (
                 Some(&marker),
                 message("m2", 1),
-                "w2",
                 Claim::Duplicate { owner: "m1".into() },
             ),
             (
                 Some(&marker),
                 message("m2", 5),
-                "w1",
                 Claim::Duplicate { owner: "m1".into() },
             ),
-            (Some(&garbage), message("m1", 1), "w1", Claim::Revert),
+            (Some(&garbage), message("m1", 1), Claim::Revert),
         ];
-        for (marker, msg, worker, expected) in cases {
+        for (marker, msg, expected) in cases {
+            assert_eq!(claim(marker, &msg), expected, "{marker:?} {msg:?}");
+        }
+    }
+
+    #[test]
+    fn after_the_journal_create_only_our_unpublished_journal_is_published() {
+        let theirs = Created::Theirs(b"{}".to_vec());
+        let cases = [
+            (Created::New, false, AfterJournal::Publish),
+            (Created::Ours, false, AfterJournal::Publish),
+            (Created::Ours, true, AfterJournal::Done),
+            (Created::New, true, AfterJournal::Done),
+            (theirs.clone(), false, AfterJournal::Drop),
+            (theirs, true, AfterJournal::Drop),
+        ];
+        for (created, published, expected) in cases {
             assert_eq!(
-                claim(marker, &msg, worker),
+                after_journal(&created, published),
                 expected,
-                "{marker:?} {msg:?} {worker}"
+                "{created:?} published={published}"
             );
         }
     }

@@ -3,7 +3,7 @@
 //! conditional writes.
 
 use crate::broker::locks::{self, OnConflict};
-use crate::ports::store::{ObjectStore, StoreError, Version};
+use crate::ports::store::{Created, ObjectStore, StoreError, Version, create_owned};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -71,6 +71,29 @@ pub async fn conditional_create_is_exclusive_under_concurrency<F: StoreFixture>(
         owner,
         format!("owner-{}", winners[0]).into_bytes(),
         "the winner's content, whole"
+    );
+}
+
+pub async fn an_owned_create_whose_answer_was_lost_is_known_as_ours<F: StoreFixture>(f: &F) {
+    let (s, p) = f.store().await;
+    let key = format!("{p}/runs/r1/journal.json");
+    let (ours, theirs) = (&b"{\"token\": \"a\"}"[..], &b"{\"token\": \"b\"}"[..]);
+    assert_eq!(create_owned(&s, &key, ours).await.unwrap(), Created::New);
+    // the same create again: what an SDK retry sends after the first answer was lost
+    assert_eq!(
+        create_owned(&s, &key, ours).await.unwrap(),
+        Created::Ours,
+        "the object holds our bytes: our own write"
+    );
+    assert_eq!(
+        create_owned(&s, &key, theirs).await.unwrap(),
+        Created::Theirs(ours.to_vec()),
+        "another writer is told whose object stands"
+    );
+    assert_eq!(
+        s.get(&key).await.unwrap().as_deref(),
+        Some(ours),
+        "never overwritten"
     );
 }
 
@@ -385,6 +408,95 @@ pub async fn a_former_owner_releasing_never_deletes_a_lock_taken_over_since<F: S
     assert_eq!(lock_owner(&s, &target).await, None, "its owner releases it");
 }
 
+/// What [`Interfering`] does to the first conditional create of its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Interference {
+    /// The create lands but its answer is lost: the caller sees the SDK's retry, answered
+    /// `AlreadyExists` (what S3 does after a lost `PutObject` answer).
+    LoseAnswer,
+    /// Another writer's object (these bytes) lands just before the create.
+    Competitor(Vec<u8>),
+}
+
+/// A store that interferes once with the first conditional create (for a competitor: the
+/// first write of any kind) of every key ending in `suffix`, as the network or a competing
+/// writer would (see [`Interference`]); everything else passes through. For tests of what the broker does after an ambiguous create.
+#[derive(Clone)]
+pub struct Interfering<S> {
+    pub inner: S,
+    suffix: String,
+    what: Interference,
+    done: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+}
+
+impl<S> Interfering<S> {
+    pub fn new(inner: S, suffix: impl Into<String>, what: Interference) -> Self {
+        Interfering {
+            inner,
+            suffix: suffix.into(),
+            what,
+            done: Arc::default(),
+        }
+    }
+
+    /// The keys interfered with so far.
+    pub fn interfered(&self) -> Vec<String> {
+        self.done.lock().unwrap().iter().cloned().collect()
+    }
+
+    fn first_time(&self, key: &str) -> bool {
+        key.ends_with(&self.suffix) && self.done.lock().unwrap().insert(key.to_string())
+    }
+}
+
+impl<S: ObjectStore> ObjectStore for Interfering<S> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        self.inner.get_versioned(key).await
+    }
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        // a plain write meets the competitor too (and overwrites it: what it does)
+        if let Interference::Competitor(theirs) = &self.what
+            && self.first_time(key)
+        {
+            self.inner.put_if_absent(key, theirs).await?;
+        }
+        self.inner.put(key, bytes).await
+    }
+    async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        if self.first_time(key) {
+            match &self.what {
+                Interference::LoseAnswer => {
+                    self.inner.put_if_absent(key, bytes).await?;
+                }
+                Interference::Competitor(theirs) => {
+                    self.inner.put_if_absent(key, theirs).await?;
+                }
+            }
+        }
+        self.inner.put_if_absent(key, bytes).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn replace_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        v: &Version,
+    ) -> Result<Version, StoreError> {
+        self.inner.replace_if(key, bytes, v).await
+    }
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), StoreError> {
+        self.inner.delete_if(key, version).await
+    }
+}
+
 /// Expand the store contract into tests for a fixture expression.
 #[macro_export]
 macro_rules! store_contract {
@@ -394,6 +506,7 @@ macro_rules! store_contract {
             a_missing_key_is_none,
             delete_removes_the_key_and_a_missing_one_is_fine,
             conditional_create_is_exclusive_under_concurrency,
+            an_owned_create_whose_answer_was_lost_is_known_as_ours,
             list_returns_keys_under_a_prefix_sorted,
             bad_keys_are_refused,
             a_stale_version_is_refused_and_the_current_one_wins,

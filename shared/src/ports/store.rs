@@ -5,6 +5,10 @@
 //!   replaces the object whole (a reader never sees half of it);
 //! - **conditional create**: `put_if_absent` succeeds for exactly one of any number of
 //!   concurrent callers, and fails with `AlreadyExists` for the others;
+//! - **owned create** ([`create_owned`], built on the two above): a conditional create whose
+//!   answer was lost, and whose retry was answered `AlreadyExists`, is recognised as the
+//!   caller's own, because the object holds exactly the bytes it sent (each writer puts a
+//!   token of its own in them), so a lost answer never turns our write into someone else's;
 //! - **list**: keys under a prefix, sorted;
 //! - **delete**: the key is gone afterwards; deleting a missing key succeeds;
 //! - **versioned writes**: `get_versioned` returns the bytes with their [`Version`];
@@ -132,6 +136,61 @@ pub trait ObjectStore: Send + Sync {
         };
         async move { Err(error) }
     }
+}
+
+/// What an owned conditional create ([`create_owned`]) found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    /// This call created the object.
+    New,
+    /// The object exists and holds exactly our bytes: an earlier attempt of ours landed and
+    /// its answer was lost (the SDK's retry was answered "exists"). Carry on as if created.
+    Ours,
+    /// Another writer's object (its bytes): keep out of its way.
+    Theirs(Vec<u8>),
+}
+
+impl Created {
+    /// Whether the object is ours (created now, or by an attempt whose answer was lost).
+    pub fn is_ours(&self) -> bool {
+        matches!(self, Created::New | Created::Ours)
+    }
+}
+
+/// Rounds of create-then-read before giving up on an object that keeps vanishing between the
+/// refused create and the read (nothing the broker writes is created and deleted that fast).
+const OWNED_CREATE_ROUNDS: usize = 3;
+
+/// Create `key` only if absent, telling our own earlier write apart from another writer's:
+/// on `AlreadyExists` the object is read and compared with `bytes`. `bytes` must carry a
+/// token unique to this writer (a random delivery token, a unique owner), so that equal bytes
+/// mean our own write: S3 answers a retried `PutObject` whose first attempt landed with 412,
+/// exactly as it answers a competitor. An object gone between the refusal and the read is
+/// created again.
+pub async fn create_owned<S: ObjectStore + ?Sized>(
+    store: &S,
+    key: &str,
+    bytes: &[u8],
+) -> Result<Created, StoreError> {
+    for _ in 0..OWNED_CREATE_ROUNDS {
+        match store.put_if_absent(key, bytes).await {
+            Ok(()) => return Ok(Created::New),
+            Err(StoreError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        match store.get(key).await? {
+            Some(existing) if existing == bytes => return Ok(Created::Ours),
+            Some(existing) => return Ok(Created::Theirs(existing)),
+            None => continue,
+        }
+    }
+    Err(StoreError::Backend {
+        key: key.to_string(),
+        message: format!(
+            "the object existed on every create and was gone on every read ({OWNED_CREATE_ROUNDS} rounds)"
+        ),
+        source: None,
+    })
 }
 
 /// Reject keys that could escape a directory or mean different things on S3 and on disk.
