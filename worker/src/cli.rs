@@ -232,4 +232,32 @@ mod tests {
             "{e}"
         );
     }
+
+    #[test]
+    fn the_signature_timeout_is_30_seconds_unless_set_and_must_be_positive() {
+        let timeout = |args: &[&str]| -> Result<f64, String> {
+            let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+            Ok(match cli.command {
+                Command::Validate(a) => a.signatures.signature_timeout,
+                Command::Run(a) => a.signatures.signature_timeout,
+                Command::Serve(a) => a.signatures.signature_timeout,
+            })
+        };
+        assert_eq!(timeout(&["worker", "validate", "e.json"]), Ok(30.0));
+        assert_eq!(
+            timeout(&["worker", "run", "--signature-timeout", "2.5", "e.json"]),
+            Ok(2.5)
+        );
+        assert_eq!(
+            timeout(&["worker", "serve", "--signature-timeout", "90"]),
+            Ok(90.0)
+        );
+        let refused = timeout(&["worker", "validate", "--signature-timeout", "0", "e.json"]);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("must be more than 0")),
+            "{refused:?}"
+        );
+    }
 }
