@@ -2,6 +2,7 @@
 //! and `chaos validate`.
 
 use broker::model::{Dry, HypothesisStrategy, RollbackStrategy};
+use broker::providers::python::DEFAULT_SIGNATURE_TIMEOUT;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -42,6 +43,23 @@ pub struct ServeArgs {
     pub grace: f64,
     #[command(flatten)]
     pub faults: broker_aws::native::safety::FaultArgs,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SignatureArgs {
+    /// How long checking an experiment's Python activities against their functions'
+    /// signatures may take (it imports their modules); past it the check is stopped and the
+    /// experiment is invalid, with the activity whose import did not finish located.
+    #[arg(long, env = "BROKER_SIGNATURE_TIMEOUT", default_value_t = DEFAULT_SIGNATURE_TIMEOUT.as_secs_f64(), value_name = "SECONDS", value_parser = positive_seconds)]
+    pub signature_timeout: f64,
+}
+
+impl SignatureArgs {
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.signature_timeout)
+    }
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +98,8 @@ pub struct RunArgs {
     pub vars: VarArgs,
     #[command(flatten)]
     pub faults: broker_aws::native::safety::FaultArgs,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
     /// The experiment file (JSON or YAML).
     pub experiment: PathBuf,
 }
@@ -88,6 +108,8 @@ pub struct RunArgs {
 pub struct ValidateArgs {
     #[command(flatten)]
     pub vars: VarArgs,
+    #[command(flatten)]
+    pub signatures: SignatureArgs,
     /// The experiment file (JSON or YAML).
     pub experiment: PathBuf,
 }
@@ -208,6 +230,34 @@ mod tests {
                 "`86400` is more than 43200 seconds (12 hours), the longest lease SQS grants"
             ),
             "{e}"
+        );
+    }
+
+    #[test]
+    fn the_signature_timeout_is_30_seconds_unless_set_and_must_be_positive() {
+        let timeout = |args: &[&str]| -> Result<f64, String> {
+            let cli = Cli::try_parse_from(args).map_err(|e| e.to_string())?;
+            Ok(match cli.command {
+                Command::Validate(a) => a.signatures.signature_timeout,
+                Command::Run(a) => a.signatures.signature_timeout,
+                Command::Serve(a) => a.signatures.signature_timeout,
+            })
+        };
+        assert_eq!(timeout(&["worker", "validate", "e.json"]), Ok(30.0));
+        assert_eq!(
+            timeout(&["worker", "run", "--signature-timeout", "2.5", "e.json"]),
+            Ok(2.5)
+        );
+        assert_eq!(
+            timeout(&["worker", "serve", "--signature-timeout", "90"]),
+            Ok(90.0)
+        );
+        let refused = timeout(&["worker", "validate", "--signature-timeout", "0", "e.json"]);
+        assert!(
+            refused
+                .as_ref()
+                .is_err_and(|e| e.contains("must be more than 0")),
+            "{refused:?}"
         );
     }
 }

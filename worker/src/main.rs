@@ -8,7 +8,7 @@ use broker::load::{Problems, Vars};
 use broker::providers::Providers;
 use broker::{RunOptions, load_experiment};
 use clap::Parser;
-use cli::{Cli, Command, RunArgs, ServeArgs, ValidateArgs, VarArgs};
+use cli::{Cli, Command, RunArgs, ServeArgs, SignatureArgs, ValidateArgs, VarArgs};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -17,8 +17,11 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     broker::logging::init(tracing::level_filters::LevelFilter::INFO);
+    // loading runs on the blocking pool (`broker::load::off_runtime`): its threads get the
+    // stack the main thread has, so a file that loads here loads there
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
         .build()
     {
         Ok(rt) => rt,
@@ -47,9 +50,10 @@ fn main() -> ExitCode {
 }
 
 /// The native registry: the AWS activities (`broker_aws::native`).
-fn providers(vars: &Vars) -> Providers {
+fn providers(vars: &Vars, signatures: &SignatureArgs) -> Providers {
     let mut providers = Providers::new(broker_aws::native::registry());
     providers.env_overlay = vars.env.clone();
+    providers.python.set_signature_timeout(signatures.timeout());
     providers
 }
 
@@ -89,7 +93,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
             return Ok(1);
         }
     };
-    match load_experiment(&args.experiment, &vars, &providers(&vars)) {
+    match load_experiment(&args.experiment, &vars, &providers(&vars, &args.signatures)) {
         Ok(experiment) => {
             // warnings: valid but risky; printed, the exit status stays 0
             for w in broker::load::validate::file_warnings(&args.experiment, &experiment) {
@@ -115,7 +119,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(1);
         }
     };
-    let providers = Arc::new(providers(&vars));
+    let providers = Arc::new(providers(&vars, &args.signatures));
     let experiment = match load_experiment(&args.experiment, &vars, &providers) {
         Ok(e) => Arc::new(e),
         Err(problems) => {
@@ -211,7 +215,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     serve(
         cfg,
         ports,
-        Arc::new(Providers::new(broker_aws::native::registry())),
+        Arc::new(providers(&Vars::default(), &args.signatures)),
         tripwires,
         stop.cancelled_owned(),
     )

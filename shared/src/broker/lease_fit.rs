@@ -81,7 +81,7 @@ async fn read<S: ObjectStore>(store: &S, job: &Job) -> Result<Option<(String, St
         let bytes = store.get(key).await.map_err(|e| e.to_string())?;
         (source.clone(), bytes)
     } else {
-        (source.clone(), std::fs::read(source).ok())
+        (source.clone(), tokio::fs::read(source).await.ok())
     };
     Ok(bytes
         .and_then(|b| String::from_utf8(b).ok())

@@ -36,7 +36,7 @@ use crate::engine::RunOptions;
 use crate::engine::activity::now_iso;
 use crate::load::document::Format;
 use crate::load::revert::load_for_revert;
-use crate::load::{Vars, load_experiment_text};
+use crate::load::{Vars, load_experiment_text, off_runtime};
 use crate::model::suite::Job;
 use crate::model::{
     Experiment, HypothesisStrategy, Journal, RollbackStrategy, Status, SteadyStates,
@@ -464,14 +464,17 @@ where
             ));
         }
         let vars = self.vars(job);
-        let origin = Path::new(&source);
-        let experiment = match load_experiment_text(
-            &text,
-            Format::detect(origin, &text),
-            Some(origin),
-            &vars,
-            &self.providers,
-        ) {
+        // off the runtime: a slow import must not stop the other jobs' heartbeats
+        let loaded = off_runtime({
+            let (vars, providers, origin) = (vars.clone(), self.providers.clone(), source.clone());
+            move || {
+                let origin = Path::new(&origin);
+                let format = Format::detect(origin, &text);
+                load_experiment_text(&text, format, Some(origin), &vars, &providers)
+            }
+        })
+        .await;
+        let experiment = match loaded {
             Ok(e) => e,
             Err(problems) => {
                 return Ok(failed_journal(
@@ -543,17 +546,23 @@ where
             }
         };
         let vars = self.vars(job);
-        let origin = Path::new(&source);
-        let loaded =
-            match load_for_revert(&text, Format::detect(origin, &text), Some(origin), &vars) {
-                Ok(l) => l,
-                Err(problems) => {
-                    return Ok(carried(failed_journal(
-                        &source,
-                        &format!("the rollbacks could not run: invalid experiment:\n{problems}"),
-                    )));
-                }
-            };
+        let loaded = off_runtime({
+            let (vars, origin) = (vars.clone(), source.clone());
+            move || {
+                let origin = Path::new(&origin);
+                load_for_revert(&text, Format::detect(origin, &text), Some(origin), &vars)
+            }
+        })
+        .await;
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(problems) => {
+                return Ok(carried(failed_journal(
+                    &source,
+                    &format!("the rollbacks could not run: invalid experiment:\n{problems}"),
+                )));
+            }
+        };
         for p in &loaded.dropped {
             tracing::warn!(run_id = %job.run_id, "reverting without {}: {p}", p.field);
         }

@@ -4,7 +4,8 @@
 #   {"op": "call", "module", "func", "arguments", "configuration", "secrets", "secret_scopes"}
 #       -> {"ok": <result>} | {"error": "<Type: message>", "traceback": [...]}
 #   {"op": "check", "items": [{"module", "func", "arguments": [names], "name", "type"}]}
-#       -> {"problems": [null | "<message>", ...]}
+#       -> one line per item, written as soon as it is checked: {"problem": null | "<message>"}
+#          (so the caller, which stops a check that outlives its timeout, knows which import hung)
 # While the function runs, sys.stdout points at stderr, so a print() in user code cannot
 # corrupt the answer.
 import importlib
@@ -77,21 +78,32 @@ def _check(item):
     return None
 
 
+def _check_all(items, real_stdout):
+    for item in items:
+        sys.stdout = sys.stderr
+        try:
+            problem = _check(item)
+        finally:
+            sys.stdout = real_stdout
+        real_stdout.write(json.dumps({"problem": problem}, ensure_ascii=False) + "\n")
+        real_stdout.flush()
+
+
 def main():
     req = json.loads(sys.stdin.read())
     real_stdout = sys.stdout
+    if req.get("op") == "check":
+        _check_all(req.get("items") or [], real_stdout)
+        return
     sys.stdout = sys.stderr
     try:
-        if req.get("op") == "check":
-            answer = {"problems": [_check(i) for i in req.get("items") or []]}
-        else:
-            try:
-                answer = {"ok": _call(req)}
-            except BaseException as x:  # noqa: BLE001 - every failure becomes the activity's error
-                answer = {
-                    "error": traceback.format_exception_only(type(x), x)[0].strip(),
-                    "traceback": traceback.format_exception(type(x), x, x.__traceback__),
-                }
+        try:
+            answer = {"ok": _call(req)}
+        except BaseException as x:  # noqa: BLE001 - every failure becomes the activity's error
+            answer = {
+                "error": traceback.format_exception_only(type(x), x)[0].strip(),
+                "traceback": traceback.format_exception(type(x), x, x.__traceback__),
+            }
         text = json.dumps(answer, default=_default, ensure_ascii=False)
     finally:
         sys.stdout = real_stdout
