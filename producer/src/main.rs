@@ -7,9 +7,11 @@ mod kill_switch;
 use anyhow::{Context, anyhow};
 use broker::broker::producer::{ProducerPorts, outcome_name, status_document};
 use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
+use broker::config::positive_seconds;
 use broker::load::Vars;
 use broker::load::suite::{check_experiments, load_suite};
 use broker::providers::Providers;
+use broker::providers::python::DEFAULT_SIGNATURE_TIMEOUT;
 use broker_aws::{Backend, BackendArgs, Bus, Queue, Role, Store};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -27,6 +29,18 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// How long checking an experiment's Python activities against their functions'
+    /// signatures may take (it imports their modules); past it the check is stopped and the
+    /// experiment is invalid, with the activity whose import did not finish located.
+    #[arg(long, global = true, env = "BROKER_SIGNATURE_TIMEOUT", default_value_t = DEFAULT_SIGNATURE_TIMEOUT.as_secs_f64(), value_name = "SECONDS", value_parser = positive_seconds)]
+    signature_timeout: f64,
+}
+
+/// The activity providers, with the signature check bounded as the command line says.
+fn providers(signature_timeout: Duration) -> Providers {
+    let mut providers = Providers::new(broker_aws::native::registry());
+    providers.python.set_signature_timeout(signature_timeout);
+    providers
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,8 +115,11 @@ fn main() -> ExitCode {
     } else {
         LevelFilter::INFO
     });
+    // `producer run` loads its workers' experiments on the blocking pool
+    // (`broker::load::off_runtime`): its threads get the main thread's stack, as in `worker`
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
         .build()
     {
         Ok(rt) => rt,
@@ -111,9 +128,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let providers = providers(Duration::from_secs_f64(cli.signature_timeout));
     let result = runtime.block_on(async {
         let result = match cli.command {
-            Command::Validate { suite } => validate(&suite),
+            Command::Validate { suite } => validate(&suite, &providers),
             Command::Submit {
                 suite,
                 wait,
@@ -121,7 +139,7 @@ fn main() -> ExitCode {
                 backend,
             } => {
                 let wait = wait.then(|| timeout.map(Duration::from_secs));
-                submit(&suite, wait, &backend).await
+                submit(&suite, wait, &backend, &providers).await
             }
             Command::Serve { backend } => serve_events(&backend).await,
             Command::Status {
@@ -138,7 +156,7 @@ fn main() -> ExitCode {
                 broker_aws::native::safety::configure(
                     faults.settings().map_err(anyhow::Error::msg)?,
                 );
-                run(&suite, workers, &backend).await
+                run(&suite, workers, &backend, providers).await
             }
             Command::Halt { reason, backend } => halt(Some(&reason), &backend).await,
             Command::Resume { backend } => halt(None, &backend).await,
@@ -170,23 +188,21 @@ fn report(problems: &[broker::load::Problem]) -> u8 {
 }
 
 /// Load a suite and check every experiment it names; `Err(code)` after printing problems.
-fn checked_suite(path: &Path) -> Result<(broker::model::suite::Suite, Vec<String>), u8> {
+fn checked_suite(
+    path: &Path,
+    providers: &Providers,
+) -> Result<(broker::model::suite::Suite, Vec<String>), u8> {
     let suite = load_suite(path).map_err(|p| report(&p.0))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let (problems, unchecked) = check_experiments(
-        &suite,
-        base,
-        &Vars::default(),
-        &Providers::new(broker_aws::native::registry()),
-    );
+    let (problems, unchecked) = check_experiments(&suite, base, &Vars::default(), providers);
     if !problems.0.is_empty() {
         return Err(report(&problems.0));
     }
     Ok((suite, unchecked.iter().map(ToString::to_string).collect()))
 }
 
-fn validate(path: &Path) -> anyhow::Result<u8> {
-    let (suite, unchecked) = match checked_suite(path) {
+fn validate(path: &Path, providers: &Providers) -> anyhow::Result<u8> {
+    let (suite, unchecked) = match checked_suite(path, providers) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -231,8 +247,9 @@ async fn submit(
     path: &Path,
     wait: Option<Option<Duration>>,
     args: &BackendArgs,
+    providers: &Providers,
 ) -> anyhow::Result<u8> {
-    let (suite, _) = match checked_suite(path) {
+    let (suite, _) = match checked_suite(path, providers) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -433,8 +450,13 @@ fn summary(
     out
 }
 
-async fn run(path: &Path, workers: u16, args: &BackendArgs) -> anyhow::Result<u8> {
-    let (suite, _) = match checked_suite(path) {
+async fn run(
+    path: &Path,
+    workers: u16,
+    args: &BackendArgs,
+    providers: Providers,
+) -> anyhow::Result<u8> {
+    let (suite, _) = match checked_suite(path, &providers) {
         Ok(s) => s,
         Err(code) => return Ok(code),
     };
@@ -458,7 +480,7 @@ async fn run(path: &Path, workers: u16, args: &BackendArgs) -> anyhow::Result<u8
 
     let interrupted = stop_on_signals();
     let workers_stop = CancellationToken::new();
-    let providers = Arc::new(Providers::new(broker_aws::native::registry()));
+    let providers = Arc::new(providers);
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..workers {
         let cfg = ServeConfig {

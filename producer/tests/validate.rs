@@ -96,3 +96,39 @@ fn the_seed_payload_validates_as_a_suite() {
     assert!(out.contains("2 waves, 2 jobs"), "{out}");
     assert!(out.contains("s3://bkt/exp/b.yaml"), "{out}");
 }
+
+#[test]
+fn a_python_import_past_the_signature_timeout_is_a_located_problem_of_its_experiment() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("slowimport.py"),
+        "import time\ntime.sleep(600)\ndef probe():\n    return 1\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("slow.json"),
+        r#"{"title": "t", "description": "d", "method": [
+  {"type": "probe", "name": "p", "provider": {"type": "python", "module": "slowimport", "func": "probe"}}]}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "name: s\nwaves:\n  - experiments: [slow.json]\n",
+    )
+    .unwrap();
+    // the import sleeps 600 s: the message names the flag's 2 s, not the 30 s default
+    let out = Command::new(env!("CARGO_BIN_EXE_producer"))
+        .args(["validate", "s.yaml", "--signature-timeout", "2"])
+        .env("PYTHONPATH", dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("slow.json:2:")
+            && err.contains("method[0].provider")
+            && err.contains("signature timeout of 2 s"),
+        "{err}"
+    );
+}

@@ -14,6 +14,21 @@ pub const BUS: &str = "experiment-broker";
 /// A job received this many times without completing is dead-lettered.
 pub const MAX_RECEIVE_COUNT: u32 = 3;
 
+/// A setting given in seconds (a command-line flag or its environment variable): finite, more
+/// than 0 and at most a day. Both binaries parse their seconds options with it.
+pub fn positive_seconds(text: &str) -> Result<f64, String> {
+    let value: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
+    if value.is_finite() && value > 0.0 && value <= 86_400.0 {
+        Ok(value)
+    } else {
+        Err(format!(
+            "`{text}` must be more than 0 and at most 86400 seconds"
+        ))
+    }
+}
+
 /// The embedded ports, all under one state directory.
 #[derive(Debug, Clone)]
 pub struct Embedded {

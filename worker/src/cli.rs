@@ -1,6 +1,7 @@
 //! Command-line interface of `worker`: the same options, defaults and meanings as `chaos run`
 //! and `chaos validate`.
 
+use broker::config::positive_seconds;
 use broker::model::{Dry, HypothesisStrategy, RollbackStrategy};
 use broker::providers::python::DEFAULT_SIGNATURE_TIMEOUT;
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -171,20 +172,6 @@ impl From<DryArg> for Dry {
             DryArg::Activities => Dry::Activities,
             DryArg::Pause => Dry::Pause,
         }
-    }
-}
-
-/// A finite, positive number of seconds.
-fn positive_seconds(text: &str) -> Result<f64, String> {
-    let value: f64 = text
-        .parse()
-        .map_err(|_| format!("`{text}` is not a number of seconds"))?;
-    if value.is_finite() && value > 0.0 && value <= 86_400.0 {
-        Ok(value)
-    } else {
-        Err(format!(
-            "`{text}` must be more than 0 and at most 86400 seconds"
-        ))
     }
 }
 
