@@ -52,8 +52,10 @@ pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
 /// Nested lists and mappings, at most. `serde_json` refuses 128, so the cap sits below it and
 /// both formats stop at the same depth; real experiments nest about 8 deep.
 pub const MAX_DEPTH: usize = 100;
-/// Values in a document, at most, aliases expanded (a "billion laughs" guard).
-pub const MAX_NODES: usize = 1_000_000;
+/// Values (keys included) in a document, at most, aliases expanded: a "billion laughs" guard,
+/// and the bound on memory (a small mapping costs about 500 bytes once parsed; a real
+/// experiment holds a few thousand values).
+pub const MAX_NODES: usize = 100_000;
 
 /// What a document may cost.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,9 +270,32 @@ pub fn parse_within(text: &str, format: Format, limits: &Limits) -> Result<Docum
     }
 }
 
+/// A JSON message (a job, a trigger) → value, within the limits of the environment: a message
+/// is as untrusted as a file. Syntax errors read `not JSON: …`; a message past a limit names
+/// the limit and where it is crossed.
+pub fn parse_json_message(body: &str) -> Result<Value, String> {
+    let limits = Limits::from_env().map_err(|p| p.message)?;
+    let refused = |p: Problem| {
+        let mut text = p.message;
+        if let (Some(line), Some(col)) = (p.line, p.column) {
+            text.push_str(&format!(" at line {line} column {col}"));
+        }
+        if let Some(expected) = p.expected {
+            text.push_str(&format!(" (expected {expected})"));
+        }
+        text
+    };
+    if body.len() > limits.max_bytes {
+        return Err(refused(too_large(body.as_bytes(), body.len() as u64, &limits)));
+    }
+    check_json_shape(body, &limits).map_err(refused)?;
+    serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))
+}
+
 /// Depth and value count of JSON text, in one pass over its bytes before `serde_json` builds
 /// anything. Values are bounded by the separators: each value but a container's first follows
-/// a `,`, so `1 + containers + commas` is at least the number of values.
+/// a `,` and each key precedes a `:`, so `1 + containers + commas + colons` is at least the
+/// number of values and keys, as the YAML walk counts them.
 fn check_json_shape(text: &str, limits: &Limits) -> Result<(), Problem> {
     let (mut depth, mut values) = (0usize, 1usize);
     let (mut in_string, mut escaped) = (false, false);
@@ -292,22 +317,13 @@ fn check_json_shape(text: &str, limits: &Limits) -> Result<(), Problem> {
             b'[' | b'{' => {
                 depth += 1;
                 values += 1;
-                (depth > limits.max_depth).then(|| {
-                    Problem::new(
-                        "",
-                        format!("the document nests deeper than {} levels", limits.max_depth),
-                    )
-                    .expected(format!(
-                        "at most {} nested lists and mappings",
-                        limits.max_depth
-                    ))
-                })
+                (depth > limits.max_depth).then(|| walk::too_deep(limits))
             }
             b']' | b'}' => {
                 depth = depth.saturating_sub(1);
                 None
             }
-            b',' => {
+            b',' | b':' => {
                 values += 1;
                 None
             }
@@ -468,9 +484,13 @@ mod tests {
             bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
         }
         let e = refused(&bomb, Format::Yaml);
-        assert!(e.message.contains("more than 1000000 values"), "{e}");
-        // a0..a4 are ~111k values with their anchors; a5 holds 10 copies of a4 (~111k each)
-        assert_eq!(e.line, Some(6), "{e}");
+        assert!(
+            e.message
+                .contains(&format!("more than {MAX_NODES} values")),
+            "{e}"
+        );
+        // a0..a3 hold ~12k values; a4 is 10 aliases of a3 (11111 values each)
+        assert_eq!(e.line, Some(5), "{e}");
         // a legitimate alias is expanded
         let d = yaml("base: &b [1, 2]\nuse: [*b, *b]\n");
         assert_eq!(d.value["use"], json!([[1, 2], [1, 2]]));

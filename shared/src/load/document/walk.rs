@@ -40,7 +40,13 @@ pub(super) fn walk(text: &str, spans_only: bool, limits: &Limits) -> Result<Walk
     loop {
         let (event, mark) = parser.next_token().map_err(|e| {
             let m = e.marker();
-            Problem::new("", format!("invalid YAML: {}", e.info())).at(m.line(), m.col() + 1)
+            let p = if e.info() == "recursion limit exceeded" {
+                // the scanner's own flow-nesting limit (255), met while it looks ahead
+                too_deep(limits)
+            } else {
+                Problem::new("", format!("invalid YAML: {}", e.info()))
+            };
+            p.at(m.line(), m.col() + 1)
         })?;
         if event == Event::StreamEnd {
             break;
@@ -108,6 +114,18 @@ enum Slot {
     Unlocated,
 }
 
+/// The problem for a list or mapping opening past the depth cap (located by the caller).
+pub(super) fn too_deep(limits: &Limits) -> Problem {
+    Problem::new(
+        "",
+        format!("the document nests deeper than {} levels", limits.max_depth),
+    )
+    .expected(format!(
+        "at most {} nested lists and mappings",
+        limits.max_depth
+    ))
+}
+
 fn position(mark: &Marker) -> (u32, u32) {
     let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
     (clamp(mark.line()), clamp(mark.col() + 1))
@@ -166,18 +184,7 @@ impl Builder<'_> {
             }
             Event::SequenceStart(anchor, _) | Event::MappingStart(anchor, _) => {
                 if self.stack.len() >= self.limits.max_depth {
-                    return Err(Problem::new(
-                        "",
-                        format!(
-                            "the document nests deeper than {} levels",
-                            self.limits.max_depth
-                        ),
-                    )
-                    .at(here.0 as usize, here.1 as usize)
-                    .expected(format!(
-                        "at most {} nested lists and mappings",
-                        self.limits.max_depth
-                    )));
+                    return Err(too_deep(self.limits).at(here.0 as usize, here.1 as usize));
                 }
                 self.count(1, &mark)?;
                 let slot = self.slot();
