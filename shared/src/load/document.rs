@@ -16,8 +16,8 @@ mod walk;
 
 use super::problem::Problem;
 pub use scalars::resolve_scalar;
-pub use spans::Spans;
 use serde_json::Value;
+pub use spans::Spans;
 use std::io::Read;
 use std::path::Path;
 use std::sync::OnceLock;
@@ -174,18 +174,18 @@ pub fn text_from_bytes(bytes: Vec<u8>) -> Result<String, Problem> {
         let bytes = e.as_bytes();
         let bad = e.utf8_error().valid_up_to();
         let (line, col) = line_col(&bytes[..bad]);
-        Problem::new(
-            "",
-            format!("byte 0x{:02X} is not valid UTF-8", bytes[bad]),
-        )
-        .at(line, col)
-        .expected("UTF-8 text")
+        Problem::new("", format!("byte 0x{:02X} is not valid UTF-8", bytes[bad]))
+            .at(line, col)
+            .expected("UTF-8 text")
     })
 }
 
 /// The 1-based line and column (in characters) just after `before`.
 fn line_col(before: &[u8]) -> (usize, usize) {
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
     // count characters, not bytes: UTF-8 continuation bytes are 0b10xxxxxx
     let col = 1 + before[line_start..]
@@ -286,7 +286,11 @@ pub fn parse_json_message(body: &str) -> Result<Value, String> {
         text
     };
     if body.len() > limits.max_bytes {
-        return Err(refused(too_large(body.as_bytes(), body.len() as u64, &limits)));
+        return Err(refused(too_large(
+            body.as_bytes(),
+            body.len() as u64,
+            &limits,
+        )));
     }
     check_json_shape(body, &limits).map_err(refused)?;
     serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))
@@ -438,7 +442,9 @@ mod tests {
 
     /// `depth` block sequences inside each other, one level per line.
     fn block_nesting(depth: usize) -> String {
-        (0..depth).map(|i| format!("{}-\n", " ".repeat(i))).collect::<String>()
+        (0..depth)
+            .map(|i| format!("{}-\n", " ".repeat(i)))
+            .collect::<String>()
             + &" ".repeat(depth)
             + "x\n"
     }
@@ -447,8 +453,14 @@ mod tests {
     fn nesting_up_to_the_cap_is_read_and_one_more_level_is_refused_where_it_opens() {
         for (text, format) in [
             (block_nesting(MAX_DEPTH), Format::Yaml),
-            (format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH)), Format::Yaml),
-            (format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH)), Format::Json),
+            (
+                format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH)),
+                Format::Yaml,
+            ),
+            (
+                format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH)),
+                Format::Json,
+            ),
         ] {
             parse_within(&text, format, &Limits::default()).unwrap();
         }
@@ -485,8 +497,7 @@ mod tests {
         }
         let e = refused(&bomb, Format::Yaml);
         assert!(
-            e.message
-                .contains(&format!("more than {MAX_NODES} values")),
+            e.message.contains(&format!("more than {MAX_NODES} values")),
             "{e}"
         );
         // a0..a3 hold ~12k values; a4 is 10 aliases of a3 (11111 values each)
@@ -512,12 +523,18 @@ mod tests {
             max_bytes: 20,
             ..Limits::default()
         };
-        let e = parse_within("title: t\ndescription: too long\n", Format::Yaml, &limits)
-            .unwrap_err();
+        let e =
+            parse_within("title: t\ndescription: too long\n", Format::Yaml, &limits).unwrap_err();
         assert_eq!((e.line, e.column), (Some(2), Some(12)), "{e}");
-        assert!(e.message.contains("31 bytes, over the 20 byte limit"), "{e}");
         assert!(
-            e.expected.as_deref().unwrap().contains(MAX_DOCUMENT_BYTES_ENV),
+            e.message.contains("31 bytes, over the 20 byte limit"),
+            "{e}"
+        );
+        assert!(
+            e.expected
+                .as_deref()
+                .unwrap()
+                .contains(MAX_DOCUMENT_BYTES_ENV),
             "{e}"
         );
         parse_within("title: t\n", Format::Yaml, &limits).unwrap();
@@ -525,7 +542,10 @@ mod tests {
 
     #[test]
     fn byte_counts_for_the_size_cap() {
-        for (raw, n) in [("1048576", Some(1_048_576)), (" 20_971_520 ", Some(20_971_520))] {
+        for (raw, n) in [
+            ("1048576", Some(1_048_576)),
+            (" 20_971_520 ", Some(20_971_520)),
+        ] {
             assert_eq!(parse_byte_count(raw), n, "{raw}");
         }
         for raw in ["0", "-1", "10MiB", "", "1.5"] {

@@ -229,10 +229,7 @@ impl Builder<'_> {
                 self.attach(value, height, here);
             }
             Event::Alias(id) => {
-                let (size, height) = self
-                    .anchors
-                    .get(&id)
-                    .map_or((1, 0), |a| (a.size, a.height));
+                let (size, height) = self.anchors.get(&id).map_or((1, 0), |a| (a.size, a.height));
                 if self.stack.len() + height > self.limits.max_depth {
                     return Err(Problem::new(
                         "",
