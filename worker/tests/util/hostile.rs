@@ -172,6 +172,8 @@ fn tail(text: &str) -> &str {
 }
 
 /// Run `command` to its end (killed after 60 s) and measure it.
+// the child is reaped by `wait4` below, which is what gives its rusage
+#[allow(clippy::zombie_processes)]
 pub fn measure(mut command: Command) -> Measured {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     let start = Instant::now();

@@ -123,7 +123,8 @@ mod tests {
     #[test]
     fn exact_paths_and_nearest_parents() {
         let s = sample();
-        let cases: [(&str, Option<(usize, usize)>, Option<(usize, usize)>); 7] = [
+        type At = Option<(usize, usize)>;
+        let cases: [(&str, At, At); 7] = [
             ("", Some((1, 1)), Some((1, 1))),
             ("a", Some((2, 1)), Some((2, 1))),
             ("a[0]", Some((3, 5)), Some((3, 5))),
