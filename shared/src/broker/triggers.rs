@@ -46,8 +46,13 @@ pub const TRIGGER_VERSION: u64 = 1;
 
 /// Parse a trigger message. `bucket` is the broker's bucket: objects in it are store keys.
 pub fn parse_trigger(body: &str, bucket: Option<&str>) -> Result<Trigger, String> {
-    let value: Value = serde_json::from_str(body).map_err(|e| {
-        format!("not JSON: {e} (expected an S3 notification or {{\"suite\": \"suites/…\"}})")
+    let value = crate::load::document::parse_json_message(body).map_err(|e| {
+        if e.starts_with("not JSON") {
+            format!("{e} (expected an S3 notification or {{\"suite\": \"suites/…\"}})")
+        } else {
+            // past a limit: the error already says what was expected
+            e
+        }
     })?;
     let Value::Object(root) = &value else {
         return Err("not a JSON object (expected an S3 notification or {\"suite\": …})".into());
@@ -287,5 +292,19 @@ mod tests {
             let err = parse_trigger(body, Some("broker")).unwrap_err();
             assert!(err.contains(needle), "{body}: {err}");
         }
+    }
+
+    #[test]
+    fn deeply_nested_trigger_messages_are_refused_where_the_cap_is_crossed() {
+        let body = format!(
+            "{{\"Records\": {}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let err = parse_trigger(&body, Some("broker")).unwrap_err();
+        assert!(
+            err.contains("deeper than 100 levels at line 1 column 112"),
+            "{err}"
+        );
     }
 }

@@ -1,17 +1,26 @@
-//! Text → JSON value, plus where every field sits in the text.
+//! Text → JSON value, plus where every field sits in the text, within bounded time and memory.
 //!
 //! JSON is parsed by `serde_json` (exact JSON semantics). YAML is parsed from `yaml-rust2`'s
 //! event stream into the same `serde_json::Value`, resolving plain scalars the way PyYAML does
-//! (YAML 1.1: `yes`/`no`/`on`/`off` are booleans, `1.0.0` is a string), because the reference
-//! reads YAML with PyYAML. Both formats then go through the same event walk to record the line
-//! and column of every field path, which is what lets validation errors point at the source.
+//! (`scalars`), because the reference reads YAML with PyYAML. Both formats then go through the
+//! same event walk (`walk`) to record where each node is (`spans`), which is what lets
+//! validation errors point at the source.
+//!
+//! Files, S3 objects and messages are untrusted: every document is held to `Limits` (size,
+//! nesting depth, number of values, aliases expanded) before anything is built from it, and a
+//! document past a limit is a located problem, never a crash.
+
+mod scalars;
+mod spans;
+mod walk;
 
 use super::problem::Problem;
-use serde_json::{Map, Number, Value};
-use std::collections::HashMap;
-use yaml_rust2::Event;
-use yaml_rust2::parser::{MarkedEventReceiver, Parser};
-use yaml_rust2::scanner::{Marker, TScalarStyle};
+pub use scalars::resolve_scalar;
+use serde_json::Value;
+pub use spans::Spans;
+use std::io::Read;
+use std::path::Path;
+use std::sync::OnceLock;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -36,11 +45,70 @@ impl Format {
     }
 }
 
-/// A parsed document and the (line, column) of each field path, both 1-based.
+/// The environment variable that changes the document size cap (a number of bytes).
+pub const MAX_DOCUMENT_BYTES_ENV: &str = "BROKER_MAX_DOCUMENT_BYTES";
+/// The default size cap: 10 MiB, far above any experiment or suite.
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 10 * 1024 * 1024;
+/// Nested lists and mappings, at most. `serde_json` refuses 128, so the cap sits below it and
+/// both formats stop at the same depth; real experiments nest about 8 deep.
+pub const MAX_DEPTH: usize = 100;
+/// Values (keys included) in a document, at most, aliases expanded: a "billion laughs" guard,
+/// and the bound on memory (a small mapping costs about 500 bytes once parsed; a real
+/// experiment holds a few thousand values).
+pub const MAX_NODES: usize = 100_000;
+
+/// What a document may cost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    pub max_bytes: usize,
+    pub max_depth: usize,
+    pub max_nodes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: DEFAULT_MAX_DOCUMENT_BYTES,
+            max_depth: MAX_DEPTH,
+            max_nodes: MAX_NODES,
+        }
+    }
+}
+
+impl Limits {
+    /// The defaults, with the size cap from `BROKER_MAX_DOCUMENT_BYTES` when it is set (read
+    /// once per process). A value that is not a positive number of bytes is a problem.
+    pub fn from_env() -> Result<Limits, Problem> {
+        static CAP: OnceLock<Result<usize, String>> = OnceLock::new();
+        let cap = CAP.get_or_init(|| match std::env::var(MAX_DOCUMENT_BYTES_ENV) {
+            Err(_) => Ok(DEFAULT_MAX_DOCUMENT_BYTES),
+            Ok(raw) => parse_byte_count(&raw).ok_or(raw),
+        });
+        match cap {
+            Ok(max_bytes) => Ok(Limits {
+                max_bytes: *max_bytes,
+                ..Limits::default()
+            }),
+            Err(raw) => Err(Problem::new(
+                "",
+                format!("{MAX_DOCUMENT_BYTES_ENV} is `{raw}`, which is not a size"),
+            )
+            .expected("a positive number of bytes, e.g. 20971520")),
+        }
+    }
+}
+
+/// A positive whole number of bytes (`_` allowed as a separator).
+fn parse_byte_count(raw: &str) -> Option<usize> {
+    let n: usize = raw.trim().replace('_', "").parse().ok()?;
+    (n > 0).then_some(n)
+}
+
+/// A parsed document and where its fields are.
 #[derive(Debug, Clone, Default)]
 pub struct Document {
     pub value: Value,
-    pub spans: HashMap<String, (usize, usize)>,
+    spans: Spans,
     /// JSON text whose spans are not computed yet: locations are only needed to report
     /// problems, so a valid JSON document never pays for the walk.
     pending: Option<String>,
@@ -51,28 +119,115 @@ impl Document {
     pub fn ensure_spans(&mut self) {
         if let Some(text) = self.pending.take() {
             // a JSON document YAML cannot read (rare) simply has no spans
-            self.spans = walk_yaml(&text, true).map(|b| b.spans).unwrap_or_default();
+            self.spans = walk::walk(&text, true, &Limits::default())
+                .map(|w| w.spans)
+                .unwrap_or_default();
         }
+    }
+
+    /// The (line, column), both 1-based, of exactly this field path (`method[0].name`).
+    pub fn span(&self, field: &str) -> Option<(usize, usize)> {
+        self.spans.get(field)
     }
 
     /// Where a field is, or else where its nearest present parent is.
     pub fn locate(&self, field: &str) -> Option<(usize, usize)> {
-        let mut path = field;
-        loop {
-            if let Some(span) = self.spans.get(path) {
-                return Some(*span);
-            }
-            if path.is_empty() {
-                return None;
-            }
-            // a missing top-level field points at the start of the document
-            path = path.rfind(['.', '[']).map_or("", |cut| &path[..cut]);
-        }
+        self.spans.locate(field)
     }
 }
 
-/// Parse `text` as `format`.
+/// Read a file as document text: at most the size cap, UTF-8, each refusal a problem naming
+/// the file. `what` names the document in a read error ("the experiment").
+pub fn read_text(path: &Path, what: &str) -> Result<String, Problem> {
+    let named = |mut p: Problem| {
+        p.file = Some(path.to_path_buf());
+        p
+    };
+    let limits = Limits::from_env().map_err(named)?;
+    let cannot = |e: std::io::Error| named(Problem::new("", format!("cannot read {what}: {e}")));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    // one byte more than allowed is enough to know it is too large (a FIFO or /dev/zero too)
+    file.take(limits.max_bytes as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() > limits.max_bytes {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        return Err(named(too_large(&bytes, size, &limits)));
+    }
+    text_from_bytes(bytes).map_err(named)
+}
+
+/// Bytes → text: UTF-8 (a BOM is fine); UTF-16/32 and invalid bytes are located problems.
+pub fn text_from_bytes(bytes: Vec<u8>) -> Result<String, Problem> {
+    let wide = match bytes.as_slice() {
+        [0, 0, 0xFE, 0xFF, ..] | [0xFF, 0xFE, 0, 0, ..] => Some("UTF-32"),
+        [0xFE, 0xFF, ..] | [0xFF, 0xFE, ..] => Some("UTF-16"),
+        _ => None,
+    };
+    if let Some(encoding) = wide {
+        return Err(Problem::new("", format!("the file is {encoding} text"))
+            .at(1, 1)
+            .expected("UTF-8 text (convert it, e.g. with `iconv -t UTF-8`)"));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let bad = e.utf8_error().valid_up_to();
+        let (line, col) = line_col(&bytes[..bad]);
+        Problem::new("", format!("byte 0x{:02X} is not valid UTF-8", bytes[bad]))
+            .at(line, col)
+            .expected("UTF-8 text")
+    })
+}
+
+/// The 1-based line and column (in characters) just after `before`.
+fn line_col(before: &[u8]) -> (usize, usize) {
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    // count characters, not bytes: UTF-8 continuation bytes are 0b10xxxxxx
+    let col = 1 + before[line_start..]
+        .iter()
+        .filter(|&&b| b & 0xC0 != 0x80)
+        .count();
+    (line, col)
+}
+
+/// The problem for a document of `size` bytes (0: unknown) over the cap; `text` holds at
+/// least its first `max_bytes` bytes, to say where the cap is crossed.
+fn too_large(text: &[u8], size: u64, limits: &Limits) -> Problem {
+    let (line, col) = line_col(&text[..limits.max_bytes.min(text.len())]);
+    let how_big = if size > limits.max_bytes as u64 {
+        format!("{size} bytes")
+    } else {
+        format!("more than {} bytes", limits.max_bytes)
+    };
+    Problem::new(
+        "",
+        format!(
+            "the document is {how_big}, over the {} byte limit",
+            limits.max_bytes
+        ),
+    )
+    .at(line, col)
+    .expected(format!(
+        "at most {} bytes (set {MAX_DOCUMENT_BYTES_ENV} to allow more)",
+        limits.max_bytes
+    ))
+}
+
+/// Parse `text` as `format`, within the limits of the environment.
 pub fn parse(text: &str, format: Format) -> Result<Document, Problem> {
+    parse_within(text, format, &Limits::from_env()?)
+}
+
+/// Parse `text` as `format`, refusing it past `limits`.
+pub fn parse_within(text: &str, format: Format, limits: &Limits) -> Result<Document, Problem> {
+    if text.len() > limits.max_bytes {
+        return Err(too_large(text.as_bytes(), text.len() as u64, limits));
+    }
     // a UTF-8 byte order mark is not part of the document
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     if text.trim().is_empty() {
@@ -82,6 +237,7 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Problem> {
     }
     match format {
         Format::Json => {
+            check_json_shape(text, limits)?;
             let value: Value = serde_json::from_str(text).map_err(|e| {
                 // serde_json's message ends with its own "at line L column C": keep it as data
                 let text = e.to_string();
@@ -92,354 +248,106 @@ pub fn parse(text: &str, format: Format) -> Result<Document, Problem> {
             })?;
             Ok(Document {
                 value,
-                spans: HashMap::new(),
+                spans: Spans::default(),
                 pending: Some(text.to_string()),
             })
         }
         Format::Yaml => {
-            let built = walk_yaml(text, false).map_err(|e| {
-                let m = e.marker();
-                Problem::new("", format!("invalid YAML: {}", e.info())).at(m.line(), m.col() + 1)
-            })?;
-            if built.documents > 1 {
+            let walked = walk::walk(text, false, limits)?;
+            if walked.documents > 1 {
                 return Err(Problem::new(
                     "",
-                    format!("the file holds {} YAML documents", built.documents),
+                    format!("the file holds {} YAML documents", walked.documents),
                 )
                 .expected("a single document (no `---` separating several)"));
             }
-            if built.too_large {
-                return Err(Problem::new(
-                    "",
-                    format!(
-                        "the document expands to more than {MAX_NODES} values through YAML aliases"
-                    ),
-                )
-                .expected("a document of a reasonable size"));
-            }
             Ok(Document {
-                value: built.value.unwrap_or(Value::Null),
-                spans: built.spans,
+                value: walked.value,
+                spans: walked.spans,
                 pending: None,
             })
         }
     }
 }
 
-/// The most values a document may expand to through aliases (a "billion laughs" guard).
-const MAX_NODES: usize = 1_000_000;
-
-fn walk_yaml(text: &str, spans_only: bool) -> Result<Builder, yaml_rust2::ScanError> {
-    let mut builder = Builder {
-        spans_only,
-        ..Builder::default()
+/// A JSON message (a job, a trigger) → value, within the limits of the environment: a message
+/// is as untrusted as a file. Syntax errors read `not JSON: …`; a message past a limit names
+/// the limit and where it is crossed.
+pub fn parse_json_message(body: &str) -> Result<Value, String> {
+    let limits = Limits::from_env().map_err(|p| p.message)?;
+    let refused = |p: Problem| {
+        let mut text = p.message;
+        if let (Some(line), Some(col)) = (p.line, p.column) {
+            text.push_str(&format!(" at line {line} column {col}"));
+        }
+        if let Some(expected) = p.expected {
+            text.push_str(&format!(" (expected {expected})"));
+        }
+        text
     };
-    let mut parser = Parser::new_from_str(text);
-    parser.load(&mut builder, true)?;
-    Ok(builder)
-}
-
-fn count_nodes(value: &Value) -> usize {
-    1 + match value {
-        Value::Array(items) => items.iter().map(count_nodes).sum(),
-        Value::Object(map) => map.values().map(count_nodes).sum(),
-        _ => 0,
+    if body.len() > limits.max_bytes {
+        return Err(refused(too_large(
+            body.as_bytes(),
+            body.len() as u64,
+            &limits,
+        )));
     }
+    check_json_shape(body, &limits).map_err(refused)?;
+    serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))
 }
 
-enum Frame {
-    Seq {
-        items: Vec<Value>,
-        path: String,
-        anchor: usize,
-    },
-    /// `located`: whether the mapping's own span is known; block mappings report their start
-    /// late (at the first `:`), so the first key's position is used instead.
-    Map {
-        map: Map<String, Value>,
-        path: String,
-        anchor: usize,
-        key: Option<String>,
-        located: bool,
-    },
-}
-
-/// Builds values from YAML events while recording the location of every path.
-#[derive(Default)]
-struct Builder {
-    stack: Vec<Frame>,
-    anchors: HashMap<usize, Value>,
-    spans: HashMap<String, (usize, usize)>,
-    value: Option<Value>,
-    /// Only locations are wanted: skip resolving scalars.
-    spans_only: bool,
-    /// Documents in the stream; only the first is used, and more than one is refused.
-    documents: usize,
-    /// Values built so far (aliases count their whole size), and each anchor's size.
-    nodes: usize,
-    anchor_sizes: HashMap<usize, usize>,
-    too_large: bool,
-}
-
-impl Builder {
-    /// The path the next node will have, or `None` when the next node is a mapping key.
-    fn next_path(&self) -> Option<String> {
-        match self.stack.last() {
-            None => Some(String::new()),
-            Some(Frame::Seq { items, path, .. }) => Some(format!("{path}[{}]", items.len())),
-            Some(Frame::Map { key: None, .. }) => None,
-            Some(Frame::Map {
-                key: Some(k), path, ..
-            }) => Some(if path.is_empty() {
-                k.clone()
-            } else {
-                format!("{path}.{k}")
-            }),
-        }
-    }
-
-    /// Attach a finished node to its parent (or make it the document).
-    fn push(&mut self, value: Value, anchor: usize) {
-        if self.documents > 1 {
-            return;
-        }
-        self.nodes += 1;
-        if anchor > 0 {
-            self.anchor_sizes.insert(anchor, count_nodes(&value));
-            self.anchors.insert(anchor, value.clone());
-        }
-        match self.stack.last_mut() {
-            None => self.value = Some(value),
-            Some(Frame::Seq { items, .. }) => items.push(value),
-            Some(Frame::Map { map, key, .. }) => match key.take() {
-                None => *key = Some(key_text(&value)),
-                Some(k) if k == "<<" => merge_into(map, value),
-                Some(k) => {
-                    map.insert(k, value);
-                }
-            },
-        }
-    }
-}
-
-fn key_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.clone(),
-        Value::Null => "null".to_string(),
-        other => crate::pyvalue::py_str(other),
-    }
-}
-
-/// YAML merge keys (`<<: *defaults`): keys already present win.
-fn merge_into(map: &mut Map<String, Value>, value: Value) {
-    let sources = match value {
-        Value::Array(items) => items,
-        other => vec![other],
-    };
-    for source in sources {
-        if let Value::Object(src) = source {
-            for (k, v) in src {
-                map.entry(k).or_insert(v);
+/// Depth and value count of JSON text, in one pass over its bytes before `serde_json` builds
+/// anything. Values are bounded by the separators: each value but a container's first follows
+/// a `,` and each key precedes a `:`, so `1 + containers + commas + colons` is at least the
+/// number of values and keys, as the YAML walk counts them.
+fn check_json_shape(text: &str, limits: &Limits) -> Result<(), Problem> {
+    let (mut depth, mut values) = (0usize, 1usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for (i, b) in text.bytes().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
             }
+            continue;
         }
-    }
-}
-
-impl MarkedEventReceiver for Builder {
-    fn on_event(&mut self, ev: Event, mark: Marker) {
-        let here = (mark.line(), mark.col() + 1);
-        match ev {
-            Event::Scalar(text, style, anchor, tag) => {
-                if let Some(path) = self.next_path() {
-                    self.spans.entry(path).or_insert(here);
-                } else if let Some(Frame::Map { path, located, .. }) = self.stack.last_mut() {
-                    // a key: its own line is where the field is
-                    let p = if path.is_empty() {
-                        text.clone()
-                    } else {
-                        format!("{path}.{text}")
-                    };
-                    if !*located {
-                        *located = true;
-                        self.spans.entry(path.clone()).or_insert(here);
-                    }
-                    self.spans.insert(p, here);
-                }
-                let is_key = self.next_path().is_none();
-                let value = if is_key {
-                    Value::String(text)
-                } else if self.spans_only {
-                    Value::Null
-                } else {
-                    resolve_scalar(text, style, tag.as_ref().map(|t| t.suffix.as_str()))
-                };
-                self.push(value, anchor);
+        let refused = match b {
+            b'"' => {
+                in_string = true;
+                None
             }
-            Event::SequenceStart(anchor, _) => {
-                let path = self.next_path().unwrap_or_default();
-                self.spans.entry(path.clone()).or_insert(here);
-                self.stack.push(Frame::Seq {
-                    items: Vec::new(),
-                    path,
-                    anchor,
-                });
+            b'[' | b'{' => {
+                depth += 1;
+                values += 1;
+                (depth > limits.max_depth).then(|| walk::too_deep(limits))
             }
-            Event::MappingStart(anchor, _) => {
-                let path = self.next_path().unwrap_or_default();
-                self.stack.push(Frame::Map {
-                    map: Map::new(),
-                    path,
-                    anchor,
-                    key: None,
-                    located: false,
-                });
+            b']' | b'}' => {
+                depth = depth.saturating_sub(1);
+                None
             }
-            Event::SequenceEnd | Event::MappingEnd => {
-                if let Some(frame) = self.stack.pop() {
-                    let (value, anchor) = match frame {
-                        Frame::Seq { items, anchor, .. } => (Value::Array(items), anchor),
-                        Frame::Map {
-                            map,
-                            anchor,
-                            path,
-                            located,
-                            ..
-                        } => {
-                            if !located {
-                                self.spans.entry(path).or_insert(here);
-                            }
-                            (Value::Object(map), anchor)
-                        }
-                    };
-                    self.push(value, anchor);
-                }
+            b',' | b':' => {
+                values += 1;
+                None
             }
-            Event::Alias(id) => {
-                let size = self.anchor_sizes.get(&id).copied().unwrap_or(1);
-                let value = if self.nodes + size > MAX_NODES {
-                    self.too_large = true;
-                    Value::Null
-                } else {
-                    self.nodes += size - 1;
-                    self.anchors.get(&id).cloned().unwrap_or(Value::Null)
-                };
-                self.push(value, 0);
-            }
-            Event::DocumentStart => self.documents += 1,
-            _ => {}
-        }
-    }
-}
-
-/// `[-+]?(0|[1-9][0-9_]*)`
-fn is_decimal_int(s: &str) -> bool {
-    let d = s.strip_prefix(['-', '+']).unwrap_or(s);
-    d == "0"
-        || (d.starts_with(|c: char| matches!(c, '1'..='9'))
-            && d.bytes().all(|b| b.is_ascii_digit() || b == b'_'))
-}
-
-/// `[-+]?(0b[01_]+|0x[0-9a-fA-F_]+|0[0-7_]+)`
-fn is_prefixed_int(s: &str) -> bool {
-    let d = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let all = |rest: &str, ok: fn(u8) -> bool| {
-        !rest.is_empty() && rest.bytes().all(|b| ok(b) || b == b'_')
-    };
-    if let Some(r) = d.strip_prefix("0b") {
-        all(r, |b| b == b'0' || b == b'1')
-    } else if let Some(r) = d.strip_prefix("0x") {
-        all(r, |b| b.is_ascii_hexdigit())
-    } else if let Some(r) = d.strip_prefix('0') {
-        all(r, |b| (b'0'..=b'7').contains(&b))
-    } else {
-        false
-    }
-}
-
-/// `[-+]?([0-9][0-9_]*\.[0-9_]*|\.[0-9_]+)([eE][-+][0-9]+)?`: PyYAML's float, where a dot is
-/// required and an exponent needs its sign.
-fn is_float(s: &str) -> bool {
-    let d = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let (mantissa, exponent) = match d.find(['e', 'E']) {
-        Some(i) => (&d[..i], Some(&d[i + 1..])),
-        None => (d, None),
-    };
-    let Some((int, frac)) = mantissa.split_once('.') else {
-        return false;
-    };
-    let digits = |p: &str| p.bytes().all(|b| b.is_ascii_digit() || b == b'_');
-    let mantissa_ok = if int.is_empty() {
-        frac.starts_with(|c: char| c.is_ascii_digit()) && digits(frac)
-    } else {
-        int.starts_with(|c: char| c.is_ascii_digit()) && digits(int) && digits(frac)
-    };
-    let exponent_ok = exponent.is_none_or(|e| {
-        e.strip_prefix(['-', '+'])
-            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
-    });
-    mantissa_ok && exponent_ok
-}
-
-/// PyYAML's (YAML 1.1) implicit resolution of a scalar.
-pub fn resolve_scalar(text: String, style: TScalarStyle, tag: Option<&str>) -> Value {
-    match tag {
-        Some("str") => return Value::String(text),
-        Some("int") | Some("float") | Some("bool") | Some("null") => {}
-        Some(_) => return Value::String(text),
-        None if style != TScalarStyle::Plain => return Value::String(text),
-        None => {}
-    }
-    match text.as_str() {
-        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
-        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Value::Bool(true);
-        }
-        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return Value::Bool(false);
-        }
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" | "-.inf" | "-.Inf" | "-.INF"
-        | ".nan" | ".NaN" | ".NAN" => {
-            // JSON has no infinities or NaN: keep the text, as a string, rather than lose it
-            return Value::String(text);
-        }
-        _ => {}
-    }
-    if is_decimal_int(&text) {
-        let clean = text.replace('_', "");
-        if let Ok(i) = clean.parse::<i64>() {
-            return Value::Number(i.into());
-        }
-        if let Ok(f) = clean.parse::<f64>()
-            && let Some(n) = Number::from_f64(f)
-        {
-            return Value::Number(n);
-        }
-    }
-    if is_prefixed_int(&text) {
-        let clean = text.replace('_', "");
-        let (neg, digits) = match clean.as_bytes()[0] {
-            b'-' => (true, &clean[1..]),
-            b'+' => (false, &clean[1..]),
-            _ => (false, &clean[..]),
+            _ => None,
         };
-        let parsed = if let Some(b) = digits.strip_prefix("0b") {
-            i64::from_str_radix(b, 2)
-        } else if let Some(h) = digits.strip_prefix("0x") {
-            i64::from_str_radix(h, 16)
-        } else {
-            i64::from_str_radix(&digits[1..], 8)
-        };
-        if let Ok(i) = parsed {
-            return Value::Number((if neg { -i } else { i }).into());
+        let refused = refused.or_else(|| {
+            (values > limits.max_nodes).then(|| {
+                Problem::new(
+                    "",
+                    format!("the document holds more than {} values", limits.max_nodes),
+                )
+                .expected(format!("at most {} values", limits.max_nodes))
+            })
+        });
+        if let Some(p) = refused {
+            let (line, col) = line_col(&text.as_bytes()[..i]);
+            return Err(p.at(line, col));
         }
     }
-    if is_float(&text)
-        && let Ok(f) = text.replace('_', "").parse::<f64>()
-        && let Some(n) = Number::from_f64(f)
-    {
-        return Value::Number(n);
-    }
-    Value::String(text)
+    Ok(())
 }
 
 #[cfg(test)]
@@ -465,33 +373,11 @@ mod tests {
     #[test]
     fn yaml_spans_point_at_keys_and_items() {
         let d = yaml("title: t\nmethod:\n  - type: action\n    provider:\n      path: /bin/true\n");
-        assert_eq!(d.spans.get("title"), Some(&(1, 1)));
-        assert_eq!(d.spans.get("method"), Some(&(2, 1)));
-        assert_eq!(d.spans.get("method[0]"), Some(&(3, 5)));
-        assert_eq!(d.spans.get("method[0].provider.path"), Some(&(5, 7)));
+        assert_eq!(d.span("title"), Some((1, 1)));
+        assert_eq!(d.span("method"), Some((2, 1)));
+        assert_eq!(d.span("method[0]"), Some((3, 5)));
+        assert_eq!(d.span("method[0].provider.path"), Some((5, 7)));
         assert_eq!(d.locate("method[0].provider.missing"), Some((4, 5)));
-    }
-
-    #[test]
-    fn scalar_shapes() {
-        for s in [
-            "1.5",
-            "-1.5",
-            "+.5",
-            "1.",
-            "1_000.5",
-            "1.0e+3",
-            "6.8523015e-5",
-        ] {
-            assert!(is_float(s), "{s}");
-        }
-        for s in ["1e3", "1.0e3", ".", "1.0.0", "e", "1.5x", ".e+1"] {
-            assert!(!is_float(s), "{s}");
-        }
-        assert!(is_decimal_int("-12_3") && is_decimal_int("0"));
-        assert!(!is_decimal_int("012") && !is_decimal_int("1a") && !is_decimal_int("-"));
-        assert!(is_prefixed_int("0x1F") && is_prefixed_int("0b101") && is_prefixed_int("017"));
-        assert!(!is_prefixed_int("019") && !is_prefixed_int("0x"));
     }
 
     #[test]
@@ -507,8 +393,8 @@ mod tests {
             "computed only when a problem needs them"
         );
         d.ensure_spans();
-        assert_eq!(d.spans.get("method"), Some(&(3, 3)));
-        assert_eq!(d.spans.get("method[0].name"), Some(&(4, 6)));
+        assert_eq!(d.span("method"), Some((3, 3)));
+        assert_eq!(d.span("method[0].name"), Some((4, 6)));
     }
 
     #[test]
@@ -548,5 +434,136 @@ mod tests {
             Format::Json
         );
         assert_eq!(Format::detect(Path::new("exp"), "a: 1"), Format::Yaml);
+    }
+
+    fn refused(text: &str, format: Format) -> Problem {
+        parse_within(text, format, &Limits::default()).unwrap_err()
+    }
+
+    /// `depth` block sequences inside each other, one level per line.
+    fn block_nesting(depth: usize) -> String {
+        (0..depth)
+            .map(|i| format!("{}-\n", " ".repeat(i)))
+            .collect::<String>()
+            + &" ".repeat(depth)
+            + "x\n"
+    }
+
+    #[test]
+    fn nesting_up_to_the_cap_is_read_and_one_more_level_is_refused_where_it_opens() {
+        for (text, format) in [
+            (block_nesting(MAX_DEPTH), Format::Yaml),
+            (
+                format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH)),
+                Format::Yaml,
+            ),
+            (
+                format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH)),
+                Format::Json,
+            ),
+        ] {
+            parse_within(&text, format, &Limits::default()).unwrap();
+        }
+        let e = refused(&block_nesting(MAX_DEPTH + 1), Format::Yaml);
+        assert_eq!((e.line, e.column), (Some(101), Some(101)), "{e}");
+        assert!(e.message.contains("deeper than 100 levels"), "{e}");
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        for format in [Format::Yaml, Format::Json] {
+            let e = refused(&deep, format);
+            assert_eq!((e.line, e.column), (Some(1), Some(101)), "{e}");
+            assert!(e.message.contains("deeper than 100 levels"), "{e}");
+        }
+        // brackets inside JSON strings are not nesting
+        let quoted = format!("{{\"a\": \"{}\\\"[\"}}", "[".repeat(500));
+        parse_within(&quoted, Format::Json, &Limits::default()).unwrap();
+    }
+
+    #[test]
+    fn very_deep_files_are_refused_without_exhausting_the_stack() {
+        let deep = 1_000_000;
+        let flow = format!("{}{}", "[".repeat(deep), "]".repeat(deep));
+        refused(&flow, Format::Yaml);
+        refused(&flow, Format::Json);
+        refused(&"- ".repeat(deep), Format::Yaml);
+        refused(&"{a: ".repeat(deep), Format::Yaml);
+    }
+
+    #[test]
+    fn alias_bombs_stop_at_the_value_cap_at_the_alias_that_crosses_it() {
+        let mut bomb = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 10].join(", ");
+            bomb.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        let e = refused(&bomb, Format::Yaml);
+        assert!(
+            e.message.contains(&format!("more than {MAX_NODES} values")),
+            "{e}"
+        );
+        // a0..a3 hold ~12k values; a4 is 10 aliases of a3 (11111 values each)
+        assert_eq!(e.line, Some(5), "{e}");
+        // a legitimate alias is expanded
+        let d = yaml("base: &b [1, 2]\nuse: [*b, *b]\n");
+        assert_eq!(d.value["use"], json!([[1, 2], [1, 2]]));
+    }
+
+    #[test]
+    fn aliases_cannot_nest_past_the_depth_cap() {
+        // each anchor is 60 deep; an alias to it inside another 60 levels is 120
+        let deep = |inner: &str| format!("{}{inner}{}", "[".repeat(60), "]".repeat(60));
+        let text = format!("a: &a {}\nb: {}\n", deep("1"), deep("*a"));
+        let e = refused(&text, Format::Yaml);
+        assert_eq!(e.line, Some(2), "{e}");
+        assert!(e.message.contains("alias nests the document deeper"), "{e}");
+    }
+
+    #[test]
+    fn documents_over_the_size_cap_are_refused_where_the_cap_is_crossed() {
+        let limits = Limits {
+            max_bytes: 20,
+            ..Limits::default()
+        };
+        let e =
+            parse_within("title: t\ndescription: too long\n", Format::Yaml, &limits).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(12)), "{e}");
+        assert!(
+            e.message.contains("31 bytes, over the 20 byte limit"),
+            "{e}"
+        );
+        assert!(
+            e.expected
+                .as_deref()
+                .unwrap()
+                .contains(MAX_DOCUMENT_BYTES_ENV),
+            "{e}"
+        );
+        parse_within("title: t\n", Format::Yaml, &limits).unwrap();
+    }
+
+    #[test]
+    fn byte_counts_for_the_size_cap() {
+        for (raw, n) in [
+            ("1048576", Some(1_048_576)),
+            (" 20_971_520 ", Some(20_971_520)),
+        ] {
+            assert_eq!(parse_byte_count(raw), n, "{raw}");
+        }
+        for raw in ["0", "-1", "10MiB", "", "1.5"] {
+            assert_eq!(parse_byte_count(raw), None, "{raw}");
+        }
+    }
+
+    #[test]
+    fn non_utf8_text_is_refused_with_its_encoding_or_the_bad_byte() {
+        let utf16: Vec<u8> = [0xFF, 0xFE]
+            .into_iter()
+            .chain("title: t\n".encode_utf16().flat_map(u16::to_le_bytes))
+            .collect();
+        let e = text_from_bytes(utf16).unwrap_err();
+        assert_eq!(e.message, "the file is UTF-16 text");
+        let e = text_from_bytes(b"title: t\ndesc: \xC3\xA4 \xFF\n".to_vec()).unwrap_err();
+        assert_eq!((e.line, e.column), (Some(2), Some(9)), "{e}");
+        assert!(e.message.contains("0xFF"), "{e}");
+        assert_eq!(text_from_bytes(b"a: 1".to_vec()).unwrap(), "a: 1");
     }
 }

@@ -30,11 +30,7 @@ pub fn load_experiment(
     vars: &Vars,
     providers: &Providers,
 ) -> Result<Experiment, Problems> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let mut p = Problem::new("", format!("cannot read the experiment: {e}"));
-        p.file = Some(path.to_path_buf());
-        Problems(vec![p])
-    })?;
+    let text = document::read_text(path, "the experiment").map_err(|p| Problems(vec![p]))?;
     load_experiment_text(
         &text,
         Format::detect(path, &text),

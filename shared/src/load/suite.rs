@@ -16,11 +16,7 @@ use std::path::Path;
 
 /// Read and validate a suite file.
 pub fn load_suite(path: &Path) -> Result<Suite, Problems> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        let mut p = Problem::new("", format!("cannot read the suite: {e}"));
-        p.file = Some(path.to_path_buf());
-        Problems(vec![p])
-    })?;
+    let text = super::document::read_text(path, "the suite").map_err(|p| Problems(vec![p]))?;
     let name = path.file_stem().and_then(|s| s.to_str()).unwrap_or("suite");
     load_suite_text(&text, Format::detect(path, &text), Some(path), name)
 }

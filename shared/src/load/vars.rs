@@ -46,12 +46,7 @@ impl Vars {
             p.file = Some(path.to_path_buf());
             p
         };
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            Problems(vec![located(Problem::new(
-                "",
-                format!("cannot read var file: {e}"),
-            ))])
-        })?;
+        let text = document::read_text(path, "var file").map_err(|p| Problems(vec![p]))?;
         let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
         let format = match ext {
             "json" => Some(Format::Json),
@@ -68,7 +63,7 @@ impl Vars {
         }
         let mut doc = document::parse(&text, format).map_err(|p| Problems(vec![located(p)]))?;
         doc.ensure_spans();
-        let Value::Object(root) = doc.value else {
+        let Value::Object(root) = std::mem::take(&mut doc.value) else {
             return Err(Problems(vec![located(
                 Problem::new("", "a var file must be a mapping")
                     .expected("`configuration` and/or `secrets` keys"),
@@ -82,8 +77,7 @@ impl Vars {
                 other => {
                     // the reference ignores other keys; say so rather than stay silent
                     let at = doc
-                        .spans
-                        .get(other)
+                        .span(other)
                         .map(|(l, c)| format!(":{l}:{c}"))
                         .unwrap_or_default();
                     tracing::warn!(

@@ -134,7 +134,7 @@ impl Job {
 
     /// Read a job message; an unknown version or a missing field is an error naming it.
     pub fn from_message(body: &str) -> Result<Job, String> {
-        let value: Value = serde_json::from_str(body).map_err(|e| format!("not JSON: {e}"))?;
+        let value = crate::load::document::parse_json_message(body)?;
         match value.get("version").and_then(Value::as_u64) {
             Some(v) if v == u64::from(Job::VERSION) => {}
             Some(v) => {
@@ -227,5 +227,23 @@ mod tests {
                 .unwrap_err()
                 .contains("missing field")
         );
+    }
+
+    #[test]
+    fn hostile_job_messages_are_refused_naming_the_limit() {
+        let deep = format!(
+            "{{\"version\": 1, \"vars\": {}{}}}",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
+        let err = Job::from_message(&deep).unwrap_err();
+        assert!(
+            err.contains("deeper than 100 levels at line 1 column"),
+            "{err}"
+        );
+        let max = crate::load::document::MAX_NODES;
+        let many = format!("{{\"version\": 1, \"vars\": [{}0]}}", "0,".repeat(max));
+        let err = Job::from_message(&many).unwrap_err();
+        assert!(err.contains(&format!("more than {max} values")), "{err}");
     }
 }
