@@ -108,6 +108,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // a bad size cap is the operator's mistake: said once at start, not by every job
+    if let Err(problem) = broker::load::document::Limits::from_env() {
+        let expected = problem.expected.unwrap_or_default();
+        eprintln!("error: {} (expected {expected})", problem.message);
+        return ExitCode::from(2);
+    }
     let quiet = matches!(cli.command, Command::Run { .. });
     use tracing::level_filters::LevelFilter;
     broker::logging::init(if quiet {

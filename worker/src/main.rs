@@ -17,6 +17,12 @@ use tokio_util::sync::CancellationToken;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     broker::logging::init(tracing::level_filters::LevelFilter::INFO);
+    // a bad size cap is the operator's mistake: said once at start, not by every job
+    if let Err(problem) = broker::load::document::Limits::from_env() {
+        let expected = problem.expected.unwrap_or_default();
+        eprintln!("error: {} (expected {expected})", problem.message);
+        return ExitCode::from(2);
+    }
     // loading runs on the blocking pool (`broker::load::off_runtime`): its threads get the
     // stack the main thread has, so a file that loads here loads there
     let runtime = match tokio::runtime::Builder::new_current_thread()
