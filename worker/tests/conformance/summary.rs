@@ -136,15 +136,15 @@ pub fn differences(expected: &Map<String, Value>, actual: &Map<String, Value>) -
     }
     if journal_expected && actual.get("journal") == Some(&Value::Bool(true)) {
         let duration = actual.get("duration").and_then(Value::as_f64);
-        if let Some(min) = checks["min_duration"].as_f64() {
-            if duration.is_none_or(|d| d < min) {
-                diffs.push(format!("duration: expected >= {min}s, got {duration:?}"));
-            }
+        if let Some(min) = checks["min_duration"].as_f64()
+            && duration.is_none_or(|d| d < min)
+        {
+            diffs.push(format!("duration: expected >= {min}s, got {duration:?}"));
         }
-        if let Some(max) = checks["max_duration"].as_f64() {
-            if duration.is_none_or(|d| d > max) {
-                diffs.push(format!("duration: expected <= {max}s, got {duration:?}"));
-            }
+        if let Some(max) = checks["max_duration"].as_f64()
+            && duration.is_none_or(|d| d > max)
+        {
+            diffs.push(format!("duration: expected <= {max}s, got {duration:?}"));
         }
         if let Some(min) = checks["min_during"].as_u64() {
             let during = actual.get("during").and_then(Value::as_u64).unwrap_or(0);
