@@ -7,6 +7,7 @@ experiments reach it through configuration `{type: env, key: CORPUS_BASE_URL}`.
 
   /ok             200 text/plain   "fine"
   /doc            200 application/json   a fixed document
+  /doc-utf8       200 application/json; charset=utf-8   the same document
   /code/<n>       <n> text/plain   "code <n>"
   /delay/<ms>     waits <ms> (at most 20 s), then 200 text/plain "done"
   /mirror         200 application/json   method, query, JSON body and x-*/authorization headers
@@ -58,6 +59,8 @@ class Fixture(BaseHTTPRequestHandler):
             return self.reply(200, "fine")
         if url.path == "/doc":
             return self.reply(200, json.dumps(DOCUMENT), "application/json")
+        if url.path == "/doc-utf8":
+            return self.reply(200, json.dumps(DOCUMENT), "application/json; charset=utf-8")
         if url.path.startswith("/code/"):
             code = number_after(url.path, "/code/", 400)
             return self.reply(code, f"code {code}")
