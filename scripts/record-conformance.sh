@@ -94,6 +94,8 @@ def summarise(journal):
 
 
 def last_error(log):
+    """The reference's last error line, without colours or its timestamp (informational)."""
+    log = re.sub(r"\x1b\[[0-9;]*m", "", log)
     lines = [l for l in log.splitlines() if "ERROR" in l or "Error" in l or "error" in l]
     line = lines[-1] if lines else (log.strip().splitlines() or [""])[-1]
     return re.sub(r"^\[[^\]]*\]\s*", "", line).strip()[:300]
