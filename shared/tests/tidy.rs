@@ -1,5 +1,6 @@
 //! Architecture rules, enforced by `cargo test` (as rust-analyzer does): every Rust file says
-//! why it exists in a `//!` first line, and the engine names no port, adapter or AWS SDK.
+//! why it exists in a `//!` first line, the engine names no port, adapter or AWS SDK, and one
+//! TLS stack is built.
 
 use std::path::{Path, PathBuf};
 
@@ -67,4 +68,46 @@ fn the_engine_knows_nothing_of_ports_adapters_or_aws() {
             );
         }
     }
+}
+
+/// The packages `Cargo.lock` resolves, as `name version` pairs.
+fn locked_packages() -> Vec<(String, String)> {
+    let lock = std::fs::read_to_string(workspace_root().join("Cargo.lock")).unwrap();
+    let mut out = Vec::new();
+    let mut name = None;
+    for line in lock.lines() {
+        if let Some(n) = line.strip_prefix("name = ") {
+            name = Some(n.trim_matches('"').to_string());
+        } else if let (Some(v), Some(n)) = (line.strip_prefix("version = "), name.take()) {
+            out.push((n, v.trim_matches('"').to_string()));
+        }
+    }
+    out
+}
+
+#[test]
+fn one_tls_stack_is_built() {
+    // rustls 0.23 on aws-lc over hyper 1, for the AWS SDK and reqwest alike; the SDK crates'
+    // default `rustls` feature would add the legacy hyper 0.14 / rustls 0.21 / ring stack
+    let packages = locked_packages();
+    assert!(
+        packages.iter().any(|(n, _)| n == "aws-lc-rs"),
+        "aws-lc-rs is the TLS provider"
+    );
+    let legacy: Vec<String> = packages
+        .iter()
+        .filter(|(n, v)| {
+            n == "ring"
+                || n == "openssl-sys"
+                || n == "native-tls"
+                || (n == "hyper" && v.starts_with("0."))
+                || (n == "rustls" && !v.starts_with("0.23"))
+        })
+        .map(|(n, v)| format!("{n} {v}"))
+        .collect();
+    assert!(
+        legacy.is_empty(),
+        "a second TLS stack is in Cargo.lock: {legacy:?} (build the AWS SDK crates with \
+         default-features = false and `default-https-client`)"
+    );
 }
