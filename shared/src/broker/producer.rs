@@ -1431,14 +1431,10 @@ mod tests {
         assert_eq!(state.current_wave, 1, "wave 1 released after the restart");
     }
 
-    #[tokio::test]
-    async fn dead_letters_become_failed_completions() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = ports(dir.path()).await;
-        let id = p
-            .submit(&suite(vec![(1, OnFailure::Stop, None)]), dir.path())
-            .await
-            .unwrap();
+    /// Receive the suite's one job until the queue dead-letters it (3 receives, never acked).
+    async fn receive_until_dead_lettered<S: ObjectStore>(
+        p: &ProducerPorts<SqliteQueue, SqliteQueue, S, SqliteBus>,
+    ) {
         for _ in 0..3 {
             let m = p
                 .jobs
@@ -1455,6 +1451,17 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[tokio::test]
+    async fn dead_letters_become_failed_completions() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = ports(dir.path()).await;
+        let id = p
+            .submit(&suite(vec![(1, OnFailure::Stop, None)]), dir.path())
+            .await
+            .unwrap();
+        receive_until_dead_lettered(&p).await;
         assert_eq!(p.drain_dead_letters().await.unwrap(), vec![id.clone()]);
         let (_, state) = p.load(&id).await.unwrap();
         assert_eq!(state.outcome.as_deref(), Some("failed"));
@@ -1517,22 +1524,7 @@ mod tests {
             .submit(&suite(vec![(1, OnFailure::Stop, None)]), dir.path())
             .await
             .unwrap();
-        for _ in 0..3 {
-            let m = p
-                .jobs
-                .receive(1, Duration::from_millis(1), Duration::from_secs(2))
-                .await
-                .unwrap();
-            assert_eq!(m.len(), 1);
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert!(
-            p.jobs
-                .receive(1, Duration::from_secs(1), Duration::from_millis(50))
-                .await
-                .unwrap()
-                .is_empty()
-        );
+        receive_until_dead_lettered(&p).await;
         assert_eq!(p.drain_dead_letters().await.unwrap(), vec![id.clone()]);
         let key = format!("runs/{id}/w0-j0/journal.json");
         assert_eq!(
