@@ -35,26 +35,13 @@ fn validate_file(sb: &Sandbox, name: &str, env: &[(&str, &str)]) -> Measured {
     measured
 }
 
-/// Refused (exit 1) within bounds, with `located` (`file:line:col: message`) on stderr.
-fn assert_refused(m: &Measured, located: &str) {
-    m.assert_bounded();
-    assert_eq!(m.code, Some(1), "{}", m.stderr);
-    assert!(
-        m.stderr.contains(located),
-        "no `{located}` in:\n{}",
-        m.stderr
-    );
-}
-
 #[test]
 fn deeply_nested_block_sequences_are_refused_where_the_depth_cap_is_crossed() {
     let sb = Sandbox::new();
     // the top mapping is level 1; one list a line from line 4: the 100th list (level 101)
     // opens on line 103, after 101 spaces
     let m = validate(&sb, "block.yaml", &hostile::deep_block(1_000), &[]);
-    assert_refused(
-        &m,
-        "block.yaml:103:102: the document nests deeper than 100 levels (expected at most 100 nested lists and mappings)",
+    m.assert_refused("block.yaml:103:102: the document nests deeper than 100 levels (expected at most 100 nested lists and mappings)",
     );
     // the 40 KB and 200 KB files (20 000 and 100 000 levels), which used to abort
     for depth in [20_000, 100_000] {
@@ -64,10 +51,7 @@ fn deeply_nested_block_sequences_are_refused_where_the_depth_cap_is_crossed() {
             &hostile::deep_compact_block(depth),
             &[],
         );
-        assert_refused(
-            &m,
-            "compact.yaml:1:201: the document nests deeper than 100 levels",
-        );
+        m.assert_refused("compact.yaml:1:201: the document nests deeper than 100 levels");
     }
 }
 
@@ -76,7 +60,7 @@ fn deeply_nested_flow_sequences_are_refused_as_too_deep() {
     let sb = Sandbox::new();
     let m = validate(&sb, "flow.yaml", &hostile::deep_flow(100_000), &[]);
     // the YAML scanner looks ahead, so the place is where it stopped, inside the deep part
-    assert_refused(&m, "flow.yaml:3:");
+    m.assert_refused("flow.yaml:3:");
     assert!(
         m.stderr
             .contains("the document nests deeper than 100 levels"),
@@ -90,19 +74,14 @@ fn deeply_nested_json_is_refused_where_the_depth_cap_is_crossed() {
     let sb = Sandbox::new();
     let m = validate(&sb, "deep.json", &hostile::deep_json(100_000), &[]);
     // `{"title": "t", "description": "d", "method": ` is 45 characters, the root is level 1
-    assert_refused(
-        &m,
-        "deep.json:1:145: the document nests deeper than 100 levels",
-    );
+    m.assert_refused("deep.json:1:145: the document nests deeper than 100 levels");
 }
 
 #[test]
 fn an_alias_bomb_is_refused_at_the_alias_that_crosses_the_value_cap() {
     let sb = Sandbox::new();
     let m = validate(&sb, "bomb.yaml", &hostile::alias_bomb(), &[]);
-    assert_refused(
-        &m,
-        "bomb.yaml:7:45: the document holds more than 100000 values (aliases count every value they repeat)",
+    m.assert_refused("bomb.yaml:7:45: the document holds more than 100000 values (aliases count every value they repeat)",
     );
 }
 
@@ -111,9 +90,7 @@ fn a_20_mb_experiment_is_refused_by_the_size_cap_which_names_its_setting() {
     let sb = Sandbox::new();
     let size = hostile::write_big_experiment(&sb.path("big.yaml"), 20 * 1024 * 1024);
     let m = validate_file(&sb, "big.yaml", &[]);
-    assert_refused(
-        &m,
-        &format!(
+    m.assert_refused(&format!(
             "the document is {size} bytes, over the 10485760 byte limit (expected at most 10485760 bytes (set BROKER_MAX_DOCUMENT_BYTES to allow more))"
         ),
     );
@@ -126,7 +103,7 @@ fn a_larger_size_cap_from_the_environment_lets_a_large_valid_file_through() {
     let sb = Sandbox::new();
     hostile::write_big_json_experiment(&sb.path("big.json"), 12 * 1024 * 1024);
     let m = validate_file(&sb, "big.json", &[]);
-    assert_refused(&m, "big.json:1:");
+    m.assert_refused("big.json:1:");
     let m = validate_file(
         &sb,
         "big.json",
@@ -142,7 +119,7 @@ fn garbage_bytes_are_refused_naming_the_first_byte_that_is_not_utf8() {
     let bytes = hostile::garbage(1024 * 1024);
     let m = validate(&sb, "garbage.yaml", &bytes, &[]);
     let bad = std::str::from_utf8(&bytes).unwrap_err().valid_up_to();
-    assert_refused(&m, "is not valid UTF-8 (expected UTF-8 text)");
+    m.assert_refused("is not valid UTF-8 (expected UTF-8 text)");
     assert!(
         m.stderr.contains(&format!("byte 0x{:02X}", bytes[bad])),
         "{}",
@@ -154,10 +131,7 @@ fn garbage_bytes_are_refused_naming_the_first_byte_that_is_not_utf8() {
 fn utf16_files_are_refused_naming_the_encoding() {
     let sb = Sandbox::new();
     let m = validate(&sb, "wide.yaml", &hostile::utf16(), &[]);
-    assert_refused(
-        &m,
-        "wide.yaml:1:1: the file is UTF-16 text (expected UTF-8 text",
-    );
+    m.assert_refused("wide.yaml:1:1: the file is UTF-16 text (expected UTF-8 text");
 }
 
 #[test]

@@ -161,6 +161,17 @@ impl Measured {
             tail(&self.stderr)
         );
     }
+
+    /// Refused (exit 1) within the bounds, with `located` (`file:line:col: message`) on stderr.
+    pub fn assert_refused(&self, located: &str) {
+        self.assert_bounded();
+        assert_eq!(self.code, Some(1), "{}", self.stderr);
+        assert!(
+            self.stderr.contains(located),
+            "no `{located}` in:\n{}",
+            self.stderr
+        );
+    }
 }
 
 fn tail(text: &str) -> &str {
