@@ -1,19 +1,19 @@
-//! `producer`: thin glue over `broker::broker::producer`. Validate a suite, submit it, serve
+//! `producer`: thin glue over `shared::broker::producer`. Validate a suite, submit it, serve
 //! completion events (wave gating), show a suite run's status, or run a whole suite on this
 //! machine with in-process workers.
 
 mod kill_switch;
 
 use anyhow::{Context, anyhow};
-use broker::broker::producer::{ProducerPorts, outcome_name, status_document};
-use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
-use broker::config::positive_seconds;
-use broker::load::Vars;
-use broker::load::suite::{check_experiments, load_suite};
-use broker::providers::Providers;
-use broker::providers::python::DEFAULT_SIGNATURE_TIMEOUT;
-use broker_aws::{Backend, BackendArgs, Bus, Queue, Role, Store};
+use aws::{Backend, BackendArgs, Bus, Queue, Role, Store};
 use clap::{Parser, Subcommand};
+use shared::broker::producer::{ProducerPorts, outcome_name, status_document};
+use shared::broker::serve::{ServeConfig, WorkerPorts, serve};
+use shared::config::positive_seconds;
+use shared::load::Vars;
+use shared::load::suite::{check_experiments, load_suite};
+use shared::providers::Providers;
+use shared::providers::python::DEFAULT_SIGNATURE_TIMEOUT;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -38,7 +38,7 @@ struct Cli {
 
 /// The activity providers, with the signature check bounded as the command line says.
 fn providers(signature_timeout: Duration) -> Providers {
-    let mut providers = Providers::new(broker_aws::native::registry());
+    let mut providers = Providers::new(aws::native::registry());
     providers.python.set_signature_timeout(signature_timeout);
     providers
 }
@@ -102,27 +102,27 @@ enum Command {
         #[command(flatten)]
         backend: BackendArgs,
         #[command(flatten)]
-        faults: broker_aws::native::safety::FaultArgs,
+        faults: aws::native::safety::FaultArgs,
     },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // a bad size cap is the operator's mistake: said once at start, not by every job
-    if let Err(problem) = broker::load::document::Limits::from_env() {
+    if let Err(problem) = shared::load::document::Limits::from_env() {
         let expected = problem.expected.unwrap_or_default();
         eprintln!("error: {} (expected {expected})", problem.message);
         return ExitCode::from(2);
     }
     let quiet = matches!(cli.command, Command::Run { .. });
     use tracing::level_filters::LevelFilter;
-    broker::logging::init(if quiet {
+    shared::logging::init(if quiet {
         LevelFilter::WARN
     } else {
         LevelFilter::INFO
     });
     // `producer run` loads its workers' experiments on the blocking pool
-    // (`broker::load::off_runtime`): its threads get the main thread's stack, as in `worker`
+    // (`shared::load::off_runtime`): its threads get the main thread's stack, as in `worker`
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .thread_stack_size(8 * 1024 * 1024)
@@ -159,16 +159,14 @@ fn main() -> ExitCode {
                 backend,
                 faults,
             } => {
-                broker_aws::native::safety::configure(
-                    faults.settings().map_err(anyhow::Error::msg)?,
-                );
+                aws::native::safety::configure(faults.settings().map_err(anyhow::Error::msg)?);
                 run(&suite, workers, &backend, providers).await
             }
             Command::Halt { reason, backend } => halt(Some(&reason), &backend).await,
             Command::Resume { backend } => halt(None, &backend).await,
         };
         // a run stopped mid-fault leaves SSM cancels and lock releases to finish
-        broker::cleanup::drain(broker::cleanup::DRAIN_LIMIT).await;
+        shared::cleanup::drain(shared::cleanup::DRAIN_LIMIT).await;
         result
     });
     match result {
@@ -181,7 +179,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn report(problems: &[broker::load::Problem]) -> u8 {
+fn report(problems: &[shared::load::Problem]) -> u8 {
     for p in problems {
         eprintln!("error: {p}");
     }
@@ -197,7 +195,7 @@ fn report(problems: &[broker::load::Problem]) -> u8 {
 fn checked_suite(
     path: &Path,
     providers: &Providers,
-) -> Result<(broker::model::suite::Suite, Vec<String>), u8> {
+) -> Result<(shared::model::suite::Suite, Vec<String>), u8> {
     let suite = load_suite(path).map_err(|p| report(&p.0))?;
     let base = path.parent().unwrap_or(Path::new("."));
     let (problems, unchecked) = check_experiments(&suite, base, &Vars::default(), providers);
@@ -307,8 +305,8 @@ async fn submit(
 }
 
 /// 0 when every experiment held, 1 otherwise.
-fn suite_exit_code(state: &broker::broker::producer::State) -> u8 {
-    let held = outcome_name(broker::broker::gate::JobOutcome::Held);
+fn suite_exit_code(state: &shared::broker::producer::State) -> u8 {
+    let held = outcome_name(shared::broker::gate::JobOutcome::Held);
     if state.outcome.as_deref() == Some(held) {
         0
     } else {
@@ -367,15 +365,15 @@ async fn status(id: &str, as_json: bool, args: &BackendArgs) -> anyhow::Result<u
 /// the other from being written), each outcome on stderr; exit 2 if either failed.
 async fn halt(reason: Option<&str>, args: &BackendArgs) -> anyhow::Result<u8> {
     let halting = reason.is_some();
-    let store = match args.open(broker_aws::Role::Worker).await {
-        Ok(backend) => broker::broker::guard::set_halt(&backend.store, reason)
+    let store = match args.open(aws::Role::Worker).await {
+        Ok(backend) => shared::broker::guard::set_halt(&backend.store, reason)
             .await
-            .map(|()| locate(&backend, broker::broker::guard::HALT_KEY)),
+            .map(|()| locate(&backend, shared::broker::guard::HALT_KEY)),
         Err(e) => Err(format!("cannot open the backend: {e}")),
     };
     let ssm = match args.halt_parameter() {
         Some(parameter) => Some(
-            broker_aws::native::stop_conditions::set_ssm_halt(&parameter, halting)
+            aws::native::stop_conditions::set_ssm_halt(&parameter, halting)
                 .await
                 .map(|()| parameter),
         ),
@@ -407,8 +405,8 @@ fn locate(backend: &Backend, key: &str) -> String {
 
 /// The human summary of a suite run: its status, then every job with its journal.
 fn summary(
-    plan: &broker::broker::producer::Plan,
-    state: &broker::broker::producer::State,
+    plan: &shared::broker::producer::Plan,
+    state: &shared::broker::producer::State,
     backend: &Backend,
 ) -> String {
     use std::fmt::Write;
@@ -501,8 +499,8 @@ async fn run(
             store: backend.store.clone(),
             bus: backend.bus.clone(),
         };
-        broker_aws::native::target_locks::configure(backend.store.clone());
-        let tripwires = broker_aws::native::stop_conditions::tripwires(backend.store.clone(), None);
+        aws::native::target_locks::configure(backend.store.clone());
+        let tripwires = aws::native::stop_conditions::tripwires(backend.store.clone(), None);
         tasks.spawn(serve(
             cfg,
             ports,

@@ -337,7 +337,7 @@ fn a_job_that_keeps_dying_is_dead_lettered_and_reported_failed() {
                     .send(),
             )
             .unwrap();
-        if got.messages().is_empty() && receives >= broker::config::MAX_RECEIVE_COUNT {
+        if got.messages().is_empty() && receives >= shared::config::MAX_RECEIVE_COUNT {
             break;
         }
         receives += got.messages().len() as u32;
@@ -502,10 +502,10 @@ fn a_job_longer_than_the_sqs_lease_limit_is_refused_at_submit_and_when_triggered
 
 #[test]
 fn sqs_refusing_a_lease_past_12_hours_is_a_lease_limit_not_a_transient_error() {
-    use broker::ports::queue::{JobQueue, QueueError};
+    use shared::ports::queue::{JobQueue, QueueError};
     let dep = Deployment::moto("limit");
     let (sdk, settings) = dep.aws.as_ref().unwrap();
-    let q = broker_aws::SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &settings.jobs_queue_url);
+    let q = aws::SqsQueue::new(aws_sdk_sqs::Client::new(sdk), &settings.jobs_queue_url);
     assert_eq!(q.max_lease(), Some(Duration::from_secs(43_200)));
     dep.rt.block_on(async {
         q.send_batch(&["job".to_string()]).await.unwrap();
@@ -653,7 +653,7 @@ fn a_journal_stored_whose_answer_was_lost_still_completes_the_suite_with_one_eve
     // a late duplicate would come within a lease: look a little longer
     let quiet = std::time::Instant::now() + Duration::from_secs(5);
     while std::time::Instant::now() < quiet {
-        use broker::ports::JobQueue;
+        use shared::ports::JobQueue;
         let got = dep
             .rt
             .block_on(

@@ -2,9 +2,9 @@
 //! content as `ssm-documents/<Name>.yaml` (the file the document tests run), under the name the
 //! worker computes from `BROKER_SSM_DOCUMENT_PREFIX`, and lets the worker send exactly those.
 
-use broker::load::document::{Format, parse};
-use broker_aws::native::documents::DOCUMENTS;
+use aws::native::documents::DOCUMENTS;
 use serde_json::Value;
+use shared::load::document::{Format, parse};
 use std::path::Path;
 
 fn read(relative: &str) -> String {

@@ -1,15 +1,15 @@
 //! Broker overhead per job on the embedded backend: lease, fetch, load, journal, completion
-//! event, ack, measured through the real `broker::serve` loop on an experiment with an empty
+//! event, ack, measured through the real `shared::serve` loop on an experiment with an empty
 //! method (so the engine does nothing but the bookkeeping). Target (DESIGN.md): under 5 ms.
 //!
-//! `cargo bench -p broker-shared --bench overhead`
+//! `cargo bench -p shared --bench overhead`
 
-use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
-use broker::config::Embedded;
-use broker::model::suite::Job;
-use broker::ports::JobQueue;
-use broker::providers::Providers;
 use criterion::{Criterion, criterion_group, criterion_main};
+use shared::broker::serve::{ServeConfig, WorkerPorts, serve};
+use shared::config::Embedded;
+use shared::model::suite::Job;
+use shared::ports::JobQueue;
+use shared::providers::Providers;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -72,8 +72,8 @@ fn per_job(c: &mut Criterion) {
                 };
                 let started = Instant::now();
                 // the kill switch is read before every job, as in a real worker
-                let halt: Arc<dyn broker::broker::guard::Tripwire> =
-                    Arc::new(broker::broker::guard::StoreHalt(e.store.clone()));
+                let halt: Arc<dyn shared::broker::guard::Tripwire> =
+                    Arc::new(shared::broker::guard::StoreHalt(e.store.clone()));
                 let worker = tokio::spawn(serve(
                     cfg,
                     ports,

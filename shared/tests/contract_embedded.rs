@@ -1,10 +1,10 @@
 //! The port contracts on the embedded adapters: a real SQLite file and a real directory,
 //! fresh per test.
 
-use broker::adapters::embedded::{Db, DirStore, SqliteBus, SqliteQueue};
-use broker::contract::bus::BusFixture;
-use broker::contract::queue::QueueFixture;
-use broker::contract::store::StoreFixture;
+use shared::adapters::embedded::{Db, DirStore, SqliteBus, SqliteQueue};
+use shared::contract::bus::BusFixture;
+use shared::contract::queue::QueueFixture;
+use shared::contract::store::StoreFixture;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A state directory with its SQLite file; removed when the test ends.
@@ -63,20 +63,20 @@ impl BusFixture for Embedded {
 }
 
 mod queue {
-    broker::queue_contract!(super::Embedded::new());
+    shared::queue_contract!(super::Embedded::new());
 }
 
 mod store {
-    broker::store_contract!(super::Embedded::new());
+    shared::store_contract!(super::Embedded::new());
 }
 
 mod bus {
-    broker::bus_contract!(super::Embedded::new());
+    shared::bus_contract!(super::Embedded::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_queue_survives_reopening_the_file() {
-    use broker::ports::JobQueue;
+    use shared::ports::JobQueue;
     let e = Embedded::new();
     let q = SqliteQueue::new(e.db.clone(), "durable", 3);
     q.send_batch(&["kept".to_string()]).await.unwrap();

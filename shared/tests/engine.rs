@@ -1,13 +1,13 @@
 //! The engine driven as a library: native activities, strategies and interruption, with no
 //! binary in between.
 
-use broker::engine::{Observer, RunOptions, run_experiment};
-use broker::load::document::Format;
-use broker::load::{Vars, load_experiment_text};
-use broker::model::{Journal, RollbackStrategy, Status};
-use broker::providers::registry::{NativeActivity, Param, Registry};
-use broker::providers::{ActivityError, Providers};
 use serde_json::{Value, json};
+use shared::engine::{Observer, RunOptions, run_experiment};
+use shared::load::document::Format;
+use shared::load::{Vars, load_experiment_text};
+use shared::model::{Journal, RollbackStrategy, Status};
+use shared::providers::registry::{NativeActivity, Param, Registry};
+use shared::providers::{ActivityError, Providers};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +20,7 @@ fn providers(registry: Registry) -> Arc<Providers> {
     Arc::new(Providers::new(registry))
 }
 
-fn load(doc: Value, providers: &Providers) -> Arc<broker::Experiment> {
+fn load(doc: Value, providers: &Providers) -> Arc<shared::Experiment> {
     Arc::new(
         load_experiment_text(
             &doc.to_string(),
@@ -252,7 +252,7 @@ impl Gate {
 }
 
 /// An experiment whose one action records, then "acts" (counts), as the fault actions do.
-fn fault_experiment() -> (Arc<AtomicUsize>, Arc<Providers>, Arc<broker::Experiment>) {
+fn fault_experiment() -> (Arc<AtomicUsize>, Arc<Providers>, Arc<shared::Experiment>) {
     let acted = Arc::new(AtomicUsize::new(0));
     let p = record_then_act(acted.clone());
     let doc = json!({"title": "t", "description": "d", "method": [
@@ -330,7 +330,7 @@ async fn a_native_action_whose_record_cannot_be_written_does_not_act() {
     .await
     .unwrap();
     assert_eq!(acted.load(Ordering::SeqCst), 0);
-    assert_eq!(j.run[0].status, broker::model::RunStatus::Failed);
+    assert_eq!(j.run[0].status, shared::model::RunStatus::Failed);
     let err = j.run[0]
         .exception
         .as_ref()

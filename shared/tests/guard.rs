@@ -1,18 +1,18 @@
-//! Tripwires around a run (`broker::broker::guard::run_guarded`): each is read at its own
+//! Tripwires around a run (`shared::broker::guard::run_guarded`): each is read at its own
 //! interval, and the first that trips stops the run with its reason on record. They fail safe:
 //! a tripwire that cannot be read stops the run after the grace, a halt flag that is not
 //! understood means halted, and tripwire settings out of bounds are refused by the loader.
 
-use broker::adapters::embedded::DirStore;
-use broker::broker::guard::{CheckFuture, HALT_KEY, StoreHalt, Tripwire, run_guarded};
-use broker::engine::RunOptions;
-use broker::load::document::Format;
-use broker::load::{Vars, load_experiment_text};
-use broker::model::{Experiment, Journal, Status};
-use broker::ports::ObjectStore;
-use broker::providers::Providers;
-use broker::providers::registry::Registry;
 use serde_json::json;
+use shared::adapters::embedded::DirStore;
+use shared::broker::guard::{CheckFuture, HALT_KEY, StoreHalt, Tripwire, run_guarded};
+use shared::engine::RunOptions;
+use shared::load::document::Format;
+use shared::load::{Vars, load_experiment_text};
+use shared::model::{Experiment, Journal, Status};
+use shared::ports::ObjectStore;
+use shared::providers::Providers;
+use shared::providers::registry::Registry;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! never panic, never overflow the stack, and never build a value past the depth cap.
 //!
 //! The same inputs drive the cargo-fuzz targets in `fuzz/`. A short run is part of
-//! `cargo test`; `PROPTEST_CASES=100000 cargo test -p broker-shared --test hostile_inputs`
+//! `cargo test`; `PROPTEST_CASES=100000 cargo test -p shared --test hostile_inputs`
 //! runs a long one.
 
 mod inputs;

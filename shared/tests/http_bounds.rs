@@ -2,12 +2,12 @@
 //! the origin (custom headers and bodies never reach another host), a request without a
 //! `timeout` is bounded, and a body beyond the cap is kept in part with a marker.
 
-use broker::engine::substitute::Scope;
-use broker::model::HttpProvider;
-use broker::providers::ActivityError;
-use broker::providers::http::HttpClients;
-use broker::providers::output::OUTPUT_CAP;
 use serde_json::{Value, json};
+use shared::engine::substitute::Scope;
+use shared::model::HttpProvider;
+use shared::providers::ActivityError;
+use shared::providers::http::HttpClients;
+use shared::providers::output::OUTPUT_CAP;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
@@ -231,7 +231,7 @@ async fn a_request_without_a_timeout_is_bounded_by_the_default() {
         .unwrap();
     assert_eq!(out["body"], "late");
     assert_eq!(
-        broker::providers::http::DEFAULT_TIMEOUT,
+        shared::providers::http::DEFAULT_TIMEOUT,
         Duration::from_secs(30)
     );
 }

@@ -60,7 +60,7 @@ fn the_engine_knows_nothing_of_ports_adapters_or_aws() {
     assert!(!files.is_empty());
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
-        for forbidden in ["ports::", "adapters::", "aws_sdk_", "broker::serve"] {
+        for forbidden in ["ports::", "adapters::", "aws_sdk_", "shared::serve"] {
             assert!(
                 !text.contains(forbidden),
                 "{} names `{forbidden}`",

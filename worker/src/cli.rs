@@ -1,10 +1,10 @@
 //! Command-line interface of `worker`: the same options, defaults and meanings as `chaos run`
 //! and `chaos validate`.
 
-use broker::config::positive_seconds;
-use broker::model::{Dry, HypothesisStrategy, RollbackStrategy};
-use broker::providers::python::DEFAULT_SIGNATURE_TIMEOUT;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use shared::config::positive_seconds;
+use shared::model::{Dry, HypothesisStrategy, RollbackStrategy};
+use shared::providers::python::DEFAULT_SIGNATURE_TIMEOUT;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -31,7 +31,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub backend: broker_aws::BackendArgs,
+    pub backend: aws::BackendArgs,
     /// Jobs run at once.
     #[arg(long, env = "BROKER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BROKER_GRACE", default_value_t = 30.0, value_name = "SECONDS", value_parser = positive_seconds)]
     pub grace: f64,
     #[command(flatten)]
-    pub faults: broker_aws::native::safety::FaultArgs,
+    pub faults: aws::native::safety::FaultArgs,
     #[command(flatten)]
     pub signatures: SignatureArgs,
 }
@@ -98,7 +98,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub vars: VarArgs,
     #[command(flatten)]
-    pub faults: broker_aws::native::safety::FaultArgs,
+    pub faults: aws::native::safety::FaultArgs,
     #[command(flatten)]
     pub signatures: SignatureArgs,
     /// The experiment file (JSON or YAML).

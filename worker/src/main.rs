@@ -4,11 +4,11 @@
 mod cli;
 
 use anyhow::Context;
-use broker::load::{Problems, Vars};
-use broker::providers::Providers;
-use broker::{RunOptions, load_experiment};
 use clap::Parser;
 use cli::{Cli, Command, RunArgs, ServeArgs, SignatureArgs, ValidateArgs, VarArgs};
+use shared::load::{Problems, Vars};
+use shared::providers::Providers;
+use shared::{RunOptions, load_experiment};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -16,14 +16,14 @@ use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    broker::logging::init(tracing::level_filters::LevelFilter::INFO);
+    shared::logging::init(tracing::level_filters::LevelFilter::INFO);
     // a bad size cap is the operator's mistake: said once at start, not by every job
-    if let Err(problem) = broker::load::document::Limits::from_env() {
+    if let Err(problem) = shared::load::document::Limits::from_env() {
         let expected = problem.expected.unwrap_or_default();
         eprintln!("error: {} (expected {expected})", problem.message);
         return ExitCode::from(2);
     }
-    // loading runs on the blocking pool (`broker::load::off_runtime`): its threads get the
+    // loading runs on the blocking pool (`shared::load::off_runtime`): its threads get the
     // stack the main thread has, so a file that loads here loads there
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -43,7 +43,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve(args).await,
         };
         // a run stopped mid-fault leaves SSM cancels and lock releases to finish
-        broker::cleanup::drain(broker::cleanup::DRAIN_LIMIT).await;
+        shared::cleanup::drain(shared::cleanup::DRAIN_LIMIT).await;
         outcome
     });
     match outcome {
@@ -55,9 +55,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The native registry: the AWS activities (`broker_aws::native`).
+/// The native registry: the AWS activities (`aws::native`).
 fn providers(vars: &Vars, signatures: &SignatureArgs) -> Providers {
-    let mut providers = Providers::new(broker_aws::native::registry());
+    let mut providers = Providers::new(aws::native::registry());
     providers.env_overlay = vars.env.clone();
     providers.python.set_signature_timeout(signatures.timeout());
     providers
@@ -102,7 +102,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     match load_experiment(&args.experiment, &vars, &providers(&vars, &args.signatures)) {
         Ok(experiment) => {
             // warnings: valid but risky; printed, the exit status stays 0
-            for w in broker::load::validate::file_warnings(&args.experiment, &experiment) {
+            for w in shared::load::validate::file_warnings(&args.experiment, &experiment) {
                 eprintln!("warning: {w}");
             }
             println!("{}: valid experiment", args.experiment.display());
@@ -116,7 +116,7 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
 }
 
 async fn run(args: RunArgs) -> anyhow::Result<u8> {
-    broker_aws::native::safety::configure(args.faults.settings().map_err(anyhow::Error::msg)?);
+    aws::native::safety::configure(args.faults.settings().map_err(anyhow::Error::msg)?);
     check_journal_path(&args.journal_path)?;
     let vars = match load_vars(&args.vars) {
         Ok(v) => v,
@@ -147,7 +147,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         "interrupting the experiment, then running rollbacks",
     );
     let tripwires = lone_tripwires();
-    let journal = match broker::broker::guard::run_guarded(
+    let journal = match shared::broker::guard::run_guarded(
         experiment, &vars, &options, providers, stop, None, &tripwires,
     )
     .await
@@ -169,30 +169,29 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
 /// `BROKER_STATE_DIR` (default `.broker`, where its locks are too), the SSM parameter
 /// `BROKER_HALT_PARAMETER` when one is set, and the experiment's stop conditions. Each is read
 /// before the start, and one that cannot be read then keeps the run from starting.
-fn lone_tripwires() -> Vec<Arc<dyn broker::broker::guard::Tripwire>> {
+fn lone_tripwires() -> Vec<Arc<dyn shared::broker::guard::Tripwire>> {
     let dir = std::env::var_os("BROKER_STATE_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| broker::config::DEFAULT_STATE_DIR.into());
-    let store =
-        broker_aws::Store::Dir(broker::adapters::embedded::DirStore::new(dir.join("store")));
-    broker_aws::native::target_locks::configure(store.clone());
+        .unwrap_or_else(|| shared::config::DEFAULT_STATE_DIR.into());
+    let store = aws::Store::Dir(shared::adapters::embedded::DirStore::new(dir.join("store")));
+    aws::native::target_locks::configure(store.clone());
     let parameter = std::env::var("BROKER_HALT_PARAMETER").ok();
-    broker_aws::native::stop_conditions::tripwires(store, parameter)
+    aws::native::stop_conditions::tripwires(store, parameter)
 }
 
 /// `worker serve`: the fleet's worker, on the backend the settings choose.
 async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
-    use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
-    broker_aws::native::safety::configure(args.faults.settings().map_err(anyhow::Error::msg)?);
+    use shared::broker::serve::{ServeConfig, WorkerPorts, serve};
+    aws::native::safety::configure(args.faults.settings().map_err(anyhow::Error::msg)?);
     let backend = args
         .backend
-        .open(broker_aws::Role::Worker)
+        .open(aws::Role::Worker)
         .await
         .map_err(anyhow::Error::msg)?;
     // SQS bills per request: long-poll as long as it allows; SQLite wakes up on its own
     let wait = match backend.jobs {
-        broker_aws::Queue::Sqs(_) => std::time::Duration::from_secs(20),
-        broker_aws::Queue::Sqlite(_) => std::time::Duration::from_secs(5),
+        aws::Queue::Sqs(_) => std::time::Duration::from_secs(20),
+        aws::Queue::Sqlite(_) => std::time::Duration::from_secs(5),
     };
     let node = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cfg = ServeConfig {
@@ -202,8 +201,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         grace: std::time::Duration::from_secs_f64(args.grace),
         worker_id: format!("{}-{}", node.trim(), std::process::id()),
     };
-    broker_aws::native::target_locks::configure(backend.store.clone());
-    let tripwires = broker_aws::native::stop_conditions::tripwires(
+    aws::native::target_locks::configure(backend.store.clone());
+    let tripwires = aws::native::stop_conditions::tripwires(
         backend.store.clone(),
         args.backend.halt_parameter(),
     );
@@ -254,7 +253,7 @@ fn watch_signals(stop: CancellationToken, what: &'static str) -> tokio::task::Jo
                 tracing::warn!(
                     "{name} received again: already stopping; rollbacks run to completion, then the journal is written; clean-up after that (SSM cancels, lock releases) is not waited for"
                 );
-                broker::cleanup::abandon();
+                shared::cleanup::abandon();
             } else {
                 tracing::warn!("{name} received: {what}");
                 stop.cancel();
@@ -264,7 +263,7 @@ fn watch_signals(stop: CancellationToken, what: &'static str) -> tokio::task::Jo
 }
 
 /// After a dry run: what each fault action would have acted on.
-fn print_plan(journal: &broker::Journal) {
+fn print_plan(journal: &shared::Journal) {
     for run in &journal.run {
         let out = &run.output;
         if out.get("dry_run") == Some(&serde_json::Value::Bool(true)) {
@@ -300,11 +299,11 @@ fn print_plan(journal: &broker::Journal) {
     }
 }
 
-/// Write durably (`broker::durable`): a reader never sees half a journal, and after a crash
+/// Write durably (`shared::durable`): a reader never sees half a journal, and after a crash
 /// the file is the old journal or the new one.
-fn write_journal(path: &Path, journal: &broker::Journal) -> anyhow::Result<()> {
+fn write_journal(path: &Path, journal: &shared::Journal) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(journal).context("serialising the journal")?;
-    broker::durable::write_atomically(path, (text + "\n").as_bytes())
+    shared::durable::write_atomically(path, (text + "\n").as_bytes())
         .with_context(|| format!("writing the journal to {}", path.display()))?;
     tracing::info!("journal written to {}", path.display());
     Ok(())
@@ -313,7 +312,7 @@ fn write_journal(path: &Path, journal: &broker::Journal) -> anyhow::Result<()> {
 /// Before the run: a journal that cannot be written would leave faults injected with nothing on
 /// record, so the run does not start.
 fn check_journal_path(path: &Path) -> anyhow::Result<()> {
-    broker::durable::check_writable(path).with_context(|| {
+    shared::durable::check_writable(path).with_context(|| {
         format!(
             "cannot write the journal to {} (its directory must exist and be writable); the experiment was not run",
             path.display()

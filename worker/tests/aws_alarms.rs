@@ -14,7 +14,7 @@ mod util;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use util::Sandbox;
-use util::aws::{self, Env, endpoint, probe, venv_python};
+use util::moto::{self, Env, endpoint, probe, venv_python};
 
 /// Set alarms up on moto: `["metric", name]` makes a metric alarm, `["composite", name, rule]`
 /// a composite one, `["state", name, state]` sets an alarm's state, `["delete", name]` deletes
@@ -114,7 +114,7 @@ fn experiment(sandbox: &Sandbox, region: &str, probes: Vec<Value>) -> PathBuf {
 /// `worker run` with the emulator's endpoint and credentials; the journal.
 fn run(sandbox: &Sandbox, experiment: &Path) -> (i32, Value, String) {
     // no Python may be involved: the probes are native
-    let out = aws::run(sandbox, experiment, &[], Env::default());
+    let out = moto::run(sandbox, experiment, &[], Env::default());
     (out.code, out.journal().clone(), out.stderr)
 }
 
@@ -256,8 +256,8 @@ fn a_bad_alarm_state_fails_naming_the_allowed_values() {
 
 #[test]
 fn alarm_states_reads_many_alarms_in_order_and_names_every_missing_one() {
-    let rt = aws::runtime();
-    let sdk = rt.block_on(broker_aws::sdk::emulator(&endpoint()));
+    let rt = moto::runtime();
+    let sdk = rt.block_on(aws::sdk::emulator(&endpoint()));
     // more than the 100 names DescribeAlarms takes in one call
     let prefix = unique("fleet");
     let names: Vec<String> = (0..120).map(|i| format!("{prefix}-{i:03}")).collect();
@@ -277,7 +277,7 @@ fn alarm_states_reads_many_alarms_in_order_and_names_every_missing_one() {
     asked.push(composite.clone());
     asked.push(names[7].clone()); // a repeat is answered again, in place
     let states = rt
-        .block_on(broker_aws::native::cloudwatch::alarm_states_with(
+        .block_on(aws::native::cloudwatch::alarm_states_with(
             &sdk,
             Some("us-east-1".into()),
             &asked,
@@ -300,14 +300,14 @@ fn alarm_states_reads_many_alarms_in_order_and_names_every_missing_one() {
     assert_eq!(states.last().unwrap(), &(names[7].clone(), "ALARM".into()));
     let untouched = state(&names[0]);
     assert!(
-        broker_aws::native::cloudwatch::STATES.contains(&untouched),
+        aws::native::cloudwatch::STATES.contains(&untouched),
         "{untouched}"
     );
 
     let gone = [unique("gone-a"), unique("gone-b")];
     let asked = vec![names[0].clone(), gone[0].clone(), gone[1].clone()];
     let err = rt
-        .block_on(broker_aws::native::cloudwatch::alarm_states_with(
+        .block_on(aws::native::cloudwatch::alarm_states_with(
             &sdk, None, &asked,
         ))
         .unwrap_err();
@@ -318,13 +318,9 @@ fn alarm_states_reads_many_alarms_in_order_and_names_every_missing_one() {
         "{err}"
     );
     assert!(
-        rt.block_on(broker_aws::native::cloudwatch::alarm_states_with(
-            &sdk,
-            None,
-            &[]
-        ))
-        .unwrap()
-        .is_empty()
+        rt.block_on(aws::native::cloudwatch::alarm_states_with(&sdk, None, &[]))
+            .unwrap()
+            .is_empty()
     );
 }
 
@@ -372,7 +368,7 @@ fn start(
         journal.to_str().unwrap(),
         experiment.to_str().unwrap(),
     ];
-    let child = aws::command(sandbox, &args, env)
+    let child = moto::command(sandbox, &args, env)
         .envs(envs.iter().copied())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -428,7 +424,7 @@ fn an_alarm_going_off_mid_run_stops_the_run_and_the_rollbacks_run() {
         journal.to_str().unwrap(),
         experiment.to_str().unwrap(),
     ];
-    let child = aws::command(&sandbox, &args, env)
+    let child = moto::command(&sandbox, &args, env)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -533,9 +529,9 @@ fn a_lone_worker_run_stops_when_the_kill_switch_is_set_mid_run() {
         ..Env::default()
     };
     let child = start(&sandbox, &experiment, env, &[]);
-    let store = broker::adapters::embedded::DirStore::new(state.join("store"));
-    aws::runtime()
-        .block_on(broker::broker::guard::set_halt(&store, Some("incident 7")))
+    let store = shared::adapters::embedded::DirStore::new(state.join("store"));
+    moto::runtime()
+        .block_on(shared::broker::guard::set_halt(&store, Some("incident 7")))
         .unwrap();
     let journal = stopped(&sandbox, child, std::time::Instant::now());
     assert_eq!(
@@ -569,7 +565,7 @@ fn a_lone_worker_run_whose_halt_parameter_cannot_be_read_never_starts() {
     let parameter = format!("/{}", unique("no-such-parameter"));
     let sandbox = Sandbox::new();
     let experiment = watched(&sandbox, None);
-    let out = aws::command(
+    let out = moto::command(
         &sandbox,
         &[
             "run",

@@ -10,7 +10,7 @@ mod util;
 
 use serde_json::{Value, json};
 use util::Sandbox;
-use util::aws::{self, Aws, Env, OPT_IN, action, ec2_calls, sent_to, sorted, team};
+use util::moto::{self, Aws, Env, OPT_IN, action, ec2_calls, sent_to, sorted, team};
 
 /// `worker run` of `experiment` with the emulator's endpoint and credentials, Python out of
 /// reach.
@@ -24,7 +24,7 @@ fn run(sandbox: &Sandbox, experiment: &Value, extra: &[&str]) -> (i32, Value, St
         ],
         ..Env::default()
     };
-    let out = aws::run(sandbox, &file, extra, env);
+    let out = moto::run(sandbox, &file, extra, env);
     (out.code, out.journal().clone(), out.output())
 }
 
@@ -33,7 +33,7 @@ fn ec2(name: &str, func: &str, arguments: Value) -> Value {
 }
 
 fn experiment(method: Vec<Value>) -> Value {
-    aws::experiment("chaosaws", method, None)
+    moto::experiment("chaosaws", method, None)
 }
 
 fn by_team(team: &str) -> Value {
@@ -388,7 +388,7 @@ fn send_command_with_tag_targets_sends_to_exactly_the_resolved_opted_in_instance
     assert_eq!(output["commands"][0]["invocations"][0]["status"], "Success");
 
     let sent = |activity: &str| -> Vec<Vec<String>> {
-        aws::sent_for(&fleet, activity)
+        moto::sent_for(&fleet, activity)
             .into_iter()
             .map(|b| {
                 assert_eq!(b["DocumentName"], "KillProcessByName");

@@ -10,12 +10,12 @@ mod util;
 use serde_json::{Value, json};
 use std::path::Path;
 use util::Sandbox;
-use util::aws::{self, Aws, Env, OPT_IN, sent_to, sorted, team};
+use util::moto::{self, Aws, Env, OPT_IN, sent_to, sorted, team};
 
 /// The one command sent for the activity `name` to some of `instances`: (document, sorted
 /// instance ids, parameters).
 fn command(instances: &[String], name: &str) -> (String, Vec<String>, Value) {
-    let found = aws::sent_for(instances, name);
+    let found = moto::sent_for(instances, name);
     assert_eq!(found.len(), 1, "one command for {name}: {found:?}");
     (
         found[0]["DocumentName"].as_str().unwrap().to_string(),
@@ -30,7 +30,7 @@ fn run(sandbox: &Sandbox, experiment: &Path, extra: &[&str]) -> (i32, Value, Str
         unset: &["BROKER_OPT_IN_TAG"],
         ..Env::default()
     };
-    let out = aws::run(sandbox, experiment, extra, env);
+    let out = moto::run(sandbox, experiment, extra, env);
     (out.code, out.journal().clone(), out.output())
 }
 
@@ -42,16 +42,16 @@ fn run_in(sandbox: &Sandbox, state: &Path, experiment: &Path) -> (i32, Value, St
         unset: &["BROKER_OPT_IN_TAG"],
         state_dir: Some(state),
     };
-    let out = aws::run(sandbox, experiment, &[], env);
+    let out = moto::run(sandbox, experiment, &[], env);
     (out.code, out.journal().clone(), out.output())
 }
 
 fn action(name: &str, func: &str, arguments: Value) -> Value {
-    aws::action(name, "experimentvr.ec2.actions", func, arguments)
+    moto::action(name, "experimentvr.ec2.actions", func, arguments)
 }
 
 fn experiment(method: Vec<Value>, extension: Option<Value>) -> Value {
-    aws::experiment("faults", method, extension)
+    moto::experiment("faults", method, extension)
 }
 
 #[test]

@@ -6,12 +6,12 @@ mod util;
 
 use serde_json::{Value, json};
 use util::Sandbox;
-use util::aws::{self, Aws, Env, probe, team};
+use util::moto::{self, Aws, Env, probe, team};
 
 /// `worker run` with the emulator's endpoint and credentials; the journal.
 fn run(sandbox: &Sandbox, experiment: &std::path::Path) -> (i32, Value, String) {
     // no Python may be involved: the probes are native
-    let out = aws::run(sandbox, experiment, &[], Env::default());
+    let out = moto::run(sandbox, experiment, &[], Env::default());
     (out.code, out.journal().clone(), out.stderr)
 }
 

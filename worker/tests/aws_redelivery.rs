@@ -9,15 +9,15 @@
 
 mod util;
 
-use broker::config::Embedded;
-use broker::model::suite::Job;
-use broker::ports::{JobQueue, ObjectStore};
 use serde_json::{Value, json};
+use shared::config::Embedded;
+use shared::model::suite::Job;
+use shared::ports::{JobQueue, ObjectStore};
 use std::path::Path;
 use std::process::Child;
 use std::time::{Duration, Instant};
 use util::Sandbox;
-use util::aws::{self, Aws, Env, OPT_IN, team};
+use util::moto::{self, Aws, Env, OPT_IN, team};
 
 /// `worker serve` on the embedded backend in `state`, its faults on the emulator, no Python.
 fn serve(sandbox: &Sandbox, state: &Path) -> Child {
@@ -25,7 +25,7 @@ fn serve(sandbox: &Sandbox, state: &Path) -> Child {
         unset: &["BROKER_OPT_IN_TAG"],
         ..Env::default()
     };
-    aws::command(
+    moto::command(
         sandbox,
         &[
             "serve",
@@ -61,12 +61,12 @@ fn a_dead_owners_recorded_command_is_cancelled_before_the_rollbacks_and_its_reco
     let marker = format!("rollback-{team}");
     let experiment = json!({"title": "dies mid-fault", "description": "d",
         "method": [
-            aws::action("stress", "experimentvr.ec2.actions", "ec2_stress_cpu",
+            moto::action("stress", "experimentvr.ec2.actions", "ec2_stress_cpu",
                 json!({"test_target_type": "ALL", "tag_key": "tag:team", "tag_value": team,
                        "ec2_stress_cpu_duration": 5})),
             {"type": "action", "name": "hold", "provider": {"type": "process", "path": "sleep", "arguments": ["60"]}}
         ],
-        "rollbacks": [aws::action("look-after", "chaosaws.ec2.probes", "count_instances",
+        "rollbacks": [moto::action("look-after", "chaosaws.ec2.probes", "count_instances",
             json!({"filters": [{"Name": "tag:marker", "Values": [marker]}]}))]});
     let sandbox = Sandbox::new();
     let file = sandbox.write_json("dies.json", &experiment);
@@ -171,9 +171,9 @@ fn a_dead_owners_recorded_command_is_cancelled_before_the_rollbacks_and_its_reco
     );
 
     // what moto was sent: the fault once, the recorded command cancelled, then the rollback
-    let sent = aws::sent_for(&target, "stress");
+    let sent = moto::sent_for(&target, "stress");
     assert_eq!(sent.len(), 1, "the fault was not sent again: {sent:?}");
-    let requests = aws::recorded();
+    let requests = moto::recorded();
     let target_of = |r: &Value| r["headers"]["X-Amz-Target"].as_str().map(str::to_string);
     let cancels: Vec<(usize, String)> = requests
         .iter()

@@ -658,7 +658,7 @@ fn secrets_echoed_json_escaped_or_url_encoded_never_reach_the_journal() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     let journal = std::fs::read_to_string(sb.path("journal.json")).unwrap();
     for secret in secrets {
-        for form in broker::redact::forms(secret) {
+        for form in shared::redact::forms(secret) {
             assert!(!journal.contains(&form), "{form:?} leaked into the journal");
             assert!(!out.stderr.contains(&form), "{form:?} leaked into the logs");
         }

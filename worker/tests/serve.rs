@@ -1,9 +1,9 @@
 //! `worker serve` on the embedded backend: real processes sharing one state directory.
 
-use broker::config::Embedded;
-use broker::model::suite::Job;
-use broker::ports::{Event, JobQueue, ObjectStore};
 use serde_json::{Value, json};
+use shared::config::Embedded;
+use shared::model::suite::Job;
+use shared::ports::{Event, JobQueue, ObjectStore};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};

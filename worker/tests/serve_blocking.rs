@@ -4,10 +4,10 @@
 //! import is stopped at the signature timeout and becomes that job's located validation error.
 //! Real `worker serve` processes on one embedded fleet (SQLite queue, directory store).
 
-use broker::config::Embedded;
-use broker::model::suite::Job;
-use broker::ports::{Event, JobQueue, ObjectStore};
 use serde_json::{Value, json};
+use shared::config::Embedded;
+use shared::model::suite::Job;
+use shared::ports::{Event, JobQueue, ObjectStore};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

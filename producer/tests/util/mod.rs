@@ -4,9 +4,9 @@
 
 #![allow(dead_code)]
 
-use broker::ports::{JobQueue, ObjectStore};
-use broker_aws::{Queue, Store, provision};
+use aws::{Queue, Store, provision};
 use serde_json::Value;
+use shared::ports::{JobQueue, ObjectStore};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -32,7 +32,7 @@ pub struct Deployment {
     pub store: Store,
     pub audit: Queue,
     /// The AWS resources, on moto.
-    pub aws: Option<(aws_config::SdkConfig, broker_aws::AwsSettings)>,
+    pub aws: Option<(aws_config::SdkConfig, aws::AwsSettings)>,
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -47,14 +47,14 @@ impl Deployment {
     pub fn embedded(state: &Path) -> Deployment {
         let rt = runtime();
         let (store, audit) = rt.block_on(async {
-            let e = broker::config::Embedded::open(state).await.unwrap();
+            let e = shared::config::Embedded::open(state).await.unwrap();
             for t in provision::ROUTED_DETAIL_TYPES {
                 e.bus.subscribe(t, "audit").await.unwrap();
             }
-            let db = broker::adapters::embedded::Db::open(&state.join("broker.db")).unwrap();
+            let db = shared::adapters::embedded::Db::open(&state.join("broker.db")).unwrap();
             (
                 Store::Dir(e.store),
-                Queue::Sqlite(broker::adapters::embedded::SqliteQueue::new(db, "audit", 3)),
+                Queue::Sqlite(shared::adapters::embedded::SqliteQueue::new(db, "audit", 3)),
             )
         });
         Deployment {
@@ -81,7 +81,7 @@ impl Deployment {
         let prefix = format!("{prefix}-{}", std::process::id());
         let rt = runtime();
         let (sdk, settings, audit) = rt.block_on(async {
-            let sdk = broker_aws::sdk::emulator(&endpoint).await;
+            let sdk = aws::sdk::emulator(&endpoint).await;
             let settings = provision::deployment(&sdk, &prefix).await.unwrap();
             let audit = provision::queue(&sdk, &format!("{prefix}-audit"), None)
                 .await
@@ -97,14 +97,11 @@ impl Deployment {
             .unwrap();
             (sdk, settings, audit)
         });
-        let store = Store::S3(broker_aws::S3Store::new(
-            broker_aws::sdk::s3_client(&sdk),
+        let store = Store::S3(aws::S3Store::new(
+            aws::sdk::s3_client(&sdk),
             &settings.bucket,
         ));
-        let audit = Queue::Sqs(broker_aws::SqsQueue::new(
-            aws_sdk_sqs::Client::new(&sdk),
-            &audit,
-        ));
+        let audit = Queue::Sqs(aws::SqsQueue::new(aws_sdk_sqs::Client::new(&sdk), &audit));
         let mut env: Vec<(String, String)> = [
             ("BROKER_BACKEND", "aws"),
             ("AWS_ENDPOINT_URL", endpoint.as_str()),

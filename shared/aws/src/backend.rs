@@ -7,11 +7,11 @@
 
 use crate::settings::Role;
 use crate::{EventBridgeBus, S3Store, SqsQueue};
-use broker::adapters::embedded::{DirStore, SqliteBus, SqliteQueue};
-use broker::config::Embedded;
-use broker::ports::bus::{BusError, Event, EventBus};
-use broker::ports::queue::{DeadLetter, JobQueue, Message, QueueError};
-use broker::ports::store::{ObjectStore, StoreError, Version};
+use shared::adapters::embedded::{DirStore, SqliteBus, SqliteQueue};
+use shared::config::Embedded;
+use shared::ports::bus::{BusError, Event, EventBus};
+use shared::ports::queue::{DeadLetter, JobQueue, Message, QueueError};
+use shared::ports::store::{ObjectStore, StoreError, Version};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -254,7 +254,7 @@ impl ObjectStore for Store {
         bucket: &str,
         key: &str,
         version: Option<&str>,
-    ) -> Result<Option<broker::ports::store::Versioned>, StoreError> {
+    ) -> Result<Option<shared::ports::store::Versioned>, StoreError> {
         match self {
             Store::Dir(s) => s.get_from_bucket_at(bucket, key, version).await,
             Store::S3(s) => s.get_from_bucket_at(bucket, key, version).await,

@@ -9,7 +9,7 @@ use crate::sdk::{entry_retry, explain};
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use backon::BackoffBuilder;
-use broker::ports::bus::{BusError, Event, EventBus};
+use shared::ports::bus::{BusError, Event, EventBus};
 
 #[derive(Debug, Clone)]
 pub struct EventBridgeBus {

@@ -180,7 +180,7 @@ pub async fn deployment(sdk: &SdkConfig, prefix: &str) -> Result<AwsSettings, St
     let jobs = queue(
         sdk,
         &format!("{prefix}-jobs"),
-        Some(broker::config::MAX_RECEIVE_COUNT),
+        Some(shared::config::MAX_RECEIVE_COUNT),
     )
     .await?;
     let events = queue(sdk, &format!("{prefix}-events"), Some(5)).await?;

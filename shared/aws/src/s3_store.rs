@@ -16,7 +16,7 @@ use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use backon::BackoffBuilder;
-use broker::ports::store::{ObjectStore, StoreError, Version, check_key};
+use shared::ports::store::{ObjectStore, StoreError, Version, check_key};
 
 /// An SDK error on `s3://bucket/key`: `Refused` when retrying cannot help (no such bucket,
 /// access denied), `Backend` otherwise.
@@ -129,7 +129,7 @@ impl S3Store {
         bucket: &str,
         key: &str,
         version: Option<&str>,
-    ) -> Result<Option<broker::ports::store::Versioned>, StoreError> {
+    ) -> Result<Option<shared::ports::store::Versioned>, StoreError> {
         Ok(self
             .fetch_at(bucket, key, version)
             .await?
@@ -357,7 +357,7 @@ impl ObjectStore for S3Store {
         bucket: &str,
         key: &str,
         version: Option<&str>,
-    ) -> Result<Option<broker::ports::store::Versioned>, StoreError> {
+    ) -> Result<Option<shared::ports::store::Versioned>, StoreError> {
         self.get_version_from(bucket, key, version).await
     }
 }

@@ -7,7 +7,7 @@
 //! chain (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, instance and task roles).
 
 use crate::backend::{AwsSettings, Backend};
-use broker::load::Problem;
+use shared::load::Problem;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -129,7 +129,7 @@ impl BackendArgs {
         match self.backend.unwrap_or(BackendKind::Local) {
             BackendKind::Local => {
                 Ok(Resolved::Local(self.state_dir.unwrap_or_else(|| {
-                    PathBuf::from(broker::config::DEFAULT_STATE_DIR)
+                    PathBuf::from(shared::config::DEFAULT_STATE_DIR)
                 })))
             }
             BackendKind::Aws => {
@@ -183,7 +183,7 @@ impl BackendArgs {
 
 /// Read a config file; every problem is reported with its line and column.
 pub fn read_config(path: &Path) -> Result<BackendArgs, Vec<Problem>> {
-    use broker::load::document::{Format, parse};
+    use shared::load::document::{Format, parse};
     let located = |mut p: Problem| {
         p.file = Some(path.to_path_buf());
         p
@@ -203,7 +203,7 @@ pub fn read_config(path: &Path) -> Result<BackendArgs, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut args = BackendArgs::default();
     for (key, value) in &map {
-        let at = |doc: &mut broker::load::document::Document, p: Problem| {
+        let at = |doc: &mut shared::load::document::Document, p: Problem| {
             doc.ensure_spans();
             let p = match doc.locate(key) {
                 Some((line, col)) => p.at(line, col),

@@ -20,7 +20,7 @@ use crate::sdk::{entry_retry, explain};
 use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
 use backon::BackoffBuilder;
-use broker::ports::queue::{DeadLetter, JobQueue, Message, QueueError};
+use shared::ports::queue::{DeadLetter, JobQueue, Message, QueueError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -2,11 +2,11 @@
 //! starts on 127.0.0.1 (its URL in `BROKER_TEST_AWS_ENDPOINT`). Every test makes its own
 //! queues, bucket and rules, so the tests share one server and run in parallel.
 
+use aws::{EventBridgeBus, S3Store, SqsQueue, provision};
 use aws_config::SdkConfig;
-use broker::contract::bus::BusFixture;
-use broker::contract::queue::QueueFixture;
-use broker::contract::store::StoreFixture;
-use broker_aws::{EventBridgeBus, S3Store, SqsQueue, provision};
+use shared::contract::bus::BusFixture;
+use shared::contract::queue::QueueFixture;
+use shared::contract::store::StoreFixture;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 /// Fails loudly when the emulator is not there: these tests never skip.
@@ -40,7 +40,7 @@ impl Moto {
     }
 
     async fn sdk(&self) -> SdkConfig {
-        broker_aws::sdk::emulator(&endpoint()).await
+        aws::sdk::emulator(&endpoint()).await
     }
 }
 
@@ -63,10 +63,7 @@ impl StoreFixture for Moto {
         let sdk = self.sdk().await;
         let bucket = unique("store");
         provision::bucket(&sdk, &bucket).await.unwrap();
-        (
-            S3Store::new(broker_aws::sdk::s3_client(&sdk), bucket),
-            unique("t"),
-        )
+        (S3Store::new(aws::sdk::s3_client(&sdk), bucket), unique("t"))
     }
 }
 
@@ -93,13 +90,13 @@ impl BusFixture for Moto {
 }
 
 mod queue {
-    broker::queue_contract!(super::Moto::new());
+    shared::queue_contract!(super::Moto::new());
 }
 
 mod store {
-    broker::store_contract!(super::Moto::new());
+    shared::store_contract!(super::Moto::new());
 }
 
 mod bus {
-    broker::bus_contract!(super::Moto::new());
+    shared::bus_contract!(super::Moto::new());
 }

@@ -3,14 +3,14 @@
 //! the moto server `scripts/test.sh` starts on 127.0.0.1 (its URL in `BROKER_TEST_AWS_ENDPOINT`),
 //! with a versioned bucket; the queue and bus are the embedded ones (SQLite), the store is S3.
 
-use broker::broker::producer::ProducerPorts;
-use broker::broker::serve::{ServeConfig, WorkerPorts, serve};
-use broker::config::Embedded;
-use broker::model::suite::{ExperimentRef, OnFailure, Suite, Wave};
-use broker::ports::ObjectStore;
-use broker::providers::Providers;
-use broker_aws::{S3Store, provision};
+use aws::{S3Store, provision};
 use serde_json::json;
+use shared::broker::producer::ProducerPorts;
+use shared::broker::serve::{ServeConfig, WorkerPorts, serve};
+use shared::config::Embedded;
+use shared::model::suite::{ExperimentRef, OnFailure, Suite, Wave};
+use shared::ports::ObjectStore;
+use shared::providers::Providers;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,8 +35,8 @@ fn experiment(out: &Path, word: &str) -> Vec<u8> {
 
 /// A new bucket on the emulator with versioning on, and a client for it.
 async fn versioned_bucket(name: &str) -> (aws_sdk_s3::Client, String) {
-    let sdk = broker_aws::sdk::emulator(&endpoint()).await;
-    let client = broker_aws::sdk::s3_client(&sdk);
+    let sdk = aws::sdk::emulator(&endpoint()).await;
+    let client = aws::sdk::s3_client(&sdk);
     let bucket = format!("{name}-{}", std::process::id());
     provision::bucket(&sdk, &bucket).await.unwrap();
     client

@@ -18,9 +18,9 @@
 //! `NetworkLatency` can only be checked to refuse cleanly there; where netem exists the test
 //! checks the qdisc appears and is reverted.
 
-use broker::load::document::{Format, parse};
-use broker_aws::native::documents::DOCUMENTS;
+use aws::native::documents::DOCUMENTS;
 use serde_json::Value;
+use shared::load::document::{Format, parse};
 use std::collections::BTreeSet;
 use std::fmt;
 use std::io::{BufRead, BufReader, Read};
@@ -707,7 +707,7 @@ fn the_documents_are_exactly_the_shared_list_with_its_parameters() {
                 .and_then(|l| l.split('\'').nth(1))
                 .unwrap_or_else(|| panic!("{name}'s script does not check {key}"));
             assert_eq!(again, pattern, "{name}.{key}: the script's pattern");
-            let regex = broker::pyregex::compile(pattern).unwrap();
+            let regex = shared::pyregex::compile(pattern).unwrap();
             if let Some(default) = p.get("default") {
                 let default = default
                     .as_str()
@@ -745,7 +745,7 @@ fn the_documents_are_exactly_the_shared_list_with_its_parameters() {
 
     // a few boundaries of the shared patterns
     let pattern = |doc: &str, key: &str| {
-        broker::pyregex::compile(
+        shared::pyregex::compile(
             load(doc)["parameters"][key]["allowedPattern"]
                 .as_str()
                 .unwrap(),

@@ -6,9 +6,9 @@
 //! stopped while its SendCommand has not answered still finds, stops and follows its command,
 //! and only then unlocks the targets.
 
-use broker::providers::registry::NativeCall;
-use broker_aws::native::ssm_command::{Command, run};
-use broker_aws::native::target_locks;
+use aws::native::ssm_command::{Command, run};
+use aws::native::target_locks;
+use shared::providers::registry::NativeCall;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -112,7 +112,7 @@ async fn proxy(upstream: String, mode: Arc<AtomicU8>) -> String {
 }
 
 async fn moto_ssm() -> aws_sdk_ssm::Client {
-    aws_sdk_ssm::Client::new(&broker_aws::sdk::emulator(&endpoint()).await)
+    aws_sdk_ssm::Client::new(&aws::sdk::emulator(&endpoint()).await)
 }
 
 /// Commands moto holds for `instance` sent by the activity `name`.
@@ -133,7 +133,7 @@ async fn commands_for(instance: &str, name: &str) -> Vec<String> {
 }
 
 async fn instance() -> String {
-    let ec2 = aws_sdk_ec2::Client::new(&broker_aws::sdk::emulator(&endpoint()).await);
+    let ec2 = aws_sdk_ec2::Client::new(&aws::sdk::emulator(&endpoint()).await);
     let out = ec2
         .run_instances()
         .image_id("ami-12c6146b")
@@ -228,7 +228,7 @@ async fn a_lost_send_runs_exactly_once_and_a_stop_mid_send_unlocks_only_after_th
         lock.exists(),
         "the targets stay locked while the stopped command is being stopped"
     );
-    assert_eq!(broker::cleanup::drain(Duration::from_secs(30)).await, 0);
+    assert_eq!(shared::cleanup::drain(Duration::from_secs(30)).await, 0);
     assert!(!lock.exists(), "unlocked once the command was stopped");
     assert_eq!(
         commands_for(&target, &name).await.len(),
@@ -239,7 +239,7 @@ async fn a_lost_send_runs_exactly_once_and_a_stop_mid_send_unlocks_only_after_th
 
 #[test]
 fn the_comment_names_the_activity_and_carries_the_token_within_100_characters() {
-    use broker_aws::native::ssm_send::comment;
+    use aws::native::ssm_send::comment;
     assert_eq!(
         comment("stress-memory", "0123456789abcdef"),
         "experiment-broker: stress-memory #0123456789abcdef"

@@ -4,14 +4,14 @@
 //! what it was asked to do (the registry is our port, not AWS).
 
 use super::{load, providers, run};
-use broker::engine::RunOptions;
-use broker::load::document::Format;
-use broker::load::validate::{Checks, validate};
-use broker::load::{Vars, load_experiment_text};
-use broker::model::{Dry, RollbackStrategy, RunStatus, Status};
-use broker::providers::registry::{NativeActivity, Param, Registry};
-use broker::providers::{ActivityError, Providers, Refusal};
 use serde_json::{Value, json};
+use shared::engine::RunOptions;
+use shared::load::document::Format;
+use shared::load::validate::{Checks, validate};
+use shared::load::{Vars, load_experiment_text};
+use shared::model::{Dry, RollbackStrategy, RunStatus, Status};
+use shared::providers::registry::{NativeActivity, Param, Registry};
+use shared::providers::{ActivityError, Providers, Refusal};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -247,7 +247,7 @@ async fn a_fault_named_by_a_dynamic_tolerance_is_refused_at_run_time() {
         .clone(),
         ..Vars::default()
     };
-    let j = broker::engine::run_experiment(
+    let j = shared::engine::run_experiment(
         e,
         &vars,
         &RunOptions::default(),
@@ -302,7 +302,7 @@ async fn dynamic_configuration_gets_the_extension_the_dry_flag_and_the_recorder(
 }
 
 /// An experiment validated without the Python signature check (which would need the package).
-fn unchecked(doc: Value) -> Arc<broker::Experiment> {
+fn unchecked(doc: Value) -> Arc<shared::Experiment> {
     let vars = Vars::default();
     let checks = Checks {
         vars: &vars,
@@ -330,7 +330,7 @@ async fn a_guarded_module_never_falls_back_to_python_unless_the_experiment_allow
     let run = |doc: Value| {
         let p = p.clone();
         async move {
-            broker::engine::run_experiment(
+            shared::engine::run_experiment(
                 unchecked(doc),
                 &Vars::default(),
                 &RunOptions::default(),

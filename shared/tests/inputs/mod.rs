@@ -4,12 +4,12 @@
 //! Each function panics only on a broken guarantee; any refusal is a normal outcome.
 #![allow(dead_code)]
 
-use broker::broker::triggers::parse_trigger;
-use broker::load::document::{self, Format, MAX_DEPTH};
-use broker::load::suite::load_suite_text;
-use broker::load::{Vars, validate};
-use broker::model::suite::Job;
 use serde_json::Value;
+use shared::broker::triggers::parse_trigger;
+use shared::load::document::{self, Format, MAX_DEPTH};
+use shared::load::suite::load_suite_text;
+use shared::load::{Vars, validate};
+use shared::model::suite::Job;
 
 /// An experiment file: bytes → text → document (both formats) → validation → locations.
 pub fn experiment(bytes: &[u8]) {

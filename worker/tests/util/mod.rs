@@ -2,7 +2,7 @@
 //! HTTP server on 127.0.0.1 for http probes. `aws`: the AWS emulator, for the AWS tests.
 #![allow(dead_code)]
 
-pub mod aws;
+pub mod moto;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};

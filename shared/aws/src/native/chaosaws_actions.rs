@@ -43,10 +43,10 @@ use super::instances::{experimentvr_selector, id_list, resolve};
 use super::ssm_command::{self, Command};
 use super::target_locks;
 use aws_sdk_ec2::types::{Filter, InstanceStateChange};
-use broker::providers::ActivityError;
-use broker::providers::registry::{NativeActivity, NativeCall, Param, Registry};
-use broker::targets::{Mode, Selection, Selector};
 use serde_json::{Map, Value, json};
+use shared::providers::ActivityError;
+use shared::providers::registry::{NativeActivity, NativeCall, Param, Registry};
+use shared::targets::{Mode, Selection, Selector};
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -3,8 +3,8 @@
 //! for.
 
 use aws_config::SdkConfig;
-use broker::providers::ActivityError;
-use broker::providers::registry::NativeCall;
+use shared::providers::ActivityError;
+use shared::providers::registry::NativeCall;
 use tokio::sync::OnceCell;
 
 static SDK: OnceCell<SdkConfig> = OnceCell::const_new();

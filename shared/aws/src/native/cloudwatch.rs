@@ -24,9 +24,9 @@
 use super::clients::{cloudwatch, cloudwatch_in, shared_sdk};
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::AlarmType;
-use broker::providers::ActivityError;
-use broker::providers::registry::{NativeActivity, NativeCall, Param, Registry};
 use serde_json::{Map, Value, json};
+use shared::providers::ActivityError;
+use shared::providers::registry::{NativeActivity, NativeCall, Param, Registry};
 use std::collections::HashMap;
 
 const EXPERIMENTVR: &str = "experimentvr.cloudwatch.probes";

@@ -18,9 +18,9 @@ use super::documents::{self, Document};
 use super::instances::{experimentvr_selector, resolve, server_filters};
 use super::ssm_command::{self, Command};
 use super::target_locks;
-use broker::providers::registry::{NativeActivity, NativeCall, Param, Registry};
-use broker::providers::{ActivityError, Refusal};
 use serde_json::{Map, Value, json};
+use shared::providers::registry::{NativeActivity, NativeCall, Param, Registry};
+use shared::providers::{ActivityError, Refusal};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -578,7 +578,7 @@ mod tests {
 
     #[test]
     fn the_submit_time_estimate_agrees_with_every_fault_s_own_duration() {
-        use broker::model::duration::{FAULT_DURATIONS, fault_seconds};
+        use shared::model::duration::{FAULT_DURATIONS, fault_seconds};
         let mut listed: Vec<&str> = FAULT_DURATIONS.iter().map(|f| f.0).collect();
         let mut ours: Vec<&str> = FAULTS.iter().map(|f| f.func).collect();
         listed.sort();

@@ -7,9 +7,9 @@
 //! `PrivateIpAddress`, `Tags`), not every field of the full response.
 
 use super::clients::{ec2, failed};
-use broker::providers::ActivityError;
-use broker::providers::registry::{NativeActivity, NativeCall, Param, Registry};
 use serde_json::{Value, json};
+use shared::providers::ActivityError;
+use shared::providers::registry::{NativeActivity, NativeCall, Param, Registry};
 
 const MODULE: &str = "chaosaws.ec2.probes";
 

@@ -1,6 +1,6 @@
 //! Which EC2 instances an action acts on: the experiment's arguments read into a
 //! `targets::Selector` (pure), the candidates from `DescribeInstances`, the choice made by
-//! `broker::targets::select` under the deployment's limits, and the choice put on record in
+//! `shared::targets::select` under the deployment's limits, and the choice put on record in
 //! the journal before anything acts.
 //!
 //! Two argument styles are read:
@@ -11,10 +11,10 @@
 
 use super::clients::{ec2, failed};
 use super::safety;
-use broker::providers::ActivityError;
-use broker::providers::registry::NativeCall;
-use broker::targets::{Candidate, Mode, Selection, Selector, select};
 use serde_json::{Value, json};
+use shared::providers::ActivityError;
+use shared::providers::registry::NativeCall;
+use shared::targets::{Candidate, Mode, Selection, Selector, select};
 use std::collections::BTreeMap;
 
 /// The selector the seed library's arguments describe. Instances must be in `state`. Ids in
@@ -228,7 +228,7 @@ pub async fn resolve_as(
     let mut record = json!({
         "kind": "targets",
         "activity": call.activity,
-        "at": broker::engine::activity::now_iso(),
+        "at": shared::engine::activity::now_iso(),
         "mode": format!("{:?}", selector.mode),
         "within": selector.within,
         "tags": selector.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
@@ -261,7 +261,7 @@ pub async fn resolve_as(
     }
     outcome.map_err(|r| {
         let refusal =
-            broker::providers::Refusal::new(r.rule(), format!("target selection refused: {r}"));
+            shared::providers::Refusal::new(r.rule(), format!("target selection refused: {r}"));
         ActivityError::Refused(match r.target() {
             Some(id) => refusal.on(id),
             None => refusal,
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn ids_under_a_choosing_mode_narrow_the_candidates_instead_of_being_ignored() {
-        use broker::targets::{Candidate, Limits, select};
+        use shared::targets::{Candidate, Limits, select};
         let candidate = |id: &str, team: &str| Candidate {
             id: id.into(),
             tags: [("team".to_string(), team.to_string())].into(),
@@ -363,7 +363,7 @@ mod tests {
             let refusal = select(&fleet, &s, &Limits::default(), 1).unwrap_err();
             assert_eq!(
                 refusal,
-                broker::targets::Refusal::Unknown { id: id.into() },
+                shared::targets::Refusal::Unknown { id: id.into() },
                 "{a}"
             );
         }

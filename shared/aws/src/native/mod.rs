@@ -21,7 +21,7 @@ pub mod ssm_send;
 pub mod stop_conditions;
 pub mod target_locks;
 
-use broker::providers::registry::Registry;
+use shared::providers::registry::Registry;
 
 /// A registry holding every native activity the binaries offer.
 pub fn registry() -> Registry {

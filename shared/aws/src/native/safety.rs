@@ -7,8 +7,8 @@
 //! can never raise a ceiling nor lift the opt-in tag. `limits` is the pure function that
 //! combines them.
 
-use broker::targets::Limits;
 use serde_json::{Map, Value};
+use shared::targets::Limits;
 use std::sync::OnceLock;
 
 /// The default opt-in tag.

@@ -4,21 +4,21 @@
 //!
 //! The result carries each invocation's status, exit code and output, for the journal. The
 //! output is masked with the run's secrets as soon as it is read (before any log line or error
-//! message is made of it), in every form `broker::redact` knows; SSM keeps only the first
+//! message is made of it), in every form `shared::redact` knows; SSM keeps only the first
 //! 24,000 characters, so a secret cut there is masked in part too.
 //!
 //! A command whose worker died is stopped by the worker that reverts the job: `register`
-//! offers `broker::broker::orphans`' stopper, which cancels every `ssm_command` on the dead
+//! offers `shared::broker::orphans`' stopper, which cancels every `ssm_command` on the dead
 //! owner's record and waits for its invocations to end before the rollbacks play.
 
 use super::clients::{failed, ssm};
 use super::ssm_send;
 use super::target_locks::{Held, LockSet};
 use aws_sdk_ssm::types::CommandInvocationStatus as S;
-use broker::providers::ActivityError;
-use broker::providers::registry::{NativeActivity, NativeCall, Param, Registry};
-use broker::redact::Redactor;
 use serde_json::{Value, json};
+use shared::providers::ActivityError;
+use shared::providers::registry::{NativeActivity, NativeCall, Param, Registry};
+use shared::redact::Redactor;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +34,7 @@ pub struct Command {
 }
 
 /// A command on its way or running. Dropped while armed (the run was stopped, or the wait
-/// timed out), it stops the command from `broker::cleanup`: finds it by its token if the send
+/// timed out), it stops the command from `shared::cleanup`: finds it by its token if the send
 /// had not answered yet, cancels it, waits (bounded) until every invocation has ended, and
 /// only then lets go of its share of the targets' locks (so they are released after that).
 struct InFlight {
@@ -67,7 +67,7 @@ impl Drop for InFlight {
             "the run stopped while SSM command {} ({document}) ran: cancelling it",
             known.as_deref().unwrap_or("(not answered yet)")
         );
-        broker::cleanup::spawn(
+        shared::cleanup::spawn(
             &format!("stop SSM command {document} #{token}"),
             async move {
                 let id = match known {
@@ -174,10 +174,10 @@ pub fn recorded_commands(records: &[Value]) -> Vec<Recorded> {
     out
 }
 
-/// Offer the fleet's stopper (`broker::broker::orphans`): cancel every recorded command, wait
+/// Offer the fleet's stopper (`shared::broker::orphans`): cancel every recorded command, wait
 /// for its invocations to end, and say so per command.
 pub fn register(registry: &mut Registry) {
-    use broker::broker::orphans::{FUNC, MODULE};
+    use shared::broker::orphans::{FUNC, MODULE};
     registry.register(
         MODULE,
         FUNC,
@@ -243,8 +243,8 @@ pub async fn run(
     locks: Option<&Held>,
 ) -> Result<Value, ActivityError> {
     let client = ssm(call).await;
-    let redactor = Redactor::new(broker::load::config::secret_values(&call.secrets));
-    let token = broker::ids::random_id()[..16].to_string();
+    let redactor = Redactor::new(shared::load::config::secret_values(&call.secrets));
+    let token = shared::ids::random_id()[..16].to_string();
     // armed from before the send: a run stopped mid-send still finds and stops its command
     let mut guard = InFlight {
         client: client.clone(),
@@ -276,7 +276,7 @@ pub async fn run(
     let recorded = call.recorder.record(json!({
         "kind": "ssm_command",
         "activity": call.activity,
-        "at": broker::engine::activity::now_iso(),
+        "at": shared::engine::activity::now_iso(),
         "command_id": command_id,
         "document": command.document,
         "instance_ids": command.instance_ids,

@@ -5,7 +5,7 @@
 
 use super::clients::failed;
 use super::ssm_command::Command;
-use broker::providers::ActivityError;
+use shared::providers::ActivityError;
 use std::time::Duration;
 
 /// The command's comment: who sent it, for which activity, and the token of this one send

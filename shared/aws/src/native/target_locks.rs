@@ -1,12 +1,12 @@
-//! Where fault actions take their per-target locks (`broker::broker::locks`): the fleet's
+//! Where fault actions take their per-target locks (`shared::broker::locks`): the fleet's
 //! store (set by `worker serve` and `producer run`), else, for a lone `worker run`, the
 //! embedded store under `BROKER_STATE_DIR` (default `.broker`), so two runs on one machine
 //! still never stack faults on a host.
 
 use crate::Store;
-use broker::broker::locks::{self, OnConflict};
-use broker::providers::ActivityError;
-use broker::providers::registry::NativeCall;
+use shared::broker::locks::{self, OnConflict};
+use shared::providers::ActivityError;
+use shared::providers::registry::NativeCall;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -21,13 +21,13 @@ fn store() -> &'static Store {
     STORE.get_or_init(|| {
         let dir = std::env::var_os("BROKER_STATE_DIR")
             .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| broker::config::DEFAULT_STATE_DIR.into());
-        Store::Dir(broker::adapters::embedded::DirStore::new(dir.join("store")))
+            .unwrap_or_else(|| shared::config::DEFAULT_STATE_DIR.into());
+        Store::Dir(shared::adapters::embedded::DirStore::new(dir.join("store")))
     })
 }
 
 /// Locks held by one action on its targets; released when dropped (a run stopped mid-fault
-/// releases them too, from `broker::cleanup`, which the binaries wait for before they exit;
+/// releases them too, from `shared::cleanup`, which the binaries wait for before they exit;
 /// if even that fails the locks expire). A running command's guard holds a share of them
 /// (`share`): a stopped command is cancelled and seen to end before the last share goes and
 /// the targets are unlocked, so no second fault lands on a host still being reverted.
@@ -60,7 +60,7 @@ pub async fn lock(
         .await
         .map_err(|e| match e {
             locks::LockError::Held { target, message } => ActivityError::Refused(
-                broker::providers::Refusal::new("target_locked", message).on(target),
+                shared::providers::Refusal::new("target_locked", message).on(target),
             ),
             locks::LockError::Store(message) => ActivityError::Failed(message),
         })?;
@@ -73,7 +73,7 @@ pub async fn lock(
         .record(serde_json::json!({
             "kind": "locks",
             "activity": call.activity,
-            "at": broker::engine::activity::now_iso(),
+            "at": shared::engine::activity::now_iso(),
             "owner": owner,
             "targets": targets,
             "expires_in": ttl.as_secs(),
@@ -111,7 +111,7 @@ impl Drop for LockSet {
         }
         let (targets, owner) = (std::mem::take(&mut self.targets), self.owner.clone());
         let what = format!("release the locks on {}", targets.join(", "));
-        broker::cleanup::spawn(&what, async move {
+        shared::cleanup::spawn(&what, async move {
             locks::release(store(), &targets, &owner).await
         });
     }

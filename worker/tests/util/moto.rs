@@ -64,7 +64,7 @@ pub struct Aws {
 impl Aws {
     pub fn new() -> Aws {
         let rt = runtime();
-        let sdk = rt.block_on(broker_aws::sdk::emulator(&endpoint()));
+        let sdk = rt.block_on(aws::sdk::emulator(&endpoint()));
         Aws {
             ec2: aws_sdk_ec2::Client::new(&sdk),
             ssm: aws_sdk_ssm::Client::new(&sdk),
