@@ -989,7 +989,7 @@ pub fn warnings(e: &Experiment) -> Vec<Problem> {
         let Value::String(arguments) = &p.arguments else {
             continue;
         };
-        let mut names: Vec<&str> = crate::engine::substitute::references(arguments)
+        let mut names: Vec<&str> = crate::scope::references(arguments)
             .into_iter()
             .filter(|(name, braced)| *braced || e.configuration.contains_key(*name))
             .map(|(name, _)| name)

@@ -12,8 +12,8 @@
 //! import), so that check is bounded by a timeout, after which its process group is killed.
 
 use super::ActivityError;
-use crate::engine::substitute::Scope;
 use crate::model::PythonProvider;
+use crate::scope::Scope;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
