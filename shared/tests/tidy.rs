@@ -244,11 +244,15 @@ fn only_the_adapters_name_sql_or_aws_sdk_types() {
     // SQLite: the embedded adapters. The AWS SDK: the AWS crate (its adapters, its fault
     // library and the client set-up beside them) and integration tests, which set up and
     // inspect moto through the SDK. The engine crate, the binaries and their shell do not.
-    let sql_allowed = |path: &str| path.starts_with("shared/src/adapters/");
-    let sdk_allowed =
-        |path: &str| path.starts_with("shared/aws/") || path.split('/').any(|part| part == "tests");
-    let rules: [(&[&str], &dyn Fn(&str) -> bool); 2] = [
-        (&["rusqlite"], &sql_allowed),
+    fn sql_allowed(path: &str) -> bool {
+        path.starts_with("shared/src/adapters/")
+    }
+    fn sdk_allowed(path: &str) -> bool {
+        path.starts_with("shared/aws/") || path.split('/').any(|part| part == "tests")
+    }
+    type Allowed = fn(&str) -> bool;
+    let rules: [(&[&str], Allowed); 2] = [
+        (&["rusqlite"], sql_allowed),
         (
             &[
                 "aws_sdk_",
@@ -257,7 +261,7 @@ fn only_the_adapters_name_sql_or_aws_sdk_types() {
                 "aws_types",
                 "aws_credential_types",
             ],
-            &sdk_allowed,
+            sdk_allowed,
         ),
     ];
     let mut offenders = Vec::new();
