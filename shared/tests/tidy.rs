@@ -219,7 +219,7 @@ fn the_engine_names_nothing_of_the_fleet() {
 
 #[test]
 fn providers_name_nothing_of_the_engine() {
-    let allowed = [PURE, &["providers", "model", "load"]].concat();
+    let allowed = [PURE, &["providers", "model"]].concat();
     let offenders = names_outside("providers", &allowed);
     assert!(offenders.is_empty(), "{offenders:#?}");
 }

@@ -213,6 +213,25 @@ impl Scope {
     }
 }
 
+/// Every secret string value, to be masked wherever it would be written.
+pub fn secret_values(secrets: &Map<String, Value>) -> Vec<String> {
+    fn collect(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if !s.is_empty() => out.push(s.clone()),
+            Value::Number(n) => out.push(n.to_string()),
+            Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
+            Value::Object(m) => m.values().for_each(|i| collect(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    secrets.values().for_each(|v| collect(v, &mut out));
+    // longest first, so a secret containing another is masked whole
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
 /// Length of the ASCII identifier at the start of `s` (0 when there is none).
 fn identifier_len(s: &str) -> usize {
     let b = s.as_bytes();
