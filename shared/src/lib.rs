@@ -16,7 +16,9 @@
 //! - [`model`]: the experiment and the journal, as types (no I/O).
 //! - [`load`]: file → `Experiment`: parsing with locations, validation, `--var`/`--var-file`,
 //!   configuration and secrets resolution.
-//! - [`engine`]: the run loop, hypothesis, tolerances, strategies, substitution.
+//! - [`scope`], [`clock`]: `${name}` substitution and the time helpers, below both the engine
+//!   and the providers.
+//! - [`engine`]: the run loop, hypothesis, tolerances, strategies.
 //! - [`providers`]: `process`, `http`, `python` and the native registry.
 //! - [`pyvalue`], [`pyregex`]: Python semantics on JSON values and Python regex patterns.
 //! - [`redact`]: secret masking.
@@ -33,6 +35,7 @@
 pub mod adapters;
 pub mod broker;
 pub mod cleanup;
+pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod durable;
@@ -46,6 +49,7 @@ pub mod providers;
 pub mod pyregex;
 pub mod pyvalue;
 pub mod redact;
+pub mod scope;
 pub mod targets;
 
 pub use engine::{RunOptions, run_experiment};

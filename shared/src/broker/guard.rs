@@ -122,71 +122,12 @@ impl<S: ObjectStore + 'static> Tripwire for StoreHalt<S> {
 /// How often the kill switch is read during a run.
 pub const HALT_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Unreadable checks in a row a running experiment's tripwire may have before it trips,
-/// unless the experiment's `unreadable_grace_intervals` says otherwise.
-pub const DEFAULT_GRACE_INTERVALS: u32 = 3;
-/// The largest `unreadable_grace_intervals` accepted: a run is never left unwatched for long.
-pub const MAX_GRACE_INTERVALS: u32 = 10;
-/// The shortest `stop_condition_interval` accepted (seconds): a shorter one would make every
-/// worker of a fleet hammer CloudWatch.
-pub const MIN_STOP_CONDITION_INTERVAL: f64 = 1.0;
-/// The longest `stop_condition_interval` accepted (seconds).
-pub const MAX_STOP_CONDITION_INTERVAL: f64 = 3600.0;
-
-/// A tripwire setting of the `experiment-broker` extension that is out of bounds.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("extensions[experiment-broker].{field}: expected {expected}, got {got}")]
-pub struct SettingError {
-    /// The key in the extension.
-    pub field: &'static str,
-    pub expected: &'static str,
-    /// The value found, as JSON.
-    pub got: String,
-}
-
-/// The extension's `unreadable_grace_intervals`, or the default. Pure.
-pub fn grace_intervals(extension: &Value) -> Result<u32, SettingError> {
-    match extension.get("unreadable_grace_intervals") {
-        None | Some(Value::Null) => Ok(DEFAULT_GRACE_INTERVALS),
-        Some(v) => v
-            .as_u64()
-            .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| (1..=MAX_GRACE_INTERVALS).contains(n))
-            .ok_or_else(|| SettingError {
-                field: "unreadable_grace_intervals",
-                expected: "a whole number of intervals from 1 to 10",
-                got: v.to_string(),
-            }),
-    }
-}
-
-/// The extension's `stop_condition_interval` in seconds, if it sets one. Pure.
-pub fn stop_condition_interval(extension: &Value) -> Result<Option<f64>, SettingError> {
-    match extension.get("stop_condition_interval") {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .filter(|s| (MIN_STOP_CONDITION_INTERVAL..=MAX_STOP_CONDITION_INTERVAL).contains(s))
-            .map(Some)
-            .ok_or_else(|| SettingError {
-                field: "stop_condition_interval",
-                expected: "seconds from 1 to 3600",
-                got: v.to_string(),
-            }),
-    }
-}
-
-/// Every tripwire setting of an `experiment-broker` extension that is out of bounds; the
-/// loader reports them as problems of the experiment file. Pure.
-pub fn setting_errors(extension: &Value) -> Vec<SettingError> {
-    [
-        grace_intervals(extension).err(),
-        stop_condition_interval(extension).err(),
-    ]
-    .into_iter()
-    .flatten()
-    .collect()
-}
+// the extension's tripwire settings are checked when an experiment loads, so they live there
+pub use crate::load::validate::extension::{
+    DEFAULT_GRACE_INTERVALS, MAX_GRACE_INTERVALS, MAX_STOP_CONDITION_INTERVAL,
+    MIN_STOP_CONDITION_INTERVAL, SettingError, grace_intervals, setting_errors,
+    stop_condition_interval,
+};
 
 /// One check's outcome during the run, given the unreadable checks in a row before it: the new
 /// count, and why the run must stop, if it must. Pure.
@@ -361,65 +302,6 @@ mod tests {
                     "{}: {got:?}",
                     String::from_utf8_lossy(bytes)
                 ),
-            }
-        }
-    }
-
-    #[test]
-    fn tripwire_settings_are_bounded_and_name_their_field() {
-        let ext = |v: Value| v;
-        for (extension, grace, interval) in [
-            (json!({}), Ok(3), Ok(None)),
-            (json!({"unreadable_grace_intervals": null}), Ok(3), Ok(None)),
-            (json!({"unreadable_grace_intervals": 1}), Ok(1), Ok(None)),
-            (json!({"unreadable_grace_intervals": 10}), Ok(10), Ok(None)),
-            (json!({"unreadable_grace_intervals": 0}), Err(()), Ok(None)),
-            (json!({"unreadable_grace_intervals": 11}), Err(()), Ok(None)),
-            (
-                json!({"unreadable_grace_intervals": 2.5}),
-                Err(()),
-                Ok(None),
-            ),
-            (json!({"unreadable_grace_intervals": -1}), Err(()), Ok(None)),
-            (
-                json!({"unreadable_grace_intervals": "3"}),
-                Err(()),
-                Ok(None),
-            ),
-            (json!({"stop_condition_interval": 1}), Ok(3), Ok(Some(1.0))),
-            (
-                json!({"stop_condition_interval": 2.5}),
-                Ok(3),
-                Ok(Some(2.5)),
-            ),
-            (
-                json!({"stop_condition_interval": 3600}),
-                Ok(3),
-                Ok(Some(3600.0)),
-            ),
-            (json!({"stop_condition_interval": 0.999}), Ok(3), Err(())),
-            (json!({"stop_condition_interval": 0.5}), Ok(3), Err(())),
-            (json!({"stop_condition_interval": 0}), Ok(3), Err(())),
-            (json!({"stop_condition_interval": 3601}), Ok(3), Err(())),
-            (json!({"stop_condition_interval": "10"}), Ok(3), Err(())),
-        ] {
-            let e = ext(extension.clone());
-            assert_eq!(grace_intervals(&e).map_err(|_| ()), grace, "{e}");
-            assert_eq!(stop_condition_interval(&e).map_err(|_| ()), interval, "{e}");
-            let errors = setting_errors(&e);
-            assert_eq!(
-                errors.len(),
-                usize::from(grace.is_err()) + usize::from(interval.is_err())
-            );
-            for error in errors {
-                let text = error.to_string();
-                assert!(
-                    text.starts_with(&format!(
-                        "extensions[experiment-broker].{}: expected ",
-                        error.field
-                    )) && text.ends_with(&format!("got {}", extension[error.field])),
-                    "{text}"
-                );
             }
         }
     }

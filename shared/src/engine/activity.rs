@@ -1,13 +1,13 @@
 //! Execute one activity: pauses, dry mode, timing, interruption → a journal `Run`.
 
-use super::substitute::Scope;
 use crate::model::{Activity, ActivityKind, Dry, Experiment, Run, RunStatus};
 use crate::providers::registry::Recorder;
 use crate::providers::{ActivityError, CallContext, Providers, Refusal};
 use crate::redact::Redactor;
+use crate::scope::Scope;
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// What every activity of one run shares.
@@ -42,25 +42,8 @@ impl RunContext {
     }
 }
 
-/// A UTC timestamp as the reference writes them (Python's `isoformat()`:
-/// `2026-11-25T16:28:42.737616+00:00`), which Chaos Toolkit tooling parses.
-pub fn now_iso() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]+00:00"
-    );
-    now.format(&format)
-        .unwrap_or_else(|_| now.unix_timestamp().to_string())
-}
-
-/// Seconds from an experiment or the command line as a `Duration`: negative or NaN is zero,
-/// too large to represent is "forever" (never a panic).
-pub fn seconds(value: f64) -> Duration {
-    if value.is_nan() || value <= 0.0 {
-        return Duration::ZERO;
-    }
-    Duration::try_from_secs_f64(value).unwrap_or(Duration::MAX)
-}
+// the fleet and the fault library still read these from here
+pub use crate::clock::{now_iso, seconds};
 
 /// Whether this activity is skipped under the dry mode in force.
 pub fn is_dry(dry: Option<Dry>, kind: ActivityKind) -> bool {
@@ -209,25 +192,6 @@ mod tests {
         assert!(is_dry(Some(Dry::Actions), Action) && !is_dry(Some(Dry::Actions), Probe));
         assert!(is_dry(Some(Dry::Probes), Probe) && !is_dry(Some(Dry::Probes), Action));
         assert!(is_dry(Some(Dry::Activities), Probe) && is_dry(Some(Dry::Activities), Action));
-    }
-
-    #[test]
-    fn timestamps_look_like_python_isoformat() {
-        let t = now_iso();
-        assert_eq!(t.len(), "2026-11-25T16:28:42.737616+00:00".len(), "{t}");
-        assert!(
-            t.ends_with("+00:00") && t.as_bytes()[10] == b'T' && t.as_bytes()[19] == b'.',
-            "{t}"
-        );
-    }
-
-    #[test]
-    fn seconds_never_panic() {
-        assert_eq!(seconds(1.5), Duration::from_millis(1500));
-        assert_eq!(seconds(-1.0), Duration::ZERO);
-        assert_eq!(seconds(f64::NAN), Duration::ZERO);
-        assert_eq!(seconds(1e300), Duration::MAX);
-        assert_eq!(seconds(f64::INFINITY), Duration::MAX);
     }
 
     #[test]

@@ -8,13 +8,13 @@
 //! range or a membership test, a mapping is a regex/jsonpath/range/probe tolerance).
 
 use super::activity::{RunContext, execute};
-use super::substitute::whole_braced_reference;
 use super::tolerance::{Verdict, within};
 use crate::load::validate::tolerance_from_value;
 use crate::model::{
     Activity, ActivityKind, Dry, Provider, RunStatus, SteadyState, Step, Tolerance,
 };
 use crate::pyvalue::py_truthy;
+use crate::scope::whole_braced_reference;
 use serde_json::Value;
 
 pub async fn run_steady_state(ctx: &RunContext, probes: &[Step]) -> SteadyState {

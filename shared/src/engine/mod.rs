@@ -5,12 +5,14 @@
 //! it so): the broker wraps it, the `worker run` command calls it directly.
 
 pub mod activity;
+mod continuous;
 pub mod hypothesis;
+mod report;
 pub mod run;
-pub mod shellquote;
+mod start;
+mod steps;
 pub mod strategy;
-pub mod substitute;
 pub mod tolerance;
 
+pub use crate::scope::Scope;
 pub use run::{Observer, RunOptions, run_experiment};
-pub use substitute::Scope;

@@ -16,10 +16,10 @@
 //! Where Python would raise (comparing a string with a number), the tolerance is not met and
 //! the reason is returned so the journal can say why.
 
-use super::substitute::Scope;
 use crate::model::Tolerance;
 use crate::pyregex;
 use crate::pyvalue::{py_cmp, py_eq, py_in, py_str};
+use crate::scope::Scope;
 use serde_json::Value;
 use std::cmp::Ordering;
 

@@ -9,6 +9,9 @@ use super::problem::Problem;
 use super::vars::{Vars, convert_to_type};
 use serde_json::{Map, Value};
 
+// the fault library masks what this returns
+pub use crate::scope::secret_values;
+
 /// Resolve `configuration`; `--var` overrides win, and overrides for undeclared keys are added
 /// (the reference silently drops those; a user passing `--var x=1` expects `${x}` to work).
 pub fn resolve_configuration(
@@ -142,25 +145,6 @@ fn resolve_env(def: &Map<String, Value>, vars: &Vars) -> Result<Value, Problem> 
             .expected(format!("`{key}` in the environment, a `default`, or --var"))),
         },
     }
-}
-
-/// Every secret string value, to be masked wherever it would be written.
-pub fn secret_values(secrets: &Map<String, Value>) -> Vec<String> {
-    fn collect(v: &Value, out: &mut Vec<String>) {
-        match v {
-            Value::String(s) if !s.is_empty() => out.push(s.clone()),
-            Value::Number(n) => out.push(n.to_string()),
-            Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
-            Value::Object(m) => m.values().for_each(|i| collect(i, out)),
-            _ => {}
-        }
-    }
-    let mut out = Vec::new();
-    secrets.values().for_each(|v| collect(v, &mut out));
-    // longest first, so a secret containing another is masked whole
-    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    out.dedup();
-    out
 }
 
 #[cfg(test)]

@@ -11,6 +11,17 @@ use serde_json::{Map, Value};
 /// The name of the broker's entry in an experiment's `extensions`.
 pub const BROKER_EXTENSION: &str = "experiment-broker";
 
+/// The experiment's `extensions` entry named `experiment-broker` (limits, stop conditions,
+/// locks), or an empty object.
+pub fn broker_extension(experiment: &Experiment) -> Value {
+    experiment
+        .extensions
+        .iter()
+        .find(|e| e["name"] == BROKER_EXTENSION)
+        .cloned()
+        .unwrap_or_else(|| Value::Object(Map::new()))
+}
+
 /// A validated experiment.
 #[derive(Debug, Clone, Default)]
 pub struct Experiment {

@@ -22,9 +22,9 @@
 //!   is closed).
 
 use super::ActivityError;
-use crate::engine::substitute::Scope;
 use crate::model::HttpProvider;
 use crate::pyvalue::py_str;
+use crate::scope::Scope;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::sync::Mutex;

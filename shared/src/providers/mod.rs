@@ -12,8 +12,8 @@ pub mod process;
 pub mod python;
 pub mod registry;
 
-use crate::engine::substitute::Scope;
 use crate::model::{Activity, Provider};
+use crate::scope::Scope;
 use registry::{NativeCall, Registry};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;

@@ -14,9 +14,9 @@
 //! started (a `sh -c` pipeline included), not just the shell.
 
 use super::ActivityError;
-use crate::engine::substitute::Scope;
 use crate::model::ProcessProvider;
 use crate::pyvalue::py_str;
+use crate::scope::Scope;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -107,7 +107,7 @@ pub async fn run(
         (status, out, err)
     };
     let (status, out, err) = match p.timeout {
-        Some(t) => tokio::time::timeout(crate::engine::activity::seconds(t), collect)
+        Some(t) => tokio::time::timeout(crate::clock::seconds(t), collect)
             .await
             .map_err(|_| {
                 ActivityError::Timeout("process activity took too long to complete".into())

@@ -12,8 +12,8 @@
 //! import), so that check is bounded by a timeout, after which its process group is killed.
 
 use super::ActivityError;
-use crate::engine::substitute::Scope;
 use crate::model::PythonProvider;
+use crate::scope::Scope;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -141,7 +141,7 @@ impl PythonBridge {
         // What the extension printed goes to our log, with the run's secrets masked.
         let printed = err.text();
         if !printed.trim().is_empty() {
-            let secrets = crate::load::config::secret_values(&scope.secrets);
+            let secrets = crate::scope::secret_values(&scope.secrets);
             let redactor = crate::redact::Redactor::new(secrets);
             // masked whole, then split: a secret spanning lines is masked too
             for line in redactor.text(&printed).lines() {

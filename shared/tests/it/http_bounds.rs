@@ -3,11 +3,11 @@
 //! `timeout` is bounded, and a body beyond the cap is kept in part with a marker.
 
 use serde_json::{Value, json};
-use shared::engine::substitute::Scope;
 use shared::model::HttpProvider;
 use shared::providers::ActivityError;
 use shared::providers::http::HttpClients;
 use shared::providers::output::OUTPUT_CAP;
+use shared::scope::Scope;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};

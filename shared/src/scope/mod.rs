@@ -1,4 +1,8 @@
-//! `${name}` substitution with Chaos Toolkit's rules.
+//! `${name}` substitution with Chaos Toolkit's rules, and the `Scope` of values it draws on.
+//!
+//! Both the engine (pauses, tolerances, titles, the broker extension) and the providers (their
+//! arguments, URLs, headers, the `/bin/sh` line of a `process`) substitute, so this module sits
+//! below both and names neither.
 //!
 //! The reference uses Python's `string.Template.safe_substitute` over a chain of the
 //! configuration followed by every secret scope, with one twist: a string that is exactly one
@@ -9,16 +13,17 @@
 //! - unknown names are left as written; `$$` becomes `$`; a lone `$` stays;
 //! - names are ASCII `[_a-zA-Z][_a-zA-Z0-9]*`;
 //! - substitution recurses into lists and maps (values only, never keys).
-
 //!
 //! One addition: configuration keys whose values came from probes (dynamic configuration) are
 //! marked, and `shell_arguments` quotes their values for the `/bin/sh` command line of a
-//! string-form `process` activity (`super::shellquote`); every other value is substituted as
+//! string-form `process` activity (`shellquote`); every other value is substituted as
 //! the reference does.
 
-use super::shellquote::ShellLexer;
+pub mod shellquote;
+
 use crate::pyvalue::py_str;
 use serde_json::{Map, Value};
+use shellquote::ShellLexer;
 use std::collections::BTreeSet;
 
 /// The values `${name}` can refer to: configuration first, then each secret scope in order.
@@ -206,6 +211,25 @@ impl Scope {
         out.text(&text[copied..]);
         Ok(())
     }
+}
+
+/// Every secret string value, to be masked wherever it would be written.
+pub fn secret_values(secrets: &Map<String, Value>) -> Vec<String> {
+    fn collect(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::String(s) if !s.is_empty() => out.push(s.clone()),
+            Value::Number(n) => out.push(n.to_string()),
+            Value::Array(items) => items.iter().for_each(|i| collect(i, out)),
+            Value::Object(m) => m.values().for_each(|i| collect(i, out)),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    secrets.values().for_each(|v| collect(v, &mut out));
+    // longest first, so a secret containing another is masked whole
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
 }
 
 /// Length of the ASCII identifier at the start of `s` (0 when there is none).
