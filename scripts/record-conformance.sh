@@ -9,7 +9,7 @@
 # installs the pinned reference into target/ctk-venv with pip, starts the corpus's HTTP fixture
 # (worker/tests/conformance/server.py) on a free 127.0.0.1 port, and for each case runs
 # `chaos validate` and `chaos run --journal-path` in a fresh empty working directory, with the
-# environment the Rust test (worker/tests/conformance.rs) sets too. Only the summary of each
+# environment the Rust test (worker/tests/it/conformance.rs) sets too. Only the summary of each
 # journal is kept (see summarise() below; the Rust test extracts the same fields).
 # With --only, the matching cases are re-recorded and the others kept as they were.
 set -euo pipefail
