@@ -268,7 +268,7 @@ impl Validator<'_> {
             }
             // the tripwire settings: a bad one must not leave a run unwatched
             if ext["name"] == crate::engine::run::BROKER_EXTENSION {
-                for e in crate::broker::guard::setting_errors(ext) {
+                for e in crate::fleet::safety::guard::setting_errors(ext) {
                     self.problem(
                         format!("extensions[{i}].{}", e.field),
                         format!("is {}", e.got),

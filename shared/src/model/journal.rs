@@ -6,7 +6,7 @@
 //! (`broker`), never in changed meanings.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The final status of a run, with the reference's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,5 +102,25 @@ impl Journal {
         } else {
             1
         }
+    }
+}
+
+/// The journal of a job that could not run, saying why.
+pub fn failed_journal(source: &str, reason: &str) -> Journal {
+    let now = crate::engine::activity::now_iso();
+    Journal {
+        chaoslib_version: concat!("experiment-broker/", env!("CARGO_PKG_VERSION")).to_string(),
+        platform: String::new(),
+        node: String::new(),
+        experiment: json!({"title": source, "source": source}),
+        start: now.clone(),
+        status: Some(Status::Failed),
+        deviated: false,
+        steady_states: SteadyStates::default(),
+        run: Vec::new(),
+        rollbacks: Vec::new(),
+        end: Some(now),
+        duration: Some(0.0),
+        broker: Some(json!({"error": reason, "version": env!("CARGO_PKG_VERSION")})),
     }
 }

@@ -309,7 +309,7 @@ pub async fn run_guarded(
 
 /// The journal of a run a tripwire kept from starting.
 fn not_started(experiment: &Experiment, reason: &str) -> Journal {
-    let mut journal = super::serve::failed_journal(&experiment.title, reason);
+    let mut journal = crate::model::failed_journal(&experiment.title, reason);
     journal.status = Some(Status::Interrupted);
     journal.broker = Some(json!({
         "version": env!("CARGO_PKG_VERSION"),
