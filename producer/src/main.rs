@@ -8,7 +8,8 @@ use anyhow::{Context, anyhow};
 use aws::{Backend, BackendArgs, Bus, Queue, Role, Store};
 use clap::{Parser, Subcommand};
 use shared::config::positive_seconds;
-use shared::fleet::producer::{ProducerPorts, outcome_name, status_document};
+use shared::fleet::outcome::SuiteOutcome;
+use shared::fleet::producer::{ProducerPorts, status_document};
 use shared::fleet::worker::{ServeConfig, WorkerPorts, serve};
 use shared::load::Vars;
 use shared::load::suite::{check_experiments, load_suite};
@@ -306,8 +307,7 @@ async fn submit(
 
 /// 0 when every experiment held, 1 otherwise.
 fn suite_exit_code(state: &shared::fleet::producer::State) -> u8 {
-    let held = outcome_name(shared::fleet::producer::advance::gate::JobOutcome::Held);
-    if state.outcome.as_deref() == Some(held) {
+    if state.outcome == Some(SuiteOutcome::Held) {
         0
     } else {
         1
@@ -557,7 +557,7 @@ async fn run(
     bar.finish_and_clear();
 
     print!("{}", summary(&plan, &state, &backend));
-    let outcome = state.outcome.as_deref().unwrap_or("interrupted");
+    let outcome = state.outcome.map_or("interrupted", SuiteOutcome::as_str);
     println!(
         "suite run {id} ({}): {} — {outcome}",
         plan.name, state.status

@@ -3,8 +3,13 @@
 //! checkpoints); `producer/` the producer's (plan, state, submit, triggers, gating, dead
 //! letters, its serve loop, status); `safety/` the machinery that keeps faults bounded and
 //! stoppable (target selection, per-target locks, tripwires, what a dead worker left acting).
-//! Decisions are small pure functions beside the I/O that acts on them.
+//! Decisions are small pure functions beside the I/O that acts on them. What worker and
+//! producer share is typed here: the store keys of a run (`keys`), how jobs and suites end
+//! (`outcome`), and the events (`events`), matching `docs/schemas/events/`.
 
+pub mod events;
+pub mod keys;
+pub mod outcome;
 pub mod producer;
 pub mod safety;
 pub mod worker;

@@ -23,6 +23,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status a journal's `status` names (`None`: not one of the four).
+    pub fn parse(text: &str) -> Option<Status> {
+        [
+            Status::Completed,
+            Status::Failed,
+            Status::Aborted,
+            Status::Interrupted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Completed => "completed",
@@ -30,6 +42,18 @@ impl Status {
             Status::Aborted => "aborted",
             Status::Interrupted => "interrupted",
         }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Status {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 

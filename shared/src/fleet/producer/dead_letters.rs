@@ -4,6 +4,7 @@
 
 use super::ProducerPorts;
 use super::state::Completion;
+use crate::fleet::keys::RunKeys;
 use crate::model::suite::Job;
 use crate::model::{Status, failed_journal};
 use crate::ports::queue::{DeadLetter, JobQueue};
@@ -85,7 +86,7 @@ where
         message_id: &str,
         receive_count: u32,
     ) -> Result<Completion, String> {
-        let key = format!("runs/{}/{}/journal.json", job.suite_run_id, job.run_id);
+        let key = RunKeys::of(job).journal();
         let reason = format!(
             "the job was received {receive_count} times without completing and was dead-lettered"
         );
@@ -116,7 +117,7 @@ where
 /// and `deviated`; failed when unreadable).
 pub fn dead_letter_completion(created: &Created, journal_key: String) -> Completion {
     let failed = Completion {
-        status: Status::Failed.as_str().into(),
+        status: Status::Failed,
         deviated: false,
         journal_key,
     };
@@ -126,9 +127,9 @@ pub fn dead_letter_completion(created: &Created, journal_key: String) -> Complet
     let Ok(journal) = serde_json::from_slice::<Value>(bytes) else {
         return failed;
     };
-    match journal["status"].as_str() {
+    match journal["status"].as_str().and_then(Status::parse) {
         Some(status) => Completion {
-            status: status.to_string(),
+            status,
             deviated: journal["deviated"].as_bool().unwrap_or(false),
             ..failed
         },
@@ -183,7 +184,10 @@ mod tests {
         assert_eq!(ports.drain_dead_events().await.unwrap(), ids);
         let (_, state) = ports.load(&ids[0]).await.unwrap();
         assert_eq!(
-            (state.status.as_str(), state.outcome.as_deref()),
+            (
+                state.status.as_str(),
+                state.outcome.map(SuiteOutcome::as_str)
+            ),
             ("completed", Some("held"))
         );
         assert!(ports.events.dead_letters().await.unwrap().is_empty());
@@ -200,7 +204,7 @@ mod tests {
         receive_until_dead_lettered(&p).await;
         assert_eq!(p.drain_dead_letters().await.unwrap(), vec![id.clone()]);
         let (_, state) = p.load(&id).await.unwrap();
-        assert_eq!(state.outcome.as_deref(), Some("failed"));
+        assert_eq!(state.outcome.map(SuiteOutcome::as_str), Some("failed"));
         let journal = p
             .store
             .get(&format!("runs/{id}/w0-j0/journal.json"))
@@ -276,7 +280,10 @@ mod tests {
         );
         let (_, state) = p.load(&id).await.unwrap();
         assert_eq!(
-            (state.status.as_str(), state.outcome.as_deref()),
+            (
+                state.status.as_str(),
+                state.outcome.map(SuiteOutcome::as_str)
+            ),
             ("completed", Some("held")),
             "the job counts as its journal says"
         );

@@ -28,16 +28,15 @@ pub mod trigger;
 #[cfg(test)]
 mod testing;
 
-use crate::engine::activity::now_iso;
+use crate::fleet::events::Detail;
+use crate::ports::EventBus;
 use crate::ports::queue::JobQueue;
 use crate::ports::store::ObjectStore;
-use crate::ports::{Event, EventBus};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 pub use dead_letters::dead_letter_completion;
 pub use plan::{Origin, Plan, PlannedWave, join_key, new_suite_run_id, plan, triggered_run_id};
-pub use state::{Completion, State, outcome_name};
+pub use state::{Completion, State};
 pub use status::status_document;
 
 /// The producer's ports.
@@ -60,15 +59,12 @@ where
     S: ObjectStore,
     B: EventBus,
 {
-    async fn event(&self, detail_type: &str, detail: Value) -> Result<(), String> {
-        let event = Event {
-            id: crate::ids::random_id(),
-            source: "experiment-broker".into(),
-            detail_type: detail_type.into(),
-            time: now_iso(),
-            detail,
-        };
-        self.bus.publish(&event).await.map_err(|e| e.to_string())
+    /// Publish one of the producer's events.
+    async fn event(&self, detail: Detail) -> Result<(), String> {
+        self.bus
+            .publish(&detail.envelope())
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), String> {

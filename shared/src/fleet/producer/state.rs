@@ -1,9 +1,10 @@
-//! Where a suite run stands (saved after every change), the completions it has seen, and the
-//! store keys of its plan and state.
+//! Where a suite run stands (saved after every change), and the completions it has seen.
 
 use super::ProducerPorts;
-use super::advance::gate::JobOutcome;
 use super::plan::Plan;
+use crate::fleet::keys::SuiteRunKeys;
+use crate::fleet::outcome::{JobOutcome, SuiteOutcome, SuiteStatus};
+use crate::model::Status;
 use crate::ports::EventBus;
 use crate::ports::queue::JobQueue;
 use crate::ports::store::ObjectStore;
@@ -13,14 +14,13 @@ use std::collections::BTreeMap;
 /// Where a suite run stands. Saved after every change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct State {
-    /// `running`, `completed` or `halted`.
-    pub status: String,
+    pub status: SuiteStatus,
     pub current_wave: usize,
     /// Run ids sent to the jobs queue.
     pub enqueued: Vec<String>,
     pub completions: BTreeMap<String, Completion>,
-    /// `held`, `deviated` or `failed` once the suite ended; `invalid` when it was rejected.
-    pub outcome: Option<String>,
+    /// Once the suite ended: the worst of its jobs' outcomes; `invalid` when it was rejected.
+    pub outcome: Option<SuiteOutcome>,
     /// Why a triggered suite was rejected (status `rejected`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
@@ -28,36 +28,30 @@ pub struct State {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Completion {
-    pub status: String,
+    /// The journal's status.
+    pub status: Status,
     pub deviated: bool,
     pub journal_key: String,
 }
 
 impl Completion {
     pub fn outcome(&self) -> JobOutcome {
-        match (self.status.as_str(), self.deviated) {
-            ("completed", false) => JobOutcome::Held,
-            ("completed", true) => JobOutcome::Deviated,
-            _ => JobOutcome::Failed,
+        JobOutcome::from_status(Some(self.status), self.deviated)
+    }
+}
+
+impl State {
+    /// A suite run whose first wave is about to be released.
+    pub fn running() -> State {
+        State {
+            status: SuiteStatus::Running,
+            current_wave: 0,
+            enqueued: Vec::new(),
+            completions: BTreeMap::new(),
+            outcome: None,
+            problems: Vec::new(),
         }
     }
-}
-
-pub fn outcome_name(o: JobOutcome) -> &'static str {
-    match o {
-        JobOutcome::Held => "held",
-        JobOutcome::Deviated => "deviated",
-        JobOutcome::Failed => "failed",
-    }
-}
-
-/// Suite runs live under `suite-runs/`, not `suites/`: uploads under `suites/` trigger runs,
-/// and the producer's own writes must never trigger one.
-pub(super) fn plan_key(id: &str) -> String {
-    format!("suite-runs/{id}/plan.json")
-}
-pub(super) fn state_key(id: &str) -> String {
-    format!("suite-runs/{id}/state.json")
 }
 
 impl<Q, E, S, B> ProducerPorts<Q, E, S, B>
@@ -69,11 +63,11 @@ where
 {
     pub async fn load(&self, id: &str) -> Result<(Plan, State), String> {
         let plan: Plan = self
-            .get_json(&plan_key(id))
+            .get_json(&SuiteRunKeys::new(id).plan())
             .await?
             .ok_or_else(|| format!("no suite run {id}"))?;
         let state: State = self
-            .get_json(&state_key(id))
+            .get_json(&SuiteRunKeys::new(id).state())
             .await?
             .ok_or_else(|| format!("suite run {id} has no state"))?;
         Ok((plan, state))

@@ -2,7 +2,7 @@
 //! outcome and journal.
 
 use super::plan::Plan;
-use super::state::{State, outcome_name};
+use super::state::{Completion, State};
 use serde_json::{Map, Value, json};
 
 /// The status document `producer status --json` prints.
@@ -21,8 +21,8 @@ pub fn status_document(plan: &Plan, state: &State) -> Value {
                         "run_id": j.run_id,
                         "experiment_source": j.experiment_source,
                         "state": if c.is_some() { "completed" } else if state.enqueued.contains(&j.run_id) { "enqueued" } else { "pending" },
-                        "outcome": c.map(|c| outcome_name(c.outcome())),
-                        "status": c.map(|c| c.status.clone()),
+                        "outcome": c.map(Completion::outcome),
+                        "status": c.map(|c| c.status),
                         "journal_key": c.map(|c| c.journal_key.clone()),
                     })
                 })

@@ -3,12 +3,12 @@
 
 use super::ProducerPorts;
 use super::plan::{Origin, Plan, new_suite_run_id, plan};
-use super::state::{State, plan_key, state_key};
+use super::state::State;
+use crate::fleet::keys::SuiteRunKeys;
 use crate::model::suite::{ExperimentRef, Suite};
 use crate::ports::EventBus;
 use crate::ports::queue::JobQueue;
 use crate::ports::store::{ObjectStore, StoreError};
-use std::collections::BTreeMap;
 use std::path::Path;
 
 impl<Q, E, S, B> ProducerPorts<Q, E, S, B>
@@ -50,7 +50,7 @@ where
                         .file_name()
                         .and_then(|n| n.to_str())
                         .unwrap_or("experiment");
-                    let key = format!("suite-runs/{id}/experiments/w{w}-j{j}-{name}");
+                    let key = SuiteRunKeys::new(&id).experiment(w, j, name);
                     self.store
                         .put(&key, &bytes)
                         .await
@@ -97,15 +97,16 @@ where
         plan.source = source;
         self.pin_versions(&mut plan).await;
         let bytes = serde_json::to_vec_pretty(&plan).map_err(|e| e.to_string())?;
-        match self.store.put_if_absent(&plan_key(id), &bytes).await {
+        let keys = SuiteRunKeys::new(id);
+        match self.store.put_if_absent(&keys.plan(), &bytes).await {
             Ok(()) => {}
             Err(StoreError::AlreadyExists { .. }) => {
                 // submitted before (a trigger delivered again): finish what was started, once
                 let plan: Plan = self
-                    .get_json(&plan_key(id))
+                    .get_json(&keys.plan())
                     .await?
                     .ok_or_else(|| format!("suite run {id} has no plan"))?;
-                if self.get_json::<State>(&state_key(id)).await?.is_some() {
+                if self.get_json::<State>(&keys.state()).await?.is_some() {
                     tracing::info!("suite run {id} was already submitted");
                     return Ok(id.to_string());
                 }
@@ -142,16 +143,10 @@ where
     /// Enqueue a stored plan's first wave and save its state.
     async fn start(&self, plan: &Plan) -> Result<String, String> {
         let id = &plan.suite_run_id;
-        let mut state = State {
-            status: "running".into(),
-            current_wave: 0,
-            enqueued: Vec::new(),
-            completions: BTreeMap::new(),
-            outcome: None,
-            problems: Vec::new(),
-        };
+        let mut state = State::running();
         self.release(plan, &mut state, 0).await?;
-        self.put_json(&state_key(id), &state).await?;
+        self.put_json(&SuiteRunKeys::new(id).state(), &state)
+            .await?;
         Ok(id.to_string())
     }
 }

@@ -2,7 +2,10 @@
 
 use super::*;
 pub use crate::adapters::embedded::{Db, DirStore, SqliteBus, SqliteQueue};
+pub use crate::fleet::outcome::SuiteOutcome;
 use crate::model::suite::{ExperimentRef, Job, JobSettings, OnFailure, Suite, Wave};
+use crate::ports::Event;
+use serde_json::Value;
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,7 +59,7 @@ pub fn suite(waves: Vec<(usize, OnFailure, Option<u32>)>) -> Suite {
 
 pub fn done(status: &str, deviated: bool) -> Completion {
     Completion {
-        status: status.into(),
+        status: crate::model::Status::parse(status).unwrap(),
         deviated,
         journal_key: "k".into(),
     }

@@ -5,12 +5,14 @@ use super::claim::{AfterJournal, Claim, after_journal, claim};
 use super::heartbeat::heartbeat;
 use super::{ServeConfig, WorkerPorts};
 use crate::engine::activity::now_iso;
+use crate::fleet::events::{Detail, ExperimentCompleted};
+use crate::fleet::keys::RunKeys;
 use crate::fleet::safety::guard::Tripwire;
 use crate::model::suite::Job;
-use crate::model::{Journal, Status, failed_journal};
+use crate::model::{Journal, failed_journal};
+use crate::ports::EventBus;
 use crate::ports::queue::{JobQueue, Message, QueueError};
 use crate::ports::store::{Created, ObjectStore, check_key, create_owned};
-use crate::ports::{Event, EventBus};
 use crate::providers::Providers;
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -23,16 +25,6 @@ fn stamp_delivery(journal: &mut Journal, delivery: Value) {
         *broker = json!({});
     }
     broker["delivery"] = delivery;
-}
-
-/// Keys of one run in the store.
-pub(super) fn run_prefix(job: &Job) -> String {
-    format!("runs/{}/{}", job.suite_run_id, job.run_id)
-}
-
-/// Where a run keeps the exact experiment text it runs (what a revert plays).
-pub(super) fn copy_key(prefix: &str) -> String {
-    format!("{prefix}/experiment")
 }
 
 pub(super) struct JobRun<Q, S, B> {
@@ -70,7 +62,7 @@ where
     /// store or the bus failed (then the message is left to come back).
     async fn complete(&self, message: &Message) -> Result<(), String> {
         let job = match Job::from_message(&message.body) {
-            Ok(job) if check_key(&run_prefix(&job)).is_ok() => job,
+            Ok(job) if check_key(RunKeys::of(&job).prefix()).is_ok() => job,
             Ok(job) => {
                 return self
                     .malformed(
@@ -84,9 +76,9 @@ where
             }
             Err(reason) => return self.malformed(message, &reason).await,
         };
-        let prefix = run_prefix(&job);
-        let journal_key = format!("{prefix}/journal.json");
-        let published_key = format!("{prefix}/completed");
+        let keys = RunKeys::of(&job);
+        let journal_key = keys.journal();
+        let published_key = keys.completed();
         let store = &self.ports.store;
         if let Some(bytes) = store.get(&journal_key).await.map_err(|e| e.to_string())? {
             // completed before; only the event or the ack may be missing
@@ -106,7 +98,7 @@ where
             }
             return Ok(());
         }
-        let started_key = format!("{prefix}/started");
+        let started_key = keys.started();
         // this delivery's ownership token, in every object it creates conditionally
         let token = crate::ids::random_id();
         let delivery = json!({"worker": self.cfg.worker_id, "message_id": message.id, "receive_count": message.receive_count, "token": token});
@@ -141,11 +133,12 @@ where
             }
             Claim::InFlight => {
                 return Err(format!(
-                    "run {prefix} is being run by another delivery of this message; leaving it to come back"
+                    "run {} is being run by another delivery of this message; leaving it to come back",
+                    keys.prefix()
                 ));
             }
         };
-        let mut journal = self.run(&job, &prefix, revert_only).await?;
+        let mut journal = self.run(&job, &keys, revert_only).await?;
         stamp_delivery(&mut journal, delivery);
         let text = serde_json::to_vec_pretty(&journal).map_err(|e| e.to_string())?;
         let created = create_owned(store, &journal_key, &text)
@@ -182,25 +175,19 @@ where
     }
 
     async fn publish(&self, job: &Job, journal: &Journal, journal_key: &str) -> Result<(), String> {
-        let event = Event {
-            id: crate::ids::random_id(),
-            source: "experiment-broker".into(),
-            detail_type: "Experiment Completed".into(),
-            time: now_iso(),
-            detail: json!({
-                "suite_run_id": job.suite_run_id,
-                "run_id": job.run_id,
-                "wave": job.wave,
-                "experiment_source": job.experiment_source,
-                "status": journal.status.map(Status::as_str),
-                "deviated": journal.deviated,
-                "journal_key": journal_key,
-                "worker": self.cfg.worker_id,
-            }),
-        };
+        let detail = Detail::ExperimentCompleted(ExperimentCompleted {
+            suite_run_id: job.suite_run_id.clone(),
+            run_id: job.run_id.clone(),
+            wave: job.wave,
+            experiment_source: job.experiment_source.clone(),
+            status: journal.status,
+            deviated: journal.deviated,
+            journal_key: journal_key.to_string(),
+            worker: self.cfg.worker_id.clone(),
+        });
         self.ports
             .bus
-            .publish(&event)
+            .publish(&detail.envelope())
             .await
             .map_err(|e| e.to_string())
     }
@@ -208,7 +195,7 @@ where
     /// A message that is not a job: a failed journal under its message id, an event, an ack.
     async fn malformed(&self, message: &Message, reason: &str) -> Result<(), String> {
         tracing::error!(message_id = %message.id, "malformed job message: {reason}");
-        let key = format!("malformed/{}/journal.json", message.id);
+        let key = RunKeys::malformed(&message.id).journal();
         let journal = failed_journal(
             "<malformed job message>",
             &format!("malformed job message: {reason}"),

@@ -3,8 +3,9 @@
 //! records name and play the rollbacks of the copy it ran. Any failure becomes a failed journal.
 
 use super::checkpoints;
-use super::job::{JobRun, copy_key};
+use super::job::JobRun;
 use crate::engine::RunOptions;
+use crate::fleet::keys::RunKeys;
 use crate::fleet::safety::guard::run_guarded;
 use crate::fleet::safety::orphans;
 use crate::load::document::Format;
@@ -44,11 +45,11 @@ where
     pub(super) async fn run(
         &self,
         job: &Job,
-        prefix: &str,
+        keys: &RunKeys,
         revert_only: bool,
     ) -> Result<Journal, String> {
         if revert_only {
-            return self.revert(job, prefix).await;
+            return self.revert(job, keys).await;
         }
         let source = job.experiment_source.clone();
         let text = match self.fetch(job).await {
@@ -57,7 +58,7 @@ where
         };
         // the exact text is kept before anything runs: a revert plays these rollbacks, whatever
         // becomes of the experiment's source
-        let copy = copy_key(prefix);
+        let copy = keys.experiment();
         if let Err(e) = self.ports.store.put(&copy, text.as_bytes()).await {
             return Ok(failed_journal(
                 &source,
@@ -86,18 +87,16 @@ where
                 ));
             }
         };
-        Ok(self
-            .engine(job, prefix, experiment, &vars, false, None)
-            .await)
+        Ok(self.engine(job, keys, experiment, &vars, false, None).await)
     }
 
     /// A job whose owner died (or lost its lease) mid-run: read the dead owner's checkpoint,
     /// have what its records name stopped, then play the rollbacks of the copy it ran. The
     /// journal carries the dead owner's runs and records, then the revert.
-    async fn revert(&self, job: &Job, prefix: &str) -> Result<Journal, String> {
+    async fn revert(&self, job: &Job, keys: &RunKeys) -> Result<Journal, String> {
         let source = job.experiment_source.clone();
         let store = &self.ports.store;
-        let checkpoint_key = format!("{prefix}/checkpoint.json");
+        let checkpoint_key = keys.checkpoint();
         let mut prior = match store
             .get(&checkpoint_key)
             .await
@@ -129,7 +128,7 @@ where
             Some(p) => checkpoints::carry_over(p, journal),
             None => journal,
         };
-        let copy = copy_key(prefix);
+        let copy = keys.experiment();
         let text = match store.get(&copy).await.map_err(|e| e.to_string())? {
             Some(bytes) => String::from_utf8(bytes)
                 .map_err(|_| format!("the copy of the experiment at {copy} is not UTF-8 text")),
@@ -170,7 +169,7 @@ where
             tracing::warn!(run_id = %job.run_id, "reverting without {}: {p}", p.field);
         }
         let mut journal = self
-            .engine(job, prefix, loaded.experiment, &vars, true, prior.clone())
+            .engine(job, keys, loaded.experiment, &vars, true, prior.clone())
             .await;
         if !loaded.dropped.is_empty()
             && let Some(Value::Object(b)) = &mut journal.broker
@@ -193,7 +192,7 @@ where
     async fn engine(
         &self,
         job: &Job,
-        prefix: &str,
+        keys: &RunKeys,
         experiment: Experiment,
         vars: &Vars,
         revert_only: bool,
@@ -213,11 +212,8 @@ where
             revert_only,
             ..RunOptions::default()
         };
-        let (checkpoints, writer) = checkpoints::start_after(
-            self.ports.store.clone(),
-            format!("{prefix}/checkpoint.json"),
-            prior,
-        );
+        let (checkpoints, writer) =
+            checkpoints::start_after(self.ports.store.clone(), keys.checkpoint(), prior);
         let result = run_guarded(
             Arc::new(experiment),
             vars,

@@ -8,13 +8,15 @@ mod tests;
 
 use super::ProducerPorts;
 use super::plan::Plan;
-use super::state::{Completion, State, outcome_name, state_key};
+use super::state::{Completion, State};
+use crate::fleet::events::{CompletedRun, Detail, DetailType, SuiteCompleted, WaveReleased};
+use crate::fleet::keys::SuiteRunKeys;
+use crate::fleet::outcome::SuiteStatus;
 use crate::model::suite::Job;
 use crate::ports::queue::JobQueue;
 use crate::ports::store::ObjectStore;
 use crate::ports::{Event, EventBus};
 use gate::{Decision, JobOutcome, decide};
-use serde_json::json;
 use std::collections::BTreeMap;
 
 impl<Q, E, S, B> ProducerPorts<Q, E, S, B>
@@ -26,22 +28,22 @@ where
 {
     /// Handle one event from the events queue; `Ok(Some(id))` when it ended suite run `id`.
     pub async fn on_event(&self, event: &Event) -> Result<Option<String>, String> {
-        if event.detail_type != "Experiment Completed" {
+        if DetailType::of(event) != Some(DetailType::ExperimentCompleted) {
             return Ok(None);
         }
-        let d = &event.detail;
-        let (Some(id), Some(run_id)) = (d["suite_run_id"].as_str(), d["run_id"].as_str()) else {
+        let Some(run) = CompletedRun::read(&event.detail) else {
             return Ok(None);
         };
-        if id.is_empty() {
+        if run.suite_run_id.is_empty() {
             return Ok(None); // a malformed job's event belongs to no suite
         }
         let completion = Completion {
-            status: d["status"].as_str().unwrap_or("failed").to_string(),
-            deviated: d["deviated"].as_bool().unwrap_or(false),
-            journal_key: d["journal_key"].as_str().unwrap_or_default().to_string(),
+            status: run.status,
+            deviated: run.deviated,
+            journal_key: run.journal_key,
         };
-        self.complete(id, run_id, completion).await
+        self.complete(&run.suite_run_id, &run.run_id, completion)
+            .await
     }
 
     /// Record a completion and move the suite on.
@@ -52,12 +54,13 @@ where
         completion: Completion,
     ) -> Result<Option<String>, String> {
         let (plan, mut state) = self.load(id).await?;
-        if state.status != "running" || state.completions.contains_key(run_id) {
+        if state.status != SuiteStatus::Running || state.completions.contains_key(run_id) {
             return Ok(None); // duplicate, or late for an ended suite
         }
         state.completions.insert(run_id.to_string(), completion);
         let ended = self.advance(&plan, &mut state).await?;
-        self.put_json(&state_key(id), &state).await?;
+        self.put_json(&SuiteRunKeys::new(id).state(), &state)
+            .await?;
         Ok(ended.then(|| id.to_string()))
     }
 
@@ -92,8 +95,10 @@ where
                     state.current_wave = w + 1;
                     self.release(plan, state, w + 1).await?;
                 }
-                Decision::Complete(o) => return self.finish(plan, state, "completed", o).await,
-                Decision::Halt(o) => return self.finish(plan, state, "halted", o).await,
+                Decision::Complete(o) => {
+                    return self.finish(plan, state, SuiteStatus::Completed, o).await;
+                }
+                Decision::Halt(o) => return self.finish(plan, state, SuiteStatus::Halted, o).await,
             }
         }
     }
@@ -103,15 +108,19 @@ where
         &self,
         plan: &Plan,
         state: &mut State,
-        status: &str,
-        outcome: JobOutcome,
+        status: SuiteStatus,
+        worst: JobOutcome,
     ) -> Result<bool, String> {
-        state.status = status.into();
-        state.outcome = Some(outcome_name(outcome).into());
-        self.event(
-            "Suite Completed",
-            json!({"suite_run_id": plan.suite_run_id, "name": plan.name, "status": state.status, "outcome": state.outcome}),
-        )
+        state.status = status;
+        let outcome = worst.into();
+        state.outcome = Some(outcome);
+        self.event(Detail::SuiteCompleted(SuiteCompleted {
+            suite_run_id: plan.suite_run_id.clone(),
+            name: plan.name.clone(),
+            status,
+            outcome,
+            problems: None,
+        }))
         .await?;
         Ok(true)
     }
@@ -158,10 +167,11 @@ where
                 .extend(chunk.iter().map(|j| j.run_id.clone()));
         }
         if first_release {
-            self.event(
-                "Wave Released",
-                json!({"suite_run_id": plan.suite_run_id, "wave": w, "jobs": wave.jobs.len()}),
-            )
+            self.event(Detail::WaveReleased(WaveReleased {
+                suite_run_id: plan.suite_run_id.clone(),
+                wave: w,
+                jobs: wave.jobs.len(),
+            }))
             .await?;
         }
         Ok(())

@@ -54,7 +54,10 @@ async fn waves_are_released_one_after_the_other_and_duplicates_count_once() {
     );
     let (_, state) = p.load(&id).await.unwrap();
     assert_eq!(
-        (state.status.as_str(), state.outcome.as_deref()),
+        (
+            state.status.as_str(),
+            state.outcome.map(SuiteOutcome::as_str)
+        ),
         ("completed", Some("failed"))
     );
 }
@@ -91,7 +94,10 @@ async fn stop_halts_and_max_parallel_limits_what_is_in_flight() {
     assert!(queued(&p).await.is_empty(), "halted: wave 1 never released");
     let (_, state) = p.load(&id).await.unwrap();
     assert_eq!(
-        (state.status.as_str(), state.outcome.as_deref()),
+        (
+            state.status.as_str(),
+            state.outcome.map(SuiteOutcome::as_str)
+        ),
         ("halted", Some("deviated"))
     );
 }

@@ -8,14 +8,16 @@ mod tests;
 
 use super::ProducerPorts;
 use super::plan::{Origin, Plan, plan, triggered_run_id};
-use super::state::{State, plan_key, state_key};
+use super::state::State;
 use crate::engine::activity::now_iso;
+use crate::fleet::events::{Detail, SuiteCompleted};
+use crate::fleet::keys::SuiteRunKeys;
+use crate::fleet::outcome::{SuiteOutcome, SuiteStatus};
 use crate::model::suite::{ExperimentRef, OnFailure, Suite};
 use crate::ports::EventBus;
 use crate::ports::queue::JobQueue;
 use crate::ports::store::{ObjectStore, StoreError};
-use serde_json::{Value, json};
-use std::collections::BTreeMap;
+use serde_json::Value;
 use std::path::Path;
 
 impl<Q, E, S, B> ProducerPorts<Q, E, S, B>
@@ -162,8 +164,9 @@ where
         source: Option<String>,
         problems: Vec<String>,
     ) -> Result<(), String> {
-        if let Some(state) = self.get_json::<State>(&state_key(id)).await?
-            && state.status != "rejected"
+        let keys = SuiteRunKeys::new(id);
+        if let Some(state) = self.get_json::<State>(&keys.state()).await?
+            && state.status != SuiteStatus::Rejected
         {
             // an earlier delivery of this trigger submitted it: that run stands
             return Ok(());
@@ -179,20 +182,20 @@ where
             waves: Vec::new(),
         };
         let state = State {
-            status: "rejected".into(),
-            current_wave: 0,
-            enqueued: Vec::new(),
-            completions: BTreeMap::new(),
-            outcome: Some("invalid".into()),
+            status: SuiteStatus::Rejected,
+            outcome: Some(SuiteOutcome::Invalid),
             problems,
+            ..State::running()
         };
-        self.put_json(&plan_key(id), &plan).await?;
-        self.put_json(&state_key(id), &state).await?;
-        self.event(
-            "Suite Completed",
-            json!({"suite_run_id": id, "name": plan.name, "status": state.status,
-                   "outcome": state.outcome, "problems": state.problems}),
-        )
+        self.put_json(&keys.plan(), &plan).await?;
+        self.put_json(&keys.state(), &state).await?;
+        self.event(Detail::SuiteCompleted(SuiteCompleted {
+            suite_run_id: id.to_string(),
+            name: plan.name,
+            status: SuiteStatus::Rejected,
+            outcome: SuiteOutcome::Invalid,
+            problems: Some(state.problems),
+        }))
         .await
     }
 }

@@ -94,7 +94,10 @@ async fn a_missing_or_invalid_suite_is_rejected_and_announced() {
         let ids = ports.on_trigger(body, body, Some("broker")).await.unwrap();
         let (_, state) = ports.load(&ids[0]).await.unwrap();
         assert_eq!(
-            (state.status.as_str(), state.outcome.as_deref()),
+            (
+                state.status.as_str(),
+                state.outcome.map(SuiteOutcome::as_str)
+            ),
             ("rejected", Some("invalid"))
         );
         assert!(
@@ -147,7 +150,12 @@ async fn a_trigger_delivered_again_resumes_its_suite_run_instead_of_starting_ano
         .await
         .unwrap();
     ports.on_trigger("msg-2", body, None).await.unwrap();
-    std::fs::remove_file(dir.path().join("store").join(state_key(&id))).unwrap();
+    std::fs::remove_file(
+        dir.path()
+            .join("store")
+            .join(SuiteRunKeys::new(&id).state()),
+    )
+    .unwrap();
     ports.on_trigger("msg-2", body, None).await.unwrap();
     let (_, state) = ports.load(&id).await.unwrap();
     assert_eq!(state.enqueued, ["w0-j0"]);
@@ -173,7 +181,7 @@ async fn a_suite_whose_plan_create_lost_its_answer_is_still_started_once() {
         .unwrap();
     assert_eq!(
         p.store.interfered(),
-        [plan_key(&ids[0])],
+        [SuiteRunKeys::new(&ids[0]).plan()],
         "the answer was lost"
     );
     let (_, state) = p.load(&ids[0]).await.unwrap();
