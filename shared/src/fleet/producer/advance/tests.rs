@@ -1,3 +1,6 @@
+//! Wave gating as the producer applies it: waves released in turn, duplicates counted once,
+//! `stop` halting, `max_parallel` limiting, a restarted producer resuming.
+
 use super::super::testing::*;
 use crate::model::suite::OnFailure;
 

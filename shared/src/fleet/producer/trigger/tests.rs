@@ -1,3 +1,6 @@
+//! The producer on the triggers queue: uploaded suites, lone experiments, rejected suites and
+//! triggers delivered again, against embedded ports.
+
 use super::super::testing::*;
 use super::*;
 use std::time::Duration;
