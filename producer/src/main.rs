@@ -1,4 +1,4 @@
-//! `producer`: thin glue over `shared::broker::producer`. Validate a suite, submit it, serve
+//! `producer`: thin glue over `shared::fleet::producer`. Validate a suite, submit it, serve
 //! completion events (wave gating), show a suite run's status, or run a whole suite on this
 //! machine with in-process workers.
 
@@ -7,9 +7,10 @@ mod kill_switch;
 use anyhow::{Context, anyhow};
 use aws::{Backend, BackendArgs, Bus, Queue, Role, Store};
 use clap::{Parser, Subcommand};
-use shared::broker::producer::{ProducerPorts, outcome_name, status_document};
-use shared::broker::serve::{ServeConfig, WorkerPorts, serve};
 use shared::config::positive_seconds;
+use shared::fleet::outcome::SuiteOutcome;
+use shared::fleet::producer::{ProducerPorts, status_document};
+use shared::fleet::worker::{ServeConfig, WorkerPorts, serve};
 use shared::load::Vars;
 use shared::load::suite::{check_experiments, load_suite};
 use shared::providers::Providers;
@@ -305,9 +306,8 @@ async fn submit(
 }
 
 /// 0 when every experiment held, 1 otherwise.
-fn suite_exit_code(state: &shared::broker::producer::State) -> u8 {
-    let held = outcome_name(shared::broker::gate::JobOutcome::Held);
-    if state.outcome.as_deref() == Some(held) {
+fn suite_exit_code(state: &shared::fleet::producer::State) -> u8 {
+    if state.outcome == Some(SuiteOutcome::Held) {
         0
     } else {
         1
@@ -366,9 +366,9 @@ async fn status(id: &str, as_json: bool, args: &BackendArgs) -> anyhow::Result<u
 async fn halt(reason: Option<&str>, args: &BackendArgs) -> anyhow::Result<u8> {
     let halting = reason.is_some();
     let store = match args.open(aws::Role::Worker).await {
-        Ok(backend) => shared::broker::guard::set_halt(&backend.store, reason)
+        Ok(backend) => shared::fleet::safety::guard::set_halt(&backend.store, reason)
             .await
-            .map(|()| locate(&backend, shared::broker::guard::HALT_KEY)),
+            .map(|()| locate(&backend, shared::fleet::safety::guard::HALT_KEY)),
         Err(e) => Err(format!("cannot open the backend: {e}")),
     };
     let ssm = match args.halt_parameter() {
@@ -405,8 +405,8 @@ fn locate(backend: &Backend, key: &str) -> String {
 
 /// The human summary of a suite run: its status, then every job with its journal.
 fn summary(
-    plan: &shared::broker::producer::Plan,
-    state: &shared::broker::producer::State,
+    plan: &shared::fleet::producer::Plan,
+    state: &shared::fleet::producer::State,
     backend: &Backend,
 ) -> String {
     use std::fmt::Write;
@@ -557,7 +557,7 @@ async fn run(
     bar.finish_and_clear();
 
     print!("{}", summary(&plan, &state, &backend));
-    let outcome = state.outcome.as_deref().unwrap_or("interrupted");
+    let outcome = state.outcome.map_or("interrupted", SuiteOutcome::as_str);
     println!(
         "suite run {id} ({}): {} — {outcome}",
         plan.name, state.status

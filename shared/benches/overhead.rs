@@ -5,8 +5,8 @@
 //! `cargo bench -p shared --bench overhead`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use shared::broker::serve::{ServeConfig, WorkerPorts, serve};
 use shared::config::Embedded;
+use shared::fleet::worker::{ServeConfig, WorkerPorts, serve};
 use shared::model::suite::Job;
 use shared::ports::JobQueue;
 use shared::providers::Providers;
@@ -72,8 +72,8 @@ fn per_job(c: &mut Criterion) {
                 };
                 let started = Instant::now();
                 // the kill switch is read before every job, as in a real worker
-                let halt: Arc<dyn shared::broker::guard::Tripwire> =
-                    Arc::new(shared::broker::guard::StoreHalt(e.store.clone()));
+                let halt: Arc<dyn shared::fleet::safety::guard::Tripwire> =
+                    Arc::new(shared::fleet::safety::guard::StoreHalt(e.store.clone()));
                 let worker = tokio::spawn(serve(
                     cfg,
                     ports,

@@ -53,8 +53,8 @@ impl Embedded {
         let db =
             Db::open(&db_path).map_err(|e| format!("cannot open {}: {e}", db_path.display()))?;
         let bus = SqliteBus::new(db.clone(), BUS);
-        for detail_type in ["Experiment Completed", "Wave Released", "Suite Completed"] {
-            bus.subscribe(detail_type, EVENTS_QUEUE)
+        for detail_type in crate::fleet::events::DetailType::ALL {
+            bus.subscribe(detail_type.as_str(), EVENTS_QUEUE)
                 .await
                 .map_err(|e| e.to_string())?;
         }

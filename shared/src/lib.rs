@@ -25,21 +25,21 @@
 //! - [`ids`]: unique identifiers (messages, events, suite runs).
 //! - [`logging`]: the binaries' `tracing` set-up (`RUST_LOG`).
 //! - [`cleanup`]: work a dropped future's guards leave behind, awaited before exit.
-//! - [`targets`]: which targets a fault acts on, under the deployment's limits (pure).
-//! - [`broker`]: job lifecycle and wave gating around the engine (pure decisions first).
+//! - [`fleet`]: the job lifecycle and wave gating around the engine, by who runs it: `worker`,
+//!   `producer`, and `safety` (targets, locks, tripwires, orphans).
 //! - [`config`]: which adapters back the ports (embedded under a state directory today).
 //! - [`ports`]: the job queue, object store and event bus traits (SQS/S3/EventBridge semantics).
 //! - [`adapters`]: their implementations; `embedded` is a SQLite file and a directory.
 //! - [`contract`]: one test per port promise, run against every adapter.
 
 pub mod adapters;
-pub mod broker;
 pub mod cleanup;
 pub mod clock;
 pub mod config;
 pub mod contract;
 pub mod durable;
 pub mod engine;
+pub mod fleet;
 pub mod ids;
 pub mod load;
 pub mod logging;
@@ -50,7 +50,6 @@ pub mod pyregex;
 pub mod pyvalue;
 pub mod redact;
 pub mod scope;
-pub mod targets;
 
 pub use engine::{RunOptions, run_experiment};
 pub use load::{Problems, Vars, load_experiment};

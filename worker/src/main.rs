@@ -147,7 +147,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
         "interrupting the experiment, then running rollbacks",
     );
     let tripwires = lone_tripwires();
-    let journal = match shared::broker::guard::run_guarded(
+    let journal = match shared::fleet::safety::guard::run_guarded(
         experiment, &vars, &options, providers, stop, None, &tripwires,
     )
     .await
@@ -169,7 +169,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
 /// `BROKER_STATE_DIR` (default `.broker`, where its locks are too), the SSM parameter
 /// `BROKER_HALT_PARAMETER` when one is set, and the experiment's stop conditions. Each is read
 /// before the start, and one that cannot be read then keeps the run from starting.
-fn lone_tripwires() -> Vec<Arc<dyn shared::broker::guard::Tripwire>> {
+fn lone_tripwires() -> Vec<Arc<dyn shared::fleet::safety::guard::Tripwire>> {
     let dir = std::env::var_os("BROKER_STATE_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| shared::config::DEFAULT_STATE_DIR.into());
@@ -181,7 +181,7 @@ fn lone_tripwires() -> Vec<Arc<dyn shared::broker::guard::Tripwire>> {
 
 /// `worker serve`: the fleet's worker, on the backend the settings choose.
 async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
-    use shared::broker::serve::{ServeConfig, WorkerPorts, serve};
+    use shared::fleet::worker::{ServeConfig, WorkerPorts, serve};
     aws::native::safety::configure(args.faults.settings().map_err(anyhow::Error::msg)?);
     let backend = args
         .backend

@@ -7,8 +7,8 @@
 //! IAM allows. (The template itself is checked by `cfn-lint` in `scripts/test.sh`.)
 
 use serde_json::{Value, json};
+use shared::fleet::safety::targets::{Candidate, Limits, Mode, Refusal, Selector, select};
 use shared::load::document::{Format, parse};
-use shared::targets::{Candidate, Limits, Mode, Refusal, Selector, select};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -104,7 +104,7 @@ fn every_variable_the_template_sets_is_read_by_the_binaries() {
 
 #[test]
 fn the_nightly_schedule_sends_a_message_the_producer_accepts() {
-    use shared::broker::triggers::{SuiteLocation, Trigger, parse_trigger};
+    use shared::fleet::producer::trigger::parse::{SuiteLocation, Trigger, parse_trigger};
     let text = template();
     let line = text
         .lines()

@@ -1,8 +1,8 @@
 //! The object store contract (see `crate::ports::store` for the promises), and the per-target
-//! lock protocol (`crate::broker::locks`) on each store, since its safety rests on the store's
+//! lock protocol (`crate::fleet::safety::locks`) on each store, since its safety rests on the store's
 //! conditional writes.
 
-use crate::broker::locks::{self, OnConflict};
+use crate::fleet::safety::locks::{self, OnConflict};
 use crate::ports::store::{Created, ObjectStore, StoreError, Version, create_owned};
 use std::future::Future;
 use std::pin::Pin;

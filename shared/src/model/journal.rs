@@ -6,7 +6,7 @@
 //! (`broker`), never in changed meanings.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// The final status of a run, with the reference's meaning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +23,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// The status a journal's `status` names (`None`: not one of the four).
+    pub fn parse(text: &str) -> Option<Status> {
+        [
+            Status::Completed,
+            Status::Failed,
+            Status::Aborted,
+            Status::Interrupted,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Completed => "completed",
@@ -30,6 +42,18 @@ impl Status {
             Status::Aborted => "aborted",
             Status::Interrupted => "interrupted",
         }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Status {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
     }
 }
 
@@ -102,5 +126,25 @@ impl Journal {
         } else {
             1
         }
+    }
+}
+
+/// The journal of a job that could not run, saying why.
+pub fn failed_journal(source: &str, reason: &str) -> Journal {
+    let now = crate::clock::now_iso();
+    Journal {
+        chaoslib_version: concat!("experiment-broker/", env!("CARGO_PKG_VERSION")).to_string(),
+        platform: String::new(),
+        node: String::new(),
+        experiment: json!({"title": source, "source": source}),
+        start: now.clone(),
+        status: Some(Status::Failed),
+        deviated: false,
+        steady_states: SteadyStates::default(),
+        run: Vec::new(),
+        rollbacks: Vec::new(),
+        end: Some(now),
+        duration: Some(0.0),
+        broker: Some(json!({"error": reason, "version": env!("CARGO_PKG_VERSION")})),
     }
 }

@@ -1,12 +1,12 @@
-//! Tripwires around a run (`shared::broker::guard::run_guarded`): each is read at its own
+//! Tripwires around a run (`shared::fleet::safety::guard::run_guarded`): each is read at its own
 //! interval, and the first that trips stops the run with its reason on record. They fail safe:
 //! a tripwire that cannot be read stops the run after the grace, a halt flag that is not
 //! understood means halted, and tripwire settings out of bounds are refused by the loader.
 
 use serde_json::json;
 use shared::adapters::embedded::DirStore;
-use shared::broker::guard::{CheckFuture, HALT_KEY, StoreHalt, Tripwire, run_guarded};
 use shared::engine::RunOptions;
+use shared::fleet::safety::guard::{CheckFuture, HALT_KEY, StoreHalt, Tripwire, run_guarded};
 use shared::load::document::Format;
 use shared::load::{Vars, load_experiment_text};
 use shared::model::{Experiment, Journal, Status};

@@ -530,9 +530,8 @@ fn a_lone_worker_run_stops_when_the_kill_switch_is_set_mid_run() {
     };
     let child = start(&sandbox, &experiment, env, &[]);
     let store = shared::adapters::embedded::DirStore::new(state.join("store"));
-    moto::runtime()
-        .block_on(shared::broker::guard::set_halt(&store, Some("incident 7")))
-        .unwrap();
+    let halt = shared::fleet::safety::guard::set_halt(&store, Some("incident 7"));
+    moto::runtime().block_on(halt).unwrap();
     let journal = stopped(&sandbox, child, std::time::Instant::now());
     assert_eq!(
         journal["broker"]["stopped_by"],

@@ -44,9 +44,9 @@ use super::ssm_command::{self, Command};
 use super::target_locks;
 use aws_sdk_ec2::types::{Filter, InstanceStateChange};
 use serde_json::{Map, Value, json};
+use shared::fleet::safety::targets::{Mode, Selection, Selector};
 use shared::providers::ActivityError;
 use shared::providers::registry::{NativeActivity, NativeCall, Param, Registry};
-use shared::targets::{Mode, Selection, Selector};
 use std::collections::BTreeMap;
 use std::time::Duration;
 

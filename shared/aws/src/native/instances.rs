@@ -1,6 +1,6 @@
 //! Which EC2 instances an action acts on: the experiment's arguments read into a
 //! `targets::Selector` (pure), the candidates from `DescribeInstances`, the choice made by
-//! `shared::targets::select` under the deployment's limits, and the choice put on record in
+//! `shared::fleet::safety::targets::select` under the deployment's limits, and the choice put on record in
 //! the journal before anything acts.
 //!
 //! Two argument styles are read:
@@ -12,9 +12,9 @@
 use super::clients::{ec2, failed};
 use super::safety;
 use serde_json::{Value, json};
+use shared::fleet::safety::targets::{Candidate, Mode, Selection, Selector, select};
 use shared::providers::ActivityError;
 use shared::providers::registry::NativeCall;
-use shared::targets::{Candidate, Mode, Selection, Selector, select};
 use std::collections::BTreeMap;
 
 /// The selector the seed library's arguments describe. Instances must be in `state`. Ids in
@@ -314,7 +314,7 @@ mod tests {
 
     #[test]
     fn ids_under_a_choosing_mode_narrow_the_candidates_instead_of_being_ignored() {
-        use shared::targets::{Candidate, Limits, select};
+        use shared::fleet::safety::targets::{Candidate, Limits, select};
         let candidate = |id: &str, team: &str| Candidate {
             id: id.into(),
             tags: [("team".to_string(), team.to_string())].into(),
@@ -363,7 +363,7 @@ mod tests {
             let refusal = select(&fleet, &s, &Limits::default(), 1).unwrap_err();
             assert_eq!(
                 refusal,
-                shared::targets::Refusal::Unknown { id: id.into() },
+                shared::fleet::safety::targets::Refusal::Unknown { id: id.into() },
                 "{a}"
             );
         }

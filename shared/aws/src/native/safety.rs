@@ -8,7 +8,7 @@
 //! combines them.
 
 use serde_json::{Map, Value};
-use shared::targets::Limits;
+use shared::fleet::safety::targets::Limits;
 use std::sync::OnceLock;
 
 /// The default opt-in tag.

@@ -8,7 +8,7 @@
 //! 24,000 characters, so a secret cut there is masked in part too.
 //!
 //! A command whose worker died is stopped by the worker that reverts the job: `register`
-//! offers `shared::broker::orphans`' stopper, which cancels every `ssm_command` on the dead
+//! offers `shared::fleet::safety::orphans`' stopper, which cancels every `ssm_command` on the dead
 //! owner's record and waits for its invocations to end before the rollbacks play.
 
 use super::clients::{failed, ssm};
@@ -174,10 +174,10 @@ pub fn recorded_commands(records: &[Value]) -> Vec<Recorded> {
     out
 }
 
-/// Offer the fleet's stopper (`shared::broker::orphans`): cancel every recorded command, wait
+/// Offer the fleet's stopper (`shared::fleet::safety::orphans`): cancel every recorded command, wait
 /// for its invocations to end, and say so per command.
 pub fn register(registry: &mut Registry) {
-    use shared::broker::orphans::{FUNC, MODULE};
+    use shared::fleet::safety::orphans::{FUNC, MODULE};
     registry.register(
         MODULE,
         FUNC,

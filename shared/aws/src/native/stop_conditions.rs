@@ -1,4 +1,4 @@
-//! The AWS tripwires (see `shared::broker::guard`): stop conditions, the CloudWatch alarms an
+//! The AWS tripwires (see `shared::fleet::safety::guard`): stop conditions, the CloudWatch alarms an
 //! experiment names in its `experiment-broker` extension, and the kill switch's SSM parameter.
 //!
 //! ```yaml
@@ -13,13 +13,13 @@
 //! The alarms are read in the experiment's `configuration.aws_region` (a plain string), else
 //! the process's region. An alarm that cannot be read (missing, no permission), or a malformed
 //! declaration, keeps the run from starting; during the run, reads that keep failing stop it
-//! after the grace (`shared::broker::guard`). The SSM parameter holds `true` or `false`;
+//! after the grace (`shared::fleet::safety::guard`). The SSM parameter holds `true` or `false`;
 //! anything else counts as halted.
 
 use super::clients::shared_sdk;
 use serde_json::Value;
-use shared::broker::guard::{self, CheckFuture, Tripwire};
 use shared::engine::run::broker_extension;
+use shared::fleet::safety::guard::{self, CheckFuture, Tripwire};
 use shared::model::Experiment;
 use std::time::Duration;
 
@@ -113,7 +113,7 @@ impl Tripwire for SsmHalt {
     }
 
     fn interval(&self, _: &Experiment) -> Option<Duration> {
-        Some(shared::broker::guard::HALT_INTERVAL)
+        Some(shared::fleet::safety::guard::HALT_INTERVAL)
     }
 }
 
@@ -160,8 +160,9 @@ pub fn tripwires(
     store: crate::Store,
     halt_parameter: Option<String>,
 ) -> Vec<std::sync::Arc<dyn Tripwire>> {
-    let mut wires: Vec<std::sync::Arc<dyn Tripwire>> =
-        vec![std::sync::Arc::new(shared::broker::guard::StoreHalt(store))];
+    let mut wires: Vec<std::sync::Arc<dyn Tripwire>> = vec![std::sync::Arc::new(
+        shared::fleet::safety::guard::StoreHalt(store),
+    )];
     if let Some(parameter) = halt_parameter.filter(|p| !p.is_empty()) {
         wires.push(std::sync::Arc::new(SsmHalt { parameter }));
     }

@@ -1,10 +1,10 @@
-//! Where fault actions take their per-target locks (`shared::broker::locks`): the fleet's
+//! Where fault actions take their per-target locks (`shared::fleet::safety::locks`): the fleet's
 //! store (set by `worker serve` and `producer run`), else, for a lone `worker run`, the
 //! embedded store under `BROKER_STATE_DIR` (default `.broker`), so two runs on one machine
 //! still never stack faults on a host.
 
 use crate::Store;
-use shared::broker::locks::{self, OnConflict};
+use shared::fleet::safety::locks::{self, OnConflict};
 use shared::providers::ActivityError;
 use shared::providers::registry::NativeCall;
 use std::sync::{Arc, OnceLock};

@@ -6,9 +6,9 @@
 use crate::util::endpoint;
 use aws::{S3Store, provision};
 use serde_json::json;
-use shared::broker::producer::ProducerPorts;
-use shared::broker::serve::{ServeConfig, WorkerPorts, serve};
 use shared::config::Embedded;
+use shared::fleet::producer::ProducerPorts;
+use shared::fleet::worker::{ServeConfig, WorkerPorts, serve};
 use shared::model::suite::{ExperimentRef, OnFailure, Suite, Wave};
 use shared::ports::ObjectStore;
 use shared::providers::Providers;

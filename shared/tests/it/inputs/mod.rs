@@ -5,7 +5,7 @@
 #![allow(dead_code)]
 
 use serde_json::Value;
-use shared::broker::triggers::parse_trigger;
+use shared::fleet::producer::trigger::parse::parse_trigger;
 use shared::load::document::{self, Format, MAX_DEPTH};
 use shared::load::suite::load_suite_text;
 use shared::load::{Vars, validate};

@@ -11,7 +11,7 @@
 //! An experiment that cannot be read or is invalid is not refused here: the worker reports it
 //! in a failed journal, as it always has.
 
-use super::producer::Plan;
+use super::plan::Plan;
 use crate::load::Vars;
 use crate::load::document::{self, Format};
 use crate::load::validate::{Checks, validate};
@@ -120,7 +120,7 @@ fn values(e: &Experiment, job: &Job) -> Map<String, Value> {
 mod tests {
     use super::*;
     use crate::adapters::embedded::{Db, DirStore, SqliteQueue};
-    use crate::broker::producer::{Origin, plan};
+    use crate::fleet::producer::plan::{Origin, plan};
     use crate::model::suite::{ExperimentRef, OnFailure, Suite, Wave};
     use serde_json::json;
 

@@ -101,8 +101,8 @@ pub async fn halted<S: ObjectStore>(store: &S) -> Result<Option<String>, String>
 /// Set (`Some(reason)`) or clear (`None`) the halt flag.
 pub async fn set_halt<S: ObjectStore>(store: &S, reason: Option<&str>) -> Result<(), String> {
     let flag = match reason {
-        Some(r) => json!({"halted": true, "reason": r, "at": crate::engine::activity::now_iso()}),
-        None => json!({"halted": false, "at": crate::engine::activity::now_iso()}),
+        Some(r) => json!({"halted": true, "reason": r, "at": crate::clock::now_iso()}),
+        None => json!({"halted": false, "at": crate::clock::now_iso()}),
     };
     store
         .put(HALT_KEY, flag.to_string().as_bytes())
@@ -250,7 +250,7 @@ pub async fn run_guarded(
 
 /// The journal of a run a tripwire kept from starting.
 fn not_started(experiment: &Experiment, reason: &str) -> Journal {
-    let mut journal = super::serve::failed_journal(&experiment.title, reason);
+    let mut journal = crate::model::failed_journal(&experiment.title, reason);
     journal.status = Some(Status::Interrupted);
     journal.broker = Some(json!({
         "version": env!("CARGO_PKG_VERSION"),

@@ -11,7 +11,7 @@
 //! because every binary that can inject a fault already builds it and hands it to `serve`:
 //! whoever registers a fault also registers how to stop it, and no call site changes.
 
-use crate::engine::activity::now_iso;
+use crate::clock::now_iso;
 use crate::providers::Providers;
 use crate::providers::registry::NativeCall;
 use serde_json::{Map, Value, json};

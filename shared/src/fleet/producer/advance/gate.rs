@@ -4,33 +4,9 @@
 //! event for a run outside the wave counts not at all; the order events arrive in never
 //! matters. The producer persists what it decided, so a restart decides the same way.
 
+pub use crate::fleet::outcome::JobOutcome;
 use crate::model::suite::OnFailure;
-use crate::model::{Journal, Status};
 use std::collections::BTreeMap;
-
-/// How one experiment ended, for gating.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum JobOutcome {
-    /// Completed and the steady state held.
-    Held,
-    /// Completed, but the steady state deviated.
-    Deviated,
-    /// Failed, aborted, interrupted, or never ran (invalid, dead-lettered).
-    Failed,
-}
-
-impl JobOutcome {
-    pub fn of(journal: &Journal) -> JobOutcome {
-        match (journal.status, journal.deviated) {
-            (Some(Status::Completed), false) => JobOutcome::Held,
-            (Some(Status::Completed), true) => JobOutcome::Deviated,
-            _ => JobOutcome::Failed,
-        }
-    }
-}
-
-/// The outcome of a whole suite: the worst of its jobs'.
-pub type SuiteOutcome = JobOutcome;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
@@ -38,10 +14,10 @@ pub enum Decision {
     Wait { pending: usize },
     /// The wave is done and the next one may start.
     ReleaseNext,
-    /// The last wave is done: the suite completed.
-    Complete(SuiteOutcome),
+    /// The last wave is done: the suite completed (the worst outcome of its jobs).
+    Complete(JobOutcome),
     /// The wave is done, something failed or deviated, and its policy is `stop`.
-    Halt(SuiteOutcome),
+    Halt(JobOutcome),
 }
 
 /// Decide for the current wave.
@@ -50,7 +26,7 @@ pub fn decide(
     completions: &BTreeMap<String, JobOutcome>,
     on_failure: OnFailure,
     is_last_wave: bool,
-    earlier: Option<SuiteOutcome>,
+    earlier: Option<JobOutcome>,
 ) -> Decision {
     let outcomes: Vec<JobOutcome> = wave_run_ids
         .iter()
@@ -80,6 +56,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{Journal, Status};
     use JobOutcome::*;
 
     fn ids(n: usize) -> Vec<String> {

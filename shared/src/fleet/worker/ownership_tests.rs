@@ -6,7 +6,15 @@
 use super::*;
 use crate::adapters::embedded::{Db, DirStore, SqliteBus, SqliteQueue};
 use crate::contract::store::{Interference, Interfering};
+use crate::model::suite::Job;
+use crate::ports::ObjectStore;
+use crate::ports::queue::JobQueue;
+use crate::providers::Providers;
 use crate::providers::registry::Registry;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
 
 /// Ports on a state directory, the store interfered with as `store` says; completion events
 /// are routed to the queue `events`.

@@ -13,6 +13,14 @@
 //! zero targets. Random choices come from a seeded generator (SplitMix64): the same candidates,
 //! selector and seed always choose the same targets.
 
+mod mode;
+mod pattern;
+mod sample;
+
+pub use pattern::matches;
+
+use pattern::matches_selector;
+use sample::sample;
 use std::collections::BTreeMap;
 
 /// A resource that may be targeted.
@@ -33,43 +41,6 @@ pub enum Mode {
     Random,
     /// Exactly these ids (each must match the selector).
     Ids(Vec<String>),
-}
-
-impl Mode {
-    /// `ALL`, `COUNT(2)`, `PERCENT(25)`, `RANDOM`, `NAMED_LIST` (with `ids`); case-insensitive.
-    pub fn parse(text: &str, ids: &[String]) -> Result<Mode, String> {
-        let upper = text.trim().to_ascii_uppercase();
-        let number = |inner: &str| -> Result<u32, String> {
-            inner
-                .trim()
-                .parse::<u32>()
-                .map_err(|_| format!("{text:?}: {inner:?} is not a whole number"))
-        };
-        let mode = match upper.as_str() {
-            "ALL" => Mode::All,
-            "RANDOM" => Mode::Random,
-            "NAMED_LIST" | "IDS" => Mode::Ids(ids.to_vec()),
-            u if u.starts_with("COUNT(") && u.ends_with(')') => {
-                Mode::Count(number(&u[6..u.len() - 1])?)
-            }
-            u if u.starts_with("PERCENT(") && u.ends_with(')') => {
-                let n = number(&u[8..u.len() - 1])?;
-                if n > 100 {
-                    return Err(format!("{text:?}: a percentage is at most 100"));
-                }
-                Mode::Percent(n)
-            }
-            _ => {
-                return Err(format!(
-                    "unknown selection mode {text:?} (expected ALL, COUNT(n), PERCENT(n), RANDOM or NAMED_LIST)"
-                ));
-            }
-        };
-        if matches!(&mode, Mode::Ids(ids) if ids.is_empty()) {
-            return Err("NAMED_LIST names no target".into());
-        }
-        Ok(mode)
-    }
 }
 
 /// Which candidates match, and how many of them to take.
@@ -157,82 +128,6 @@ impl Refusal {
             _ => None,
         }
     }
-}
-
-/// `*` and `?` glob match over characters.
-pub fn matches(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti) = (0, 0);
-    let mut backtrack: Option<(usize, usize)> = None;
-    while ti < t.len() {
-        match p.get(pi) {
-            Some('*') => {
-                backtrack = Some((pi, ti));
-                pi += 1;
-            }
-            Some(&c) if c == '?' || c == t[ti] => {
-                pi += 1;
-                ti += 1;
-            }
-            _ => match backtrack {
-                Some((bp, bt)) => {
-                    pi = bp + 1;
-                    ti = bt + 1;
-                    backtrack = Some((bp, bt + 1));
-                }
-                None => return false,
-            },
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
-fn matches_selector(c: &Candidate, s: &Selector) -> bool {
-    s.tags
-        .iter()
-        .all(|(k, pattern)| c.tags.get(k).is_some_and(|v| matches(pattern, v)))
-        && s.filters.iter().all(|(attr, accepted)| {
-            c.attributes
-                .get(attr)
-                .is_some_and(|v| accepted.iter().any(|p| matches(p, v)))
-        })
-}
-
-/// SplitMix64: small, fast, and the same everywhere.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Uniform in `0..n` (n > 0), without modulo bias.
-    fn below(&mut self, n: u64) -> u64 {
-        let zone = u64::MAX - u64::MAX % n;
-        loop {
-            let x = self.next();
-            if x < zone {
-                return x % n;
-            }
-        }
-    }
-}
-
-/// Choose `k` of `n` indexes at random (partial Fisher-Yates), returned sorted.
-fn sample(n: usize, k: usize, seed: u64) -> Vec<usize> {
-    let mut rng = SplitMix64(seed);
-    let mut idx: Vec<usize> = (0..n).collect();
-    for i in 0..k.min(n) {
-        let j = i + rng.below((n - i) as u64) as usize;
-        idx.swap(i, j);
-    }
-    let mut chosen = idx[..k.min(n)].to_vec();
-    chosen.sort_unstable();
-    chosen
 }
 
 /// Decide the targets. Pure: the same inputs give the same answer.
@@ -365,63 +260,6 @@ mod tests {
             within: Vec::new(),
             allow_empty: false,
         }
-    }
-
-    #[test]
-    fn glob_patterns_match_as_ec2_tag_filters_do() {
-        for (pattern, text, expected) in [
-            ("web-*", "web-1", true),
-            ("web-*", "web-", true),
-            ("web-*", "db-1", false),
-            ("*", "", true),
-            ("", "", true),
-            ("", "x", false),
-            ("w?b-1", "web-1", true),
-            ("w?b-1", "wb-1", false),
-            ("*-1", "web-1", true),
-            ("*b*1", "web-1", true),
-            ("a*b*c", "aXbYbZc", true),
-            ("a*b*c", "aXbYbZ", false),
-            ("**", "anything", true),
-            ("exact", "exact", true),
-            ("exact", "exactly", false),
-            ("é*", "été", true),
-        ] {
-            assert_eq!(matches(pattern, text), expected, "{pattern:?} ~ {text:?}");
-        }
-    }
-
-    #[test]
-    fn modes_parse_as_written_in_experiments() {
-        let ids = vec!["i-1".to_string()];
-        for (text, expected) in [
-            ("ALL", Ok(Mode::All)),
-            ("all", Ok(Mode::All)),
-            ("RANDOM", Ok(Mode::Random)),
-            ("COUNT(2)", Ok(Mode::Count(2))),
-            ("count( 3 )", Ok(Mode::Count(3))),
-            ("PERCENT(25)", Ok(Mode::Percent(25))),
-            ("NAMED_LIST", Ok(Mode::Ids(ids.clone()))),
-        ] {
-            assert_eq!(Mode::parse(text, &ids), expected, "{text}");
-        }
-        for (text, needle) in [
-            ("SOME", "unknown selection mode"),
-            ("COUNT(x)", "not a whole number"),
-            ("COUNT(-1)", "not a whole number"),
-            ("PERCENT(101)", "at most 100"),
-            ("COUNT(2", "unknown selection mode"),
-        ] {
-            assert!(
-                Mode::parse(text, &ids).unwrap_err().contains(needle),
-                "{text}"
-            );
-        }
-        assert!(
-            Mode::parse("NAMED_LIST", &[])
-                .unwrap_err()
-                .contains("names no target")
-        );
     }
 
     #[test]

@@ -167,7 +167,7 @@ mod tests {
     use serde_json::json;
 
     fn journal(n: usize) -> Journal {
-        let mut j = super::super::serve::failed_journal("t", "r");
+        let mut j = crate::model::failed_journal("t", "r");
         j.broker = Some(json!({"records": (0..n).collect::<Vec<_>>()}));
         j
     }
@@ -236,7 +236,7 @@ mod tests {
 
     #[test]
     fn a_revert_keeps_the_dead_owners_runs_records_and_rollbacks_before_its_own() {
-        let mut dead = super::super::serve::failed_journal("t", "r");
+        let mut dead = crate::model::failed_journal("t", "r");
         dead.status = None;
         dead.run = vec![run("inject"), run("wait")];
         dead.rollbacks = vec![run("revert-half-done")];
@@ -244,7 +244,7 @@ mod tests {
             json!({"records": [{"kind": "targets"}, {"kind": "ssm_command", "command_id": "c-1"}],
                                   "hypothesis_strategy": "Default", "version": "old"}),
         );
-        let mut revert = super::super::serve::failed_journal("t", "r");
+        let mut revert = crate::model::failed_journal("t", "r");
         revert.status = Some(crate::model::Status::Interrupted);
         revert.rollbacks = vec![run("revert")];
         revert.broker = Some(json!({"revert_only": true, "version": "new",
@@ -263,7 +263,7 @@ mod tests {
         assert_eq!(broker["hypothesis_strategy"], "Default");
 
         // carried twice (the reverting worker died too): nothing is lost, nothing doubled
-        let mut again = super::super::serve::failed_journal("t", "r");
+        let mut again = crate::model::failed_journal("t", "r");
         again.rollbacks = vec![run("revert")];
         let twice = carry_over(&out_again(&dead), again);
         assert_eq!(names(&twice.run), ["inject", "wait"]);
@@ -277,14 +277,14 @@ mod tests {
         );
 
         // a dead owner with no broker entry, a revert with none
-        let bare = super::super::serve::failed_journal("t", "r");
+        let bare = crate::model::failed_journal("t", "r");
         let mut plain = bare.clone();
         plain.broker = None;
         assert_eq!(carry_over(&plain, bare.clone()).broker, bare.broker);
     }
 
     fn out_again(dead: &Journal) -> Journal {
-        let mut revert = super::super::serve::failed_journal("t", "r");
+        let mut revert = crate::model::failed_journal("t", "r");
         revert.rollbacks = vec![run("revert")];
         revert.broker = Some(json!({"records": [{"kind": "orphans_stopped"}]}));
         carry_over(dead, revert)
@@ -298,7 +298,7 @@ mod tests {
         dead.run = vec![run("inject")];
         let (observer, writer) =
             start_after(store.clone(), "runs/r/checkpoint.json".into(), Some(dead));
-        let mut revert = super::super::serve::failed_journal("t", "r");
+        let mut revert = crate::model::failed_journal("t", "r");
         revert.rollbacks = vec![run("revert")];
         observer.checkpoint(&revert);
         drop(observer);

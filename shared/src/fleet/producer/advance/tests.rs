@@ -1,0 +1,145 @@
+//! Wave gating as the producer applies it: waves released in turn, duplicates counted once,
+//! `stop` halting, `max_parallel` limiting, a restarted producer resuming.
+
+use super::super::testing::*;
+use crate::model::suite::OnFailure;
+
+#[tokio::test]
+async fn waves_are_released_one_after_the_other_and_duplicates_count_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = ports(dir.path()).await;
+    let id = p
+        .submit(
+            &suite(vec![
+                (2, OnFailure::Continue, None),
+                (1, OnFailure::Stop, None),
+            ]),
+            dir.path(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued(&p).await.len(), 2, "wave 0 only");
+    assert_eq!(
+        p.complete(&id, "w0-j0", done("completed", false))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        p.complete(&id, "w0-j0", done("completed", false))
+            .await
+            .unwrap(),
+        None,
+        "duplicate"
+    );
+    assert!(
+        queued(&p).await.is_empty(),
+        "a duplicate does not release the wave"
+    );
+    assert_eq!(
+        p.complete(&id, "w0-j1", done("failed", false))
+            .await
+            .unwrap(),
+        None
+    );
+    let next = queued(&p).await;
+    assert_eq!(
+        next.len(),
+        1,
+        "continue: wave 1 released despite the failure"
+    );
+    assert_eq!(next[0].wave, 1);
+    assert_eq!(
+        p.complete(&id, "w1-j0", done("completed", false))
+            .await
+            .unwrap(),
+        Some(id.clone())
+    );
+    let (_, state) = p.load(&id).await.unwrap();
+    assert_eq!(
+        (
+            state.status.as_str(),
+            state.outcome.map(SuiteOutcome::as_str)
+        ),
+        ("completed", Some("failed"))
+    );
+}
+
+#[tokio::test]
+async fn stop_halts_and_max_parallel_limits_what_is_in_flight() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = ports(dir.path()).await;
+    let id = p
+        .submit(
+            &suite(vec![
+                (3, OnFailure::Stop, Some(1)),
+                (1, OnFailure::Stop, None),
+            ]),
+            dir.path(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(queued(&p).await.len(), 1, "max_parallel 1");
+    p.complete(&id, "w0-j0", done("completed", true))
+        .await
+        .unwrap();
+    assert_eq!(queued(&p).await.len(), 1, "the next job of the wave");
+    p.complete(&id, "w0-j1", done("completed", false))
+        .await
+        .unwrap();
+    assert_eq!(queued(&p).await.len(), 1);
+    assert_eq!(
+        p.complete(&id, "w0-j2", done("completed", false))
+            .await
+            .unwrap(),
+        Some(id.clone())
+    );
+    assert!(queued(&p).await.is_empty(), "halted: wave 1 never released");
+    let (_, state) = p.load(&id).await.unwrap();
+    assert_eq!(
+        (
+            state.status.as_str(),
+            state.outcome.map(SuiteOutcome::as_str)
+        ),
+        ("halted", Some("deviated"))
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_producer_resumes_from_the_stored_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = ports(dir.path()).await;
+    let id = first
+        .submit(
+            &suite(vec![(2, OnFailure::Stop, None), (1, OnFailure::Stop, None)]),
+            dir.path(),
+        )
+        .await
+        .unwrap();
+    first
+        .complete(&id, "w0-j0", done("completed", false))
+        .await
+        .unwrap();
+    drop(first);
+    let second = ports(dir.path()).await; // a new process: new connections, same state dir
+    assert_eq!(
+        queued(&second).await.len(),
+        2,
+        "wave 0's jobs are still queued"
+    );
+    second
+        .complete(&id, "w0-j0", done("completed", false))
+        .await
+        .unwrap();
+    let (_, state) = second.load(&id).await.unwrap();
+    assert_eq!(
+        state.current_wave, 0,
+        "the replayed completion changed nothing"
+    );
+    second
+        .complete(&id, "w0-j1", done("completed", false))
+        .await
+        .unwrap();
+    let (_, state) = second.load(&id).await.unwrap();
+    assert_eq!(state.current_wave, 1, "wave 1 released after the restart");
+}

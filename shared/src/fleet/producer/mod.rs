@@ -1,0 +1,83 @@
+//! The producer, generic over the ports: a suite run's plan and state live in the store; jobs
+//! go to the jobs queue; completion events come back through the events queue and release the
+//! next wave through the pure `advance::gate::decide`.
+//!
+//! Invariants: the plan is written before any job is sent; a completion is recorded once per
+//! run id, so duplicate and out-of-order events never release a wave twice; state is saved
+//! before the event is acked, so a restarted producer resumes where it stopped; a dead-lettered
+//! job becomes a failed completion (with a journal saying so), so a suite always finishes. The
+//! dead-letter journal is an owned conditional create (`create_owned`), never an overwrite: a
+//! journal a worker wrote stands, and the job counts as that journal says (a completed run
+//! dead-lettered only because its answers or its ack were lost stays completed).
+//! One producer serves a state at a time (state writes are last-writer-wins).
+//!
+//! One job per file: `plan` (the plan of a suite, its ids), `state` (where a suite run stands),
+//! `submit`, `trigger` (the triggers queue), `advance` (completions and wave gating),
+//! `dead_letters`, `serve` (the event loop), `status` (the status document), `lease_fit`.
+
+pub mod advance;
+pub mod dead_letters;
+pub mod lease_fit;
+pub mod plan;
+pub mod serve;
+pub mod state;
+pub mod status;
+pub mod submit;
+pub mod trigger;
+
+#[cfg(test)]
+mod testing;
+
+use crate::fleet::events::Detail;
+use crate::ports::EventBus;
+use crate::ports::queue::JobQueue;
+use crate::ports::store::ObjectStore;
+use serde::{Deserialize, Serialize};
+
+pub use dead_letters::dead_letter_completion;
+pub use plan::{Origin, Plan, PlannedWave, join_key, new_suite_run_id, plan, triggered_run_id};
+pub use state::{Completion, State};
+pub use status::status_document;
+
+/// The producer's ports.
+#[derive(Debug, Clone)]
+pub struct ProducerPorts<Q, E, S, B> {
+    pub jobs: Q,
+    pub events: E,
+    /// Schedules, S3 upload notifications and pipelines post here (see `triggers`).
+    pub triggers: Option<E>,
+    /// The bucket behind `store` (AWS): notifications naming it are read through `store`.
+    pub bucket: Option<String>,
+    pub store: S,
+    pub bus: B,
+}
+
+impl<Q, E, S, B> ProducerPorts<Q, E, S, B>
+where
+    Q: JobQueue,
+    E: JobQueue,
+    S: ObjectStore,
+    B: EventBus,
+{
+    /// Publish one of the producer's events.
+    async fn event(&self, detail: Detail) -> Result<(), String> {
+        self.bus
+            .publish(&detail.envelope())
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), String> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| format!("{key}: {e}"))?;
+        self.store.put(key, &bytes).await.map_err(|e| e.to_string())
+    }
+
+    async fn get_json<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>, String> {
+        match self.store.get(key).await.map_err(|e| e.to_string())? {
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| format!("{key}: {e}")),
+            None => Ok(None),
+        }
+    }
+}

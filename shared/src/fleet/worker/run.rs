@@ -1,0 +1,264 @@
+//! Making a run: fetch the experiment, keep the exact text a revert would play, load and run
+//! it under the tripwires with checkpoints; or, for a job whose owner died, stop what its
+//! records name and play the rollbacks of the copy it ran. Any failure becomes a failed journal.
+
+use super::checkpoints;
+use super::job::JobRun;
+use crate::engine::RunOptions;
+use crate::fleet::keys::RunKeys;
+use crate::fleet::safety::guard::run_guarded;
+use crate::fleet::safety::orphans;
+use crate::load::document::Format;
+use crate::load::revert::load_for_revert;
+use crate::load::{Vars, load_experiment_text, off_runtime};
+use crate::model::suite::Job;
+use crate::model::{Experiment, HypothesisStrategy, Journal, RollbackStrategy, failed_journal};
+use crate::ports::EventBus;
+use crate::ports::queue::JobQueue;
+use crate::ports::store::ObjectStore;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+
+/// Add `record` to a journal's `broker.records`.
+fn push_record(journal: &mut Journal, record: Value) {
+    let broker = journal.broker.get_or_insert_with(|| json!({}));
+    if !broker.is_object() {
+        *broker = json!({});
+    }
+    let records = &mut broker["records"];
+    match records {
+        Value::Array(list) => list.push(record),
+        _ => *records = json!([record]),
+    }
+}
+
+impl<Q, S, B> JobRun<Q, S, B>
+where
+    Q: JobQueue + Clone + 'static,
+    S: ObjectStore + Clone + 'static,
+    B: EventBus + Clone + 'static,
+{
+    /// Fetch, load and run the experiment; any failure becomes a failed journal. `Err` only
+    /// when the store failed where going on could lose what a dead owner did (the message is
+    /// then left to come back).
+    pub(super) async fn run(
+        &self,
+        job: &Job,
+        keys: &RunKeys,
+        revert_only: bool,
+    ) -> Result<Journal, String> {
+        if revert_only {
+            return self.revert(job, keys).await;
+        }
+        let source = job.experiment_source.clone();
+        let text = match self.fetch(job).await {
+            Ok(t) => t,
+            Err(reason) => return Ok(failed_journal(&source, &reason)),
+        };
+        // the exact text is kept before anything runs: a revert plays these rollbacks, whatever
+        // becomes of the experiment's source
+        let copy = keys.experiment();
+        if let Err(e) = self.ports.store.put(&copy, text.as_bytes()).await {
+            return Ok(failed_journal(
+                &source,
+                &format!(
+                    "not started: the copy of the experiment a revert would need could not be kept at {copy}: {e}"
+                ),
+            ));
+        }
+        let vars = self.vars(job);
+        // off the runtime: a slow import must not stop the other jobs' heartbeats
+        let loaded = off_runtime({
+            let (vars, providers, origin) = (vars.clone(), self.providers.clone(), source.clone());
+            move || {
+                let origin = Path::new(&origin);
+                let format = Format::detect(origin, &text);
+                load_experiment_text(&text, format, Some(origin), &vars, &providers)
+            }
+        })
+        .await;
+        let experiment = match loaded {
+            Ok(e) => e,
+            Err(problems) => {
+                return Ok(failed_journal(
+                    &source,
+                    &format!("invalid experiment:\n{problems}"),
+                ));
+            }
+        };
+        Ok(self.engine(job, keys, experiment, &vars, false, None).await)
+    }
+
+    /// A job whose owner died (or lost its lease) mid-run: read the dead owner's checkpoint,
+    /// have what its records name stopped, then play the rollbacks of the copy it ran. The
+    /// journal carries the dead owner's runs and records, then the revert.
+    async fn revert(&self, job: &Job, keys: &RunKeys) -> Result<Journal, String> {
+        let source = job.experiment_source.clone();
+        let store = &self.ports.store;
+        let checkpoint_key = keys.checkpoint();
+        let mut prior = match store
+            .get(&checkpoint_key)
+            .await
+            .map_err(|e| e.to_string())?
+        {
+            Some(bytes) => match serde_json::from_slice::<Journal>(&bytes) {
+                Ok(j) => Some(j),
+                Err(e) => {
+                    tracing::error!(run_id = %job.run_id, "the dead owner's checkpoint {checkpoint_key} is unreadable ({e}): its records cannot be carried over");
+                    None
+                }
+            },
+            None => None,
+        };
+        if let Some(prior) = &mut prior {
+            let records = checkpoints::records_of(&prior.broker);
+            if let Some(stopped) = orphans::stop_recorded(&self.providers, &records).await {
+                push_record(prior, stopped);
+                // on record before the rollbacks: a worker dying now does not stop it again
+                // without knowing it was
+                let bytes = serde_json::to_vec(prior).map_err(|e| e.to_string())?;
+                store
+                    .put(&checkpoint_key, &bytes)
+                    .await
+                    .map_err(|e| format!("checkpoint {checkpoint_key} not written: {e}"))?;
+            }
+        }
+        let carried = |journal: Journal| match &prior {
+            Some(p) => checkpoints::carry_over(p, journal),
+            None => journal,
+        };
+        let copy = keys.experiment();
+        let text = match store.get(&copy).await.map_err(|e| e.to_string())? {
+            Some(bytes) => String::from_utf8(bytes)
+                .map_err(|_| format!("the copy of the experiment at {copy} is not UTF-8 text")),
+            None => {
+                // started by a worker that kept no copy: the source is all there is
+                tracing::warn!(run_id = %job.run_id, "no copy of the experiment at {copy}: reverting from its source");
+                self.fetch(job).await
+            }
+        };
+        let text = match text {
+            Ok(t) => t,
+            Err(reason) => {
+                return Ok(carried(failed_journal(
+                    &source,
+                    &format!("the rollbacks could not run: {reason}"),
+                )));
+            }
+        };
+        let vars = self.vars(job);
+        let loaded = off_runtime({
+            let (vars, origin) = (vars.clone(), source.clone());
+            move || {
+                let origin = Path::new(&origin);
+                load_for_revert(&text, Format::detect(origin, &text), Some(origin), &vars)
+            }
+        })
+        .await;
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(problems) => {
+                return Ok(carried(failed_journal(
+                    &source,
+                    &format!("the rollbacks could not run: invalid experiment:\n{problems}"),
+                )));
+            }
+        };
+        for p in &loaded.dropped {
+            tracing::warn!(run_id = %job.run_id, "reverting without {}: {p}", p.field);
+        }
+        let mut journal = self
+            .engine(job, keys, loaded.experiment, &vars, true, prior.clone())
+            .await;
+        if !loaded.dropped.is_empty()
+            && let Some(Value::Object(b)) = &mut journal.broker
+        {
+            let dropped: Vec<String> = loaded.dropped.iter().map(ToString::to_string).collect();
+            b.insert("revert_without".into(), json!(dropped));
+        }
+        Ok(carried(journal))
+    }
+
+    fn vars(&self, job: &Job) -> Vars {
+        Vars {
+            configuration: job.settings.vars.clone(),
+            ..Vars::default()
+        }
+    }
+
+    /// Run `experiment` under the tripwires, checkpointing (on top of the dead owner's
+    /// `prior` checkpoint, for a revert).
+    async fn engine(
+        &self,
+        job: &Job,
+        keys: &RunKeys,
+        experiment: Experiment,
+        vars: &Vars,
+        revert_only: bool,
+        prior: Option<Journal>,
+    ) -> Journal {
+        let options = RunOptions {
+            hypothesis_strategy: job
+                .settings
+                .hypothesis_strategy
+                .as_deref()
+                .and_then(HypothesisStrategy::parse),
+            rollback_strategy: job
+                .settings
+                .rollback_strategy
+                .as_deref()
+                .and_then(RollbackStrategy::parse),
+            revert_only,
+            ..RunOptions::default()
+        };
+        let (checkpoints, writer) =
+            checkpoints::start_after(self.ports.store.clone(), keys.checkpoint(), prior);
+        let result = run_guarded(
+            Arc::new(experiment),
+            vars,
+            &options,
+            self.providers.clone(),
+            self.stop.clone(),
+            Some(checkpoints),
+            &self.tripwires,
+        )
+        .await;
+        let _ = writer.await;
+        match result {
+            Ok(journal) => journal,
+            Err(problems) => failed_journal(
+                &job.experiment_source,
+                &format!("the experiment cannot run:\n{problems}"),
+            ),
+        }
+    }
+
+    pub(super) async fn fetch(&self, job: &Job) -> Result<String, String> {
+        let source = &job.experiment_source;
+        if let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) {
+            let version = job.experiment_version.as_deref();
+            let at = version
+                .map(|v| format!(" (version {v})"))
+                .unwrap_or_default();
+            let uri = format!("s3://{bucket}/{source}{at}");
+            let got = self
+                .ports
+                .store
+                .get_from_bucket_at(bucket, source, version)
+                .await
+                .map_err(|e| e.to_string())?;
+            let (bytes, _) = got.ok_or_else(|| format!("{uri} does not exist"))?;
+            return String::from_utf8(bytes).map_err(|_| format!("{uri} is not UTF-8 text"));
+        }
+        if let Some(key) = source.strip_prefix("store:") {
+            let bytes = self.ports.store.get(key).await.map_err(|e| e.to_string())?;
+            let bytes = bytes.ok_or_else(|| format!("store object {key} does not exist"))?;
+            return String::from_utf8(bytes)
+                .map_err(|_| format!("store object {key} is not UTF-8 text"));
+        }
+        tokio::fs::read_to_string(source)
+            .await
+            .map_err(|e| format!("cannot read {source}: {e}"))
+    }
+}
