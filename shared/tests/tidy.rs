@@ -352,9 +352,6 @@ const OVER_MAX_LINES_FOR_NOW: &[&str] = &[
     "shared/aws/src/native/chaosaws_actions.rs",
     "shared/aws/src/native/ec2_actions.rs",
     "shared/aws/src/sqs_queue.rs",
-    "shared/src/broker/producer.rs",
-    "shared/src/broker/serve.rs",
-    "shared/src/targets.rs",
 ];
 
 #[test]
