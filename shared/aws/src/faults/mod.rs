@@ -1,40 +1,42 @@
-//! Native activities on AWS, registered under the Python names experiments already use, so
-//! they run with no Python and no `chaosaws` installed. This first set is read-only: the
-//! `chaosaws.ec2.probes` used in steady-state hypotheses. The fault-injecting actions come with
-//! the safety controls they need (target selection, opt-in tag, locks, kill switch), and the
-//! CloudWatch alarm probes with a way to test them (the current `aws-sdk-cloudwatch` speaks
-//! the RPC v2 CBOR protocol, which the moto emulator does not serve).
+//! The fault library: native activities on AWS, registered under the Python names experiments
+//! already use, so they run with no Python and no `chaosaws` installed. The read-only probes
+//! (`ec2::probes`, `cloudwatch`) feed steady-state hypotheses; the fault-injecting actions
+//! (`ec2::actions`, `ec2::host_faults`, `ssm::send_command`) come with the safety controls they
+//! need (target selection, opt-in tag, locks, kill switch, stop conditions).
+//!
+//! Everything the activities share lives in one [`FaultContext`], built once by the binary and
+//! captured by every activity `register` adds: there are no process-wide globals.
 //!
 //! Region: the activity's `region` argument where it has one, else the experiment's
 //! `configuration.aws_region` (as `chaosaws` reads it), else the standard AWS chain.
 
-pub mod chaosaws_actions;
-mod clients;
 pub mod cloudwatch;
-pub mod documents;
-pub mod ec2_actions;
-pub mod ec2_probes;
-pub mod instances;
+pub mod context;
+pub mod ec2;
+mod plan;
 pub mod safety;
-pub mod ssm_command;
-pub mod ssm_send;
+pub mod ssm;
 pub mod stop_conditions;
 pub mod target_locks;
 
-use shared::providers::registry::Registry;
+pub use context::FaultContext;
 
-/// A registry holding every native activity the binaries offer.
-pub fn registry() -> Registry {
+use shared::providers::registry::Registry;
+use std::sync::Arc;
+
+/// A registry holding every native activity the binaries offer, acting within `ctx`.
+pub fn registry(ctx: Arc<FaultContext>) -> Registry {
     let mut registry = Registry::new();
-    register(&mut registry);
+    register(&mut registry, ctx);
     registry
 }
 
-/// Register every native AWS activity.
-pub fn register(registry: &mut Registry) {
-    ec2_probes::register(registry);
-    cloudwatch::register(registry);
-    ec2_actions::register(registry);
-    chaosaws_actions::register(registry);
-    ssm_command::register(registry);
+/// Register every native AWS activity; each captures `ctx`.
+pub fn register(registry: &mut Registry, ctx: Arc<FaultContext>) {
+    ec2::probes::register(registry, &ctx);
+    cloudwatch::register(registry, &ctx);
+    ec2::host_faults::register(registry, &ctx);
+    ec2::actions::register(registry, &ctx);
+    ssm::send_command::register(registry, &ctx);
+    ssm::orphans::register(registry, &ctx);
 }
