@@ -5,8 +5,11 @@
 mod kill_switch;
 
 use anyhow::{Context, anyhow};
+use aws::faults::FaultContext;
+use aws::faults::safety::FaultSettings;
 use aws::{Backend, BackendArgs, Bus, Queue, Role, Store};
 use clap::{Parser, Subcommand};
+use shared::cleanup::Cleanup;
 use shared::config::positive_seconds;
 use shared::fleet::outcome::SuiteOutcome;
 use shared::fleet::producer::{ProducerPorts, status_document};
@@ -37,9 +40,10 @@ struct Cli {
     signature_timeout: f64,
 }
 
-/// The activity providers, with the signature check bounded as the command line says.
-fn providers(signature_timeout: Duration) -> Providers {
-    let mut providers = Providers::new(aws::native::registry());
+/// The activity providers, with the signature check bounded as the command line says, the
+/// fault library acting within `faults`.
+fn providers(signature_timeout: Duration, faults: Arc<FaultContext>) -> Providers {
+    let mut providers = Providers::new(aws::faults::registry(faults));
     providers.python.set_signature_timeout(signature_timeout);
     providers
 }
@@ -103,7 +107,7 @@ enum Command {
         #[command(flatten)]
         backend: BackendArgs,
         #[command(flatten)]
-        faults: aws::native::safety::FaultArgs,
+        faults: aws::faults::safety::FaultArgs,
     },
 }
 
@@ -135,7 +139,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let providers = providers(Duration::from_secs_f64(cli.signature_timeout));
+    // what a run stopped mid-fault leaves to finish (SSM cancels, lock releases)
+    let cleanup = Cleanup::new();
+    // until `producer run` opens its backend, the fault library only names its activities
+    let checking = Arc::new(FaultContext::new(
+        Default::default(),
+        aws::faults::target_locks::lone_store(),
+        cleanup.clone(),
+    ));
+    let providers = providers(Duration::from_secs_f64(cli.signature_timeout), checking);
     let result = runtime.block_on(async {
         let result = match cli.command {
             Command::Validate { suite } => validate(&suite, &providers),
@@ -160,14 +172,13 @@ fn main() -> ExitCode {
                 backend,
                 faults,
             } => {
-                aws::native::safety::configure(faults.settings().map_err(anyhow::Error::msg)?);
-                run(&suite, workers, &backend, providers).await
+                let settings = faults.settings().map_err(anyhow::Error::msg)?;
+                run(&suite, workers, &backend, providers, settings, &cleanup).await
             }
             Command::Halt { reason, backend } => halt(Some(&reason), &backend).await,
             Command::Resume { backend } => halt(None, &backend).await,
         };
-        // a run stopped mid-fault leaves SSM cancels and lock releases to finish
-        shared::cleanup::drain(shared::cleanup::DRAIN_LIMIT).await;
+        cleanup.drain(shared::cleanup::DRAIN_LIMIT).await;
         result
     });
     match result {
@@ -373,9 +384,13 @@ async fn halt(reason: Option<&str>, args: &BackendArgs) -> anyhow::Result<u8> {
     };
     let ssm = match args.halt_parameter() {
         Some(parameter) => Some(
-            aws::native::stop_conditions::set_ssm_halt(&parameter, halting)
-                .await
-                .map(|()| parameter),
+            aws::faults::stop_conditions::set_ssm_halt(
+                &aws::sdk::load().await,
+                &parameter,
+                halting,
+            )
+            .await
+            .map(|()| parameter),
         ),
         None => None,
     };
@@ -458,7 +473,9 @@ async fn run(
     path: &Path,
     workers: u16,
     args: &BackendArgs,
-    providers: Providers,
+    mut providers: Providers,
+    settings: FaultSettings,
+    cleanup: &Cleanup,
 ) -> anyhow::Result<u8> {
     let (suite, _) = match checked_suite(path, &providers) {
         Ok(s) => s,
@@ -484,6 +501,13 @@ async fn run(
 
     let interrupted = stop_on_signals();
     let workers_stop = CancellationToken::new();
+    // the workers lock their targets in the fleet's store
+    let faults = Arc::new(FaultContext::new(
+        settings,
+        backend.store.clone(),
+        cleanup.clone(),
+    ));
+    providers.registry = aws::faults::registry(faults.clone());
     let providers = Arc::new(providers);
     let mut tasks = tokio::task::JoinSet::new();
     for n in 0..workers {
@@ -499,8 +523,8 @@ async fn run(
             store: backend.store.clone(),
             bus: backend.bus.clone(),
         };
-        aws::native::target_locks::configure(backend.store.clone());
-        let tripwires = aws::native::stop_conditions::tripwires(backend.store.clone(), None);
+        let tripwires =
+            aws::faults::stop_conditions::tripwires(&faults, backend.store.clone(), None);
         tasks.spawn(serve(
             cfg,
             ports,

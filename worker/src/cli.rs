@@ -43,7 +43,7 @@ pub struct ServeArgs {
     #[arg(long, env = "BROKER_GRACE", default_value_t = 30.0, value_name = "SECONDS", value_parser = positive_seconds)]
     pub grace: f64,
     #[command(flatten)]
-    pub faults: aws::native::safety::FaultArgs,
+    pub faults: aws::faults::safety::FaultArgs,
     #[command(flatten)]
     pub signatures: SignatureArgs,
 }
@@ -98,7 +98,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub vars: VarArgs,
     #[command(flatten)]
-    pub faults: aws::native::safety::FaultArgs,
+    pub faults: aws::faults::safety::FaultArgs,
     #[command(flatten)]
     pub signatures: SignatureArgs,
     /// The experiment file (JSON or YAML).

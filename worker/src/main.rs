@@ -4,8 +4,10 @@
 mod cli;
 
 use anyhow::Context;
+use aws::faults::FaultContext;
 use clap::Parser;
 use cli::{Cli, Command, RunArgs, ServeArgs, SignatureArgs, ValidateArgs, VarArgs};
+use shared::cleanup::Cleanup;
 use shared::load::{Problems, Vars};
 use shared::providers::Providers;
 use shared::{RunOptions, load_experiment};
@@ -36,14 +38,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // what a run stopped mid-fault leaves to finish (SSM cancels, lock releases)
+    let cleanup = Cleanup::new();
     let outcome = runtime.block_on(async {
         let outcome = match cli.command {
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => run(args, &cleanup).await,
             Command::Validate(args) => validate(args),
-            Command::Serve(args) => serve(args).await,
+            Command::Serve(args) => serve(args, &cleanup).await,
         };
-        // a run stopped mid-fault leaves SSM cancels and lock releases to finish
-        shared::cleanup::drain(shared::cleanup::DRAIN_LIMIT).await;
+        cleanup.drain(shared::cleanup::DRAIN_LIMIT).await;
         outcome
     });
     match outcome {
@@ -55,9 +58,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The native registry: the AWS activities (`aws::native`).
-fn providers(vars: &Vars, signatures: &SignatureArgs) -> Providers {
-    let mut providers = Providers::new(aws::native::registry());
+/// The native registry: the AWS activities (`aws::faults`), acting within `faults`.
+fn providers(vars: &Vars, signatures: &SignatureArgs, faults: Arc<FaultContext>) -> Providers {
+    let mut providers = Providers::new(aws::faults::registry(faults));
     providers.env_overlay = vars.env.clone();
     providers.python.set_signature_timeout(signatures.timeout());
     providers
@@ -99,7 +102,17 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
             return Ok(1);
         }
     };
-    match load_experiment(&args.experiment, &vars, &providers(&vars, &args.signatures)) {
+    // nothing runs: the fault library's defaults only name its activities
+    let faults = Arc::new(FaultContext::new(
+        Default::default(),
+        aws::faults::target_locks::lone_store(),
+        Cleanup::new(),
+    ));
+    match load_experiment(
+        &args.experiment,
+        &vars,
+        &providers(&vars, &args.signatures, faults),
+    ) {
         Ok(experiment) => {
             // warnings: valid but risky; printed, the exit status stays 0
             for w in shared::load::validate::file_warnings(&args.experiment, &experiment) {
@@ -115,8 +128,13 @@ fn validate(args: ValidateArgs) -> anyhow::Result<u8> {
     }
 }
 
-async fn run(args: RunArgs) -> anyhow::Result<u8> {
-    aws::native::safety::configure(args.faults.settings().map_err(anyhow::Error::msg)?);
+async fn run(args: RunArgs, cleanup: &Cleanup) -> anyhow::Result<u8> {
+    // a lone run locks its targets where its kill switch is (`lone_tripwires`)
+    let faults = Arc::new(FaultContext::new(
+        args.faults.settings().map_err(anyhow::Error::msg)?,
+        aws::faults::target_locks::lone_store(),
+        cleanup.clone(),
+    ));
     check_journal_path(&args.journal_path)?;
     let vars = match load_vars(&args.vars) {
         Ok(v) => v,
@@ -125,7 +143,7 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
             return Ok(1);
         }
     };
-    let providers = Arc::new(providers(&vars, &args.signatures));
+    let providers = Arc::new(providers(&vars, &args.signatures, faults.clone()));
     let experiment = match load_experiment(&args.experiment, &vars, &providers) {
         Ok(e) => Arc::new(e),
         Err(problems) => {
@@ -145,8 +163,9 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
     let _signals = watch_signals(
         stop.clone(),
         "interrupting the experiment, then running rollbacks",
+        cleanup.clone(),
     );
-    let tripwires = lone_tripwires();
+    let tripwires = lone_tripwires(&faults);
     let journal = match shared::fleet::safety::guard::run_guarded(
         experiment, &vars, &options, providers, stop, None, &tripwires,
     )
@@ -169,20 +188,17 @@ async fn run(args: RunArgs) -> anyhow::Result<u8> {
 /// `BROKER_STATE_DIR` (default `.broker`, where its locks are too), the SSM parameter
 /// `BROKER_HALT_PARAMETER` when one is set, and the experiment's stop conditions. Each is read
 /// before the start, and one that cannot be read then keeps the run from starting.
-fn lone_tripwires() -> Vec<Arc<dyn shared::fleet::safety::guard::Tripwire>> {
-    let dir = std::env::var_os("BROKER_STATE_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| shared::config::DEFAULT_STATE_DIR.into());
-    let store = aws::Store::Dir(shared::adapters::embedded::DirStore::new(dir.join("store")));
-    aws::native::target_locks::configure(store.clone());
+fn lone_tripwires(
+    faults: &Arc<FaultContext>,
+) -> Vec<Arc<dyn shared::fleet::safety::guard::Tripwire>> {
     let parameter = std::env::var("BROKER_HALT_PARAMETER").ok();
-    aws::native::stop_conditions::tripwires(store, parameter)
+    aws::faults::stop_conditions::tripwires(faults, faults.lock_store().clone(), parameter)
 }
 
 /// `worker serve`: the fleet's worker, on the backend the settings choose.
-async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+async fn serve(args: ServeArgs, cleanup: &Cleanup) -> anyhow::Result<u8> {
     use shared::fleet::worker::{ServeConfig, WorkerPorts, serve};
-    aws::native::safety::configure(args.faults.settings().map_err(anyhow::Error::msg)?);
+    let settings = args.faults.settings().map_err(anyhow::Error::msg)?;
     let backend = args
         .backend
         .open(aws::Role::Worker)
@@ -201,8 +217,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         grace: std::time::Duration::from_secs_f64(args.grace),
         worker_id: format!("{}-{}", node.trim(), std::process::id()),
     };
-    aws::native::target_locks::configure(backend.store.clone());
-    let tripwires = aws::native::stop_conditions::tripwires(
+    let faults = Arc::new(FaultContext::new(
+        settings,
+        backend.store.clone(),
+        cleanup.clone(),
+    ));
+    let tripwires = aws::faults::stop_conditions::tripwires(
+        &faults,
         backend.store.clone(),
         args.backend.halt_parameter(),
     );
@@ -215,12 +236,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
     let _signals = watch_signals(
         stop.clone(),
         "no new jobs; running jobs get the grace period, then are interrupted (rollbacks run)",
+        cleanup.clone(),
     );
     tracing::info!("{}", backend.description);
     serve(
         cfg,
         ports,
-        Arc::new(providers(&Vars::default(), &args.signatures)),
+        Arc::new(providers(&Vars::default(), &args.signatures, faults)),
         tripwires,
         stop.cancelled_owned(),
     )
@@ -231,7 +253,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<u8> {
 /// SIGINT/SIGTERM: interrupt the run; rollbacks still run and the journal is still written.
 /// The handlers are installed before the run starts (no window where a signal kills the
 /// process without rollbacks); the returned task turns signals into the stop token.
-fn watch_signals(stop: CancellationToken, what: &'static str) -> tokio::task::JoinHandle<()> {
+fn watch_signals(
+    stop: CancellationToken,
+    what: &'static str,
+    cleanup: Cleanup,
+) -> tokio::task::JoinHandle<()> {
     use tokio::signal::unix::{SignalKind, signal};
     let handlers = (
         signal(SignalKind::interrupt()),
@@ -253,7 +279,7 @@ fn watch_signals(stop: CancellationToken, what: &'static str) -> tokio::task::Jo
                 tracing::warn!(
                     "{name} received again: already stopping; rollbacks run to completion, then the journal is written; clean-up after that (SSM cancels, lock releases) is not waited for"
                 );
-                shared::cleanup::abandon();
+                cleanup.abandon();
             } else {
                 tracing::warn!("{name} received: {what}");
                 stop.cancel();

@@ -2,7 +2,7 @@
 //! content as `ssm-documents/<Name>.yaml` (the file the document tests run), under the name the
 //! worker computes from `BROKER_SSM_DOCUMENT_PREFIX`, and lets the worker send exactly those.
 
-use aws::native::documents::DOCUMENTS;
+use aws::faults::ssm::documents::DOCUMENTS;
 use serde_json::Value;
 use shared::load::document::{Format, parse};
 use std::path::Path;

@@ -32,6 +32,19 @@ impl EventBridgeBus {
             source: None,
         }
     }
+
+    /// `message` says what failed (for the SDK, `explain`'s sentence); `source` is the cause.
+    fn failure(
+        &self,
+        message: String,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> BusError {
+        BusError::Backend {
+            bus: self.bus.clone(),
+            message,
+            source: Some(Box::new(source)),
+        }
+    }
 }
 
 /// Entry error codes worth another attempt.
@@ -44,7 +57,8 @@ fn retryable(code: &str) -> bool {
 
 impl EventBus for EventBridgeBus {
     async fn publish(&self, event: &Event) -> Result<(), BusError> {
-        let detail = serde_json::to_string(&event.detail).map_err(|e| self.error(e.to_string()))?;
+        let detail =
+            serde_json::to_string(&event.detail).map_err(|e| self.failure(e.to_string(), e))?;
         let time = aws_sdk_eventbridge::primitives::DateTime::from_str(
             &event.time,
             aws_sdk_eventbridge::primitives::DateTimeFormat::DateTimeWithOffset,
@@ -65,7 +79,9 @@ impl EventBus for EventBridgeBus {
                 .entries(entry.clone())
                 .send()
                 .await
-                .map_err(|e| self.error(explain("PutEvents", &self.bus, "BROKER_EVENT_BUS", &e)))?;
+                .map_err(|e| {
+                    self.failure(explain("PutEvents", &self.bus, "BROKER_EVENT_BUS", &e), e)
+                })?;
             if out.failed_entry_count() == 0 {
                 return Ok(());
             }

@@ -19,30 +19,36 @@ use backon::BackoffBuilder;
 use shared::ports::store::{ObjectStore, StoreError, Version, check_key};
 
 /// An SDK error on `s3://bucket/key`: `Refused` when retrying cannot help (no such bucket,
-/// access denied), `Backend` otherwise.
-fn error<E, R>(bucket: &str, key: &str, what: &str, e: &SdkError<E, R>) -> StoreError
+/// access denied), `Backend` otherwise; `explain`'s sentence as the message, the SDK's error
+/// as the source.
+fn error<E, R>(bucket: &str, key: &str, what: &str, e: SdkError<E, R>) -> StoreError
 where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
 {
     let key = format!("s3://{bucket}/{key}");
     let message = explain(
         what,
         bucket,
         "BROKER_BUCKET (or the bucket named in the s3:// URI)",
-        e,
+        &e,
     );
     let permanent = matches!(
         crate::sdk::error_kind(e.code().unwrap_or("")),
         ErrorKind::AccessDenied | ErrorKind::NotFound
     ) || e.code() == Some("InvalidBucketName");
+    let source = Some(Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
     if permanent {
-        StoreError::Refused { key, message }
+        StoreError::Refused {
+            key,
+            message,
+            source,
+        }
     } else {
         StoreError::Backend {
             key,
             message,
-            source: None,
+            source,
         }
     }
 }
@@ -93,10 +99,10 @@ impl S3Store {
         &self.client
     }
 
-    fn backend<E, R>(&self, key: &str, what: &str, e: &SdkError<E, R>) -> StoreError
+    fn backend<E, R>(&self, key: &str, what: &str, e: SdkError<E, R>) -> StoreError
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: std::fmt::Debug,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
     {
         error(&self.bucket, key, what, e)
     }
@@ -156,14 +162,14 @@ impl S3Store {
             Ok(out) => out,
             Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
             Err(e) if version.is_some() && e.code() == Some("NoSuchVersion") => return Ok(None),
-            Err(e) => return Err(error(bucket, key, "GetObject", &e)),
+            Err(e) => return Err(error(bucket, key, "GetObject", e)),
         };
         let etag = out.e_tag().map(str::to_string);
         let read = out.version_id().map(str::to_string);
         let bytes = out.body.collect().await.map_err(|e| StoreError::Backend {
             key: uri,
             message: format!("reading the object body: {e}"),
-            source: None,
+            source: Some(Box::new(e)),
         })?;
         Ok(Some((bytes.into_bytes().to_vec(), etag, read)))
     }
@@ -179,7 +185,7 @@ impl S3Store {
     where
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, SdkError<E, HttpResponse>>>,
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     {
         let mut delays = entry_retry().build();
         loop {
@@ -191,9 +197,9 @@ impl S3Store {
             match refusal(status, e.code()) {
                 Refusal::Conflict => match delays.next() {
                     Some(delay) => tokio::time::sleep(delay).await,
-                    None => return Err(self.backend(key, what, &e)),
+                    None => return Err(self.backend(key, what, e)),
                 },
-                Refusal::Other => return Err(self.backend(key, what, &e)),
+                Refusal::Other => return Err(self.backend(key, what, e)),
                 r => return Ok(Err(r)),
             }
         }
@@ -222,7 +228,7 @@ impl ObjectStore for S3Store {
             .body(ByteStream::from(bytes.to_vec()))
             .send()
             .await
-            .map_err(|e| self.backend(key, "PutObject", &e))?;
+            .map_err(|e| self.backend(key, "PutObject", e))?;
         Ok(())
     }
 
@@ -234,7 +240,7 @@ impl ObjectStore for S3Store {
             .key(key)
             .send()
             .await
-            .map_err(|e| self.backend(key, "DeleteObject", &e))?;
+            .map_err(|e| self.backend(key, "DeleteObject", e))?;
         Ok(())
     }
 
@@ -333,7 +339,7 @@ impl ObjectStore for S3Store {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.backend(prefix, "ListObjectsV2", &e))?;
+            let page = page.map_err(|e| self.backend(prefix, "ListObjectsV2", e))?;
             keys.extend(
                 page.contents()
                     .iter()

@@ -1,5 +1,6 @@
 //! Execute one activity: pauses, dry mode, timing, interruption → a journal `Run`.
 
+use crate::clock::now_iso;
 use crate::model::{Activity, ActivityKind, Dry, Experiment, Run, RunStatus};
 use crate::providers::registry::Recorder;
 use crate::providers::{ActivityError, CallContext, Providers, Refusal};
@@ -43,7 +44,6 @@ impl RunContext {
 }
 
 // the fleet and the fault library still read these from here
-pub use crate::clock::{now_iso, seconds};
 
 /// Whether this activity is skipped under the dry mode in force.
 pub fn is_dry(dry: Option<Dry>, kind: ActivityKind) -> bool {
@@ -72,7 +72,7 @@ fn pause_seconds(pause: Option<&Value>, scope: &Scope) -> Option<f64> {
 /// Sleep unless the run is stopped first; returns false when interrupted.
 async fn pause(seconds: f64, stop: &CancellationToken) -> bool {
     tokio::select! {
-        _ = tokio::time::sleep(self::seconds(seconds)) => true,
+        _ = tokio::time::sleep(crate::clock::seconds(seconds)) => true,
         _ = stop.cancelled() => false,
     }
 }

@@ -14,5 +14,4 @@ mod steps;
 pub mod strategy;
 pub mod tolerance;
 
-pub use crate::scope::Scope;
 pub use run::{Observer, RunOptions, run_experiment};

@@ -30,7 +30,6 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 // the fleet and the fault library read the extension from here
-pub use crate::model::{BROKER_EXTENSION, broker_extension};
 
 /// How to run, as `chaos run`'s options say it.
 #[derive(Debug, Clone)]

@@ -10,7 +10,6 @@ use super::vars::{Vars, convert_to_type};
 use serde_json::{Map, Value};
 
 // the fault library masks what this returns
-pub use crate::scope::secret_values;
 
 /// Resolve `configuration`; `--var` overrides win, and overrides for undeclared keys are added
 /// (the reference silently drops those; a user passing `--var x=1` expects `${x}` to work).
@@ -206,7 +205,7 @@ mod tests {
         assert_eq!(out["app"], json!({"token": "tok", "user": "u"}));
         assert_eq!(out["db"], json!({"pw": "from-file"}));
         assert_eq!(
-            secret_values(&out),
+            crate::scope::secret_values(&out),
             vec!["from-file".to_string(), "tok".into(), "u".into()]
         );
     }

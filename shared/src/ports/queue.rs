@@ -43,7 +43,12 @@ pub enum QueueError {
     /// The queue will not extend this lease any further (SQS: 12 hours from the first
     /// receive). Not transient: asking again cannot help, and the lease ends when it ends.
     #[error("queue {queue}: the lease cannot be extended any further ({message})")]
-    LeaseLimit { queue: String, message: String },
+    LeaseLimit {
+        queue: String,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("queue {queue}: {message}")]
     Backend {
         queue: String,

@@ -52,7 +52,12 @@ pub enum StoreError {
     InvalidKey { key: String, reason: &'static str },
     /// The backend refused for good (no such bucket, access denied): retrying cannot help.
     #[error("object {key}: {message}")]
-    Refused { key: String, message: String },
+    Refused {
+        key: String,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
     #[error("object {key}: {message}")]
     Backend {
         key: String,
@@ -111,6 +116,7 @@ pub trait ObjectStore: Send + Sync {
             message: "an object in S3 needs the AWS backend (--backend aws); the embedded backend \
                       reads files and store: keys"
                 .into(),
+            source: None,
         };
         async move { Err(error) }
     }
@@ -133,6 +139,7 @@ pub trait ObjectStore: Send + Sync {
             message: "an object in S3 needs the AWS backend (--backend aws); the embedded backend \
                       reads files and store: keys"
                 .into(),
+            source: None,
         };
         async move { Err(error) }
     }

@@ -277,7 +277,7 @@ fn alarm_states_reads_many_alarms_in_order_and_names_every_missing_one() {
     asked.push(composite.clone());
     asked.push(names[7].clone()); // a repeat is answered again, in place
     let states = rt
-        .block_on(aws::native::cloudwatch::alarm_states_with(
+        .block_on(aws::faults::cloudwatch::alarm_states_with(
             &sdk,
             Some("us-east-1".into()),
             &asked,
@@ -300,14 +300,14 @@ fn alarm_states_reads_many_alarms_in_order_and_names_every_missing_one() {
     assert_eq!(states.last().unwrap(), &(names[7].clone(), "ALARM".into()));
     let untouched = state(&names[0]);
     assert!(
-        aws::native::cloudwatch::STATES.contains(&untouched),
+        aws::faults::cloudwatch::STATES.contains(&untouched),
         "{untouched}"
     );
 
     let gone = [unique("gone-a"), unique("gone-b")];
     let asked = vec![names[0].clone(), gone[0].clone(), gone[1].clone()];
     let err = rt
-        .block_on(aws::native::cloudwatch::alarm_states_with(
+        .block_on(aws::faults::cloudwatch::alarm_states_with(
             &sdk, None, &asked,
         ))
         .unwrap_err();
@@ -318,7 +318,7 @@ fn alarm_states_reads_many_alarms_in_order_and_names_every_missing_one() {
         "{err}"
     );
     assert!(
-        rt.block_on(aws::native::cloudwatch::alarm_states_with(&sdk, None, &[]))
+        rt.block_on(aws::faults::cloudwatch::alarm_states_with(&sdk, None, &[]))
             .unwrap()
             .is_empty()
     );

@@ -1,5 +1,5 @@
 //! SendCommand has no idempotency token, and an SDK retry after a lost answer would start a
-//! fault twice. `ssm_command::run` sends with the SDK's retries off and, when an answer is
+//! fault twice. `faults::ssm::run::run` sends with the SDK's retries off and, when an answer is
 //! lost, asks SSM whether its command exists before sending again. These tests put a proxy
 //! on 127.0.0.1 between the worker and the moto server that loses exactly one SendCommand:
 //! once after moto ran it (the answer is lost), once before (the request is lost). And a run
@@ -7,8 +7,11 @@
 //! and only then unlocks the targets.
 
 use crate::util::endpoint;
-use aws::native::ssm_command::{Command, run};
-use aws::native::target_locks;
+use aws::faults::FaultContext;
+use aws::faults::ssm::command::Command;
+use aws::faults::ssm::run::run;
+use aws::faults::target_locks;
+use shared::cleanup::Cleanup;
 use shared::providers::registry::NativeCall;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -153,8 +156,7 @@ fn call(activity: &str) -> NativeCall {
     }
 }
 
-// One test: the worker's SDK configuration is loaded once per process, from the environment
-// this test sets (the proxy's address).
+// One test: the environment this test sets (the proxy's address) is the whole process's.
 #[tokio::test]
 async fn a_lost_send_runs_exactly_once_and_a_stop_mid_send_unlocks_only_after_the_stop() {
     // in a process of its own: it sets the environment every SDK client of the process reads
@@ -179,13 +181,20 @@ async fn a_lost_send_runs_exactly_once_and_a_stop_mid_send_unlocks_only_after_th
         std::env::set_var("BROKER_STATE_DIR", state.path());
     }
     let target = instance().await;
+    // as a lone `worker run` builds it: its locks under BROKER_STATE_DIR
+    let cleanup = Cleanup::new();
+    let ctx = FaultContext::new(
+        Default::default(),
+        target_locks::lone_store(),
+        cleanup.clone(),
+    );
 
     // the answer is lost after moto created the command: found by its token, not resent;
     // the request is lost before moto saw it: SSM has no such command, so it is sent again
     for (loss, what) in [(LOSE_ANSWER, "lost-answer"), (LOSE_REQUEST, "lost-request")] {
         mode.store(loss, Ordering::SeqCst);
         let name = format!("{what}-{}", std::process::id());
-        let result = run(&call(&name), &command(&target), None)
+        let result = run(&ctx, &call(&name), &command(&target), None)
             .await
             .unwrap_or_else(|e| panic!("{what}: the command is followed: {e}"));
         assert_eq!(mode.load(Ordering::SeqCst), PASS, "{what}: it was lost");
@@ -197,13 +206,16 @@ async fn a_lost_send_runs_exactly_once_and_a_stop_mid_send_unlocks_only_after_th
 
     // and a send that loses nothing is sent once, with its token in the comment
     let name = format!("plain-{}", std::process::id());
-    run(&call(&name), &command(&target), None).await.unwrap();
+    run(&ctx, &call(&name), &command(&target), None)
+        .await
+        .unwrap();
     assert_eq!(commands_for(&target, &name).await.len(), 1);
 
     // stopped while SendCommand has not answered: the clean-up finds the command by its
     // token and stops it; the targets stay locked until then, and are unlocked after
     let name = format!("stopped-{}", std::process::id());
     let held = target_locks::lock(
+        &ctx,
         &call(&name),
         std::slice::from_ref(&target),
         Duration::from_secs(600),
@@ -215,7 +227,7 @@ async fn a_lost_send_runs_exactly_once_and_a_stop_mid_send_unlocks_only_after_th
     mode.store(SLOW_ANSWER, Ordering::SeqCst);
     let cut = tokio::time::timeout(
         Duration::from_millis(500),
-        run(&call(&name), &command(&target), Some(&held)),
+        run(&ctx, &call(&name), &command(&target), Some(&held)),
     )
     .await;
     assert!(cut.is_err(), "the run was stopped mid-send");
@@ -225,7 +237,7 @@ async fn a_lost_send_runs_exactly_once_and_a_stop_mid_send_unlocks_only_after_th
         lock.exists(),
         "the targets stay locked while the stopped command is being stopped"
     );
-    assert_eq!(shared::cleanup::drain(Duration::from_secs(30)).await, 0);
+    assert_eq!(cleanup.drain(Duration::from_secs(30)).await, 0);
     assert!(!lock.exists(), "unlocked once the command was stopped");
     assert_eq!(
         commands_for(&target, &name).await.len(),
@@ -236,7 +248,7 @@ async fn a_lost_send_runs_exactly_once_and_a_stop_mid_send_unlocks_only_after_th
 
 #[test]
 fn the_comment_names_the_activity_and_carries_the_token_within_100_characters() {
-    use aws::native::ssm_send::comment;
+    use aws::faults::ssm::send::comment;
     assert_eq!(
         comment("stress-memory", "0123456789abcdef"),
         "experiment-broker: stress-memory #0123456789abcdef"

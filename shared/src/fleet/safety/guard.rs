@@ -15,9 +15,9 @@
 //! The broker knows only the `Tripwire` trait; the halt flag in the store lives here
 //! (`StoreHalt`), the AWS ones (SSM parameter, CloudWatch alarms) beside the AWS adapters.
 
-use crate::engine::run::broker_extension;
 use crate::engine::{Observer, RunOptions, run_experiment};
 use crate::load::{Problems, Vars};
+use crate::model::broker_extension;
 use crate::model::{Experiment, Journal, Status};
 use crate::ports::ObjectStore;
 use crate::providers::Providers;

@@ -18,7 +18,7 @@
 //! `NetworkLatency` can only be checked to refuse cleanly there; where netem exists the test
 //! checks the qdisc appears and is reverted.
 
-use aws::native::documents::DOCUMENTS;
+use aws::faults::ssm::documents::DOCUMENTS;
 use serde_json::Value;
 use shared::load::document::{Format, parse};
 use std::collections::BTreeSet;

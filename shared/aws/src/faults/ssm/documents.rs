@@ -1,10 +1,12 @@
 //! The SSM command documents the fault actions send, and the parameters each one takes.
 //!
-//! This list is the single source of the names: the actions in `ec2_actions.rs` refer to
+//! This list is the single source of the names: the host faults (`ec2::fault_table`) refer to
 //! documents only through it, and `shared/aws/tests/ssm_documents.rs` checks that
 //! `ssm-documents/<name>.yaml` exists for every entry (and nothing else is there), with exactly
 //! these parameters. Every document takes `duration` (seconds) and schedules its own revert
 //! before it injects, so a fault ends even when the command is cancelled or the fleet is gone.
+
+use crate::faults::safety::FaultSettings;
 
 /// One SSM command document: its name and its parameters (all SSM `String`s).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,10 +78,6 @@ pub const DOCUMENTS: &[Document] = &[
 /// The name a deployment registered `document` under: `--ssm-document-prefix`
 /// (`BROKER_SSM_DOCUMENT_PREFIX`; the template sets it to `<stack name>-`, so two stacks in one
 /// account do not collide) followed by the document's name.
-pub fn registered_name(document: &Document) -> String {
-    format!(
-        "{}{}",
-        super::safety::settings().document_prefix,
-        document.name
-    )
+pub fn registered_name(settings: &FaultSettings, document: &Document) -> String {
+    format!("{}{}", settings.document_prefix, document.name)
 }

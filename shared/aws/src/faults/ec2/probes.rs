@@ -6,30 +6,41 @@
 //! (`Reservations[].Instances[]` with `InstanceId`, `InstanceType`, `State`, `Placement`,
 //! `PrivateIpAddress`, `Tags`), not every field of the full response.
 
-use super::clients::{ec2, failed};
+use crate::faults::FaultContext;
+use crate::faults::context::failed;
 use serde_json::{Value, json};
 use shared::providers::ActivityError;
 use shared::providers::registry::{NativeActivity, NativeCall, Param, Registry};
+use std::sync::Arc;
 
 const MODULE: &str = "chaosaws.ec2.probes";
 
-pub fn register(registry: &mut Registry) {
+pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
+    let c = ctx.clone();
     registry.register(
         MODULE,
         "describe_instances",
-        NativeActivity::new(vec![Param::required("filters")], |call| async move {
-            let reservations = describe(&call, None).await?;
-            Ok(json!({ "Reservations": reservations }))
+        NativeActivity::new(vec![Param::required("filters")], move |call| {
+            let ctx = c.clone();
+            async move {
+                let reservations = describe(&ctx, &call, None).await?;
+                Ok(json!({ "Reservations": reservations }))
+            }
         }),
     );
+    let c = ctx.clone();
     registry.register(
         MODULE,
         "count_instances",
-        NativeActivity::new(vec![Param::required("filters")], |call| async move {
-            let reservations = describe(&call, None).await?;
-            Ok(json!(instances(&reservations).count()))
+        NativeActivity::new(vec![Param::required("filters")], move |call| {
+            let ctx = c.clone();
+            async move {
+                let reservations = describe(&ctx, &call, None).await?;
+                Ok(json!(instances(&reservations).count()))
+            }
         }),
     );
+    let c = ctx.clone();
     registry.register(
         MODULE,
         "instance_state",
@@ -39,34 +50,38 @@ pub fn register(registry: &mut Registry) {
                 Param::optional("instance_ids"),
                 Param::optional("filters"),
             ],
-            |call| async move {
-                let state = call
-                    .arguments
-                    .get("state")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        ActivityError::Failed("state must be a string such as \"running\"".into())
-                    })?
-                    .to_string();
-                let ids = string_list(&call, "instance_ids")?;
-                if ids.is_none() && !call.arguments.contains_key("filters") {
-                    return Err(ActivityError::Failed(
-                        "instance_state needs instance_ids or filters".into(),
-                    ));
-                }
-                let reservations = describe(&call, ids).await?;
-                let all: Vec<&Value> = instances(&reservations).collect();
-                if all.is_empty() {
-                    return Err(ActivityError::Failed(
-                        "no instance matches instance_ids/filters".into(),
-                    ));
-                }
-                Ok(json!(
-                    all.iter().all(|i| i["State"]["Name"] == state.as_str())
-                ))
+            move |call| {
+                let ctx = c.clone();
+                async move { instance_state(&ctx, call).await }
             },
         ),
     );
+}
+
+/// `instance_state`: whether every instance the ids or filters name is in `state`.
+async fn instance_state(ctx: &FaultContext, call: NativeCall) -> Result<Value, ActivityError> {
+    let state = call
+        .arguments
+        .get("state")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ActivityError::Failed("state must be a string such as \"running\"".into()))?
+        .to_string();
+    let ids = string_list(&call, "instance_ids")?;
+    if ids.is_none() && !call.arguments.contains_key("filters") {
+        return Err(ActivityError::Failed(
+            "instance_state needs instance_ids or filters".into(),
+        ));
+    }
+    let reservations = describe(ctx, &call, ids).await?;
+    let all: Vec<&Value> = instances(&reservations).collect();
+    if all.is_empty() {
+        return Err(ActivityError::Failed(
+            "no instance matches instance_ids/filters".into(),
+        ));
+    }
+    Ok(json!(
+        all.iter().all(|i| i["State"]["Name"] == state.as_str())
+    ))
 }
 
 fn instances(reservations: &[Value]) -> impl Iterator<Item = &Value> {
@@ -125,11 +140,12 @@ pub fn filters(value: Option<&Value>) -> Result<Vec<aws_sdk_ec2::types::Filter>,
 
 /// DescribeInstances (every page), as boto3-shaped reservations.
 async fn describe(
+    ctx: &FaultContext,
     call: &NativeCall,
     ids: Option<Vec<String>>,
 ) -> Result<Vec<Value>, ActivityError> {
     let filters = filters(call.arguments.get("filters")).map_err(ActivityError::Failed)?;
-    let client = ec2(call).await;
+    let client = ctx.ec2(call).await;
     let mut pages = client
         .describe_instances()
         .set_filters((!filters.is_empty()).then_some(filters))

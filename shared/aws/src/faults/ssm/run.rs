@@ -7,34 +7,26 @@
 //! message is made of it), in every form `shared::redact` knows; SSM keeps only the first
 //! 24,000 characters, so a secret cut there is masked in part too.
 //!
-//! A command whose worker died is stopped by the worker that reverts the job: `register`
-//! offers `shared::fleet::safety::orphans`' stopper, which cancels every `ssm_command` on the dead
-//! owner's record and waits for its invocations to end before the rollbacks play.
+//! A command whose worker died is stopped by the worker that reverts the job, with `stop`
+//! (see `orphans`).
 
-use super::clients::{failed, ssm};
-use super::ssm_send;
-use super::target_locks::{Held, LockSet};
+use super::command::Command;
+use super::send;
+use crate::faults::FaultContext;
+use crate::faults::context::{failed, region};
+use crate::faults::target_locks::{Held, LockSet};
 use aws_sdk_ssm::types::CommandInvocationStatus as S;
 use serde_json::{Value, json};
+use shared::cleanup::Cleanup;
 use shared::providers::ActivityError;
-use shared::providers::registry::{NativeActivity, NativeCall, Param, Registry};
+use shared::providers::registry::NativeCall;
 use shared::redact::Redactor;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// What to send.
-#[derive(Debug, Clone)]
-pub struct Command {
-    pub document: String,
-    pub instance_ids: Vec<String>,
-    pub parameters: BTreeMap<String, Vec<String>>,
-    /// How long to wait for every invocation to end before cancelling the command.
-    pub wait: Duration,
-}
-
 /// A command on its way or running. Dropped while armed (the run was stopped, or the wait
-/// timed out), it stops the command from `shared::cleanup`: finds it by its token if the send
+/// timed out), it stops the command from the process's `Cleanup`: finds it by its token if the send
 /// had not answered yet, cancels it, waits (bounded) until every invocation has ended, and
 /// only then lets go of its share of the targets' locks (so they are released after that).
 struct InFlight {
@@ -44,6 +36,7 @@ struct InFlight {
     token: String,
     command_id: Option<String>,
     locks: Option<Arc<LockSet>>,
+    cleanup: Cleanup,
     armed: bool,
 }
 
@@ -67,12 +60,12 @@ impl Drop for InFlight {
             "the run stopped while SSM command {} ({document}) ran: cancelling it",
             known.as_deref().unwrap_or("(not answered yet)")
         );
-        shared::cleanup::spawn(
+        self.cleanup.spawn(
             &format!("stop SSM command {document} #{token}"),
             async move {
                 let id = match known {
                     Some(id) => Some(id),
-                    None => ssm_send::find_eventually(&client, &document, &instance_ids, &token)
+                    None => send::find_eventually(&client, &document, &instance_ids, &token)
                         .await
                         .unwrap_or_else(|e| {
                             tracing::error!("cannot tell whether SSM ran {document} #{token}: {e}");
@@ -91,7 +84,7 @@ impl Drop for InFlight {
 
 /// Cancel `id` and wait up to `STOP_WAIT` for its invocations to end. Returns the cancel's
 /// error, if any, and the instances on which the command had still not ended.
-async fn stop(
+pub async fn stop(
     client: &aws_sdk_ssm::Client,
     id: &str,
     instance_ids: &[String],
@@ -136,84 +129,6 @@ async fn stop(
     (cancel_error, pending)
 }
 
-/// A command on a dead owner's record: its id, instances and region.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    pub command_id: String,
-    pub instance_ids: Vec<String>,
-    pub region: Option<String>,
-}
-
-/// The `ssm_command` records among `records`, each command once, in record order. Records of
-/// other kinds are not commands; one without a command id names nothing to cancel.
-pub fn recorded_commands(records: &[Value]) -> Vec<Recorded> {
-    let mut out: Vec<Recorded> = Vec::new();
-    for r in records {
-        if r["kind"] != "ssm_command" {
-            continue;
-        }
-        let Some(id) = r["command_id"].as_str().filter(|id| !id.is_empty()) else {
-            continue;
-        };
-        if out.iter().any(|c| c.command_id == id) {
-            continue;
-        }
-        out.push(Recorded {
-            command_id: id.to_string(),
-            instance_ids: r["instance_ids"]
-                .as_array()
-                .map(|ids| {
-                    ids.iter()
-                        .filter_map(|i| i.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default(),
-            region: r["region"].as_str().map(str::to_string),
-        });
-    }
-    out
-}
-
-/// Offer the fleet's stopper (`shared::fleet::safety::orphans`): cancel every recorded command, wait
-/// for its invocations to end, and say so per command.
-pub fn register(registry: &mut Registry) {
-    use shared::fleet::safety::orphans::{FUNC, MODULE};
-    registry.register(
-        MODULE,
-        FUNC,
-        NativeActivity::new(vec![Param::required("records")], |call| async move {
-            let records = call.arguments["records"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default();
-            let mut stopped = Vec::new();
-            for command in recorded_commands(&records) {
-                let mut args = serde_json::Map::new();
-                if let Some(region) = &command.region {
-                    args.insert("region".into(), json!(region));
-                }
-                let client = ssm(&NativeCall {
-                    arguments: args,
-                    ..NativeCall::default()
-                })
-                .await;
-                tracing::warn!(
-                    "SSM command {} was on a dead worker's record: cancelling it before the rollbacks",
-                    command.command_id
-                );
-                let (cancel_error, still) =
-                    stop(&client, &command.command_id, &command.instance_ids).await;
-                stopped.push(json!({
-                    "command_id": command.command_id,
-                    "cancel": cancel_error.unwrap_or_else(|| "sent".into()),
-                    "not_ended_on": still,
-                }));
-            }
-            Ok(Value::Array(stopped))
-        }),
-    );
-}
-
 /// How much of an invocation's output GetCommandInvocation returns, in characters.
 const SSM_OUTPUT_LIMIT: usize = 24_000;
 
@@ -238,12 +153,13 @@ fn finished(status: &S) -> bool {
 /// the instance, its status and the end of its error output. `locks`: the targets' locks,
 /// released by this command's clean-up if the run stops while it runs (see `InFlight`).
 pub async fn run(
+    ctx: &FaultContext,
     call: &NativeCall,
     command: &Command,
     locks: Option<&Held>,
 ) -> Result<Value, ActivityError> {
-    let client = ssm(call).await;
-    let redactor = Redactor::new(shared::load::config::secret_values(&call.secrets));
+    let client = ctx.ssm(call).await;
+    let redactor = Redactor::new(shared::scope::secret_values(&call.secrets));
     let token = shared::ids::random_id()[..16].to_string();
     // armed from before the send: a run stopped mid-send still finds and stops its command
     let mut guard = InFlight {
@@ -253,12 +169,13 @@ pub async fn run(
         token: token.clone(),
         command_id: None,
         locks: locks.and_then(Held::share),
+        cleanup: ctx.cleanup().clone(),
         armed: true,
     };
-    let sent = ssm_send::send_once(
+    let sent = send::send_once(
         &client,
         command,
-        &ssm_send::comment(&call.activity, &token),
+        &send::comment(&call.activity, &token),
         &token,
     )
     .await;
@@ -276,12 +193,12 @@ pub async fn run(
     let recorded = call.recorder.record(json!({
         "kind": "ssm_command",
         "activity": call.activity,
-        "at": shared::engine::activity::now_iso(),
+        "at": shared::clock::now_iso(),
         "command_id": command_id,
         "document": command.document,
         "instance_ids": command.instance_ids,
         "parameters": command.parameters,
-        "region": super::clients::region(call),
+        "region": region(call),
     }));
     if let Err(e) = recorded.await {
         tracing::error!(
@@ -403,35 +320,5 @@ mod tests {
             out,
             json!(format!("{}***", "x".repeat(SSM_OUTPUT_LIMIT - 4)))
         );
-    }
-
-    #[test]
-    fn every_recorded_command_once_and_nothing_else() {
-        let records = [
-            json!({"kind": "targets", "chosen": ["i-1"]}),
-            json!({"kind": "locks", "targets": ["i-1"]}),
-            json!({"kind": "ssm_command", "command_id": "c-1", "instance_ids": ["i-1", "i-2"], "region": "eu-west-1"}),
-            json!({"kind": "ssm_command", "command_id": "c-2", "instance_ids": ["i-3"]}),
-            json!({"kind": "ssm_command", "command_id": "c-1", "instance_ids": ["i-1", "i-2"]}),
-            json!({"kind": "ssm_command", "command_id": ""}),
-            json!({"kind": "ssm_command"}),
-            json!({"kind": "orphans_stopped", "command_id": "c-9"}),
-        ];
-        assert_eq!(
-            recorded_commands(&records),
-            vec![
-                Recorded {
-                    command_id: "c-1".into(),
-                    instance_ids: vec!["i-1".into(), "i-2".into()],
-                    region: Some("eu-west-1".into()),
-                },
-                Recorded {
-                    command_id: "c-2".into(),
-                    instance_ids: vec!["i-3".into()],
-                    region: None,
-                },
-            ]
-        );
-        assert!(recorded_commands(&[]).is_empty());
     }
 }

@@ -3,8 +3,8 @@
 //! send carries a token in its comment, and after a lost answer SSM is asked (`ListCommands`)
 //! for the command with that token before anything is sent again.
 
-use super::clients::failed;
-use super::ssm_command::Command;
+use super::command::Command;
+use crate::faults::context::failed;
 use shared::providers::ActivityError;
 use std::time::Duration;
 

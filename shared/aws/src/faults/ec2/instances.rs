@@ -9,8 +9,9 @@
 //!   filter name such as `tag:Name`, or a bare tag key) and `tag_value` (with `*`/`?`);
 //! - `chaosaws`'s: `instance_ids`, `filters` (EC2 filters) and `az`.
 
-use super::clients::{ec2, failed};
-use super::safety;
+use crate::faults::FaultContext;
+use crate::faults::context::failed;
+use crate::faults::safety;
 use serde_json::{Value, json};
 use shared::fleet::safety::targets::{Candidate, Mode, Selection, Selector, select};
 use shared::providers::ActivityError;
@@ -134,10 +135,11 @@ pub fn server_filters(selector: &Selector) -> Vec<aws_sdk_ec2::types::Filter> {
 
 /// Every instance `DescribeInstances` returns for `filters`, as candidates.
 pub async fn candidates(
+    ctx: &FaultContext,
     call: &NativeCall,
     filters: Vec<aws_sdk_ec2::types::Filter>,
 ) -> Result<Vec<Candidate>, ActivityError> {
-    let client = ec2(call).await;
+    let client = ctx.ec2(call).await;
     let mut pages = client
         .describe_instances()
         .set_filters((!filters.is_empty()).then_some(filters))
@@ -198,37 +200,38 @@ pub fn seed(call: &NativeCall) -> Result<u64, ActivityError> {
 /// Describe, select under the limits, and put the choice on record. Refusals (empty, too
 /// many, not opted in) fail the activity before anything acts, naming the target and rule.
 pub async fn resolve(
+    ctx: &FaultContext,
     call: &NativeCall,
     selector: Selector,
     server_filters: Vec<aws_sdk_ec2::types::Filter>,
 ) -> Result<Selection, ActivityError> {
-    resolve_as(call, selector, server_filters, false).await
+    resolve_as(ctx, call, selector, server_filters, false).await
 }
 
 /// `resolve` for an action that undoes a fault (starting stopped instances): the opt-in tag
 /// still applies, the blast-radius caps do not (a rollback that starts 1 of 1 stopped hosts
 /// must not be refused as "100%").
 pub async fn resolve_as(
+    ctx: &FaultContext,
     call: &NativeCall,
     mut selector: Selector,
     server_filters: Vec<aws_sdk_ec2::types::Filter>,
     undoes_a_fault: bool,
 ) -> Result<Selection, ActivityError> {
-    let (mut limits, allow_empty) =
-        safety::limits(safety::settings(), &call.extension, &call.activity)
-            .map_err(ActivityError::Failed)?;
+    let (mut limits, allow_empty) = safety::limits(ctx.settings(), &call.extension, &call.activity)
+        .map_err(ActivityError::Failed)?;
     if undoes_a_fault {
         limits.max_targets = None;
         limits.max_percent = None;
     }
     selector.allow_empty |= allow_empty;
-    let found = candidates(call, server_filters).await?;
+    let found = candidates(ctx, call, server_filters).await?;
     let seed = seed(call)?;
     let outcome = select(&found, &selector, &limits, seed);
     let mut record = json!({
         "kind": "targets",
         "activity": call.activity,
-        "at": shared::engine::activity::now_iso(),
+        "at": shared::clock::now_iso(),
         "mode": format!("{:?}", selector.mode),
         "within": selector.within,
         "tags": selector.tags.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),

@@ -9,7 +9,6 @@
 
 use serde_json::{Map, Value};
 use shared::fleet::safety::targets::Limits;
-use std::sync::OnceLock;
 
 /// The default opt-in tag.
 pub const DEFAULT_OPT_IN: &str = "experiment-broker:opt-in=true";
@@ -37,7 +36,8 @@ pub struct FaultArgs {
     pub ssm_document_prefix: String,
 }
 
-/// The settings in force for this process.
+/// The settings in force for a binary run (held by its `FaultContext`; the default requires
+/// the opt-in tag).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultSettings {
     pub opt_in: Option<(String, String)>,
@@ -80,18 +80,6 @@ pub fn parse_opt_in(text: &str) -> Result<Option<(String, String)>, String> {
             "opt-in tag {text:?}: expected KEY=VALUE (e.g. {DEFAULT_OPT_IN}) or off"
         )),
     }
-}
-
-static SETTINGS: OnceLock<FaultSettings> = OnceLock::new();
-
-/// Set the settings for this process (once, at start-up); later calls are ignored.
-pub fn configure(settings: FaultSettings) {
-    let _ = SETTINGS.set(settings);
-}
-
-/// The settings in force: as configured, else the defaults (opt-in tag required).
-pub fn settings() -> &'static FaultSettings {
-    SETTINGS.get_or_init(FaultSettings::default)
 }
 
 /// What an action may select: the deployment's limits, tightened by the experiment's

@@ -1,33 +1,28 @@
-//! Where fault actions take their per-target locks (`shared::fleet::safety::locks`): the fleet's
-//! store (set by `worker serve` and `producer run`), else, for a lone `worker run`, the
-//! embedded store under `BROKER_STATE_DIR` (default `.broker`), so two runs on one machine
-//! still never stack faults on a host.
+//! The per-target locks fault actions take (`shared::fleet::safety::locks`), in the store their
+//! `FaultContext` names: the fleet's store for `worker serve` and `producer run`, and for a
+//! lone `worker run` the embedded store under `BROKER_STATE_DIR` (default `.broker`,
+//! [`lone_store`]), so two runs on one machine still never stack faults on a host.
 
+use super::FaultContext;
 use crate::Store;
+use shared::cleanup::Cleanup;
 use shared::fleet::safety::locks::{self, OnConflict};
 use shared::providers::ActivityError;
 use shared::providers::registry::NativeCall;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-static STORE: OnceLock<Store> = OnceLock::new();
-
-/// Use `store` for this process's locks (once, at start-up).
-pub fn configure(store: Store) {
-    let _ = STORE.set(store);
-}
-
-fn store() -> &'static Store {
-    STORE.get_or_init(|| {
-        let dir = std::env::var_os("BROKER_STATE_DIR")
-            .map(std::path::PathBuf::from)
-            .unwrap_or_else(|| shared::config::DEFAULT_STATE_DIR.into());
-        Store::Dir(shared::adapters::embedded::DirStore::new(dir.join("store")))
-    })
+/// The store a lone `worker run` locks in: the embedded one under `BROKER_STATE_DIR` (default
+/// `.broker`), where its kill switch is too.
+pub fn lone_store() -> Store {
+    let dir = std::env::var_os("BROKER_STATE_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| shared::config::DEFAULT_STATE_DIR.into());
+    Store::Dir(shared::adapters::embedded::DirStore::new(dir.join("store")))
 }
 
 /// Locks held by one action on its targets; released when dropped (a run stopped mid-fault
-/// releases them too, from `shared::cleanup`, which the binaries wait for before they exit;
+/// releases them too, from the process's `Cleanup`, which the binaries wait for before they exit;
 /// if even that fails the locks expire). A running command's guard holds a share of them
 /// (`share`): a stopped command is cancelled and seen to end before the last share goes and
 /// the targets are unlocked, so no second fault lands on a host still being reverted.
@@ -37,10 +32,13 @@ pub struct Held(Option<Arc<LockSet>>);
 pub struct LockSet {
     targets: Vec<String>,
     owner: String,
+    store: Store,
+    cleanup: Cleanup,
 }
 
 /// Lock every target for `ttl`, as the experiment's `locks` policy says.
 pub async fn lock(
+    ctx: &FaultContext,
     call: &NativeCall,
     targets: &[String],
     ttl: Duration,
@@ -54,26 +52,35 @@ pub async fn lock(
             .unwrap_or_default()
             .trim(),
         std::process::id(),
-        super::instances::seed(&NativeCall::default()).unwrap_or_default()
+        super::ec2::instances::seed(&NativeCall::default()).unwrap_or_default()
     );
-    locks::acquire(store(), targets, &owner, &call.activity, ttl, on_conflict)
-        .await
-        .map_err(|e| match e {
-            locks::LockError::Held { target, message } => ActivityError::Refused(
-                shared::providers::Refusal::new("target_locked", message).on(target),
-            ),
-            locks::LockError::Store(message) => ActivityError::Failed(message),
-        })?;
+    locks::acquire(
+        ctx.lock_store(),
+        targets,
+        &owner,
+        &call.activity,
+        ttl,
+        on_conflict,
+    )
+    .await
+    .map_err(|e| match e {
+        locks::LockError::Held { target, message } => ActivityError::Refused(
+            shared::providers::Refusal::new("target_locked", message).on(target),
+        ),
+        locks::LockError::Store(message) => ActivityError::Failed(message),
+    })?;
     let held = Held(Some(Arc::new(LockSet {
         targets: targets.to_vec(),
         owner: owner.clone(),
+        store: ctx.lock_store().clone(),
+        cleanup: ctx.cleanup().clone(),
     })));
     // not on record: refuse to act (dropping `held` releases the locks)
     call.recorder
         .record(serde_json::json!({
             "kind": "locks",
             "activity": call.activity,
-            "at": shared::engine::activity::now_iso(),
+            "at": shared::clock::now_iso(),
             "owner": owner,
             "targets": targets,
             "expires_in": ttl.as_secs(),
@@ -94,7 +101,7 @@ impl Held {
         let Some(set) = self.0.take() else { return };
         if let Ok(mut set) = Arc::try_unwrap(set) {
             let targets = std::mem::take(&mut set.targets);
-            locks::release(store(), &targets, &set.owner).await;
+            locks::release(&set.store, &targets, &set.owner).await;
         }
     }
 
@@ -110,9 +117,10 @@ impl Drop for LockSet {
             return;
         }
         let (targets, owner) = (std::mem::take(&mut self.targets), self.owner.clone());
+        let store = self.store.clone();
         let what = format!("release the locks on {}", targets.join(", "));
-        shared::cleanup::spawn(&what, async move {
-            locks::release(store(), &targets, &owner).await
+        self.cleanup.spawn(&what, async move {
+            locks::release(&store, &targets, &owner).await
         });
     }
 }

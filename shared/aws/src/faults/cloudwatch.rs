@@ -21,13 +21,15 @@
 //! `aws-sigv4` over reqwest, would have duplicated the SDK's endpoint, credential and retry
 //! handling. Lift the pin once moto serves RPC v2 CBOR for CloudWatch.
 
-use super::clients::{cloudwatch, cloudwatch_in, shared_sdk};
+use super::FaultContext;
+use super::context::cloudwatch_in;
 use aws_config::SdkConfig;
 use aws_sdk_cloudwatch::types::AlarmType;
 use serde_json::{Map, Value, json};
 use shared::providers::ActivityError;
 use shared::providers::registry::{NativeActivity, NativeCall, Param, Registry};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 const EXPERIMENTVR: &str = "experimentvr.cloudwatch.probes";
 const CHAOSAWS: &str = "chaosaws.cloudwatch.probes";
@@ -38,7 +40,8 @@ pub const STATES: [&str; 3] = ["OK", "ALARM", "INSUFFICIENT_DATA"];
 /// `DescribeAlarms` takes at most 100 names at a time.
 const NAMES_PER_CALL: usize = 100;
 
-pub fn register(registry: &mut Registry) {
+pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
+    let c = ctx.clone();
     registry.register(
         EXPERIMENTVR,
         "probe_alarm_state",
@@ -47,33 +50,41 @@ pub fn register(registry: &mut Registry) {
                 Param::required("alarm_name"),
                 Param::required("alarm_state"),
             ],
-            |call| async move {
-                let name = string_arg(&call.arguments, "alarm_name")?;
-                let expected = expected_state(call.arguments.get("alarm_state"))
-                    .map_err(ActivityError::Failed)?;
-                let state = state_of(&call, name).await?;
-                Ok(json!({"match": state == expected, "alarm_state": state}))
+            move |call| {
+                let ctx = c.clone();
+                async move {
+                    let name = string_arg(&call.arguments, "alarm_name")?;
+                    let expected = expected_state(call.arguments.get("alarm_state"))
+                        .map_err(ActivityError::Failed)?;
+                    let state = state_of(&ctx, &call, name).await?;
+                    Ok(json!({"match": state == expected, "alarm_state": state}))
+                }
             },
         ),
     );
+    let c = ctx.clone();
     registry.register(
         CHAOSAWS,
         "get_alarm_state_value",
-        NativeActivity::new(vec![Param::required("alarm_name")], |call| async move {
-            let name = string_arg(&call.arguments, "alarm_name")?;
-            Ok(json!(state_of(&call, name).await?))
+        NativeActivity::new(vec![Param::required("alarm_name")], move |call| {
+            let ctx = c.clone();
+            async move {
+                let name = string_arg(&call.arguments, "alarm_name")?;
+                Ok(json!(state_of(&ctx, &call, name).await?))
+            }
         }),
     );
 }
 
 /// The state of each named alarm (metric or composite), in the order of `names`, in `region`
-/// (else the configuration's), with the process's shared SDK configuration. An alarm that does
-/// not exist is an `Err` naming it (all of them, when several are missing).
+/// (else the configuration's), with the context's SDK configuration. An alarm that does not
+/// exist is an `Err` naming it (all of them, when several are missing).
 pub async fn alarm_states(
+    ctx: &FaultContext,
     region: Option<String>,
     names: &[String],
 ) -> Result<Vec<(String, String)>, String> {
-    alarm_states_with(shared_sdk().await, region, names).await
+    alarm_states_with(ctx.sdk().await, region, names).await
 }
 
 /// [`alarm_states`] with a given SDK configuration (an emulator's, in tests).
@@ -86,8 +97,12 @@ pub async fn alarm_states_with(
 }
 
 /// The state of one alarm, for an activity.
-async fn state_of(call: &NativeCall, name: String) -> Result<String, ActivityError> {
-    let client = cloudwatch(call).await;
+async fn state_of(
+    ctx: &FaultContext,
+    call: &NativeCall,
+    name: String,
+) -> Result<String, ActivityError> {
+    let client = ctx.cloudwatch(call).await;
     let mut states = describe_states(&client, &[name])
         .await
         .map_err(ActivityError::Failed)?;

@@ -16,11 +16,13 @@
 //! after the grace (`shared::fleet::safety::guard`). The SSM parameter holds `true` or `false`;
 //! anything else counts as halted.
 
-use super::clients::shared_sdk;
+use super::FaultContext;
+use aws_config::SdkConfig;
 use serde_json::Value;
-use shared::engine::run::broker_extension;
 use shared::fleet::safety::guard::{self, CheckFuture, Tripwire};
 use shared::model::Experiment;
+use shared::model::broker_extension;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default seconds between two reads of the stop-condition alarms.
@@ -50,8 +52,9 @@ pub fn declared(experiment: &Experiment) -> Result<(Vec<String>, Duration), Stri
     Ok((names, Duration::from_secs_f64(seconds)))
 }
 
-/// Stops a run when one of its stop-condition alarms is in ALARM.
-pub struct AlarmStop;
+/// Stops a run when one of its stop-condition alarms is in ALARM (read with the context's SDK
+/// configuration).
+pub struct AlarmStop(pub Arc<FaultContext>);
 
 impl Tripwire for AlarmStop {
     fn check<'a>(&'a self, experiment: &'a Experiment) -> CheckFuture<'a> {
@@ -65,7 +68,7 @@ impl Tripwire for AlarmStop {
                 .get("aws_region")
                 .and_then(Value::as_str)
                 .map(str::to_string);
-            let states = super::cloudwatch::alarm_states(region, &names).await?;
+            let states = super::cloudwatch::alarm_states(&self.0, region, &names).await?;
             Ok(states
                 .into_iter()
                 .find(|(_, state)| state == "ALARM")
@@ -86,12 +89,13 @@ impl Tripwire for AlarmStop {
 /// The kill switch's SSM parameter (`BROKER_HALT_PARAMETER`): `true` means halted.
 pub struct SsmHalt {
     pub parameter: String,
+    pub ctx: Arc<FaultContext>,
 }
 
 impl Tripwire for SsmHalt {
     fn check<'a>(&'a self, _: &'a Experiment) -> CheckFuture<'a> {
         Box::pin(async move {
-            let client = aws_sdk_ssm::Client::new(shared_sdk().await);
+            let client = aws_sdk_ssm::Client::new(self.ctx.sdk().await);
             let out = client
                 .get_parameter()
                 .name(&self.parameter)
@@ -132,9 +136,9 @@ pub fn ssm_halt_reason(parameter: &str, value: Option<&str>) -> Option<String> {
     }
 }
 
-/// Write the kill switch's SSM parameter.
-pub async fn set_ssm_halt(parameter: &str, halted: bool) -> Result<(), String> {
-    let client = aws_sdk_ssm::Client::new(shared_sdk().await);
+/// Write the kill switch's SSM parameter, with the SDK configuration `sdk`.
+pub async fn set_ssm_halt(sdk: &SdkConfig, parameter: &str, halted: bool) -> Result<(), String> {
+    let client = aws_sdk_ssm::Client::new(sdk);
     client
         .put_parameter()
         .name(parameter)
@@ -155,24 +159,36 @@ pub async fn set_ssm_halt(parameter: &str, halted: bool) -> Result<(), String> {
 }
 
 /// Every tripwire a worker or an in-process fleet watches: the kill switch in `store`, its SSM
-/// parameter when one is configured, and the experiments' stop-condition alarms.
+/// parameter when one is configured, and the experiments' stop-condition alarms (both read
+/// with `ctx`'s SDK configuration).
 pub fn tripwires(
+    ctx: &Arc<FaultContext>,
     store: crate::Store,
     halt_parameter: Option<String>,
-) -> Vec<std::sync::Arc<dyn Tripwire>> {
-    let mut wires: Vec<std::sync::Arc<dyn Tripwire>> = vec![std::sync::Arc::new(
-        shared::fleet::safety::guard::StoreHalt(store),
-    )];
+) -> Vec<Arc<dyn Tripwire>> {
+    let mut wires: Vec<Arc<dyn Tripwire>> =
+        vec![Arc::new(shared::fleet::safety::guard::StoreHalt(store))];
     if let Some(parameter) = halt_parameter.filter(|p| !p.is_empty()) {
-        wires.push(std::sync::Arc::new(SsmHalt { parameter }));
+        wires.push(Arc::new(SsmHalt {
+            parameter,
+            ctx: ctx.clone(),
+        }));
     }
-    wires.push(std::sync::Arc::new(AlarmStop));
+    wires.push(Arc::new(AlarmStop(ctx.clone())));
     wires
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn alarm_stop() -> AlarmStop {
+        AlarmStop(Arc::new(FaultContext::new(
+            Default::default(),
+            crate::faults::target_locks::lone_store(),
+            Default::default(),
+        )))
+    }
 
     fn experiment(ext: Value) -> Experiment {
         Experiment {
@@ -192,7 +208,7 @@ mod tests {
         assert!(names.is_empty());
         assert_eq!(every, Duration::from_secs(10));
         assert_eq!(
-            AlarmStop.interval(&Experiment::default()),
+            alarm_stop().interval(&Experiment::default()),
             None,
             "nothing to watch"
         );

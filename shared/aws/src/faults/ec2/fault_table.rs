@@ -1,0 +1,247 @@
+//! The seed library's EC2 host faults as a table: each row is a function name under
+//! `experimentvr.ec2.actions`, the SSM document that injects it (from `ssm::documents`) and how
+//! its experiment arguments map to the document's parameters; and the parameters the
+//! reference's signature check accepts for each.
+
+use crate::faults::ssm::documents::{self, Document};
+use shared::providers::registry::Param;
+
+/// One argument of a fault: `<func>_<suffix>` in the experiment (the seed's `stress_memory`:
+/// `<suffix>`), `parameter` in the document.
+#[derive(Debug, Clone, Copy)]
+pub struct Arg {
+    pub suffix: &'static str,
+    pub parameter: &'static str,
+    /// Sent when the experiment does not give it; `None` means the experiment must.
+    pub default: Option<&'static str>,
+}
+
+const fn arg(suffix: &'static str, parameter: &'static str, default: &'static str) -> Arg {
+    Arg {
+        suffix,
+        parameter,
+        default: Some(default),
+    }
+}
+
+const fn required(suffix: &'static str, parameter: &'static str) -> Arg {
+    Arg {
+        suffix,
+        parameter,
+        default: None,
+    }
+}
+
+/// A fault action and the document that injects it.
+#[derive(Debug, Clone, Copy)]
+pub struct Fault {
+    pub func: &'static str,
+    pub document: Document,
+    pub args: &'static [Arg],
+    /// Arguments are named after the action (`<func>_<suffix>`), and it takes
+    /// `<func>_parameter_map`, `<func>_failure_mode` and `max_duration`.
+    pub ladder: bool,
+}
+
+/// Every SSM fault, the seed's `stress_memory` first.
+pub const FAULTS: &[Fault] = &[
+    Fault {
+        func: "stress_memory",
+        document: documents::STRESS_MEMORY,
+        args: &[
+            arg("duration", "duration", "60"),
+            arg("number_of_workers", "workers", "1"),
+            arg("memory_percentage_per_worker", "percent", "80"),
+        ],
+        ladder: false,
+    },
+    ladder(
+        "ec2_stress_cpu",
+        documents::STRESS_CPU,
+        &[
+            arg("duration", "duration", "60"),
+            arg("workers", "workers", "0"),
+            arg("load", "load", "100"),
+        ],
+    ),
+    ladder(
+        "ec2_stress_memory",
+        documents::STRESS_MEMORY,
+        &[
+            arg("duration", "duration", "60"),
+            arg("workers", "workers", "1"),
+            arg("percent", "percent", "80"),
+        ],
+    ),
+    ladder(
+        "ec2_stress_io",
+        documents::STRESS_IO,
+        &[
+            arg("duration", "duration", "60"),
+            arg("workers", "workers", "1"),
+            arg("percent", "percent", "50"),
+        ],
+    ),
+    ladder(
+        "ec2_exhaust_root_vol",
+        documents::DISK_FILL,
+        &[
+            arg("duration", "duration", "60"),
+            arg("percent", "percent", "95"),
+            arg("path", "path", "/"),
+        ],
+    ),
+    ladder(
+        "ec2_stress_network_latency",
+        documents::NETWORK_LATENCY,
+        &[
+            arg("duration", "duration", "60"),
+            arg("network_delay", "delay", "200"),
+            arg("network_jitter", "jitter", "0"),
+            arg("interface", "interface", ""),
+        ],
+    ),
+    ladder(
+        "ec2_stress_packet_loss",
+        documents::PACKET_LOSS,
+        &[
+            arg("duration", "duration", "60"),
+            arg("loss_percent", "loss", "10"),
+            arg("interface", "interface", ""),
+        ],
+    ),
+    ladder(
+        "ec2_stress_network_utilization",
+        documents::BANDWIDTH_LIMIT,
+        &[
+            arg("duration", "duration", "60"),
+            arg("bandwidth", "rate", "1mbit"),
+            arg("interface", "interface", ""),
+        ],
+    ),
+    ladder(
+        "ec2_blackhole_by_port",
+        documents::BLACKHOLE_PORT,
+        &[
+            arg("duration", "duration", "60"),
+            required("port", "port"),
+            arg("protocol", "protocol", "tcp"),
+            arg("direction", "direction", "egress"),
+        ],
+    ),
+    ladder(
+        "ec2_blackhole_by_ip",
+        documents::BLACKHOLE_IP,
+        &[
+            arg("duration", "duration", "60"),
+            required("ip", "ip"),
+            arg("direction", "direction", "egress"),
+        ],
+    ),
+    ladder(
+        "ec2_kill_process",
+        documents::KILL_PROCESS,
+        &[
+            arg("duration", "duration", "0"),
+            required("pid", "pid"),
+            arg("signal", "signal", "SIGKILL"),
+        ],
+    ),
+    ladder(
+        "ec2_kill_process_by_name",
+        documents::KILL_PROCESS_BY_NAME,
+        &[
+            arg("duration", "duration", "0"),
+            required("name", "name"),
+            arg("signal", "signal", "SIGKILL"),
+        ],
+    ),
+];
+
+const fn ladder(func: &'static str, document: Document, args: &'static [Arg]) -> Fault {
+    Fault {
+        func,
+        document,
+        args,
+        ladder: true,
+    }
+}
+
+/// The selection arguments every fault shares.
+const SELECTION: [&str; 5] = [
+    "targets",
+    "test_target_type",
+    "tag_key",
+    "tag_value",
+    "region",
+];
+
+impl Fault {
+    /// `<func>_` for the `ec2_*` faults, nothing for the seed's `stress_memory`.
+    pub fn prefix(&self) -> String {
+        if self.ladder {
+            format!("{}_", self.func)
+        } else {
+            String::new()
+        }
+    }
+
+    pub fn arg_name(&self, suffix: &str) -> String {
+        format!("{}{suffix}", self.prefix())
+    }
+
+    /// The parameters the reference's signature check accepts.
+    pub fn params(&self) -> Vec<Param> {
+        let mut names: Vec<String> = SELECTION.iter().map(|s| s.to_string()).collect();
+        names.extend(self.args.iter().map(|a| self.arg_name(a.suffix)));
+        if self.ladder {
+            names.push("max_duration".into());
+            names.push(self.arg_name("parameter_map"));
+            names.push(self.arg_name("failure_mode"));
+        }
+        names
+            .into_iter()
+            .map(|n| {
+                let required = self
+                    .args
+                    .iter()
+                    .any(|a| a.default.is_none() && self.arg_name(a.suffix) == n);
+                let n: &'static str = Box::leak(n.into_boxed_str());
+                if required {
+                    Param::required(n)
+                } else {
+                    Param::optional(n)
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fault_sends_a_listed_document_with_only_its_parameters() {
+        for f in FAULTS {
+            assert!(documents::DOCUMENTS.contains(&f.document), "{}", f.func);
+            for a in f.args {
+                assert!(
+                    f.document.parameters.contains(&a.parameter),
+                    "{}: {}",
+                    f.func,
+                    a.parameter
+                );
+            }
+            assert!(
+                f.args.iter().any(|a| a.parameter == "duration"),
+                "{} takes a duration",
+                f.func
+            );
+        }
+        let mut funcs: Vec<&str> = FAULTS.iter().map(|f| f.func).collect();
+        funcs.sort();
+        funcs.dedup();
+        assert_eq!(funcs.len(), FAULTS.len(), "one row per function");
+    }
+}

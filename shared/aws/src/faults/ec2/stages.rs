@@ -1,0 +1,332 @@
+//! A host fault's severity ladder, read from its arguments (pure): the stages it runs (the
+//! arguments, or one stage per `parameter_map` entry over them), their total duration against
+//! `max_duration`, and whether a failed stage ends the ladder (`failure_mode`).
+
+use super::fault_table::Fault;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// One stage of a fault: the document's parameters.
+pub type Stage = BTreeMap<String, String>;
+
+/// A document parameter from an experiment value: strings as they are, numbers and booleans
+/// written out; anything else is refused, naming the argument.
+fn parameter_text(name: &str, value: &Value) -> Result<String, String> {
+    match value {
+        Value::String(s) => Ok(s.clone()),
+        Value::Number(n) => Ok(n.to_string()),
+        Value::Bool(b) => Ok(b.to_string()),
+        other => Err(format!(
+            "{name}: expected a string or a number, got {other}"
+        )),
+    }
+}
+
+/// The stages a fault runs: the arguments (or defaults) as the first and only stage, or, with a
+/// `parameter_map`, one stage per entry, each overriding the arguments (entries may name
+/// arguments in full, `ec2_stress_cpu_load`, or by suffix, `load`). Pure.
+pub fn stages(fault: &Fault, args: &Map<String, Value>) -> Result<Vec<Stage>, String> {
+    let mut base = Stage::new();
+    for a in fault.args {
+        let name = fault.arg_name(a.suffix);
+        match args.get(&name).filter(|v| !v.is_null()) {
+            Some(v) => {
+                base.insert(a.parameter.into(), parameter_text(&name, v)?);
+            }
+            None => match a.default {
+                Some("") => {}
+                Some(d) => {
+                    base.insert(a.parameter.into(), d.into());
+                }
+                None => return Err(format!("{name} is required")),
+            },
+        }
+    }
+    let map_name = fault.arg_name("parameter_map");
+    let entries = match args.get(&map_name).filter(|_| fault.ladder) {
+        None | Some(Value::Null) => return Ok(vec![base]),
+        Some(Value::Array(entries)) if !entries.is_empty() => entries,
+        Some(_) => {
+            return Err(format!(
+                "{map_name}: expected a non-empty list of parameter overrides, one per stage"
+            ));
+        }
+    };
+    entries
+        .iter()
+        .enumerate()
+        .map(|(i, entry)| {
+            let entry = entry.as_object().ok_or_else(|| {
+                format!("{map_name}[{i}]: expected a mapping of argument to value")
+            })?;
+            let mut stage = base.clone();
+            for (key, value) in entry {
+                let suffix = key.strip_prefix(&fault.prefix()).unwrap_or(key);
+                let a = fault
+                    .args
+                    .iter()
+                    .find(|a| a.suffix == suffix)
+                    .ok_or_else(|| {
+                        let known: Vec<String> = fault
+                            .args
+                            .iter()
+                            .map(|a| fault.arg_name(a.suffix))
+                            .collect();
+                        format!(
+                            "{map_name}[{i}].{key}: not an argument of {} (expected one of {})",
+                            fault.func,
+                            known.join(", ")
+                        )
+                    })?;
+                stage.insert(
+                    a.parameter.into(),
+                    parameter_text(&format!("{map_name}[{i}].{key}"), value)?,
+                );
+            }
+            Ok(stage)
+        })
+        .collect()
+}
+
+/// Seconds a stage lasts (its `duration`).
+pub fn stage_seconds(stage: &Stage) -> Result<u64, String> {
+    let d = stage.get("duration").map(String::as_str).unwrap_or("0");
+    let secs = d
+        .trim()
+        .parse::<u64>()
+        .map_err(|_| format!("duration {d:?}: expected a whole number of seconds"))?;
+    if secs > MAX_STAGE_SECONDS {
+        return Err(format!(
+            "duration {secs}: at most {MAX_STAGE_SECONDS} seconds (a day), as the documents take"
+        ));
+    }
+    Ok(secs)
+}
+
+/// The longest stage the documents accept.
+const MAX_STAGE_SECONDS: u64 = 86_400;
+
+/// The total duration of the stages, refused when over `max_duration`. Pure.
+pub fn check_duration(stages: &[Stage], max: Option<&Value>) -> Result<u64, String> {
+    let total = total_seconds(stages)?;
+    match over_max(total, max_seconds(max)?, stages.len()) {
+        Some(refusal) => Err(refusal),
+        None => Ok(total),
+    }
+}
+
+/// The stages' durations added up; a stage whose duration is not valid is an error. Pure.
+pub fn total_seconds(stages: &[Stage]) -> Result<u64, String> {
+    let mut total = 0u64;
+    for s in stages {
+        total = total.saturating_add(stage_seconds(s)?);
+    }
+    Ok(total)
+}
+
+/// `max_duration` as seconds, if given. Pure.
+pub fn max_seconds(max: Option<&Value>) -> Result<Option<u64>, String> {
+    match max {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => parameter_text("max_duration", v)?
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| format!("max_duration {v}: expected a whole number of seconds")),
+    }
+}
+
+/// Why a total over `max_duration` is refused, or `None` within it. Pure.
+pub fn over_max(total: u64, max: Option<u64>, stages: usize) -> Option<String> {
+    let max = max?;
+    (total > max).then(|| {
+        format!(
+            "the fault would last {total}s in all ({stages} stage{}), more than max_duration {max}s",
+            if stages == 1 { "" } else { "s" }
+        )
+    })
+}
+
+/// `FailFast` (default) or `Continue`.
+pub fn keeps_going(fault: &Fault, args: &Map<String, Value>) -> Result<bool, String> {
+    let name = fault.arg_name("failure_mode");
+    match args.get(&name) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("failfast") => Ok(false),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("continue") => Ok(true),
+        Some(v) => Err(format!("{name}: expected FailFast or Continue, got {v}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::faults::ec2::fault_table::FAULTS;
+    use serde_json::json;
+
+    fn fault(func: &str) -> &'static Fault {
+        FAULTS.iter().find(|f| f.func == func).unwrap()
+    }
+
+    fn args(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn the_seed_stress_memory_arguments_map_to_the_document() {
+        let a = args(
+            json!({"targets": null, "test_target_type": "RANDOM", "tag_key": "tag:Name",
+            "tag_value": "*", "region": "us-east-1", "duration": "300", "number_of_workers": "1",
+            "memory_percentage_per_worker": "99"}),
+        );
+        let s = stages(fault("stress_memory"), &a).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0]["duration"], "300");
+        assert_eq!(s[0]["workers"], "1");
+        assert_eq!(s[0]["percent"], "99");
+        let names: Vec<&str> = fault("stress_memory")
+            .params()
+            .iter()
+            .map(|p| p.name)
+            .collect();
+        for n in a.keys() {
+            assert!(names.contains(&n.as_str()), "{n} is a parameter");
+        }
+        assert!(
+            !names.contains(&"max_duration"),
+            "the seed's signature has no max_duration"
+        );
+    }
+
+    #[test]
+    fn a_parameter_map_is_a_ladder_of_stages_over_the_arguments() {
+        let f = fault("ec2_stress_network_latency");
+        let a = args(json!({"ec2_stress_network_latency_duration": 30,
+            "ec2_stress_network_latency_network_delay": 100,
+            "ec2_stress_network_latency_parameter_map": [
+                {"network_delay": 200}, {"ec2_stress_network_latency_network_delay": "400", "duration": 60}]}));
+        let s = stages(f, &a).unwrap();
+        assert_eq!(s.len(), 2);
+        assert_eq!(
+            (s[0]["delay"].as_str(), s[0]["duration"].as_str()),
+            ("200", "30")
+        );
+        assert_eq!(
+            (s[1]["delay"].as_str(), s[1]["duration"].as_str()),
+            ("400", "60")
+        );
+        assert!(
+            !s[0].contains_key("interface"),
+            "an empty default leaves the document's own"
+        );
+        assert_eq!(check_duration(&s, None).unwrap(), 90);
+        assert_eq!(check_duration(&s, Some(&json!("90"))).unwrap(), 90);
+        let e = check_duration(&s, Some(&json!(89))).unwrap_err();
+        assert!(
+            e.contains("90s in all (2 stages), more than max_duration 89s"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_submit_time_estimate_agrees_with_every_fault_s_own_duration() {
+        use shared::model::duration::{FAULT_DURATIONS, fault_seconds};
+        let mut listed: Vec<&str> = FAULT_DURATIONS.iter().map(|f| f.0).collect();
+        let mut ours: Vec<&str> = FAULTS.iter().map(|f| f.func).collect();
+        listed.sort();
+        ours.sort();
+        assert_eq!(
+            listed, ours,
+            "model::duration::FAULT_DURATIONS lists every fault"
+        );
+        for f in FAULTS {
+            let required: Map<String, Value> = f
+                .args
+                .iter()
+                .filter(|a| a.default.is_none())
+                .map(|a| (f.arg_name(a.suffix), json!("x")))
+                .collect();
+            let mut cases = vec![required.clone()];
+            let mut given = required.clone();
+            given.insert(f.arg_name("duration"), json!("45"));
+            cases.push(given.clone());
+            if f.ladder {
+                given.insert(
+                    f.arg_name("parameter_map"),
+                    json!([{"duration": 10}, {f.arg_name("duration"): "20"}, {}]),
+                );
+                cases.push(given.clone());
+            }
+            for args in cases {
+                let s = stages(f, &args).unwrap();
+                let total = check_duration(&s, None).unwrap();
+                assert_eq!(
+                    fault_seconds(f.func, &args, &Map::new()),
+                    Some(Ok(total as f64)),
+                    "{}: {args:?}",
+                    f.func
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn bad_fault_arguments_are_named() {
+        let f = fault("ec2_blackhole_by_port");
+        for (bad, needle) in [
+            (json!({}), "ec2_blackhole_by_port_port is required"),
+            (
+                json!({"ec2_blackhole_by_port_port": [1]}),
+                "ec2_blackhole_by_port_port: expected a string or a number",
+            ),
+            (
+                json!({"ec2_blackhole_by_port_port": 80, "ec2_blackhole_by_port_parameter_map": []}),
+                "non-empty list",
+            ),
+            (
+                json!({"ec2_blackhole_by_port_port": 80, "ec2_blackhole_by_port_parameter_map": [3]}),
+                "parameter_map[0]: expected a mapping",
+            ),
+            (
+                json!({"ec2_blackhole_by_port_port": 80, "ec2_blackhole_by_port_parameter_map": [{"speed": 1}]}),
+                "parameter_map[0].speed: not an argument of ec2_blackhole_by_port",
+            ),
+        ] {
+            let e = stages(f, &args(bad.clone())).unwrap_err();
+            assert!(e.contains(needle), "{bad}: {e}");
+        }
+        let s = stages(
+            f,
+            &args(
+                json!({"ec2_blackhole_by_port_port": 80, "ec2_blackhole_by_port_duration": "soon"}),
+            ),
+        )
+        .unwrap();
+        assert!(
+            check_duration(&s, None)
+                .unwrap_err()
+                .contains("whole number of seconds")
+        );
+        let s = stages(f, &args(json!({"ec2_blackhole_by_port_port": 80, "ec2_blackhole_by_port_duration": u64::MAX}))).unwrap();
+        assert!(
+            check_duration(&s, None)
+                .unwrap_err()
+                .contains("at most 86400 seconds")
+        );
+        assert!(
+            keeps_going(
+                f,
+                &args(json!({"ec2_blackhole_by_port_failure_mode": "Continue"}))
+            )
+            .unwrap()
+        );
+        assert!(!keeps_going(f, &args(json!({}))).unwrap());
+        assert!(
+            keeps_going(
+                f,
+                &args(json!({"ec2_blackhole_by_port_failure_mode": "maybe"}))
+            )
+            .is_err()
+        );
+    }
+}
