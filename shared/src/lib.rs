@@ -21,7 +21,6 @@
 //! - [`pyvalue`], [`pyregex`]: Python semantics on JSON values and Python regex patterns.
 //! - [`redact`]: secret masking.
 //! - [`ids`]: unique identifiers (messages, events, suite runs).
-//! - [`logging`]: the binaries' `tracing` set-up (`RUST_LOG`).
 //! - [`cleanup`]: work a dropped future's guards leave behind, awaited before exit.
 //! - [`targets`]: which targets a fault acts on, under the deployment's limits (pure).
 //! - [`broker`]: job lifecycle and wave gating around the engine (pure decisions first).
@@ -39,7 +38,6 @@ pub mod durable;
 pub mod engine;
 pub mod ids;
 pub mod load;
-pub mod logging;
 pub mod model;
 pub mod ports;
 pub mod providers;

@@ -355,7 +355,7 @@ fn sigterm_and_sigint_interrupt_run_rollbacks_and_write_the_journal() {
             started.elapsed() < Duration::from_secs(5),
             "{signal}: the long action was cut"
         );
-        assert_eq!(status.code(), Some(1), "{signal}");
+        assert_eq!(status.code(), Some(130), "{signal}");
         let j: Value =
             serde_json::from_str(&std::fs::read_to_string(sb.path("j.json")).unwrap()).unwrap();
         assert_eq!(j["status"], "interrupted", "{signal}");
@@ -572,7 +572,7 @@ fn an_interruption_during_the_after_hypothesis_still_rolls_back() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert_eq!(child.wait().unwrap().code(), Some(130));
     let j: Value =
         serde_json::from_str(&std::fs::read_to_string(sb.path("j.json")).unwrap()).unwrap();
     assert_eq!(j["status"], "interrupted");
@@ -771,7 +771,7 @@ fn a_journal_path_in_a_missing_directory_fails_before_the_run_starts() {
     let sb = Sandbox::new();
     let output = run_with_journal_at(&sb, "no-such-dir/journal.json");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("cannot write the journal to no-such-dir/journal.json"),
         "{stderr}"
@@ -789,7 +789,7 @@ fn a_journal_path_that_cannot_be_written_fails_before_the_run_starts() {
     sb.write("file.txt", "");
     let output = run_with_journal_at(&sb, "file.txt/journal.json");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("cannot write the journal to file.txt/journal.json"),
         "{stderr}"
