@@ -25,8 +25,9 @@
       (the /bin/true processes) count too, but they are far smaller.
 
   measure.py report RAW.tsv OUT.md [NOTE...]
-      Prints a table of medians, p10/p90 and ratios, and writes it, after the
-      NOTE lines, to OUT.md.
+      Prints a table (one row per experiment: medians with p10-p90, the ratio
+      of the medians, median peak RSS) in the shape of bench/README.md's, and
+      writes it, after the NOTE lines, to OUT.md.
 """
 
 import os
@@ -87,6 +88,18 @@ def quantiles(values):
     return deciles[0], statistics.median(values), deciles[8]
 
 
+def cpu_model():
+    """The CPU's model name from /proc/cpuinfo, or "?"."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
 def report(raw_path, out_path, notes):
     walls, rsss = defaultdict(list), defaultdict(list)
     with open(raw_path) as f:
@@ -95,21 +108,21 @@ def report(raw_path, out_path, notes):
             walls[experiment, tool].append(float(wall_ms))
             rsss[experiment, tool].append(int(rss_kib) / 1024.0)
 
-    header = ["experiment", "tool", "runs", "median wall ms", "p10 ms", "p90 ms",
-              "median peak RSS MiB", "chaos/worker wall", "chaos/worker RSS"]
+    # One row per experiment, in the shape of bench/README.md's table.
+    header = ["experiment", "runs", "`worker run` ms", "`chaos run` ms", "chaos / worker",
+              "peak RSS worker / chaos MiB"]
     rows = []
-    experiments = list(dict.fromkeys(exp for exp, _ in walls))
-    for experiment in experiments:
-        medians = {}
+    for experiment in dict.fromkeys(exp for exp, _ in walls):
+        cells, medians = {}, {}
         for tool in ("worker", "chaos"):
             p10, med, p90 = quantiles(walls[experiment, tool])
-            rss = statistics.median(rsss[experiment, tool])
-            medians[tool] = (med, rss)
-            rows.append([experiment, tool, str(len(walls[experiment, tool])),
-                         f"{med:.1f}", f"{p10:.1f}", f"{p90:.1f}", f"{rss:.1f}", "", ""])
-        (w_wall, w_rss), (c_wall, c_rss) = medians["worker"], medians["chaos"]
-        rows[-2][7] = f"{c_wall / w_wall:.0f}x"
-        rows[-2][8] = f"{c_rss / w_rss:.1f}x"
+            medians[tool] = med
+            cells[tool] = f"{med:.1f} ({p10:.1f}-{p90:.1f})"
+        rss = {tool: statistics.median(rsss[experiment, tool]) for tool in ("worker", "chaos")}
+        runs = min(len(walls[experiment, tool]) for tool in ("worker", "chaos"))
+        rows.append([f"`{experiment}`", str(runs), cells["worker"], cells["chaos"],
+                     f"**{medians['chaos'] / medians['worker']:.0f}x**",
+                     f"{rss['worker']:.1f} / {rss['chaos']:.1f}"])
 
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     def line(cells):
@@ -117,17 +130,17 @@ def report(raw_path, out_path, notes):
     table = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     table += [line(r) for r in rows]
 
-    context = [f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs, "
-               f"Linux {platform.release()}", *notes]
+    context = [f"{time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {os.cpu_count()} CPUs "
+               f"({cpu_model()}), Linux {platform.release()}, load average "
+               f"{os.getloadavg()[0]:.1f} at the end", *notes]
     text = "\n".join(table)
     print(text)
     with open(out_path, "w") as f:
         f.write("# Benchmark: worker run vs chaos run\n\n")
         f.write("".join(f"- {note}\n" for note in context))
         f.write(f"\n{text}\n\n"
-                "Wall time is per whole process, spawn to exit; peak RSS is ru_maxrss "
-                "(see bench/README.md). Ratios are of medians; the ratio columns are on "
-                "the worker row.\n")
+                "Wall time per whole process, spawn to exit: median (p10-p90); peak RSS: "
+                "median ru_maxrss (see bench/README.md). The ratio is of the medians.\n")
     return 0
 
 

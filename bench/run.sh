@@ -58,16 +58,16 @@ fi
 PY=$VENV/bin/python
 CHAOS=$VENV/bin/chaos
 
-# 3. The worker binary.
+# 3. The worker binary: built (or found up to date) by cargo, unless $WORKER names one.
 if [[ -z ${WORKER:-} ]]; then
     WORKER=$REPO_DIR/target/release/worker
-    if [[ ! -x $WORKER ]]; then
-        say "building $WORKER"
-        (cd "$REPO_DIR" && cargo build --release -p worker)
-    fi
+    say "building $WORKER (cargo build --release -p worker; a no-op when up to date)"
+    (cd "$REPO_DIR" && cargo build --release -p worker)
 fi
 [[ -x $WORKER ]] || die "WORKER=$WORKER is not an executable file"
 WORKER_BUILT=$(date -u -r "$WORKER" '+%F %T UTC')
+WORKER_BYTES=$(stat -c %s "$WORKER")
+WORKER_SIZE="$(awk -v b="$WORKER_BYTES" 'BEGIN { printf "%.1f MB (%.1f MiB)", b / 1e6, b / 1048576 }')"
 mkdir -p "$RESULTS"
 # Benchmark a copy, so that a rebuild during the run cannot mix two binaries.
 WORKER_COPY=$RESULTS/worker
@@ -112,5 +112,7 @@ done
 "$PY" "$BENCH_DIR/measure.py" report "$RAW" "$RESULTS/latest.md" \
     "command: BENCH_RUNS=$RUNS bench/run.sh" \
     "worker: $WORKER ($("$WORKER_COPY" --version), built $WORKER_BUILT; repo HEAD $(git -C "$REPO_DIR" rev-parse --short HEAD 2>/dev/null || echo '?'))" \
+    "worker binary: $WORKER_SIZE" \
+    "working directories: ${TMPDIR:-/tmp} ($(df --output=fstype "${TMPDIR:-/tmp}" | tail -n 1); the worker fsyncs its journal, chaos does not)" \
     "chaos: chaostoolkit $CHAOS_VERSION on $("$PY" --version)"
 say "wrote $RESULTS/latest.md (raw samples: $RAW)"

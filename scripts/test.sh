@@ -15,7 +15,7 @@ fail() { echo "scripts/test.sh: $*" >&2; exit 1; }
 
 command -v cargo >/dev/null || fail "cargo is required (install the Rust toolchain)"
 
-# The SSM document tests (shared/aws/tests/ssm_documents.rs) run the documents for real: they
+# The SSM document tests (shared/aws/tests/it/ssm_documents/) run the documents for real: they
 # need these programs (Debian package after the colon) and install the missing ones.
 doc_tools="stress-ng:stress-ng iptables:iptables ip:iproute2 tc:iproute2 pgrep:procps pkill:procps
   ps:procps kill:procps setsid:util-linux flock:util-linux unshare:util-linux fallocate:util-linux"
@@ -102,8 +102,10 @@ echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
-echo "==> cargo build --release (the conformance suite runs the release worker)"
-cargo build --release -p worker
+# One dev build serves every test (the conformance corpus and the hostile-file tests run the
+# dev `worker`; BROKER_WORKER_BIN=<path> points the worker's tests at another build, e.g. a
+# release one), one integration-test binary per crate: no release build here (bench/run.sh
+# makes its own).
 echo "==> cargo test"
-BROKER_WORKER_BIN="$PWD/target/release/worker" cargo test --workspace
+cargo test --workspace
 echo "==> done; target/ takes $(du -sh target | cut -f1)"

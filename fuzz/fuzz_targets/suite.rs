@@ -1,7 +1,7 @@
 //! Fuzz target: a suite file (both formats). The harness is shared with the proptest tests.
 #![no_main]
 
-#[path = "../../shared/tests/inputs/mod.rs"]
+#[path = "../../shared/tests/it/inputs/mod.rs"]
 mod inputs;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| inputs::suite(data));

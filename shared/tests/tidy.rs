@@ -123,3 +123,66 @@ fn one_tls_stack_is_built() {
          default-features = false and `default-https-client`)"
     );
 }
+
+/// The integration-test binaries cargo builds for the crate in `dir`: its `[[test]]` targets
+/// and, unless `autotests = false`, the ones it finds itself (`tests/*.rs`, `tests/*/main.rs`).
+fn test_binaries(dir: &Path) -> Vec<String> {
+    let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+    let mut names = Vec::new();
+    let mut in_test = false;
+    for line in manifest.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_test = line == "[[test]]";
+        } else if let Some(value) = line.strip_prefix("name").filter(|_| in_test) {
+            names.push(
+                value
+                    .trim_start_matches([' ', '='])
+                    .trim_matches('"')
+                    .to_string(),
+            );
+        }
+    }
+    let automatic = !manifest
+        .lines()
+        .any(|l| l.replace(' ', "") == "autotests=false");
+    if automatic && let Ok(entries) = std::fs::read_dir(dir.join("tests")) {
+        for path in entries.flatten().map(|e| e.path()) {
+            let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+            let is_test = if path.is_dir() {
+                path.join("main.rs").is_file()
+            } else {
+                path.extension().is_some_and(|e| e == "rs")
+            };
+            if is_test && !names.contains(&stem) {
+                names.push(stem);
+            }
+        }
+    }
+    names
+}
+
+#[test]
+fn each_crate_has_one_integration_test_binary_beside_tidy() {
+    // each test binary links what its crate links (the AWS SDK for most): one per crate keeps
+    // a clean build of the tests small and quick
+    let root = workspace_root();
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let members = workspace
+        .lines()
+        .find(|l| l.trim_start().starts_with("members"))
+        .expect("the workspace lists its members");
+    let crates: Vec<&str> = members.split('"').skip(1).step_by(2).collect();
+    assert!(crates.contains(&"worker"), "members: {members}");
+    for member in crates {
+        let binaries: Vec<String> = test_binaries(&root.join(member))
+            .into_iter()
+            .filter(|name| name != "tidy")
+            .collect();
+        assert!(
+            binaries.len() <= 1,
+            "{member} builds {} integration-test binaries, {binaries:?}: make them modules of \
+             one (tests/it/main.rs, with `autotests = false` and one [[test]])",
+            binaries.len()
+        );
+    }
+}

@@ -1,0 +1,170 @@
+//! A suite's S3 experiment is pinned to the version the producer saw at submit: a worker that
+//! runs the job later reads that version, even if the object was replaced in between. Against
+//! the moto server `scripts/test.sh` starts on 127.0.0.1 (its URL in `BROKER_TEST_AWS_ENDPOINT`),
+//! with a versioned bucket; the queue and bus are the embedded ones (SQLite), the store is S3.
+
+use crate::util::endpoint;
+use aws::{S3Store, provision};
+use serde_json::json;
+use shared::broker::producer::ProducerPorts;
+use shared::broker::serve::{ServeConfig, WorkerPorts, serve};
+use shared::config::Embedded;
+use shared::model::suite::{ExperimentRef, OnFailure, Suite, Wave};
+use shared::ports::ObjectStore;
+use shared::providers::Providers;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An experiment whose one action writes `word` to `out`.
+fn experiment(out: &Path, word: &str) -> Vec<u8> {
+    json!({"title": word, "description": "d",
+        "method": [{"type": "action", "name": "write", "provider": {"type": "process", "path": "sh",
+            "arguments": ["-c", format!("echo {word} >> {}", out.display())]}}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// A new bucket on the emulator with versioning on, and a client for it.
+async fn versioned_bucket(name: &str) -> (aws_sdk_s3::Client, String) {
+    let sdk = aws::sdk::emulator(&endpoint()).await;
+    let client = aws::sdk::s3_client(&sdk);
+    let bucket = format!("{name}-{}", std::process::id());
+    provision::bucket(&sdk, &bucket).await.unwrap();
+    client
+        .put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    (client, bucket)
+}
+
+#[tokio::test]
+async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
+    let (client, bucket) = versioned_bucket("versions").await;
+    let store = S3Store::new(client, bucket.clone());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ran");
+    store
+        .put("experiments/pinned.json", &experiment(&out, "submitted"))
+        .await
+        .unwrap();
+    let submitted = store
+        .get_from_bucket_at(&bucket, "experiments/pinned.json", None)
+        .await
+        .unwrap()
+        .unwrap()
+        .1
+        .expect("a versioned bucket names the version read");
+
+    let e = Embedded::open(&dir.path().join("state")).await.unwrap();
+    let producer = ProducerPorts {
+        jobs: e.jobs.clone(),
+        events: e.events.clone(),
+        triggers: None,
+        bucket: None,
+        store: store.clone(),
+        bus: e.bus.clone(),
+    };
+    let suite = Suite {
+        name: "pinned".into(),
+        defaults: Default::default(),
+        waves: vec![Wave {
+            experiments: vec![ExperimentRef::S3 {
+                bucket: bucket.clone(),
+                key: "experiments/pinned.json".into(),
+            }],
+            on_failure: OnFailure::Stop,
+            max_parallel: None,
+        }],
+    };
+    let id = producer.submit(&suite, dir.path()).await.unwrap();
+    // replaced before any worker picked the job up
+    store
+        .put("experiments/pinned.json", &experiment(&out, "replaced"))
+        .await
+        .unwrap();
+
+    let journal_key = format!("runs/{id}/w0-j0/journal.json");
+    let done = {
+        let store = store.clone();
+        let key = journal_key.clone();
+        async move {
+            let until = Instant::now() + Duration::from_secs(60);
+            while store.get(&key).await.unwrap().is_none() && Instant::now() < until {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+    };
+    let cfg = ServeConfig {
+        concurrency: 1,
+        visibility: Duration::from_secs(30),
+        wait: Duration::from_millis(200),
+        grace: Duration::from_secs(5),
+        worker_id: "pinned".into(),
+    };
+    let ports = WorkerPorts {
+        jobs: e.jobs.clone(),
+        store: store.clone(),
+        bus: e.bus.clone(),
+    };
+    serve(cfg, ports, Arc::new(Providers::default()), Vec::new(), done).await;
+
+    let journal: serde_json::Value =
+        serde_json::from_slice(&store.get(&journal_key).await.unwrap().expect("a journal"))
+            .unwrap();
+    assert_eq!(journal["status"], "completed", "{journal:#}");
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "submitted\n",
+        "the version pinned at submit ran"
+    );
+    let plan: serde_json::Value = serde_json::from_slice(
+        &store
+            .get(&format!("suite-runs/{id}/plan.json"))
+            .await
+            .unwrap()
+            .expect("the plan"),
+    )
+    .unwrap();
+    assert_eq!(
+        plan["waves"][0]["jobs"][0]["experiment_version"],
+        submitted.as_str(),
+        "{plan:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_pinned_version_that_is_gone_reads_as_missing() {
+    let (client, bucket) = versioned_bucket("versions-gone").await;
+    let store = S3Store::new(client.clone(), bucket.clone());
+    store.put("e.json", b"{}").await.unwrap();
+    let (_, version) = store
+        .get_from_bucket_at(&bucket, "e.json", None)
+        .await
+        .unwrap()
+        .unwrap();
+    let version = version.unwrap();
+    client
+        .delete_object()
+        .bucket(&bucket)
+        .key("e.json")
+        .version_id(&version)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        store
+            .get_from_bucket_at(&bucket, "e.json", Some(&version))
+            .await
+            .unwrap()
+            .is_none(),
+        "a deleted version is missing, not an error"
+    );
+}
