@@ -1,6 +1,47 @@
-//! What `producer halt` and `producer resume` tell the operator: the kill switch has two halves
-//! (the store's `control/halt` flag and, on AWS, the SSM parameter), written independently, and
-//! the operator must learn which half was written and which was not, by line and by exit code.
+//! `producer halt` and `producer resume`, and what they tell the operator: the kill switch has
+//! two halves (the store's `control/halt` flag and, on AWS, the SSM parameter), written
+//! independently, and the operator must learn which half was written and which was not, by line
+//! and by exit code.
+
+use cli::Exit;
+
+/// `producer halt` (`Some(reason)`) and `producer resume` (`None`): the store's flag and, when
+/// one is configured, the SSM parameter are written independently (one failing does not keep
+/// the other from being written), each outcome on stderr; `Error` (exit 2) if either failed.
+pub async fn halt(reason: Option<&str>, args: &aws::BackendArgs) -> anyhow::Result<Exit> {
+    let halting = reason.is_some();
+    let store = match args.open(aws::Role::Worker).await {
+        Ok(backend) => shared::fleet::safety::guard::set_halt(&backend.store, reason)
+            .await
+            .map(|()| crate::ports::locate(&backend, shared::fleet::safety::guard::HALT_KEY)),
+        Err(e) => Err(format!("cannot open the backend: {e}")),
+    };
+    let ssm = match args.halt_parameter() {
+        Some(parameter) => Some(
+            aws::faults::stop_conditions::set_ssm_halt(
+                &aws::sdk::load().await,
+                &parameter,
+                halting,
+            )
+            .await
+            .map(|()| parameter),
+        ),
+        None => None,
+    };
+    let (lines, exit) = report(halting, &store, ssm.as_ref());
+    for line in lines {
+        eprintln!("{line}");
+    }
+    if exit == Exit::Held {
+        match reason {
+            Some(r) => println!(
+                "halted ({r}): running jobs stop and run their rollbacks; no job starts until `producer resume`"
+            ),
+            None => println!("resumed: jobs start again"),
+        }
+    }
+    Ok(exit)
+}
 
 /// What `producer halt`/`resume` says about each write of the kill switch (`Ok`: where it was
 /// written), and its exit code: 0 if every write succeeded, 2 if any failed. Pure.
@@ -8,7 +49,7 @@ pub fn report(
     halting: bool,
     store: &Result<String, String>,
     ssm: Option<&Result<String, String>>,
-) -> (Vec<String>, u8) {
+) -> (Vec<String>, Exit) {
     let state = if halting { "on" } else { "off" };
     let mut lines = vec![match store {
         Ok(at) => format!("kill switch {state}: the store's flag {at} is written"),
@@ -32,7 +73,7 @@ pub fn report(
             if halting { "halt" } else { "resume" }
         ));
     }
-    (lines, if failed { 2 } else { 0 })
+    (lines, if failed { Exit::Error } else { Exit::Held })
 }
 
 #[cfg(test)]
@@ -54,7 +95,7 @@ mod tests {
             ] {
                 let (lines, got) = report(halting, &store, ssm.as_ref());
                 let text = lines.join("\n");
-                assert_eq!(got, code, "{text}");
+                assert_eq!(got.code(), code, "{text}");
                 let state = if halting { "on" } else { "off" };
                 let store_line = match &store {
                     Ok(_) => format!(

@@ -23,7 +23,6 @@
 //! - [`pyvalue`], [`pyregex`]: Python semantics on JSON values and Python regex patterns.
 //! - [`redact`]: secret masking.
 //! - [`ids`]: unique identifiers (messages, events, suite runs).
-//! - [`logging`]: the binaries' `tracing` set-up (`RUST_LOG`).
 //! - [`cleanup`]: work a dropped future's guards leave behind, awaited before exit.
 //! - [`fleet`]: the job lifecycle and wave gating around the engine, by who runs it: `worker`,
 //!   `producer`, and `safety` (targets, locks, tripwires, orphans).
@@ -42,7 +41,6 @@ pub mod engine;
 pub mod fleet;
 pub mod ids;
 pub mod load;
-pub mod logging;
 pub mod model;
 pub mod ports;
 pub mod providers;

@@ -1,5 +1,6 @@
-//! The fleet on the embedded backend: `producer run` in one process, and `producer serve` with
-//! two `worker serve` processes, one of them SIGKILLed mid-run.
+//! The fleet on the embedded backend: `producer run` in one process (to its end, or
+//! interrupted), and `producer serve` with two `worker serve` processes, one of them SIGKILLed
+//! mid-run.
 
 use crate::util;
 
@@ -72,6 +73,56 @@ fn a_failed_wave_with_on_failure_stop_halts_the_suite() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("halted — deviated"), "{stdout}");
     assert!(!dir.path().join("must-not-run").exists());
+}
+
+#[test]
+fn an_interrupted_producer_run_rolls_back_and_exits_130() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let slow = experiment(
+        dir.path(),
+        "slow.json",
+        "touch started; sleep 30",
+        "no-flag",
+        "echo reverted >> reverted",
+    );
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        format!("name: slow\nwaves:\n  - experiments: [{slow}]\n"),
+    )
+    .unwrap();
+    let run = Command::new(PRODUCER)
+        .args(["run", "s.yaml"])
+        .current_dir(dir.path())
+        .env("BROKER_STATE_DIR", dir.path().join("state"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let until = Instant::now() + Duration::from_secs(30);
+    while !dir.path().join("started").exists() {
+        assert!(Instant::now() < until, "the experiment never started");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(run.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = run.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("— interrupted"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("reverted")).unwrap(),
+        "reverted\n",
+        "the running experiment was rolled back"
+    );
 }
 
 #[test]

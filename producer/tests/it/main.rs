@@ -2,6 +2,7 @@
 //! not seven). Each module is one former test file; `util` is their shared harness.
 
 mod aws_fleet;
+mod cli;
 mod fleet;
 mod halt;
 mod hostile;

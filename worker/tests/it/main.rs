@@ -6,6 +6,7 @@ mod aws_chaosaws;
 mod aws_faults;
 mod aws_probes;
 mod aws_redelivery;
+mod cli;
 mod conformance;
 mod hostile;
 mod run;

@@ -360,7 +360,7 @@ fn sigterm_and_sigint_interrupt_run_rollbacks_and_write_the_journal() {
             started.elapsed() < Duration::from_secs(5),
             "{signal}: the long action was cut"
         );
-        assert_eq!(status.code(), Some(1), "{signal}");
+        assert_eq!(status.code(), Some(130), "{signal}");
         let j: Value =
             serde_json::from_str(&std::fs::read_to_string(sb.path("j.json")).unwrap()).unwrap();
         assert_eq!(j["status"], "interrupted", "{signal}");

@@ -22,7 +22,7 @@ fn an_interruption_during_the_after_hypothesis_still_rolls_back() {
         nix::sys::signal::Signal::SIGINT,
     )
     .unwrap();
-    assert_eq!(child.wait().unwrap().code(), Some(1));
+    assert_eq!(child.wait().unwrap().code(), Some(130));
     let j: Value =
         serde_json::from_str(&std::fs::read_to_string(sb.path("j.json")).unwrap()).unwrap();
     assert_eq!(j["status"], "interrupted");

@@ -16,7 +16,7 @@ fn a_journal_path_in_a_missing_directory_fails_before_the_run_starts() {
     let sb = Sandbox::new();
     let output = run_with_journal_at(&sb, "no-such-dir/journal.json");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("cannot write the journal to no-such-dir/journal.json"),
         "{stderr}"
@@ -34,7 +34,7 @@ fn a_journal_path_that_cannot_be_written_fails_before_the_run_starts() {
     sb.write("file.txt", "");
     let output = run_with_journal_at(&sb, "file.txt/journal.json");
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(
         stderr.contains("cannot write the journal to file.txt/journal.json"),
         "{stderr}"

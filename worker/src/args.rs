@@ -1,5 +1,5 @@
 //! Command-line interface of `worker`: the same options, defaults and meanings as `chaos run`
-//! and `chaos validate`.
+//! and `chaos validate`, plus `worker serve` for the fleet.
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::config::positive_seconds;
@@ -10,8 +10,9 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(
     name = "worker",
-    version,
-    about = "Run Chaos Toolkit experiments: one static binary, no Python needed"
+    version = cli::VERSION,
+    about = "Run Chaos Toolkit experiments: one static binary, no Python needed",
+    after_help = cli::help::EXIT_CODES
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -21,26 +22,51 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run an experiment and write its journal (exit 1 if it failed or deviated).
+    #[command(after_help = RUN_EXAMPLES)]
     Run(RunArgs),
     /// Check an experiment and report every problem with its location (exit 1 if invalid).
+    #[command(after_help = VALIDATE_EXAMPLES)]
     Validate(ValidateArgs),
     /// Lease jobs from the queue and run them until SIGTERM/SIGINT (embedded or AWS backend).
+    #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
 }
+
+const RUN_EXAMPLES: &str = "\
+Examples:
+  worker run experiment.json
+  worker run --journal-path out/journal.json --var-file vars.yaml experiment.yaml
+  worker run --var region=eu-west-1 --var replicas:int=3 experiment.json
+  worker run --dry actions experiment.json    # what the faults would act on; nothing acts
+
+A first SIGINT/SIGTERM interrupts the run: rollbacks run and the journal is written (exit 130).";
+
+const VALIDATE_EXAMPLES: &str = "\
+Examples:
+  worker validate experiment.json
+  worker validate --var-file vars.yaml experiment.yaml";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  worker serve                                       # the embedded backend in .broker
+  worker serve --concurrency 8 --state-dir /var/lib/broker
+  worker serve --backend aws --config broker.yaml    # the CloudFormation stack's outputs
+
+A first SIGTERM/SIGINT: no new jobs; running jobs get --grace seconds, then are interrupted.";
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
     pub backend: aws::BackendArgs,
     /// Jobs run at once.
-    #[arg(long, env = "BROKER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
+    #[arg(long, help_heading = "Serving", env = "BROKER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
     /// Lease on a received job, renewed every third of it while the job runs; at most 43200
     /// (12 hours, SQS's maximum).
-    #[arg(long, env = "BROKER_VISIBILITY_TIMEOUT", default_value_t = 60.0, value_name = "SECONDS", value_parser = lease_seconds)]
+    #[arg(long, help_heading = "Serving", env = "BROKER_VISIBILITY_TIMEOUT", default_value_t = 60.0, value_name = "SECONDS", value_parser = lease_seconds)]
     pub visibility_timeout: f64,
     /// On SIGTERM/SIGINT, how long running jobs may go on before they are interrupted.
-    #[arg(long, env = "BROKER_GRACE", default_value_t = 30.0, value_name = "SECONDS", value_parser = positive_seconds)]
+    #[arg(long, help_heading = "Serving", env = "BROKER_GRACE", default_value_t = 30.0, value_name = "SECONDS", value_parser = positive_seconds)]
     pub grace: f64,
     #[command(flatten)]
     pub faults: aws::faults::safety::FaultArgs,
@@ -49,6 +75,7 @@ pub struct ServeArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Checks")]
 pub struct SignatureArgs {
     /// How long checking an experiment's Python activities against their functions'
     /// signatures may take (it imports their modules); past it the check is stopped and the
@@ -64,6 +91,7 @@ impl SignatureArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Configuration")]
 pub struct VarArgs {
     /// Configuration value `KEY=VALUE` or `KEY:TYPE=VALUE` (str, int, float, bool, json, bytes).
     #[arg(long = "var", value_name = "KEY=VALUE")]
@@ -117,9 +145,13 @@ pub struct ValidateArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum RollbackArg {
+    /// Rollbacks run unless the run failed (an interrupted run still rolls back).
     Default,
+    /// Rollbacks always run.
     Always,
+    /// Rollbacks never run.
     Never,
+    /// Rollbacks run only if the experiment deviated.
     Deviated,
 }
 
@@ -136,10 +168,15 @@ impl From<RollbackArg> for RollbackStrategy {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum HypothesisArg {
+    /// Before and after the method.
     Default,
+    /// Before the method only.
     BeforeMethodOnly,
+    /// After the method only.
     AfterMethodOnly,
+    /// While the method runs, every --hypothesis-frequency seconds.
     DuringMethodOnly,
+    /// Before, during and after the method.
     #[value(alias = "continously")]
     Continuously,
 }
@@ -158,9 +195,13 @@ impl From<HypothesisArg> for HypothesisStrategy {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum DryArg {
+    /// Probes are not run.
     Probes,
+    /// Actions are not run.
     Actions,
+    /// Neither probes nor actions are run.
     Activities,
+    /// Activities run; their pauses are skipped.
     Pause,
 }
 
@@ -195,6 +236,15 @@ fn lease_seconds(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_argument_has_help() {
+        use clap::CommandFactory;
+        assert_eq!(
+            cli::help::undocumented(&Cli::command()),
+            Vec::<String>::new()
+        );
+    }
 
     #[test]
     fn a_visibility_timeout_above_12_hours_is_refused_not_capped() {
