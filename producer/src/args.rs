@@ -1,8 +1,8 @@
 //! Command-line interface of `producer`: validate, submit, serve, show, halt and resume suite
 //! runs, or run a whole suite on this machine.
 
-use aws::BackendArgs;
 use clap::{Parser, Subcommand};
+use cli::BackendArgs;
 use shared::config::positive_seconds;
 use shared::providers::python::DEFAULT_SIGNATURE_TIMEOUT;
 use std::path::PathBuf;
@@ -95,7 +95,7 @@ pub enum Command {
         #[command(flatten)]
         backend: BackendArgs,
         #[command(flatten)]
-        faults: aws::faults::safety::FaultArgs,
+        faults: cli::FaultArgs,
     },
 }
 

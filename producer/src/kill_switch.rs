@@ -8,7 +8,7 @@ use cli::Exit;
 /// `producer halt` (`Some(reason)`) and `producer resume` (`None`): the store's flag and, when
 /// one is configured, the SSM parameter are written independently (one failing does not keep
 /// the other from being written), each outcome on stderr; `Error` (exit 2) if either failed.
-pub async fn halt(reason: Option<&str>, args: &aws::BackendArgs) -> anyhow::Result<Exit> {
+pub async fn halt(reason: Option<&str>, args: &cli::BackendArgs) -> anyhow::Result<Exit> {
     let halting = reason.is_some();
     let store = match args.open(aws::Role::Worker).await {
         Ok(backend) => shared::fleet::safety::guard::set_halt(&backend.store, reason)

@@ -2,7 +2,8 @@
 //! people (a file or an S3 URI).
 
 use anyhow::anyhow;
-use aws::{Backend, BackendArgs, Bus, Queue, Role, Store};
+use aws::{Backend, Bus, Queue, Role, Store};
+use cli::BackendArgs;
 use shared::fleet::producer::ProducerPorts;
 
 pub type Ports = ProducerPorts<Queue, Queue, Store, Bus>;

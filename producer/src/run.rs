@@ -5,9 +5,10 @@
 use crate::ports::open;
 use crate::summary::{exit, summary};
 use anyhow::anyhow;
+use aws::Store;
 use aws::faults::FaultContext;
 use aws::faults::safety::FaultSettings;
-use aws::{BackendArgs, Store};
+use cli::BackendArgs;
 use cli::{Exit, Signals};
 use shared::fleet::outcome::SuiteOutcome;
 use shared::fleet::worker::{ServeConfig, WorkerPorts, serve};

@@ -3,7 +3,7 @@
 use cli::{Exit, Signals};
 
 /// Serves until SIGTERM/SIGINT, the way a service is stopped: `Held` (exit 0).
-pub async fn serve(args: &aws::BackendArgs, signals: &Signals) -> anyhow::Result<Exit> {
+pub async fn serve(args: &cli::BackendArgs, signals: &Signals) -> anyhow::Result<Exit> {
     let (backend, ports) = crate::ports::open(args).await?;
     let stop = signals.watch("stopping");
     tracing::info!(

@@ -4,7 +4,8 @@
 use crate::ports::open;
 use crate::summary::{exit, summary};
 use anyhow::{Context, anyhow};
-use aws::{BackendArgs, Store};
+use aws::Store;
+use cli::BackendArgs;
 use cli::{Exit, Signals};
 use shared::providers::Providers;
 use std::path::Path;

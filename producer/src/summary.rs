@@ -3,7 +3,8 @@
 
 use crate::ports::{locate, open};
 use anyhow::anyhow;
-use aws::{Backend, BackendArgs};
+use aws::Backend;
+use cli::BackendArgs;
 use cli::Exit;
 use shared::fleet::outcome::SuiteOutcome;
 use shared::fleet::producer::{Plan, State, status_document};

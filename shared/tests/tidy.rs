@@ -476,3 +476,21 @@ fn crate_roots_read_paths_and_groups() {
         ["load", "model", "scope", "clock", "engine"]
     );
 }
+
+/// The AWS crate holds adapters and faults; the command line (clap) and the choice of adapters
+/// live with the binaries, in the `cli` crate.
+#[test]
+fn the_aws_crate_holds_no_command_line() {
+    let root = workspace_root();
+    let manifest = std::fs::read_to_string(root.join("shared/aws/Cargo.toml")).unwrap();
+    assert!(
+        !manifest.lines().any(|l| l.trim_start().starts_with("clap")),
+        "shared/aws/Cargo.toml depends on clap: flags belong in shared/cli"
+    );
+    let named: Vec<String> = repository_rust_files()
+        .into_iter()
+        .filter(|(path, text)| path.starts_with("shared/aws/src/") && text.contains("clap::"))
+        .map(|(path, _)| path)
+        .collect();
+    assert!(named.is_empty(), "clap named in the AWS crate: {named:?}");
+}

@@ -57,7 +57,7 @@ A first SIGTERM/SIGINT: no new jobs; running jobs get --grace seconds, then are 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
     #[command(flatten)]
-    pub backend: aws::BackendArgs,
+    pub backend: cli::BackendArgs,
     /// Jobs run at once.
     #[arg(long, help_heading = "Serving", env = "BROKER_CONCURRENCY", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
@@ -69,7 +69,7 @@ pub struct ServeArgs {
     #[arg(long, help_heading = "Serving", env = "BROKER_GRACE", default_value_t = 30.0, value_name = "SECONDS", value_parser = positive_seconds)]
     pub grace: f64,
     #[command(flatten)]
-    pub faults: aws::faults::safety::FaultArgs,
+    pub faults: cli::FaultArgs,
     #[command(flatten)]
     pub signatures: SignatureArgs,
 }
@@ -126,7 +126,7 @@ pub struct RunArgs {
     #[command(flatten)]
     pub vars: VarArgs,
     #[command(flatten)]
-    pub faults: aws::faults::safety::FaultArgs,
+    pub faults: cli::FaultArgs,
     #[command(flatten)]
     pub signatures: SignatureArgs,
     /// The experiment file (JSON or YAML).

@@ -5,7 +5,6 @@
 //! The ports use `async fn` in traits, which are not object-safe, so the choice is an enum per
 //! port that forwards each call: static dispatch, no boxing, and a `match` a reader can follow.
 
-use crate::settings::Role;
 use crate::{EventBridgeBus, S3Store, SqsQueue};
 use shared::adapters::embedded::{DirStore, SqliteBus, SqliteQueue};
 use shared::config::Embedded;
@@ -14,6 +13,15 @@ use shared::ports::queue::{DeadLetter, JobQueue, Message, QueueError};
 use shared::ports::store::{ObjectStore, StoreError, Version};
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// What a binary needs from the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Jobs queue, bucket and bus.
+    Worker,
+    /// Everything: jobs, events (and triggers, when set), bucket and bus.
+    Producer,
+}
 
 /// Where the AWS backend's resources are (the CloudFormation stack's outputs).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

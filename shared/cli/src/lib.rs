@@ -7,16 +7,23 @@
 //!   run), a second abandons the clean-up wait.
 //! - [`exit`]: the exit codes, the same for every command of both binaries.
 //! - [`logging`]: `tracing` to stderr (`RUST_LOG`, `NO_COLOR`).
+//! - [`backend_args`]: the choice of adapters (`--backend`, the AWS resources, `--config`),
+//!   resolved and opened.
+//! - [`fault_args`]: the fault library's guard-rail settings (`--opt-in-tag`, `--max-targets`…).
 //! - [`help`]: the rule every command line follows (every argument has help).
 //! - [`VERSION`]: what `--version` prints: the version and the git commit.
 
+pub mod backend_args;
 pub mod exit;
+pub mod fault_args;
 pub mod help;
 pub mod logging;
 pub mod shell;
 pub mod signals;
 
+pub use backend_args::{BackendArgs, BackendKind};
 pub use exit::Exit;
+pub use fault_args::FaultArgs;
 pub use shell::Shell;
 pub use signals::Signals;
 

@@ -1,4 +1,4 @@
-//! Backend settings from flags, environment and one optional config file, in that order of
+//! The choice of adapters, as both binaries take it: backend settings from flags, environment and one optional config file, in that order of
 //! precedence: `--backend aws|local` (`BROKER_BACKEND`), the AWS resources
 //! (`BROKER_JOBS_QUEUE_URL`, `BROKER_EVENTS_QUEUE_URL`, `BROKER_TRIGGERS_QUEUE_URL`,
 //! `BROKER_BUCKET`, `BROKER_EVENT_BUS`), the embedded state directory (`BROKER_STATE_DIR`), and
@@ -6,7 +6,7 @@
 //! without the `BROKER_` prefix. Credentials, region and endpoint come from the standard AWS
 //! chain (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`, instance and task roles).
 
-use crate::backend::{AwsSettings, Backend};
+use aws::{AwsSettings, Backend, Role};
 use shared::load::Problem;
 use std::path::{Path, PathBuf};
 
@@ -16,15 +16,6 @@ pub enum BackendKind {
     Local,
     /// SQS, S3 and EventBridge.
     Aws,
-}
-
-/// What a binary needs from the backend.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// Jobs queue, bucket and bus.
-    Worker,
-    /// Everything: jobs, events (and triggers, when set), bucket and bus.
-    Producer,
 }
 
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -174,9 +165,7 @@ impl BackendArgs {
     pub async fn open(&self, role: Role) -> Result<Backend, String> {
         match self.resolve(role)? {
             Resolved::Local(dir) => Backend::local(&dir).await,
-            Resolved::Aws(settings) => {
-                Backend::aws(&settings, &crate::sdk::load().await, role).await
-            }
+            Resolved::Aws(settings) => Backend::aws(&settings, &aws::sdk::load().await, role).await,
         }
     }
 }
