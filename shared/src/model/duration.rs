@@ -11,7 +11,7 @@
 //! estimate is the time the experiment is known to be allowed to take, and a job is refused
 //! only when that alone does not fit (`fits`). Pure: no I/O, no clock.
 //!
-//! The EC2 fault table mirrors `FAULTS` in `shared/aws/src/native/ec2_actions.rs` (name,
+//! The EC2 fault table mirrors `FAULTS` in `shared/aws/src/faults/ec2/fault_table.rs` (name,
 //! default duration, ladder or not): the engine crate cannot depend on the AWS crate, and a
 //! test over there checks that both agree.
 
