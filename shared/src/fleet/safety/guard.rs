@@ -19,7 +19,7 @@ use crate::engine::{Observer, RunOptions, run_experiment};
 use crate::load::{Problems, Vars};
 use crate::model::broker_extension;
 use crate::model::{Experiment, Journal, Status};
-use crate::ports::ObjectStore;
+use crate::ports::{ObjectStore, StoreError};
 use crate::providers::Providers;
 use serde_json::{Value, json};
 use std::future::Future;
@@ -98,8 +98,20 @@ pub async fn halted<S: ObjectStore>(store: &S) -> Result<Option<String>, String>
     })
 }
 
+/// Why the kill switch's flag could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum HaltError {
+    /// The store refused or failed the write of `key` (the store's message names the key).
+    #[error("{source}")]
+    Write {
+        key: &'static str,
+        #[source]
+        source: StoreError,
+    },
+}
+
 /// Set (`Some(reason)`) or clear (`None`) the halt flag.
-pub async fn set_halt<S: ObjectStore>(store: &S, reason: Option<&str>) -> Result<(), String> {
+pub async fn set_halt<S: ObjectStore>(store: &S, reason: Option<&str>) -> Result<(), HaltError> {
     let flag = match reason {
         Some(r) => json!({"halted": true, "reason": r, "at": crate::clock::now_iso()}),
         None => json!({"halted": false, "at": crate::clock::now_iso()}),
@@ -107,7 +119,10 @@ pub async fn set_halt<S: ObjectStore>(store: &S, reason: Option<&str>) -> Result
     store
         .put(HALT_KEY, flag.to_string().as_bytes())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|source| HaltError::Write {
+            key: HALT_KEY,
+            source,
+        })
 }
 
 impl<S: ObjectStore + 'static> Tripwire for StoreHalt<S> {
