@@ -38,6 +38,7 @@
 
 pub mod checkpoints;
 pub mod claim;
+pub mod error;
 mod heartbeat;
 mod job;
 mod run;
