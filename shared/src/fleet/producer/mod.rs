@@ -13,7 +13,8 @@
 //!
 //! One job per file: `plan` (the plan of a suite, its ids), `state` (where a suite run stands),
 //! `submit`, `trigger` (the triggers queue), `advance` (completions and wave gating),
-//! `dead_letters`, `serve` (the event loop), `status` (the status document), `lease_fit`.
+//! `dead_letters`, `serve` (the event loop), `status` (the status document), `lease_fit`,
+//! `error` (why an operation failed).
 
 pub mod advance;
 pub mod dead_letters;
