@@ -13,7 +13,8 @@ pub async fn halt(reason: Option<&str>, args: &cli::BackendArgs) -> anyhow::Resu
     let store = match args.open(aws::Role::Worker).await {
         Ok(backend) => shared::fleet::safety::guard::set_halt(&backend.store, reason)
             .await
-            .map(|()| crate::ports::locate(&backend, shared::fleet::safety::guard::HALT_KEY)),
+            .map(|()| crate::ports::locate(&backend, shared::fleet::safety::guard::HALT_KEY))
+            .map_err(|e| e.to_string()),
         Err(e) => Err(format!("cannot open the backend: {e}")),
     };
     let ssm = match args.halt_parameter() {

@@ -4,7 +4,6 @@
 
 use crate::ports::open;
 use crate::summary::{exit, summary};
-use anyhow::anyhow;
 use aws::Store;
 use aws::faults::FaultContext;
 use aws::faults::safety::FaultSettings;
@@ -40,7 +39,7 @@ pub async fn run(
         );
     }
     let base = path.parent().unwrap_or(Path::new("."));
-    let id = ports.submit(&suite, base).await.map_err(|e| anyhow!(e))?;
+    let id = ports.submit(&suite, base).await?;
     let total: usize = suite.waves.iter().map(|w| w.experiments.len()).sum();
     eprintln!(
         "suite run {id}: {} ({} waves, {total} jobs, {workers} workers)",
@@ -125,7 +124,7 @@ pub async fn run(
     let _ = progress.await;
     workers_stop.cancel();
     while tasks.join_next().await.is_some() {}
-    let (plan, state) = ports.load(&id).await.map_err(|e| anyhow!(e))?;
+    let (plan, state) = ports.load(&id).await?;
     bar.set_position(state.completions.len() as u64);
     bar.finish_and_clear();
 

@@ -3,7 +3,7 @@
 
 use crate::ports::open;
 use crate::summary::{exit, summary};
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use aws::Store;
 use cli::BackendArgs;
 use cli::{Exit, Signals};
@@ -30,9 +30,7 @@ pub async fn submit(
         Store::S3(_) => ports.submit_uploading(&suite, base).await,
         Store::Dir(_) => ports.submit(&suite, base).await,
     };
-    let id = submitted
-        .map_err(|e| anyhow!(e))
-        .with_context(|| format!("submitting {}", path.display()))?;
+    let id = submitted.with_context(|| format!("submitting {}", path.display()))?;
     println!("{id}");
     let Some(timeout) = wait else {
         return Ok(Exit::Held);
@@ -52,7 +50,9 @@ pub async fn submit(
                 let since = *failing_since.get_or_insert_with(tokio::time::Instant::now);
                 tracing::warn!("reading suite run {id}: {e}");
                 if since.elapsed() > Duration::from_secs(60) {
-                    return Err(anyhow!(e).context(format!("waiting for suite run {id}")));
+                    return Err(
+                        anyhow::Error::new(e).context(format!("waiting for suite run {id}"))
+                    );
                 }
             }
         }

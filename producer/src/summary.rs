@@ -2,7 +2,6 @@
 //! print, `producer status` itself, and the exit code of a suite run's outcome.
 
 use crate::ports::{locate, open};
-use anyhow::anyhow;
 use aws::Backend;
 use cli::BackendArgs;
 use cli::Exit;
@@ -17,7 +16,7 @@ pub fn exit(state: &State) -> Exit {
 /// `producer status`: the summary, or with `--json` one document.
 pub async fn status(id: &str, as_json: bool, args: &BackendArgs) -> anyhow::Result<Exit> {
     let (backend, ports) = open(args).await?;
-    let (plan, state) = ports.load(id).await.map_err(|e| anyhow!(e))?;
+    let (plan, state) = ports.load(id).await?;
     if as_json {
         let doc = status_document(&plan, &state);
         println!("{}", serde_json::to_string_pretty(&doc)?);

@@ -43,7 +43,8 @@ pub async fn lock(
     targets: &[String],
     ttl: Duration,
 ) -> Result<Held, ActivityError> {
-    let on_conflict: OnConflict = locks::policy(&call.extension).map_err(ActivityError::Failed)?;
+    let on_conflict: OnConflict =
+        locks::policy(&call.extension).map_err(|e| ActivityError::Failed(e.to_string()))?;
     // unique to this holding (host, process, a random number), as `locks::acquire` needs: a
     // lock found naming this owner is one of our own writes that landed
     let owner = format!(
@@ -67,7 +68,7 @@ pub async fn lock(
         locks::LockError::Held { target, message } => ActivityError::Refused(
             shared::providers::Refusal::new("target_locked", message).on(target),
         ),
-        locks::LockError::Store(message) => ActivityError::Failed(message),
+        e @ locks::LockError::Store { .. } => ActivityError::Failed(e.to_string()),
     })?;
     let held = Held(Some(Arc::new(LockSet {
         targets: targets.to_vec(),

@@ -2,8 +2,8 @@
 //! owned conditional create, so a worker's journal stands), and a completion event the events
 //! queue gave up on is handled from there: a suite never waits forever.
 
-use super::ProducerPorts;
 use super::state::Completion;
+use super::{ProducerError, ProducerPorts};
 use crate::fleet::keys::RunKeys;
 use crate::model::suite::Job;
 use crate::model::{Status, failed_journal};
@@ -22,14 +22,9 @@ where
     /// Handle completion events that could not be handled in time (the store was down for
     /// longer than their retries) or that the rule could not deliver: they land in the events
     /// queue's dead letters and are handled from there, so a suite never waits forever.
-    pub async fn drain_dead_events(&self) -> Result<Vec<String>, String> {
+    pub async fn drain_dead_events(&self) -> Result<Vec<String>, ProducerError> {
         let mut ended = Vec::new();
-        for dead in self
-            .events
-            .dead_letters()
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        for dead in self.events.dead_letters().await? {
             match serde_json::from_str::<Event>(&dead.body) {
                 Ok(event) => match self.on_event(&event).await {
                     Ok(done) => ended.extend(done),
@@ -42,22 +37,19 @@ where
                     tracing::warn!(message_id = %dead.id, "dead-lettered message is not an event, dropped: {e}")
                 }
             }
-            self.events
-                .remove_dead_letter(&dead.id)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.events.remove_dead_letter(&dead.id).await?;
         }
         Ok(ended)
     }
 
     /// Turn dead-lettered jobs into failed completions, so their suites finish.
-    pub async fn drain_dead_letters(&self) -> Result<Vec<String>, String> {
+    pub async fn drain_dead_letters(&self) -> Result<Vec<String>, ProducerError> {
         let mut ended = Vec::new();
         for DeadLetter {
             id,
             body,
             receive_count,
-        } in self.jobs.dead_letters().await.map_err(|e| e.to_string())?
+        } in self.jobs.dead_letters().await?
         {
             if let Ok(job) = Job::from_message(&body) {
                 let completion = self.dead_letter_journal(&job, &id, receive_count).await?;
@@ -68,10 +60,7 @@ where
                     ended.push(done);
                 }
             }
-            self.jobs
-                .remove_dead_letter(&id)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.jobs.remove_dead_letter(&id).await?;
         }
         Ok(ended)
     }
@@ -85,7 +74,7 @@ where
         job: &Job,
         message_id: &str,
         receive_count: u32,
-    ) -> Result<Completion, String> {
+    ) -> Result<Completion, ProducerError> {
         let key = RunKeys::of(job).journal();
         let reason = format!(
             "the job was received {receive_count} times without completing and was dead-lettered"
@@ -97,10 +86,11 @@ where
                 json!({"message_id": message_id, "token": crate::ids::random_id()}),
             );
         }
-        let bytes = serde_json::to_vec_pretty(&journal).map_err(|e| format!("{key}: {e}"))?;
-        let created = create_owned(&self.store, &key, &bytes)
-            .await
-            .map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec_pretty(&journal).map_err(|source| ProducerError::Json {
+            key: key.clone(),
+            source,
+        })?;
+        let created = create_owned(&self.store, &key, &bytes).await?;
         if let Created::Theirs(_) = &created {
             tracing::warn!(
                 "dead-lettered job {}/{}: its journal {key} was already written; it stands",

@@ -29,7 +29,7 @@ pub async fn refusals<Q: JobQueue, S: ObjectStore>(
     jobs: &Q,
     store: &S,
     plan: &Plan,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, StoreError> {
     let Some(limit) = jobs.max_lease() else {
         return Ok(Vec::new());
     };
@@ -67,18 +67,21 @@ pub async fn refusals<Q: JobQueue, S: ObjectStore>(
 
 /// The text a worker would run, named as the user knows it; `None` when it cannot be read (the
 /// worker says why in the job's journal).
-async fn read<S: ObjectStore>(store: &S, job: &Job) -> Result<Option<(String, String)>, String> {
+async fn read<S: ObjectStore>(
+    store: &S,
+    job: &Job,
+) -> Result<Option<(String, String)>, StoreError> {
     let source = &job.experiment_source;
     let (name, bytes) = if let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) {
         let bytes = match store.get_from_bucket(bucket, source).await {
             Ok(bytes) => bytes,
             // another bucket we may not read: the worker says so in the job's journal
             Err(StoreError::InvalidKey { .. } | StoreError::Refused { .. }) => None,
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e),
         };
         (format!("s3://{bucket}/{source}"), bytes)
     } else if let Some(key) = source.strip_prefix("store:") {
-        let bytes = store.get(key).await.map_err(|e| e.to_string())?;
+        let bytes = store.get(key).await?;
         (source.clone(), bytes)
     } else {
         (source.clone(), tokio::fs::read(source).await.ok())

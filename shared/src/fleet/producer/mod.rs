@@ -13,10 +13,12 @@
 //!
 //! One job per file: `plan` (the plan of a suite, its ids), `state` (where a suite run stands),
 //! `submit`, `trigger` (the triggers queue), `advance` (completions and wave gating),
-//! `dead_letters`, `serve` (the event loop), `status` (the status document), `lease_fit`.
+//! `dead_letters`, `serve` (the event loop), `status` (the status document), `lease_fit`,
+//! `error` (why an operation failed).
 
 pub mod advance;
 pub mod dead_letters;
+pub mod error;
 pub mod lease_fit;
 pub mod plan;
 pub mod serve;
@@ -35,6 +37,7 @@ use crate::ports::store::ObjectStore;
 use serde::{Deserialize, Serialize};
 
 pub use dead_letters::dead_letter_completion;
+pub use error::{PlanError, ProducerError};
 pub use plan::{Origin, Plan, PlannedWave, join_key, new_suite_run_id, plan, triggered_run_id};
 pub use state::{Completion, State};
 pub use status::status_document;
@@ -60,23 +63,31 @@ where
     B: EventBus,
 {
     /// Publish one of the producer's events.
-    async fn event(&self, detail: Detail) -> Result<(), String> {
-        self.bus
-            .publish(&detail.envelope())
-            .await
-            .map_err(|e| e.to_string())
+    async fn event(&self, detail: Detail) -> Result<(), ProducerError> {
+        Ok(self.bus.publish(&detail.envelope()).await?)
     }
 
-    async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), String> {
-        let bytes = serde_json::to_vec_pretty(value).map_err(|e| format!("{key}: {e}"))?;
-        self.store.put(key, &bytes).await.map_err(|e| e.to_string())
+    async fn put_json<T: Serialize>(&self, key: &str, value: &T) -> Result<(), ProducerError> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|source| ProducerError::Json {
+            key: key.to_string(),
+            source,
+        })?;
+        Ok(self.store.put(key, &bytes).await?)
     }
 
-    async fn get_json<T: for<'de> Deserialize<'de>>(&self, key: &str) -> Result<Option<T>, String> {
-        match self.store.get(key).await.map_err(|e| e.to_string())? {
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| format!("{key}: {e}")),
+    async fn get_json<T: for<'de> Deserialize<'de>>(
+        &self,
+        key: &str,
+    ) -> Result<Option<T>, ProducerError> {
+        match self.store.get(key).await? {
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| ProducerError::Json {
+                        key: key.to_string(),
+                        source,
+                    })
+            }
             None => Ok(None),
         }
     }

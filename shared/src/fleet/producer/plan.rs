@@ -1,6 +1,7 @@
 //! The plan of a suite run: every job of every wave with its run id, built once at submit
 //! from the suite and where it was read from; and the ids a suite run goes by.
 
+use super::error::PlanError;
 use crate::clock::now_iso;
 use crate::model::suite::{ExperimentRef, Job, OnFailure, Suite};
 use serde::{Deserialize, Serialize};
@@ -80,8 +81,8 @@ pub fn join_key(suite_key: &str, relative: &str) -> Option<String> {
 
 /// Build the plan of a suite: file references resolved against its origin, suite defaults
 /// copied into every job.
-pub fn plan(suite: &Suite, suite_run_id: &str, origin: &Origin) -> Result<Plan, String> {
-    let resolve = |r: &ExperimentRef| -> Result<(String, Option<String>), String> {
+pub fn plan(suite: &Suite, suite_run_id: &str, origin: &Origin) -> Result<Plan, PlanError> {
+    let resolve = |r: &ExperimentRef| -> Result<(String, Option<String>), PlanError> {
         Ok(match (r, origin) {
             (ExperimentRef::File { path }, Origin::Dir(base)) => {
                 let p = base.join(path);
@@ -89,13 +90,18 @@ pub fn plan(suite: &Suite, suite_run_id: &str, origin: &Origin) -> Result<Plan, 
                 (p.to_string_lossy().into_owned(), None)
             }
             (ExperimentRef::File { path }, Origin::Store { key }) => {
-                let k = join_key(key, path)
-                    .ok_or_else(|| format!("{path} climbs out of the bucket from {key}"))?;
+                let k = join_key(key, path).ok_or_else(|| PlanError::OutOfStore {
+                    path: path.clone(),
+                    key: key.clone(),
+                })?;
                 (format!("store:{k}"), None)
             }
             (ExperimentRef::File { path }, Origin::S3 { bucket, key }) => {
-                let k = join_key(key, path)
-                    .ok_or_else(|| format!("{path} climbs out of s3://{bucket}/{key}"))?;
+                let k = join_key(key, path).ok_or_else(|| PlanError::OutOfBucket {
+                    path: path.clone(),
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                })?;
                 (k, Some(bucket.clone()))
             }
             (ExperimentRef::S3 { bucket, key }, _) => (key.clone(), Some(bucket.clone())),

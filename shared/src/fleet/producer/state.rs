@@ -1,7 +1,7 @@
 //! Where a suite run stands (saved after every change), and the completions it has seen.
 
-use super::ProducerPorts;
 use super::plan::Plan;
+use super::{ProducerError, ProducerPorts};
 use crate::fleet::keys::SuiteRunKeys;
 use crate::fleet::outcome::{JobOutcome, SuiteOutcome, SuiteStatus};
 use crate::model::Status;
@@ -61,15 +61,15 @@ where
     S: ObjectStore,
     B: EventBus,
 {
-    pub async fn load(&self, id: &str) -> Result<(Plan, State), String> {
+    pub async fn load(&self, id: &str) -> Result<(Plan, State), ProducerError> {
         let plan: Plan = self
             .get_json(&SuiteRunKeys::new(id).plan())
             .await?
-            .ok_or_else(|| format!("no suite run {id}"))?;
+            .ok_or_else(|| ProducerError::NoSuiteRun { id: id.to_string() })?;
         let state: State = self
             .get_json(&SuiteRunKeys::new(id).state())
             .await?
-            .ok_or_else(|| format!("suite run {id} has no state"))?;
+            .ok_or_else(|| ProducerError::NoState { id: id.to_string() })?;
         Ok((plan, state))
     }
 }

@@ -1,9 +1,9 @@
 //! Submitting a suite: its plan stored before any job is sent, refused before anything is
 //! stored when a job cannot finish under the jobs queue's lease, then its first wave enqueued.
 
-use super::ProducerPorts;
 use super::plan::{Origin, Plan, new_suite_run_id, plan};
 use super::state::State;
+use super::{ProducerError, ProducerPorts};
 use crate::fleet::keys::SuiteRunKeys;
 use crate::model::suite::{ExperimentRef, Suite};
 use crate::ports::EventBus;
@@ -20,7 +20,7 @@ where
 {
     /// Store the plan of a suite read from a directory here, then enqueue its first wave.
     /// Returns the suite run id.
-    pub async fn submit(&self, suite: &Suite, base: &Path) -> Result<String, String> {
+    pub async fn submit(&self, suite: &Suite, base: &Path) -> Result<String, ProducerError> {
         let source = None;
         self.submit_from(
             &new_suite_run_id(),
@@ -34,7 +34,11 @@ where
     /// Submit a suite read from a directory here to workers elsewhere: every experiment file
     /// it names is copied into the store first (`suite-runs/<id>/experiments/`), so the
     /// workers read exactly what was submitted, and the audit trail keeps it.
-    pub async fn submit_uploading(&self, suite: &Suite, base: &Path) -> Result<String, String> {
+    pub async fn submit_uploading(
+        &self,
+        suite: &Suite,
+        base: &Path,
+    ) -> Result<String, ProducerError> {
         let id = new_suite_run_id();
         // refused before anything is uploaded
         let local = plan(suite, &id, &Origin::Dir(base.to_path_buf()))?;
@@ -44,17 +48,16 @@ where
             for (j, r) in wave.experiments.iter_mut().enumerate() {
                 if let ExperimentRef::File { path } = r {
                     let file = base.join(&*path);
-                    let bytes = std::fs::read(&file)
-                        .map_err(|e| format!("cannot read {}: {e}", file.display()))?;
+                    let bytes = std::fs::read(&file).map_err(|source| ProducerError::Read {
+                        path: file.clone(),
+                        source,
+                    })?;
                     let name = file
                         .file_name()
                         .and_then(|n| n.to_str())
                         .unwrap_or("experiment");
                     let key = SuiteRunKeys::new(&id).experiment(w, j, name);
-                    self.store
-                        .put(&key, &bytes)
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    self.store.put(&key, &bytes).await?;
                     *r = ExperimentRef::Store { key };
                 }
             }
@@ -71,18 +74,18 @@ where
         suite: &Suite,
         origin: &Origin,
         source: Option<String>,
-    ) -> Result<String, String> {
+    ) -> Result<String, ProducerError> {
         self.refuse_unfit(&plan(suite, id, origin)?).await?;
         self.store_and_start(id, suite, origin, source).await
     }
 
     /// `Err` naming every experiment of `plan` too long for the jobs queue's leases.
-    async fn refuse_unfit(&self, plan: &Plan) -> Result<(), String> {
+    async fn refuse_unfit(&self, plan: &Plan) -> Result<(), ProducerError> {
         let refused = super::lease_fit::refusals(&self.jobs, &self.store, plan).await?;
         if refused.is_empty() {
             Ok(())
         } else {
-            Err(refused.join("\n"))
+            Err(ProducerError::Unfit { refused })
         }
     }
 
@@ -92,11 +95,14 @@ where
         suite: &Suite,
         origin: &Origin,
         source: Option<String>,
-    ) -> Result<String, String> {
+    ) -> Result<String, ProducerError> {
         let mut plan = plan(suite, id, origin)?;
         plan.source = source;
         self.pin_versions(&mut plan).await;
-        let bytes = serde_json::to_vec_pretty(&plan).map_err(|e| e.to_string())?;
+        let bytes = serde_json::to_vec_pretty(&plan).map_err(|source| ProducerError::Json {
+            key: SuiteRunKeys::new(id).plan(),
+            source,
+        })?;
         let keys = SuiteRunKeys::new(id);
         match self.store.put_if_absent(&keys.plan(), &bytes).await {
             Ok(()) => {}
@@ -105,14 +111,14 @@ where
                 let plan: Plan = self
                     .get_json(&keys.plan())
                     .await?
-                    .ok_or_else(|| format!("suite run {id} has no plan"))?;
+                    .ok_or_else(|| ProducerError::NoPlan { id: id.to_string() })?;
                 if self.get_json::<State>(&keys.state()).await?.is_some() {
                     tracing::info!("suite run {id} was already submitted");
                     return Ok(id.to_string());
                 }
                 return self.start(&plan).await;
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         }
         self.start(&plan).await
     }
@@ -141,7 +147,7 @@ where
     }
 
     /// Enqueue a stored plan's first wave and save its state.
-    async fn start(&self, plan: &Plan) -> Result<String, String> {
+    async fn start(&self, plan: &Plan) -> Result<String, ProducerError> {
         let id = &plan.suite_run_id;
         let mut state = State::running();
         self.release(plan, &mut state, 0).await?;

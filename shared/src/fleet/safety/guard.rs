@@ -19,7 +19,7 @@ use crate::engine::{Observer, RunOptions, run_experiment};
 use crate::load::{Problems, Vars};
 use crate::model::broker_extension;
 use crate::model::{Experiment, Journal, Status};
-use crate::ports::ObjectStore;
+use crate::ports::{ObjectStore, StoreError};
 use crate::providers::Providers;
 use serde_json::{Value, json};
 use std::future::Future;
@@ -78,11 +78,14 @@ pub fn read_halt_flag(bytes: &[u8]) -> HaltFlag {
 
 /// Read the halt flag from the store: why the kill switch is on (`Some`), or `None` when it is
 /// absent or cleared. Content that is not understood means on.
-pub async fn halted<S: ObjectStore>(store: &S) -> Result<Option<String>, String> {
+pub async fn halted<S: ObjectStore>(store: &S) -> Result<Option<String>, HaltError> {
     let Some(bytes) = store
         .get(HALT_KEY)
         .await
-        .map_err(|e| format!("reading the kill switch ({HALT_KEY}): {e}"))?
+        .map_err(|source| HaltError::Read {
+            key: HALT_KEY,
+            source,
+        })?
     else {
         return Ok(None);
     };
@@ -98,8 +101,27 @@ pub async fn halted<S: ObjectStore>(store: &S) -> Result<Option<String>, String>
     })
 }
 
+/// Why the kill switch's flag could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum HaltError {
+    /// The store could not read the flag at `key`.
+    #[error("reading the kill switch ({key}): {source}")]
+    Read {
+        key: &'static str,
+        #[source]
+        source: StoreError,
+    },
+    /// The store refused or failed the write of `key` (the store's message names the key).
+    #[error("{source}")]
+    Write {
+        key: &'static str,
+        #[source]
+        source: StoreError,
+    },
+}
+
 /// Set (`Some(reason)`) or clear (`None`) the halt flag.
-pub async fn set_halt<S: ObjectStore>(store: &S, reason: Option<&str>) -> Result<(), String> {
+pub async fn set_halt<S: ObjectStore>(store: &S, reason: Option<&str>) -> Result<(), HaltError> {
     let flag = match reason {
         Some(r) => json!({"halted": true, "reason": r, "at": crate::clock::now_iso()}),
         None => json!({"halted": false, "at": crate::clock::now_iso()}),
@@ -107,12 +129,16 @@ pub async fn set_halt<S: ObjectStore>(store: &S, reason: Option<&str>) -> Result
     store
         .put(HALT_KEY, flag.to_string().as_bytes())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|source| HaltError::Write {
+            key: HALT_KEY,
+            source,
+        })
 }
 
 impl<S: ObjectStore + 'static> Tripwire for StoreHalt<S> {
     fn check<'a>(&'a self, _: &'a Experiment) -> CheckFuture<'a> {
-        Box::pin(halted(&self.0))
+        // a tripwire's answer is text: the guard puts it in the journal and the log
+        Box::pin(async { halted(&self.0).await.map_err(|e| e.to_string()) })
     }
     fn interval(&self, _: &Experiment) -> Option<Duration> {
         Some(HALT_INTERVAL)

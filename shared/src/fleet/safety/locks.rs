@@ -21,15 +21,44 @@ use serde_json::{Map, Value, json};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Why locks could not be taken.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum LockError {
     /// Another fault holds `target`: a guard rail's refusal, not a store failure.
     #[error("{message}")]
     Held { target: String, message: String },
-    /// The store could not be read or written.
-    #[error("{0}")]
-    Store(String),
+    /// The store could not be read or written while `doing` (e.g. "taking") the lock `key`.
+    #[error("{doing} the lock {key}: {source}")]
+    Store {
+        doing: &'static str,
+        key: String,
+        #[source]
+        source: StoreError,
+    },
 }
+
+/// Why an experiment's `locks` policy (its `experiment-broker` extension) is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PolicyError {
+    /// `locks` is not a mapping.
+    #[error("{POLICY_FIELD}: expected {{on_conflict: fail|wait, wait_seconds: N}}")]
+    NotAMapping,
+    /// `wait_seconds` is not a number of seconds from 1 to 86400.
+    #[error("{POLICY_FIELD}.wait_seconds: expected seconds from 1 to 86400, got {got}")]
+    WaitSeconds { got: Value },
+    /// `on_conflict` is neither `fail` nor `wait`.
+    #[error("{POLICY_FIELD}.on_conflict: expected fail or wait, got {got:?}")]
+    OnConflict { got: String },
+}
+
+impl PolicyError {
+    /// Whether `text` is in the message (tests and callers that only look).
+    pub fn contains(&self, text: &str) -> bool {
+        self.to_string().contains(text)
+    }
+}
+
+/// Where the lock policy sits in an experiment, for messages.
+const POLICY_FIELD: &str = "extensions[experiment-broker].locks";
 
 impl LockError {
     /// Whether `text` is in the message (tests and callers that only look).
@@ -46,14 +75,11 @@ pub enum OnConflict {
 }
 
 /// The experiment's lock policy, from its `experiment-broker` extension. Pure.
-pub fn policy(extension: &Map<String, Value>) -> Result<OnConflict, String> {
+pub fn policy(extension: &Map<String, Value>) -> Result<OnConflict, PolicyError> {
     let Some(locks) = extension.get("locks").filter(|v| !v.is_null()) else {
         return Ok(OnConflict::Fail);
     };
-    let field = "extensions[experiment-broker].locks";
-    let locks = locks
-        .as_object()
-        .ok_or_else(|| format!("{field}: expected {{on_conflict: fail|wait, wait_seconds: N}}"))?;
+    let locks = locks.as_object().ok_or(PolicyError::NotAMapping)?;
     match locks
         .get("on_conflict")
         .and_then(Value::as_str)
@@ -66,15 +92,13 @@ pub fn policy(extension: &Map<String, Value>) -> Result<OnConflict, String> {
                 Some(v) => v
                     .as_f64()
                     .filter(|s| *s > 0.0 && *s <= 86_400.0)
-                    .ok_or_else(|| {
-                        format!("{field}.wait_seconds: expected seconds from 1 to 86400, got {v}")
-                    })?,
+                    .ok_or_else(|| PolicyError::WaitSeconds { got: v.clone() })?,
             };
             Ok(OnConflict::Wait(Duration::from_secs_f64(secs)))
         }
-        other => Err(format!(
-            "{field}.on_conflict: expected fail or wait, got {other:?}"
-        )),
+        other => Err(PolicyError::OnConflict {
+            got: other.to_string(),
+        }),
     }
 }
 
@@ -199,12 +223,23 @@ async fn take<S: ObjectStore>(
         match store.put_if_absent(&k, &lock.body()).await {
             Ok(()) => return Ok(()),
             Err(StoreError::AlreadyExists { .. }) => {}
-            Err(e) => return Err(LockError::Store(format!("taking the lock {k}: {e}"))),
+            Err(source) => {
+                return Err(LockError::Store {
+                    doing: "taking",
+                    key: k,
+                    source,
+                });
+            }
         }
-        let existing: Option<(Vec<u8>, Version)> = store
-            .get_versioned(&k)
-            .await
-            .map_err(|e| LockError::Store(format!("reading the lock {k}: {e}")))?;
+        let existing: Option<(Vec<u8>, Version)> =
+            store
+                .get_versioned(&k)
+                .await
+                .map_err(|source| LockError::Store {
+                    doing: "reading",
+                    key: k.clone(),
+                    source,
+                })?;
         match next(existing.as_ref().map(|(b, _)| &b[..]), lock.owner, now()) {
             Next::Create => {}
             Next::Ours => return Ok(()),
@@ -218,8 +253,12 @@ async fn take<S: ObjectStore>(
                     // changed since read: another taker won, or our own write landed before a
                     // retry; the next round reads whose it is
                     Err(StoreError::VersionMismatch { .. }) => {}
-                    Err(e) => {
-                        return Err(LockError::Store(format!("taking over the lock {k}: {e}")));
+                    Err(source) => {
+                        return Err(LockError::Store {
+                            doing: "taking over",
+                            key: k,
+                            source,
+                        });
                     }
                 }
             }

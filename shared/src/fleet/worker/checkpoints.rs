@@ -11,7 +11,7 @@
 
 use crate::engine::Observer;
 use crate::model::Journal;
-use crate::ports::store::ObjectStore;
+use crate::ports::store::{ObjectStore, StoreError};
 use serde_json::{Value, json};
 use std::future::Future;
 use std::pin::Pin;
@@ -61,7 +61,8 @@ pub fn start_after<S: ObjectStore + 'static>(
 ) -> (Arc<dyn Observer>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
     let writer = tokio::spawn(async move {
-        // the outcome of the last write, for a flush that finds nothing newer to write
+        // the outcome of the last write, for a flush that finds nothing newer to write (as
+        // text: the engine's `Observer::flush` answers every waiter with a copy of it)
         let mut last: Result<(), String> = Ok(());
         while let Some(first) = rx.recv().await {
             let mut latest = None;
@@ -79,7 +80,9 @@ pub fn start_after<S: ObjectStore + 'static>(
                     Some(prior) => carry_over(prior, *journal),
                     None => *journal,
                 };
-                last = write(&store, &key, &journal).await;
+                last = write(&store, &key, &journal)
+                    .await
+                    .map_err(|e| e.to_string());
                 if let Err(e) = &last {
                     tracing::warn!("{e}");
                 }
@@ -151,13 +154,39 @@ pub fn records_of(broker: &Option<Value>) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-async fn write<S: ObjectStore>(store: &S, key: &str, journal: &Journal) -> Result<(), String> {
-    let bytes = serde_json::to_vec(journal)
-        .map_err(|e| format!("checkpoint {key} not written: cannot serialise it: {e}"))?;
+/// Why a checkpoint was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint {key} not written: cannot serialise it: {source}")]
+    Serialise {
+        key: String,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("checkpoint {key} not written: {source}")]
+    Store {
+        key: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+async fn write<S: ObjectStore>(
+    store: &S,
+    key: &str,
+    journal: &Journal,
+) -> Result<(), CheckpointError> {
+    let bytes = serde_json::to_vec(journal).map_err(|source| CheckpointError::Serialise {
+        key: key.to_string(),
+        source,
+    })?;
     store
         .put(key, &bytes)
         .await
-        .map_err(|e| format!("checkpoint {key} not written: {e}"))
+        .map_err(|source| CheckpointError::Store {
+            key: key.to_string(),
+            source,
+        })
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! store its journal (an owned conditional create), publish its completion event, ack.
 
 use super::claim::{AfterJournal, Claim, after_journal, claim};
+use super::error::WorkerError;
 use super::heartbeat::heartbeat;
 use super::{ServeConfig, WorkerPorts};
 use crate::clock::now_iso;
@@ -60,7 +61,7 @@ where
 
     /// Produce the journal and the completion event for this message. `Err` only when the
     /// store or the bus failed (then the message is left to come back).
-    async fn complete(&self, message: &Message) -> Result<(), String> {
+    async fn complete(&self, message: &Message) -> Result<(), WorkerError> {
         let job = match Job::from_message(&message.body) {
             Ok(job) if check_key(RunKeys::of(&job).prefix()).is_ok() => job,
             Ok(job) => {
@@ -80,21 +81,16 @@ where
         let journal_key = keys.journal();
         let published_key = keys.completed();
         let store = &self.ports.store;
-        if let Some(bytes) = store.get(&journal_key).await.map_err(|e| e.to_string())? {
+        if let Some(bytes) = store.get(&journal_key).await? {
             // completed before; only the event or the ack may be missing
-            if store
-                .get(&published_key)
-                .await
-                .map_err(|e| e.to_string())?
-                .is_none()
-            {
+            if store.get(&published_key).await?.is_none() {
                 let journal: Journal =
-                    serde_json::from_slice(&bytes).map_err(|e| format!("{journal_key}: {e}"))?;
+                    serde_json::from_slice(&bytes).map_err(|source| WorkerError::Journal {
+                        key: journal_key.clone(),
+                        source,
+                    })?;
                 self.publish(&job, &journal, &journal_key).await?;
-                store
-                    .put(&published_key, b"")
-                    .await
-                    .map_err(|e| e.to_string())?;
+                store.put(&published_key, b"").await?;
             }
             return Ok(());
         }
@@ -105,8 +101,7 @@ where
         let mut marker = delivery.clone();
         marker["at"] = json!(now_iso());
         let existing = match create_owned(store, &started_key, marker.to_string().as_bytes())
-            .await
-            .map_err(|e| e.to_string())?
+            .await?
         {
             Created::New => None,
             Created::Ours => {
@@ -123,8 +118,7 @@ where
                 // the marker now names this delivery, so a copy of it is told apart too
                 store
                     .put(&started_key, marker.to_string().as_bytes())
-                    .await
-                    .map_err(|e| e.to_string())?;
+                    .await?;
                 true
             }
             Claim::Duplicate { owner } => {
@@ -132,27 +126,24 @@ where
                 return Ok(());
             }
             Claim::InFlight => {
-                return Err(format!(
-                    "run {} is being run by another delivery of this message; leaving it to come back",
-                    keys.prefix()
-                ));
+                return Err(WorkerError::InFlight {
+                    prefix: keys.prefix().to_string(),
+                });
             }
         };
         let mut journal = self.run(&job, &keys, revert_only).await?;
         stamp_delivery(&mut journal, delivery);
-        let text = serde_json::to_vec_pretty(&journal).map_err(|e| e.to_string())?;
-        let created = create_owned(store, &journal_key, &text)
-            .await
-            .map_err(|e| e.to_string())?;
+        let text =
+            serde_json::to_vec_pretty(&journal).map_err(|source| WorkerError::Serialise {
+                key: journal_key.clone(),
+                source,
+            })?;
+        let created = create_owned(store, &journal_key, &text).await?;
         let published = match created {
             // written by an attempt whose answer was lost: a redelivery may have published it
             Created::Ours => {
                 tracing::warn!(run_id = %job.run_id, "the journal's create was answered \"exists\" but holds this delivery's journal (an answer was lost): completing it");
-                store
-                    .get(&published_key)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .is_some()
+                store.get(&published_key).await?.is_some()
             }
             _ => false,
         };
@@ -166,15 +157,17 @@ where
             }
         }
         self.publish(&job, &journal, &journal_key).await?;
-        store
-            .put(&published_key, b"")
-            .await
-            .map_err(|e| e.to_string())?;
+        store.put(&published_key, b"").await?;
         tracing::info!(run_id = %job.run_id, "journal at {journal_key}");
         Ok(())
     }
 
-    async fn publish(&self, job: &Job, journal: &Journal, journal_key: &str) -> Result<(), String> {
+    async fn publish(
+        &self,
+        job: &Job,
+        journal: &Journal,
+        journal_key: &str,
+    ) -> Result<(), WorkerError> {
         let detail = Detail::ExperimentCompleted(ExperimentCompleted {
             suite_run_id: job.suite_run_id.clone(),
             run_id: job.run_id.clone(),
@@ -185,27 +178,24 @@ where
             journal_key: journal_key.to_string(),
             worker: self.cfg.worker_id.clone(),
         });
-        self.ports
-            .bus
-            .publish(&detail.envelope())
-            .await
-            .map_err(|e| e.to_string())
+        self.ports.bus.publish(&detail.envelope()).await?;
+        Ok(())
     }
 
     /// A message that is not a job: a failed journal under its message id, an event, an ack.
-    async fn malformed(&self, message: &Message, reason: &str) -> Result<(), String> {
+    async fn malformed(&self, message: &Message, reason: &str) -> Result<(), WorkerError> {
         tracing::error!(message_id = %message.id, "malformed job message: {reason}");
         let key = RunKeys::malformed(&message.id).journal();
         let journal = failed_journal(
             "<malformed job message>",
             &format!("malformed job message: {reason}"),
         );
-        let text = serde_json::to_vec_pretty(&journal).map_err(|e| e.to_string())?;
-        self.ports
-            .store
-            .put(&key, &text)
-            .await
-            .map_err(|e| e.to_string())?;
+        let text =
+            serde_json::to_vec_pretty(&journal).map_err(|source| WorkerError::Serialise {
+                key: key.clone(),
+                source,
+            })?;
+        self.ports.store.put(&key, &text).await?;
         let job = Job {
             version: Job::VERSION,
             suite_run_id: String::new(),

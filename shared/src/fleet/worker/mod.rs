@@ -34,10 +34,12 @@
 //!
 //! One job per file: `serve` (the loop: receive, spawn, drain), `job` (one delivery: claim,
 //! journal, completion event, ack), `run` (fetch, load and run or revert the experiment),
-//! `claim` (the pure ownership decisions), `heartbeat` (the lease), `checkpoints`.
+//! `claim` (the pure ownership decisions), `heartbeat` (the lease), `checkpoints`, `error` (why
+//! a delivery is left to come back, why a fetch failed).
 
 pub mod checkpoints;
 pub mod claim;
+pub mod error;
 mod heartbeat;
 mod job;
 mod run;

@@ -3,6 +3,7 @@
 //! records name and play the rollbacks of the copy it ran. Any failure becomes a failed journal.
 
 use super::checkpoints;
+use super::error::{FetchError, WorkerError};
 use super::job::JobRun;
 use crate::engine::RunOptions;
 use crate::fleet::keys::RunKeys;
@@ -47,14 +48,14 @@ where
         job: &Job,
         keys: &RunKeys,
         revert_only: bool,
-    ) -> Result<Journal, String> {
+    ) -> Result<Journal, WorkerError> {
         if revert_only {
             return self.revert(job, keys).await;
         }
         let source = job.experiment_source.clone();
         let text = match self.fetch(job).await {
             Ok(t) => t,
-            Err(reason) => return Ok(failed_journal(&source, &reason)),
+            Err(reason) => return Ok(failed_journal(&source, &reason.to_string())),
         };
         // the exact text is kept before anything runs: a revert plays these rollbacks, whatever
         // becomes of the experiment's source
@@ -93,15 +94,11 @@ where
     /// A job whose owner died (or lost its lease) mid-run: read the dead owner's checkpoint,
     /// have what its records name stopped, then play the rollbacks of the copy it ran. The
     /// journal carries the dead owner's runs and records, then the revert.
-    async fn revert(&self, job: &Job, keys: &RunKeys) -> Result<Journal, String> {
+    async fn revert(&self, job: &Job, keys: &RunKeys) -> Result<Journal, WorkerError> {
         let source = job.experiment_source.clone();
         let store = &self.ports.store;
         let checkpoint_key = keys.checkpoint();
-        let mut prior = match store
-            .get(&checkpoint_key)
-            .await
-            .map_err(|e| e.to_string())?
-        {
+        let mut prior = match store.get(&checkpoint_key).await? {
             Some(bytes) => match serde_json::from_slice::<Journal>(&bytes) {
                 Ok(j) => Some(j),
                 Err(e) => {
@@ -117,11 +114,16 @@ where
                 push_record(prior, stopped);
                 // on record before the rollbacks: a worker dying now does not stop it again
                 // without knowing it was
-                let bytes = serde_json::to_vec(prior).map_err(|e| e.to_string())?;
-                store
-                    .put(&checkpoint_key, &bytes)
-                    .await
-                    .map_err(|e| format!("checkpoint {checkpoint_key} not written: {e}"))?;
+                let bytes = serde_json::to_vec(prior).map_err(|source| WorkerError::Serialise {
+                    key: checkpoint_key.clone(),
+                    source,
+                })?;
+                store.put(&checkpoint_key, &bytes).await.map_err(|source| {
+                    WorkerError::Checkpoint {
+                        key: checkpoint_key.clone(),
+                        source,
+                    }
+                })?;
             }
         }
         let carried = |journal: Journal| match &prior {
@@ -129,9 +131,10 @@ where
             None => journal,
         };
         let copy = keys.experiment();
-        let text = match store.get(&copy).await.map_err(|e| e.to_string())? {
-            Some(bytes) => String::from_utf8(bytes)
-                .map_err(|_| format!("the copy of the experiment at {copy} is not UTF-8 text")),
+        let text = match store.get(&copy).await? {
+            Some(bytes) => {
+                String::from_utf8(bytes).map_err(|_| FetchError::CopyNotText { key: copy.clone() })
+            }
             None => {
                 // started by a worker that kept no copy: the source is all there is
                 tracing::warn!(run_id = %job.run_id, "no copy of the experiment at {copy}: reverting from its source");
@@ -234,7 +237,7 @@ where
         }
     }
 
-    pub(super) async fn fetch(&self, job: &Job) -> Result<String, String> {
+    pub(super) async fn fetch(&self, job: &Job) -> Result<String, FetchError> {
         let source = &job.experiment_source;
         if let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) {
             let version = job.experiment_version.as_deref();
@@ -246,19 +249,24 @@ where
                 .ports
                 .store
                 .get_from_bucket_at(bucket, source, version)
-                .await
-                .map_err(|e| e.to_string())?;
-            let (bytes, _) = got.ok_or_else(|| format!("{uri} does not exist"))?;
-            return String::from_utf8(bytes).map_err(|_| format!("{uri} is not UTF-8 text"));
+                .await?;
+            let Some((bytes, _)) = got else {
+                return Err(FetchError::Missing { what: uri });
+            };
+            return String::from_utf8(bytes).map_err(|_| FetchError::NotText { what: uri });
         }
         if let Some(key) = source.strip_prefix("store:") {
-            let bytes = self.ports.store.get(key).await.map_err(|e| e.to_string())?;
-            let bytes = bytes.ok_or_else(|| format!("store object {key} does not exist"))?;
-            return String::from_utf8(bytes)
-                .map_err(|_| format!("store object {key} is not UTF-8 text"));
+            let what = format!("store object {key}");
+            let Some(bytes) = self.ports.store.get(key).await? else {
+                return Err(FetchError::Missing { what });
+            };
+            return String::from_utf8(bytes).map_err(|_| FetchError::NotText { what });
         }
         tokio::fs::read_to_string(source)
             .await
-            .map_err(|e| format!("cannot read {source}: {e}"))
+            .map_err(|e| FetchError::Read {
+                path: source.clone(),
+                source: e,
+            })
     }
 }

@@ -6,9 +6,9 @@ pub mod gate;
 #[cfg(test)]
 mod tests;
 
-use super::ProducerPorts;
 use super::plan::Plan;
 use super::state::{Completion, State};
+use super::{ProducerError, ProducerPorts};
 use crate::fleet::events::{CompletedRun, Detail, DetailType, SuiteCompleted, WaveReleased};
 use crate::fleet::keys::SuiteRunKeys;
 use crate::fleet::outcome::SuiteStatus;
@@ -27,7 +27,7 @@ where
     B: EventBus,
 {
     /// Handle one event from the events queue; `Ok(Some(id))` when it ended suite run `id`.
-    pub async fn on_event(&self, event: &Event) -> Result<Option<String>, String> {
+    pub async fn on_event(&self, event: &Event) -> Result<Option<String>, ProducerError> {
         if DetailType::of(event) != Some(DetailType::ExperimentCompleted) {
             return Ok(None);
         }
@@ -52,7 +52,7 @@ where
         id: &str,
         run_id: &str,
         completion: Completion,
-    ) -> Result<Option<String>, String> {
+    ) -> Result<Option<String>, ProducerError> {
         let (plan, mut state) = self.load(id).await?;
         if state.status != SuiteStatus::Running || state.completions.contains_key(run_id) {
             return Ok(None); // duplicate, or late for an ended suite
@@ -65,7 +65,7 @@ where
     }
 
     /// Apply the gate until nothing changes; true when the suite ended.
-    async fn advance(&self, plan: &Plan, state: &mut State) -> Result<bool, String> {
+    async fn advance(&self, plan: &Plan, state: &mut State) -> Result<bool, ProducerError> {
         loop {
             let w = state.current_wave;
             let wave = &plan.waves[w];
@@ -110,7 +110,7 @@ where
         state: &mut State,
         status: SuiteStatus,
         worst: JobOutcome,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, ProducerError> {
         state.status = status;
         let outcome = worst.into();
         state.outcome = Some(outcome);
@@ -131,7 +131,7 @@ where
         plan: &Plan,
         state: &mut State,
         w: usize,
-    ) -> Result<(), String> {
+    ) -> Result<(), ProducerError> {
         let wave = &plan.waves[w];
         let in_flight = wave
             .jobs
@@ -158,10 +158,7 @@ where
                 .iter()
                 .map(|j| serde_json::to_string(j).unwrap_or_default())
                 .collect();
-            self.jobs
-                .send_batch(&bodies)
-                .await
-                .map_err(|e| e.to_string())?;
+            self.jobs.send_batch(&bodies).await?;
             state
                 .enqueued
                 .extend(chunk.iter().map(|j| j.run_id.clone()));

@@ -6,9 +6,9 @@ pub mod parse;
 #[cfg(test)]
 mod tests;
 
-use super::ProducerPorts;
 use super::plan::{Origin, Plan, plan, triggered_run_id};
 use super::state::State;
+use super::{ProducerError, ProducerPorts};
 use crate::clock::now_iso;
 use crate::fleet::events::{Detail, SuiteCompleted};
 use crate::fleet::keys::SuiteRunKeys;
@@ -38,7 +38,7 @@ where
         message_id: &str,
         body: &str,
         bucket: Option<&str>,
-    ) -> Result<Vec<String>, String> {
+    ) -> Result<Vec<String>, ProducerError> {
         use parse::{Trigger, parse_trigger};
         let locations = match parse_trigger(body, bucket) {
             Ok(Trigger::Run(locations)) => locations,
@@ -94,7 +94,7 @@ where
     async fn read_triggered(
         &self,
         location: &parse::SuiteLocation,
-    ) -> Result<Result<(Suite, Origin), Vec<String>>, String> {
+    ) -> Result<Result<(Suite, Origin), Vec<String>>, ProducerError> {
         use crate::load::document::Format;
         use parse::SuiteLocation;
         let (fetched, key, origin) = match location {
@@ -118,7 +118,7 @@ where
             Err(e @ (StoreError::InvalidKey { .. } | StoreError::Refused { .. })) => {
                 return Ok(Err(vec![format!("{location}: {e}")]));
             }
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(e.into()),
         };
         let Some(bytes) = bytes else {
             return Ok(Err(vec![format!("{location} does not exist")]));
@@ -163,7 +163,7 @@ where
         name: &str,
         source: Option<String>,
         problems: Vec<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), ProducerError> {
         let keys = SuiteRunKeys::new(id);
         if let Some(state) = self.get_json::<State>(&keys.state()).await?
             && state.status != SuiteStatus::Rejected

@@ -44,18 +44,72 @@ pub enum Trigger {
 /// The version of the broker's own trigger message.
 pub const TRIGGER_VERSION: u64 = 1;
 
+/// Why a trigger message is refused (its suite run is then recorded as rejected, saying so).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TriggerError {
+    /// The body is not JSON, or is past a reader's limit: the reader's message.
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("not a JSON object (expected an S3 notification or {{\"suite\": …}})")]
+    NotAnObject,
+    #[error("neither an S3 notification (Records) nor a trigger message (suite)")]
+    Unknown,
+    #[error("Records is not a list")]
+    RecordsNotAList,
+    #[error("Records is empty")]
+    NoRecords,
+    #[error("Records[{index}] has no s3.bucket.name or s3.object.key")]
+    NoObject { index: usize },
+    /// Record `index`'s object key cannot be decoded.
+    #[error("Records[{index}].s3.object.key {raw:?}: {source}")]
+    Key {
+        index: usize,
+        raw: String,
+        #[source]
+        source: KeyError,
+    },
+    #[error("unknown field {field:?} (expected version and suite)")]
+    UnknownField { field: String },
+    #[error("version {version} is not supported (expected {TRIGGER_VERSION})")]
+    Version { version: Value },
+    #[error(
+        "suite is not a non-empty string (expected a key such as suites/nightly.yaml or s3://bucket/key)"
+    )]
+    NoSuite,
+    #[error("{suite:?} is not s3://bucket/key")]
+    NotS3Url { suite: String },
+}
+
+impl TriggerError {
+    /// Whether `text` is in the message (tests and callers that only look).
+    pub fn contains(&self, text: &str) -> bool {
+        self.to_string().contains(text)
+    }
+}
+
+/// Why an S3 notification's object key cannot be decoded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    #[error("a % escape is cut short")]
+    CutShort,
+    #[error("a % escape is not two hex digits")]
+    NotHex,
+    #[error("the decoded key is not UTF-8")]
+    NotUtf8,
+}
+
 /// Parse a trigger message. `bucket` is the broker's bucket: objects in it are store keys.
-pub fn parse_trigger(body: &str, bucket: Option<&str>) -> Result<Trigger, String> {
+pub fn parse_trigger(body: &str, bucket: Option<&str>) -> Result<Trigger, TriggerError> {
     let value = crate::load::document::parse_json_message(body).map_err(|e| {
-        if e.starts_with("not JSON") {
+        TriggerError::Unreadable(if e.starts_with("not JSON") {
             format!("{e} (expected an S3 notification or {{\"suite\": \"suites/…\"}})")
         } else {
             // past a limit: the error already says what was expected
             e
-        }
+        })
     })?;
     let Value::Object(root) = &value else {
-        return Err("not a JSON object (expected an S3 notification or {\"suite\": …})".into());
+        return Err(TriggerError::NotAnObject);
     };
     if root.get("Event").and_then(Value::as_str) == Some("s3:TestEvent") {
         let b = root.get("Bucket").and_then(Value::as_str).unwrap_or("?");
@@ -67,15 +121,15 @@ pub fn parse_trigger(body: &str, bucket: Option<&str>) -> Result<Trigger, String
     if root.contains_key("suite") {
         return broker_message(root, bucket);
     }
-    Err("neither an S3 notification (Records) nor a trigger message (suite)".into())
+    Err(TriggerError::Unknown)
 }
 
-fn s3_records(records: &Value, bucket: Option<&str>) -> Result<Trigger, String> {
+fn s3_records(records: &Value, bucket: Option<&str>) -> Result<Trigger, TriggerError> {
     let Value::Array(records) = records else {
-        return Err("Records is not a list".into());
+        return Err(TriggerError::RecordsNotAList);
     };
     if records.is_empty() {
-        return Err("Records is empty".into());
+        return Err(TriggerError::NoRecords);
     }
     let mut run = Vec::new();
     let mut skipped = Vec::new();
@@ -89,12 +143,13 @@ fn s3_records(records: &Value, bucket: Option<&str>) -> Result<Trigger, String> 
             r["s3"]["bucket"]["name"].as_str(),
             r["s3"]["object"]["key"].as_str(),
         ) else {
-            return Err(format!(
-                "Records[{i}] has no s3.bucket.name or s3.object.key"
-            ));
+            return Err(TriggerError::NoObject { index: i });
         };
-        let key = decode_key(raw_key)
-            .map_err(|e| format!("Records[{i}].s3.object.key {raw_key:?}: {e}"))?;
+        let key = decode_key(raw_key).map_err(|source| TriggerError::Key {
+            index: i,
+            raw: raw_key.to_string(),
+            source,
+        })?;
         run.push(locate(b, key, bucket));
     }
     if run.is_empty() {
@@ -107,32 +162,30 @@ fn s3_records(records: &Value, bucket: Option<&str>) -> Result<Trigger, String> 
 fn broker_message(
     root: &serde_json::Map<String, Value>,
     bucket: Option<&str>,
-) -> Result<Trigger, String> {
+) -> Result<Trigger, TriggerError> {
     for key in root.keys() {
         if !matches!(key.as_str(), "version" | "suite") {
-            return Err(format!(
-                "unknown field {key:?} (expected version and suite)"
-            ));
+            return Err(TriggerError::UnknownField { field: key.clone() });
         }
     }
     match root.get("version") {
         None => {}
         Some(v) if v.as_u64() == Some(TRIGGER_VERSION) => {}
         Some(v) => {
-            return Err(format!(
-                "version {v} is not supported (expected {TRIGGER_VERSION})"
-            ));
+            return Err(TriggerError::Version { version: v.clone() });
         }
     }
     let Some(suite) = root["suite"].as_str().filter(|s| !s.trim().is_empty()) else {
-        return Err("suite is not a non-empty string (expected a key such as suites/nightly.yaml or s3://bucket/key)".into());
+        return Err(TriggerError::NoSuite);
     };
     let location = match suite.strip_prefix("s3://") {
         Some(rest) => {
             let (b, key) = rest
                 .split_once('/')
                 .filter(|(b, k)| !b.is_empty() && !k.is_empty())
-                .ok_or_else(|| format!("{suite:?} is not s3://bucket/key"))?;
+                .ok_or_else(|| TriggerError::NotS3Url {
+                    suite: suite.to_string(),
+                })?;
             locate(b, key.to_string(), bucket)
         }
         None => SuiteLocation::Store {
@@ -154,7 +207,7 @@ fn locate(object_bucket: &str, key: String, ours: Option<&str>) -> SuiteLocation
 }
 
 /// Decode an S3 notification key: `+` is a space, `%XX` a byte; the result must be UTF-8.
-pub fn decode_key(raw: &str) -> Result<String, String> {
+pub fn decode_key(raw: &str) -> Result<String, KeyError> {
     let mut bytes = Vec::with_capacity(raw.len());
     let mut it = raw.bytes();
     while let Some(b) = it.next() {
@@ -163,18 +216,18 @@ pub fn decode_key(raw: &str) -> Result<String, String> {
             b'%' => {
                 let hex = [it.next(), it.next()];
                 let [Some(h), Some(l)] = hex else {
-                    return Err("a % escape is cut short".into());
+                    return Err(KeyError::CutShort);
                 };
                 let digit = |c: u8| (c as char).to_digit(16);
                 let (Some(h), Some(l)) = (digit(h), digit(l)) else {
-                    return Err("a % escape is not two hex digits".into());
+                    return Err(KeyError::NotHex);
                 };
                 bytes.push((h * 16 + l) as u8);
             }
             _ => bytes.push(b),
         }
     }
-    String::from_utf8(bytes).map_err(|_| "the decoded key is not UTF-8".into())
+    String::from_utf8(bytes).map_err(|_| KeyError::NotUtf8)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod mode;
 mod pattern;
 mod sample;
 
+pub use mode::ModeError;
 pub use pattern::matches;
 
 use pattern::matches_selector;

@@ -3,15 +3,41 @@
 
 use super::Mode;
 
+/// Why a selection mode is refused; each names the text as written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModeError {
+    /// `COUNT(n)` or `PERCENT(n)` whose `number` is not a whole number.
+    #[error("{text:?}: {number:?} is not a whole number")]
+    NotANumber { text: String, number: String },
+    #[error("{text:?}: a percentage is at most 100")]
+    OverHundred { text: String },
+    #[error(
+        "unknown selection mode {text:?} (expected ALL, COUNT(n), PERCENT(n), RANDOM or NAMED_LIST)"
+    )]
+    Unknown { text: String },
+    #[error("NAMED_LIST names no target")]
+    NoTargets,
+}
+
+impl ModeError {
+    /// Whether `text` is in the message (tests and callers that only look).
+    pub fn contains(&self, text: &str) -> bool {
+        self.to_string().contains(text)
+    }
+}
+
 impl Mode {
     /// `ALL`, `COUNT(2)`, `PERCENT(25)`, `RANDOM`, `NAMED_LIST` (with `ids`); case-insensitive.
-    pub fn parse(text: &str, ids: &[String]) -> Result<Mode, String> {
+    pub fn parse(text: &str, ids: &[String]) -> Result<Mode, ModeError> {
         let upper = text.trim().to_ascii_uppercase();
-        let number = |inner: &str| -> Result<u32, String> {
+        let number = |inner: &str| -> Result<u32, ModeError> {
             inner
                 .trim()
                 .parse::<u32>()
-                .map_err(|_| format!("{text:?}: {inner:?} is not a whole number"))
+                .map_err(|_| ModeError::NotANumber {
+                    text: text.to_string(),
+                    number: inner.to_string(),
+                })
         };
         let mode = match upper.as_str() {
             "ALL" => Mode::All,
@@ -23,18 +49,20 @@ impl Mode {
             u if u.starts_with("PERCENT(") && u.ends_with(')') => {
                 let n = number(&u[8..u.len() - 1])?;
                 if n > 100 {
-                    return Err(format!("{text:?}: a percentage is at most 100"));
+                    return Err(ModeError::OverHundred {
+                        text: text.to_string(),
+                    });
                 }
                 Mode::Percent(n)
             }
             _ => {
-                return Err(format!(
-                    "unknown selection mode {text:?} (expected ALL, COUNT(n), PERCENT(n), RANDOM or NAMED_LIST)"
-                ));
+                return Err(ModeError::Unknown {
+                    text: text.to_string(),
+                });
             }
         };
         if matches!(&mode, Mode::Ids(ids) if ids.is_empty()) {
-            return Err("NAMED_LIST names no target".into());
+            return Err(ModeError::NoTargets);
         }
         Ok(mode)
     }
