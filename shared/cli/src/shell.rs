@@ -60,7 +60,53 @@ impl Shell {
 /// experiments) is said on stderr.
 pub fn exit(outcome: anyhow::Result<Exit>) -> Exit {
     outcome.unwrap_or_else(|e| {
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", chain_text(&e));
         Exit::Error
     })
+}
+
+/// An error and its causes on one line, as `{:#}` writes them, leaving out a cause the text
+/// before it already says: an error may keep its cause as `#[source]` and name it in its own
+/// message too, and the operator should read it once.
+pub fn chain_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_text;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read suite-runs/r1/state.json: {source}")]
+    struct SaysItsCause {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_the_message_already_says_is_written_once() {
+        let io = std::io::Error::other("permission denied");
+        let e = anyhow::Error::new(SaysItsCause { source: io }).context("loading the suite run");
+        assert_eq!(
+            chain_text(&e),
+            "loading the suite run: cannot read suite-runs/r1/state.json: permission denied"
+        );
+    }
+
+    #[test]
+    fn causes_the_message_does_not_say_are_all_written() {
+        let e = anyhow::anyhow!("no such key").context("fetching s3://b/k");
+        assert_eq!(chain_text(&e), "fetching s3://b/k: no such key");
+    }
 }
