@@ -36,11 +36,7 @@ fn main() -> ExitCode {
     };
     shell.run(|signals| async move {
         // until `producer run` opens its backend, the fault library only names its activities
-        let checking = FaultContext::new(
-            Default::default(),
-            aws::faults::target_locks::lone_store(),
-            signals.cleanup().clone(),
-        );
+        let checking = FaultContext::for_checking(signals.cleanup().clone());
         let timeout = Duration::from_secs_f64(signature_timeout);
         let providers = suite::providers(timeout, Arc::new(checking));
         match command {

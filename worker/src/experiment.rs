@@ -56,11 +56,7 @@ pub fn validate(args: ValidateArgs) -> Exit {
         Err(p) => return report_problems(&p),
     };
     // nothing runs: the fault library's defaults only name its activities
-    let faults = Arc::new(FaultContext::new(
-        Default::default(),
-        aws::faults::target_locks::lone_store(),
-        Default::default(),
-    ));
+    let faults = Arc::new(FaultContext::for_checking(Default::default()));
     let providers = providers(&vars, &args.signatures, faults);
     match load_experiment(&args.experiment, &vars, &providers) {
         Ok(experiment) => {

@@ -33,6 +33,17 @@ impl FaultContext {
         }
     }
 
+    /// A context for checking experiments, where nothing runs: the default guard rails and the
+    /// lone store, so the registry can name and check every activity (`validate`, and the
+    /// producer until `run` opens its backend).
+    pub fn for_checking(cleanup: Cleanup) -> FaultContext {
+        FaultContext::new(
+            FaultSettings::default(),
+            super::target_locks::lone_store(),
+            cleanup,
+        )
+    }
+
     /// The guard rails in force.
     pub fn settings(&self) -> &FaultSettings {
         &self.settings
