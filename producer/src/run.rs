@@ -41,6 +41,7 @@ pub async fn run(
     let base = path.parent().unwrap_or(Path::new("."));
     let id = ports.submit(&suite, base).await?;
     let total: usize = suite.waves.iter().map(|w| w.experiments.len()).sum();
+    let waves = suite.waves.len();
     eprintln!(
         "suite run {id}: {} ({} waves, {total} jobs, {workers} workers)",
         suite.name,
@@ -99,13 +100,10 @@ pub async fn run(
         );
         tokio::spawn(async move {
             while !stop.is_cancelled() {
-                if let Ok((plan, state)) = ports.load(&id).await {
-                    bar.set_position(state.completions.len() as u64);
-                    bar.set_message(format!(
-                        "wave {}/{}",
-                        state.current_wave + 1,
-                        plan.waves.len()
-                    ));
+                // the producer's own view: nothing is read from the store
+                if let Some((completed, wave)) = ports.views.progress(&id) {
+                    bar.set_position(completed as u64);
+                    bar.set_message(format!("wave {}/{waves}", wave + 1));
                 }
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
@@ -125,10 +123,11 @@ pub async fn run(
     workers_stop.cancel();
     while tasks.join_next().await.is_some() {}
     let (plan, state) = ports.load(&id).await?;
-    bar.set_position(state.completions.len() as u64);
+    let completions = ports.completions(&id).await?;
+    bar.set_position(state.completed as u64);
     bar.finish_and_clear();
 
-    print!("{}", summary(&plan, &state, &backend));
+    print!("{}", summary(&plan, &state, &completions, &backend));
     let outcome = state.outcome.map_or("interrupted", SuiteOutcome::as_str);
     println!(
         "suite run {id} ({}): {} — {outcome}",

@@ -39,9 +39,12 @@ pub async fn submit(
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut failing_since: Option<tokio::time::Instant> = None;
     loop {
-        match ports.load(&id).await {
-            Ok((plan, state)) if state.status != "running" => {
-                eprint!("{}", summary(&plan, &state, &backend));
+        // the small state document while waiting; the plan and the records once at the end
+        match ports.load_state(&id).await {
+            Ok(state) if state.status != "running" => {
+                let (plan, state) = ports.load(&id).await?;
+                let completions = ports.completions(&id).await?;
+                eprint!("{}", summary(&plan, &state, &completions, &backend));
                 return Ok(exit(&state));
             }
             Ok(_) => failing_since = None,

@@ -1,5 +1,6 @@
-//! Completions move a suite run on: each is recorded once per run id, then the pure gate
-//! (`gate::decide`) says whether to wait, release the next wave, or end the suite.
+//! Completions move a suite run on: a batch of them is recorded (once per run id) and counted
+//! in the in-memory view, then the pure gate (`gate::decide_counts`) says whether to wait,
+//! release the next wave, or end the suite, and the state is saved once for the batch.
 
 pub mod gate;
 
@@ -8,16 +9,40 @@ mod tests;
 
 use super::plan::Plan;
 use super::state::{Completion, State};
+use super::view::{Taken, View};
 use super::{ProducerError, ProducerPorts};
+use crate::clock::now_iso;
 use crate::fleet::events::{CompletedRun, Detail, DetailType, SuiteCompleted, WaveReleased};
 use crate::fleet::keys::SuiteRunKeys;
 use crate::fleet::outcome::SuiteStatus;
-use crate::model::suite::Job;
 use crate::ports::queue::JobQueue;
 use crate::ports::store::ObjectStore;
 use crate::ports::{Event, EventBus};
-use gate::{Decision, JobOutcome, decide};
-use std::collections::BTreeMap;
+use gate::{Decision, JobOutcome, decide_counts};
+use std::sync::Arc;
+
+/// Jobs per `send_batch` call when a wave is released (the SQS adapter sends them 10 at a time).
+const SEND_CHUNK: usize = 500;
+
+/// An "Experiment Completed" event read for the producer: suite run, run id, completion.
+pub fn completion_of(event: &Event) -> Option<(String, String, Completion)> {
+    if DetailType::of(event) != Some(DetailType::ExperimentCompleted) {
+        return None;
+    }
+    let run = CompletedRun::read(&event.detail)?;
+    if run.suite_run_id.is_empty() {
+        return None; // a malformed job's event belongs to no suite
+    }
+    let completion = Completion {
+        status: run.status,
+        deviated: run.deviated,
+        journal_key: run.journal_key,
+        start: run.start,
+        end: run.end,
+        duration: run.duration,
+    };
+    Some((run.suite_run_id, run.run_id, completion))
+}
 
 impl<Q, E, S, B> ProducerPorts<Q, E, S, B>
 where
@@ -28,22 +53,10 @@ where
 {
     /// Handle one event from the events queue; `Ok(Some(id))` when it ended suite run `id`.
     pub async fn on_event(&self, event: &Event) -> Result<Option<String>, ProducerError> {
-        if DetailType::of(event) != Some(DetailType::ExperimentCompleted) {
-            return Ok(None);
+        match completion_of(event) {
+            Some((id, run_id, completion)) => self.complete(&id, &run_id, completion).await,
+            None => Ok(None),
         }
-        let Some(run) = CompletedRun::read(&event.detail) else {
-            return Ok(None);
-        };
-        if run.suite_run_id.is_empty() {
-            return Ok(None); // a malformed job's event belongs to no suite
-        }
-        let completion = Completion {
-            status: run.status,
-            deviated: run.deviated,
-            journal_key: run.journal_key,
-        };
-        self.complete(&run.suite_run_id, &run.run_id, completion)
-            .await
     }
 
     /// Record a completion and move the suite on.
@@ -53,52 +66,103 @@ where
         run_id: &str,
         completion: Completion,
     ) -> Result<Option<String>, ProducerError> {
-        let (plan, mut state) = self.load(id).await?;
-        if state.status != SuiteStatus::Running || state.completions.contains_key(run_id) {
-            return Ok(None); // duplicate, or late for an ended suite
-        }
-        state.completions.insert(run_id.to_string(), completion);
-        let ended = self.advance(&plan, &mut state).await?;
-        self.put_json(&SuiteRunKeys::new(id).state(), &state)
+        let ended = self
+            .complete_many(id, vec![(run_id.to_string(), completion)])
             .await?;
         Ok(ended.then(|| id.to_string()))
     }
 
+    /// Record a batch of completions of suite run `id`, move the suite on and save its state
+    /// once; true when the suite ended. A run id counted before changes nothing (nothing is
+    /// written); one outside the plan is ignored.
+    pub async fn complete_many(
+        &self,
+        id: &str,
+        completions: Vec<(String, Completion)>,
+    ) -> Result<bool, ProducerError> {
+        let mut view = match self.views.take(id) {
+            Taken::Running(v) => *v,
+            Taken::Ended => return Ok(false),
+            Taken::Unknown => match self.build_view(id).await? {
+                Some(v) => v,
+                None => {
+                    self.views.ended(id);
+                    return Ok(false); // late for an ended suite
+                }
+            },
+        };
+        // on failure the view is dropped: the next event rebuilds it from the store, where the
+        // completion records are the truth
+        let ended = self.apply(id, &mut view, completions).await?;
+        self.views.put(id, view);
+        Ok(ended)
+    }
+
+    async fn apply(
+        &self,
+        id: &str,
+        view: &mut View,
+        completions: Vec<(String, Completion)>,
+    ) -> Result<bool, ProducerError> {
+        let mut changed = false;
+        for (run_id, completion) in completions {
+            if view.counted(&run_id) {
+                continue; // a duplicate
+            }
+            let Some(w) = view.wave_of(&run_id) else {
+                tracing::warn!("suite run {id}: a completion for {run_id}, which is not in its plan, ignored");
+                continue;
+            };
+            self.record(id, &run_id, &completion).await?;
+            changed |= view.count(&run_id, w, Some(completion.outcome()));
+        }
+        if !changed {
+            return Ok(false);
+        }
+        let ended = self.advance(view).await?;
+        self.put_json(&SuiteRunKeys::new(id).state(), &view.state)
+            .await?;
+        Ok(ended)
+    }
+
     /// Apply the gate until nothing changes; true when the suite ended.
-    async fn advance(&self, plan: &Plan, state: &mut State) -> Result<bool, ProducerError> {
+    async fn advance(&self, view: &mut View) -> Result<bool, ProducerError> {
+        let plan = view.plan.clone();
         loop {
-            let w = state.current_wave;
+            let w = view.state.current_wave;
             let wave = &plan.waves[w];
-            let ids: Vec<String> = wave.jobs.iter().map(|j| j.run_id.clone()).collect();
-            let outcomes: BTreeMap<String, JobOutcome> = state
-                .completions
-                .iter()
-                .map(|(k, c)| (k.clone(), c.outcome()))
-                .collect();
-            let earlier = plan.waves[..w]
-                .iter()
-                .flat_map(|pw| pw.jobs.iter())
-                .filter_map(|j| outcomes.get(&j.run_id).copied())
-                .max();
-            match decide(
-                &ids,
-                &outcomes,
+            let tally = view.tallies[w];
+            match decide_counts(
+                wave.jobs.len(),
+                tally.completed,
+                tally.worst,
                 wave.on_failure,
                 w + 1 == plan.waves.len(),
-                earlier,
+                view.state.earlier_worst,
             ) {
                 Decision::Wait { .. } => {
-                    self.release(plan, state, w).await?;
+                    self.release(&plan, &mut view.state, tally.completed)
+                        .await?;
                     return Ok(false);
                 }
                 Decision::ReleaseNext => {
+                    let state = &mut view.state;
+                    state.earlier_worst = state.earlier_worst.max(tally.worst);
                     state.current_wave = w + 1;
-                    self.release(plan, state, w + 1).await?;
+                    state.released = 0;
+                    let done = view.tallies[w + 1].completed;
+                    self.release(&plan, &mut view.state, done).await?;
                 }
                 Decision::Complete(o) => {
-                    return self.finish(plan, state, SuiteStatus::Completed, o).await;
+                    return self
+                        .finish(&plan, &mut view.state, SuiteStatus::Completed, o)
+                        .await;
                 }
-                Decision::Halt(o) => return self.finish(plan, state, SuiteStatus::Halted, o).await,
+                Decision::Halt(o) => {
+                    return self
+                        .finish(&plan, &mut view.state, SuiteStatus::Halted, o)
+                        .await;
+                }
             }
         }
     }
@@ -114,6 +178,7 @@ where
         state.status = status;
         let outcome = worst.into();
         state.outcome = Some(outcome);
+        state.ended = Some(now_iso());
         self.event(Detail::SuiteCompleted(SuiteCompleted {
             suite_run_id: plan.suite_run_id.clone(),
             name: plan.name.clone(),
@@ -125,43 +190,33 @@ where
         Ok(true)
     }
 
-    /// Enqueue the jobs of wave `w` not sent yet, up to its `max_parallel` in flight.
+    /// Enqueue the jobs of the current wave not sent yet, up to its `max_parallel` in flight
+    /// (`completed`: how many of the wave's jobs completed).
     pub(super) async fn release(
         &self,
         plan: &Plan,
         state: &mut State,
-        w: usize,
+        completed: usize,
     ) -> Result<(), ProducerError> {
+        let w = state.current_wave;
         let wave = &plan.waves[w];
-        let in_flight = wave
-            .jobs
-            .iter()
-            .filter(|j| {
-                state.enqueued.contains(&j.run_id) && !state.completions.contains_key(&j.run_id)
-            })
-            .count();
+        let in_flight = state.released.saturating_sub(completed);
         let room = wave
             .max_parallel
             .map_or(usize::MAX, |m| (m as usize).saturating_sub(in_flight));
-        let first_release = !wave.jobs.iter().any(|j| state.enqueued.contains(&j.run_id));
-        let batch: Vec<&Job> = wave
-            .jobs
-            .iter()
-            .filter(|j| !state.enqueued.contains(&j.run_id))
-            .take(room)
-            .collect();
-        if batch.is_empty() {
+        let first_release = state.released == 0;
+        let from = state.released.min(wave.jobs.len());
+        let to = from.saturating_add(room).min(wave.jobs.len());
+        if from == to {
             return Ok(());
         }
-        for chunk in batch.chunks(10) {
+        for chunk in wave.jobs[from..to].chunks(SEND_CHUNK) {
             let bodies: Vec<String> = chunk
                 .iter()
                 .map(|j| serde_json::to_string(j).unwrap_or_default())
                 .collect();
             self.jobs.send_batch(&bodies).await?;
-            state
-                .enqueued
-                .extend(chunk.iter().map(|j| j.run_id.clone()));
+            state.released += chunk.len();
         }
         if first_release {
             self.event(Detail::WaveReleased(WaveReleased {
@@ -172,5 +227,11 @@ where
             .await?;
         }
         Ok(())
+    }
+
+    /// Keep a view of a suite run just started (saves reading back what was just written).
+    pub(super) fn hold(&self, plan: Plan, state: State) {
+        let id = plan.suite_run_id.clone();
+        self.views.put(&id, View::new(Arc::new(plan), state));
     }
 }
