@@ -31,7 +31,7 @@ const RECEIVE: &str = "SELECT seq, id, body, receive_count FROM messages
 /// How often a waiting receive re-checks whatever happened (leases run out without a commit).
 const POLL: Duration = Duration::from_millis(50);
 /// How often a waiting receive looks for another process's commit.
-const CROSS_PROCESS_TICK: Duration = Duration::from_millis(5);
+const CROSS_PROCESS_TICK: Duration = Duration::from_millis(10);
 
 impl SqliteQueue {
     pub fn new(db: Db, name: impl Into<String>, max_receive_count: u32) -> Self {

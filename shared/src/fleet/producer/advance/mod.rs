@@ -104,7 +104,7 @@ where
         view: &mut View,
         completions: Vec<(String, Completion)>,
     ) -> Result<bool, ProducerError> {
-        let mut changed = false;
+        let mut new = Vec::new();
         for (run_id, completion) in completions {
             if view.counted(&run_id) {
                 continue; // a duplicate
@@ -113,13 +113,22 @@ where
                 tracing::warn!("suite run {id}: a completion for {run_id}, which is not in its plan, ignored");
                 continue;
             };
-            self.record(id, &run_id, &completion).await?;
-            changed |= view.count(&run_id, w, Some(completion.outcome()));
+            if view.count(&run_id, w, Some(completion.outcome())) {
+                new.push((run_id, completion));
+            }
         }
-        if !changed {
+        if new.is_empty() {
             return Ok(false);
         }
+        // the next wave is released first (the gating latency is the producer's wake-up and a
+        // send), then the records and the state are written, all before the events are acked.
+        // A crash in between leaves the events unacked: they come back to a view rebuilt from
+        // the store, which counts them again and may send the released jobs again; a second
+        // copy of a job is dropped by the worker that finds the first one's `started` marker.
         let ended = self.advance(view).await?;
+        for (run_id, completion) in &new {
+            self.record(id, run_id, completion).await?;
+        }
         self.put_json(&SuiteRunKeys::new(id).state(), &view.state)
             .await?;
         Ok(ended)
