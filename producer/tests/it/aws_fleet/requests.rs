@@ -5,10 +5,12 @@
 //! suite. `docs/scale.md` lists the requests per job stage from this test's table.
 
 use crate::util::Deployment;
-use crate::util::scenarios::{experiment, producer_serve, stop, worker};
+use crate::util::scenarios::{experiment, producer_serve, stop};
+use crate::util::worker_bin;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::process::{Child, Stdio};
 
 /// Requests per job the design allows (issue 13).
 const MAX_REQUESTS_PER_JOB: f64 = 12.0;
@@ -135,6 +137,16 @@ fn tally(records: &[Value], prefix: &str) -> (BTreeMap<String, u64>, u64) {
     (ops, bytes)
 }
 
+/// `worker serve` as `infra/` deploys it but one job at a time: a 300 s lease.
+fn worker(dep: &Deployment, dir: &Path) -> Child {
+    dep.command(worker_bin(), dir)
+        .args(["serve", "--concurrency", "1", "--visibility-timeout", "300"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Run a suite of `jobs` trivial jobs (one wave) uploaded to the bucket, with a producer and
 /// two workers; the requests it took, by operation, and the bytes written to S3.
 fn run_suite(name: &str, jobs: usize, d: &Path) -> (BTreeMap<String, u64>, u64) {
@@ -144,9 +156,17 @@ fn run_suite(name: &str, jobs: usize, d: &Path) -> (BTreeMap<String, u64>, u64) 
         "experiments/trivial.json",
         &std::fs::read(d.join("trivial.json")).unwrap(),
     );
-    let prefix = dep.aws.as_ref().unwrap().1.bucket.trim_end_matches("-bucket").to_string();
+    let prefix = dep
+        .aws
+        .as_ref()
+        .unwrap()
+        .1
+        .bucket
+        .trim_end_matches("-bucket")
+        .to_string();
     let serving = producer_serve(&dep, d);
     let workers = vec![worker(&dep, d), worker(&dep, d)];
+    // (leases as deployed: a short job needs no heartbeat)
     let refs = vec!["../experiments/trivial.json"; jobs].join(", ");
     let from = lines_so_far();
     dep.put(

@@ -141,7 +141,8 @@ impl JobQueue for SqliteQueue {
             }
             let next_look = (Instant::now() + POLL).min(deadline);
             loop {
-                let tick = CROSS_PROCESS_TICK.min(next_look.saturating_duration_since(Instant::now()));
+                let tick =
+                    CROSS_PROCESS_TICK.min(next_look.saturating_duration_since(Instant::now()));
                 tokio::select! {
                     _ = &mut sent => break,
                     _ = tokio::time::sleep(tick) => {}

@@ -274,8 +274,8 @@ mod tests {
             "the job counts as its journal says"
         );
         assert_eq!(
-        p.completions(&id).await.unwrap()["w0-j0"].status,
-        "completed"
-    );
+            p.completions(&id).await.unwrap()["w0-j0"].status,
+            "completed"
+        );
     }
 }

@@ -16,6 +16,9 @@ const BATCH: usize = 10;
 /// How long a receive of events waits for the first one (a long poll on SQS; the embedded
 /// queue wakes as soon as one is sent in this process).
 const EVENTS_WAIT: Duration = Duration::from_secs(5);
+/// The longest a handled event waits for its ack while events keep coming (well within the
+/// events' 30 s lease).
+const ACK_WITHIN: Duration = Duration::from_secs(2);
 /// The longest the dead letters and the triggers go unread while events keep coming.
 const HOUSEKEEPING: Duration = Duration::from_secs(5);
 
@@ -34,6 +37,10 @@ where
     ) {
         let mut looked: Option<Instant> = None;
         let mut idle = true;
+        // events handled, acked together: when 10 are waiting, after an empty poll, at least
+        // every `ACK_WITHIN`, and before returning
+        let mut handled: Vec<String> = Vec::new();
+        let mut acked = Instant::now();
         while !stop.is_cancelled() {
             // dead letters and triggers: after every empty long poll, and at least every
             // `HOUSEKEEPING` while events keep coming (each look is a request on SQS)
@@ -58,7 +65,11 @@ where
             match received {
                 Ok(messages) => {
                     idle = messages.is_empty();
-                    self.handle_events(messages, &mut on_end).await;
+                    handled.extend(self.handle_events(messages, &mut on_end).await);
+                    if handled.len() >= BATCH || idle || acked.elapsed() >= ACK_WITHIN {
+                        self.ack_events(&mut handled).await;
+                        acked = Instant::now();
+                    }
                 }
                 Err(e) => {
                     tracing::error!("receiving events failed: {e}");
@@ -66,13 +77,29 @@ where
                 }
             }
         }
+        self.ack_events(&mut handled).await;
+    }
+
+    /// Ack the events handled so far, in batches of 10.
+    async fn ack_events(&self, handled: &mut Vec<String>) {
+        for chunk in handled.chunks(BATCH) {
+            if let Err(e) = self.events.ack_batch(chunk).await {
+                // the events come back and change nothing
+                tracing::warn!("events handled but not all acked: {e}");
+            }
+        }
+        handled.clear();
     }
 
     /// Handle a batch of events: the completions of each suite run recorded and counted
-    /// together, its state saved once, then every event handled acked in one batch. Events of
-    /// a suite run whose handling failed are not acked: they come back and are handled again
-    /// (idempotently).
-    async fn handle_events(&self, messages: Vec<Message>, on_end: &mut impl FnMut(&str)) {
+    /// together, its state saved once; returns the receipts of the events handled (to ack).
+    /// Events of a suite run whose handling failed are not: they come back and are handled
+    /// again (idempotently).
+    async fn handle_events(
+        &self,
+        messages: Vec<Message>,
+        on_end: &mut impl FnMut(&str),
+    ) -> Vec<String> {
         let mut by_suite: BTreeMap<String, (Vec<(String, Completion)>, Vec<String>)> =
             BTreeMap::new();
         let mut handled = Vec::new();
@@ -103,12 +130,7 @@ where
                 Err(e) => tracing::error!("events of suite run {id} not handled: {e}"),
             }
         }
-        if !handled.is_empty()
-            && let Err(e) = self.events.ack_batch(&handled).await
-        {
-            // the events come back and change nothing
-            tracing::warn!("events handled but not all acked: {e}");
-        }
+        handled
     }
 
     /// Submit what the waiting trigger messages ask for; a message is acked once handled. One

@@ -142,10 +142,7 @@ where
     /// Every completion recorded for suite run `id`, by run id: one listing, then the records
     /// read `READS_AT_ONCE` at a time (on S3 each is a request: 10,000 of them one after the
     /// other would take minutes).
-    pub async fn completions(
-        &self,
-        id: &str,
-    ) -> Result<BTreeMap<String, Completion>, ProducerError>
+    pub async fn completions(&self, id: &str) -> Result<BTreeMap<String, Completion>, ProducerError>
     where
         S: Clone + 'static,
     {
@@ -155,7 +152,8 @@ where
         for chunk in recorded.chunks(READS_AT_ONCE) {
             let mut reads = tokio::task::JoinSet::new();
             for run_id in chunk {
-                let (store, key, run_id) = (self.store.clone(), keys.completion(run_id), run_id.clone());
+                let (store, key, run_id) =
+                    (self.store.clone(), keys.completion(run_id), run_id.clone());
                 reads.spawn(async move { (run_id, key.clone(), store.get(&key).await) });
             }
             while let Some(read) = reads.join_next().await {

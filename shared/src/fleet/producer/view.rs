@@ -147,7 +147,10 @@ where
                 view.count(&run_id, w, None);
                 continue;
             }
-            if let Some(c) = self.get_json::<Completion>(&keys.completion(&run_id)).await? {
+            if let Some(c) = self
+                .get_json::<Completion>(&keys.completion(&run_id))
+                .await?
+            {
                 view.count(&run_id, w, Some(c.outcome()));
             }
         }

@@ -110,7 +110,9 @@ where
                 continue; // a duplicate
             }
             let Some(w) = view.wave_of(&run_id) else {
-                tracing::warn!("suite run {id}: a completion for {run_id}, which is not in its plan, ignored");
+                tracing::warn!(
+                    "suite run {id}: a completion for {run_id}, which is not in its plan, ignored"
+                );
                 continue;
             };
             if view.count(&run_id, w, Some(completion.outcome())) {
@@ -125,12 +127,21 @@ where
         // A crash in between leaves the events unacked: they come back to a view rebuilt from
         // the store, which counts them again and may send the released jobs again; a second
         // copy of a job is dropped by the worker that finds the first one's `started` marker.
+        let before = view.state.clone();
         let ended = self.advance(view).await?;
         for (run_id, completion) in &new {
             self.record(id, run_id, completion).await?;
         }
-        self.put_json(&SuiteRunKeys::new(id).state(), &view.state)
-            .await?;
+        // the state is saved when the gate moved (a release, a wave, the end); counts alone are
+        // in the records, which a restart recounts, so a batch that only counted writes none
+        let moved = State {
+            completed: before.completed,
+            ..view.state.clone()
+        } != before;
+        if moved {
+            self.put_json(&SuiteRunKeys::new(id).state(), &view.state)
+                .await?;
+        }
         Ok(ended)
     }
 
