@@ -11,6 +11,10 @@ use crate::ports::{Event, EventBus};
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+/// One suite run's share of a batch of events: its completions (run id, completion) and the
+/// receipts of the events that carried them.
+type SuiteBatch = (Vec<(String, Completion)>, Vec<String>);
+
 /// Events received (and acked) at a time: SQS's batch limit.
 const BATCH: usize = 10;
 /// How long a receive of events waits for the first one (a long poll on SQS; the embedded
@@ -100,8 +104,7 @@ where
         messages: Vec<Message>,
         on_end: &mut impl FnMut(&str),
     ) -> Vec<String> {
-        let mut by_suite: BTreeMap<String, (Vec<(String, Completion)>, Vec<String>)> =
-            BTreeMap::new();
+        let mut by_suite: BTreeMap<String, SuiteBatch> = BTreeMap::new();
         let mut handled = Vec::new();
         for m in messages {
             match serde_json::from_str::<Event>(&m.body) {
