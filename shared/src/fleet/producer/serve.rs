@@ -1,6 +1,6 @@
 //! The producer's loop: dead letters drained, triggers submitted, completion events handled
-//! in batches of up to 10 (one state write per suite run per batch; acked, in one batch, only
-//! once handled) until stopped.
+//! in batches of up to 10 (at most one state write per suite run per batch; acked 10 at a
+//! time, only once handled) until stopped.
 
 use super::ProducerPorts;
 use super::advance::completion_of;

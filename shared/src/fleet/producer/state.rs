@@ -1,5 +1,6 @@
 //! Where a suite run stands, in the store: a small document of counts (`state.json`, saved
-//! once per batch of events, its size independent of the suite's) and one record per
+//! at most once per batch of events, when the gate moved; its size independent of the
+//! suite's) and one record per
 //! completion (`completions/<run id>.json`, written once per run id), so handling a completion
 //! costs the same in a suite of 10 jobs as in one of 100,000.
 

@@ -1,6 +1,7 @@
-//! Completions move a suite run on: a batch of them is recorded (once per run id) and counted
-//! in the in-memory view, then the pure gate (`gate::decide_counts`) says whether to wait,
-//! release the next wave, or end the suite, and the state is saved once for the batch.
+//! Completions move a suite run on: a batch of them is counted (once per run id) in the
+//! in-memory view, the pure gate (`gate::decide_counts`) says whether to wait, release the next
+//! wave, or end the suite, then the completions are recorded and the state saved (once for the
+//! batch, and only when the gate moved).
 
 pub mod gate;
 
