@@ -15,10 +15,12 @@ fail() { echo "scripts/test.sh: $*" >&2; exit 1; }
 
 command -v cargo >/dev/null || fail "cargo is required (install the Rust toolchain)"
 
-# The SSM document tests (shared/aws/tests/it/ssm_documents/) run the documents for real: they
-# need these programs (Debian package after the colon) and install the missing ones.
+# The SSM document tests (shared/aws/tests/it/ssm_documents/) run the documents for real, and the
+# HTML report is rendered by headless Chromium (producer/tests/it/report.rs): they need these
+# programs (Debian package after the colon) and install the missing ones.
 doc_tools="stress-ng:stress-ng iptables:iptables ip:iproute2 tc:iproute2 pgrep:procps pkill:procps
-  ps:procps kill:procps setsid:util-linux flock:util-linux unshare:util-linux fallocate:util-linux"
+  ps:procps kill:procps setsid:util-linux flock:util-linux unshare:util-linux fallocate:util-linux
+  chromium:chromium"
 have() {  # an executable, not a shell builtin, wherever sbin is or is not in PATH
   local dir
   for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do

@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use cli::BackendArgs;
 use shared::config::positive_seconds;
 use shared::providers::python::DEFAULT_SIGNATURE_TIMEOUT;
+use shared::report::Format;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -97,7 +98,44 @@ pub enum Command {
         #[command(flatten)]
         faults: cli::FaultArgs,
     },
+    /// Write a report of a suite run: one self-contained HTML page (default), Markdown for pull
+    /// requests and wikis, or JUnit XML for CI dashboards.
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report {
+        /// The suite run's id, as `producer submit` printed it.
+        run_id: String,
+        /// html, md or junit.
+        #[arg(long, default_value = "html", value_parser = clap::value_parser!(Format))]
+        format: Format,
+        /// Where to write it (default: stdout).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// List the runs of a suite, newest first, with their outcome and resilience score.
+    #[command(after_help = HISTORY_EXAMPLES)]
+    History {
+        /// The suite's name (its `name:`).
+        name: String,
+        /// One JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
 }
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  producer report sr-20260101-120000-3f2a9c1e -o report.html
+  producer report --format md sr-20260101-120000-3f2a9c1e >> \"$GITHUB_STEP_SUMMARY\"
+  producer report --format junit -o junit.xml --backend aws --config broker.yaml sr-...";
+
+const HISTORY_EXAMPLES: &str = "\
+Examples:
+  producer history nightly
+  producer history --json nightly | jq '.[0].score'";
 
 const SUBMIT_EXAMPLES: &str = "\
 Examples:

@@ -5,6 +5,7 @@
 mod args;
 mod kill_switch;
 mod ports;
+mod report;
 mod run;
 mod serve;
 mod submit;
@@ -67,6 +68,17 @@ fn main() -> ExitCode {
             }
             Command::Halt { reason, backend } => kill_switch::halt(Some(&reason), &backend).await,
             Command::Resume { backend } => kill_switch::halt(None, &backend).await,
+            Command::Report {
+                run_id,
+                format,
+                output,
+                backend,
+            } => report::report(&run_id, format, output.as_deref(), &backend).await,
+            Command::History {
+                name,
+                json,
+                backend,
+            } => report::history(&name, json, &backend).await,
         }
     })
 }

@@ -42,6 +42,7 @@ pub async fn submit(
         match ports.load(&id).await {
             Ok((plan, state)) if state.status != "running" => {
                 eprint!("{}", summary(&plan, &state, &backend));
+                crate::report::step_summary(&plan, &state, &backend, &ports).await;
                 return Ok(exit(&state));
             }
             Ok(_) => failing_since = None,

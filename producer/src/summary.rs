@@ -44,6 +44,10 @@ pub fn summary(plan: &Plan, state: &State, backend: &Backend) -> String {
     if let Some(source) = &plan.source {
         let _ = writeln!(out, "from {source}");
     }
+    if let Some(score) = doc["score"].as_u64() {
+        let tally = shared::fleet::producer::history::tally(plan, state);
+        let _ = writeln!(out, "resilience score {score}/100 ({})", tally.explain());
+    }
     for p in &state.problems {
         let _ = writeln!(out, "  problem: {p}");
     }

@@ -5,6 +5,7 @@
 mod args;
 mod experiment;
 mod journal;
+mod report;
 mod run;
 mod serve;
 
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args, &signals).await,
             Command::Validate(args) => Ok(experiment::validate(args)),
             Command::Serve(args) => serve::serve(args, &signals).await,
+            Command::Report(args) => report::report(args),
         }
     })
 }

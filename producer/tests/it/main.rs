@@ -8,5 +8,6 @@ mod halt;
 mod hostile;
 mod infra;
 mod infra_documents;
+mod report;
 mod util;
 mod validate;

@@ -125,6 +125,9 @@ pub struct SuiteCompleted {
     /// Why a rejected suite run was rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problems: Option<Vec<String>>,
+    /// The resilience score, 0–100 (`report::score`); absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
 }
 
 /// One of the fleet's events, before it is put in an envelope.
@@ -197,10 +200,11 @@ mod tests {
             status: SuiteStatus::Halted,
             outcome: SuiteOutcome::Deviated,
             problems: None,
+            score: Some(50),
         });
         assert_eq!(
             ended.to_value().to_string(),
-            r#"{"suite_run_id":"sr","name":"n","status":"halted","outcome":"deviated"}"#
+            r#"{"suite_run_id":"sr","name":"n","status":"halted","outcome":"deviated","score":50}"#
         );
         let event = ended.envelope();
         assert_eq!(

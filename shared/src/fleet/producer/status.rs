@@ -36,6 +36,7 @@ pub fn status_document(plan: &Plan, state: &State) -> Value {
     doc.insert("source".into(), json!(plan.source));
     doc.insert("status".into(), json!(state.status));
     doc.insert("outcome".into(), json!(state.outcome));
+    doc.insert("score".into(), json!(super::history::score(plan, state)));
     doc.insert("current_wave".into(), json!(state.current_wave));
     doc.insert("problems".into(), json!(state.problems));
     doc.insert("waves".into(), Value::Array(waves));

@@ -153,6 +153,7 @@ where
         self.release(plan, &mut state, 0).await?;
         self.put_json(&SuiteRunKeys::new(id).state(), &state)
             .await?;
+        self.index(plan, &state).await;
         Ok(id.to_string())
     }
 }

@@ -114,12 +114,14 @@ where
         state.status = status;
         let outcome = worst.into();
         state.outcome = Some(outcome);
+        self.index(plan, state).await;
         self.event(Detail::SuiteCompleted(SuiteCompleted {
             suite_run_id: plan.suite_run_id.clone(),
             name: plan.name.clone(),
             status,
             outcome,
             problems: None,
+            score: super::history::score(plan, state),
         }))
         .await?;
         Ok(true)

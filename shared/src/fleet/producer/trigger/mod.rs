@@ -189,8 +189,10 @@ where
         };
         self.put_json(&keys.plan(), &plan).await?;
         self.put_json(&keys.state(), &state).await?;
+        self.index(&plan, &state).await;
         self.event(Detail::SuiteCompleted(SuiteCompleted {
             suite_run_id: id.to_string(),
+            score: super::history::score(&plan, &state),
             name: plan.name,
             status: SuiteStatus::Rejected,
             outcome: SuiteOutcome::Invalid,
