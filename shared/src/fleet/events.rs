@@ -125,6 +125,9 @@ pub struct SuiteCompleted {
     /// Why a rejected suite run was rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problems: Option<Vec<String>>,
+    /// The run ids planned but not run: a seed payload's items already `completed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// One of the fleet's events, before it is put in an envelope.
@@ -197,6 +200,7 @@ mod tests {
             status: SuiteStatus::Halted,
             outcome: SuiteOutcome::Deviated,
             problems: None,
+            skipped: Vec::new(),
         });
         assert_eq!(
             ended.to_value().to_string(),

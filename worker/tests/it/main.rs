@@ -9,6 +9,7 @@ mod aws_redelivery;
 mod cli;
 mod conformance;
 mod hostile;
+mod report;
 mod run;
 mod serve;
 mod serve_blocking;
