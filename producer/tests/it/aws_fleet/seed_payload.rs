@@ -44,7 +44,10 @@ fn a_wrapped_half_done_seed_payload_resumes_and_reads_the_bucket_each_item_names
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    assert!(stderr.contains("completed, held"), "{stderr}");
+    assert!(
+        stderr.contains("completed, held (1 skipped: already completed)"),
+        "{stderr}"
+    );
     assert!(
         stderr
             .lines()
