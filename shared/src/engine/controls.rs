@@ -36,7 +36,7 @@ pub struct Controls {
 #[derive(Debug)]
 enum Session {
     NotStarted,
-    Running(ControlSession),
+    Running(Box<ControlSession>),
     /// Could not start, died or timed out: no further hook runs.
     Stopped,
 }
@@ -243,7 +243,7 @@ async fn start(providers: &Providers, redactor: &Arc<Redactor>) -> Session {
         .control_session(&providers.env_overlay, log)
         .await
     {
-        Ok(session) => Session::Running(session),
+        Ok(session) => Session::Running(Box::new(session)),
         Err(why) => {
             tracing::error!("controls cannot run: {why}");
             Session::Stopped
