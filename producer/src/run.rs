@@ -40,7 +40,12 @@ pub async fn run(
     }
     let base = path.parent().unwrap_or(Path::new("."));
     let id = ports.submit(&suite, base).await?;
-    let total: usize = suite.waves.iter().map(|w| w.experiments.len()).sum();
+    let total: usize = suite
+        .waves
+        .iter()
+        .filter(|w| !w.skipped)
+        .map(|w| w.experiments.len())
+        .sum();
     eprintln!(
         "suite run {id}: {} ({} waves, {total} jobs, {workers} workers)",
         suite.name,

@@ -30,8 +30,9 @@ pub async fn status(id: &str, as_json: bool, args: &BackendArgs) -> anyhow::Resu
 pub fn summary(plan: &Plan, state: &State, backend: &Backend) -> String {
     use std::fmt::Write;
     let doc = status_document(plan, state);
+    let skipped = plan.skipped().len();
     let mut out = format!(
-        "suite run {} ({}): {}{}\n",
+        "suite run {} ({}): {}{}{}\n",
         plan.suite_run_id,
         plan.name,
         state.status,
@@ -39,7 +40,12 @@ pub fn summary(plan: &Plan, state: &State, backend: &Backend) -> String {
             .outcome
             .as_ref()
             .map(|o| format!(", {o}"))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        if skipped > 0 {
+            format!(" ({skipped} skipped: already completed)")
+        } else {
+            String::new()
+        }
     );
     if let Some(source) = &plan.source {
         let _ = writeln!(out, "from {source}");

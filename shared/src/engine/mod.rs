@@ -6,6 +6,7 @@
 
 pub mod activity;
 mod continuous;
+pub mod controls;
 pub mod hypothesis;
 mod report;
 pub mod run;

@@ -34,6 +34,12 @@ impl Reporter {
             .status
     }
 
+    /// One list of runs of the journal (`run`, `rollbacks`) as JSON: an after-hook's state.
+    pub(super) fn runs(&self, pick: fn(&Journal) -> &Vec<crate::model::Run>) -> Value {
+        let j = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        serde_json::to_value(pick(&j)).unwrap_or(Value::Null)
+    }
+
     pub(super) fn snapshot(&self) -> Journal {
         self.journal
             .lock()

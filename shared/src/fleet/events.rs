@@ -128,6 +128,9 @@ pub struct SuiteCompleted {
     /// The resilience score, 0–100 (`report::score`); absent when there is none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<u8>,
+    /// The run ids planned but not run: a seed payload's items already `completed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// One of the fleet's events, before it is put in an envelope.
@@ -201,6 +204,7 @@ mod tests {
             outcome: SuiteOutcome::Deviated,
             problems: None,
             score: Some(50),
+            skipped: Vec::new(),
         });
         assert_eq!(
             ended.to_value().to_string(),

@@ -1,9 +1,10 @@
 //! Suite files → `Suite`, with every problem located, like experiments.
 //!
 //! Two shapes are accepted: the broker's own (`name`, `defaults`, `waves`) and the seed's Step
-//! Function payload (`{"state", "list": [{"experiment_source", "bucket_name", "state"}]}`),
-//! which becomes one experiment per wave, in order, each stopping the suite on failure as the
-//! seed's loop did. `check_experiments` then loads every experiment file a suite names, so a
+//! Function payload (`{"state", "list": [{"experiment_source", "bucket_name", "state"}]}`, bare
+//! or wrapped as the Step Function hands it on, `{"Payload": {...}}`), which becomes one
+//! experiment per wave, in order, each stopping the suite on failure as the seed's loop did; an
+//! item whose `state` is `completed` is a skipped wave, so a half-done payload resumes. `check_experiments` then loads every experiment file a suite names, so a
 //! suite is refused before anything is enqueued.
 
 use super::document::Format;
@@ -32,7 +33,21 @@ pub fn load_suite_text(
     let mut problems = Vec::new();
     let suite = match &doc.value {
         Value::Object(root) if root.contains_key("list") && !root.contains_key("waves") => {
-            seed_payload(root, default_name, &mut problems)
+            seed_payload(root, "", default_name, &mut problems)
+        }
+        Value::Object(root) if root.len() == 1 && root.contains_key("Payload") => {
+            match root.get("Payload") {
+                Some(Value::Object(inner)) if inner.contains_key("list") => {
+                    seed_payload(inner, "Payload.", default_name, &mut problems)
+                }
+                _ => {
+                    problems.push(
+                        Problem::new("Payload", "is not the seed's payload")
+                            .expected("a mapping with `list` (the seed's Step Function input)"),
+                    );
+                    None
+                }
+            }
         }
         Value::Object(root) => suite(root, default_name, &mut problems),
         other => {
@@ -263,35 +278,43 @@ fn wave(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<Wave> 
         experiments,
         on_failure,
         max_parallel,
+        skipped: false,
     })
 }
 
-/// The seed's `{"state", "list": [{"experiment_source", "bucket_name", "state"}]}`.
+/// The seed's `{"state", "list": [{"experiment_source", "bucket_name", "state"}]}`; `at` is
+/// where it sits in the document (`Payload.` when wrapped), for the problems' field paths.
 fn seed_payload(
     root: &Map<String, Value>,
+    at: &str,
     default_name: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<Suite> {
     let Some(Value::Array(list)) = root.get("list") else {
         problems.push(
-            Problem::new("list", "is not a list")
+            Problem::new(format!("{at}list"), "is not a list")
                 .expected("a list of {experiment_source, bucket_name, state}"),
         );
         return None;
     };
     if list.is_empty() {
-        problems.push(Problem::new("list", "is empty").expected("at least one experiment"));
+        problems.push(
+            Problem::new(format!("{at}list"), "is empty").expected("at least one experiment"),
+        );
     }
     let mut waves = Vec::new();
     for (i, item) in list.iter().enumerate() {
-        let path = format!("list[{i}]");
+        let path = format!("{at}list[{i}]");
         let source = item.get("experiment_source").and_then(Value::as_str);
         let bucket = item.get("bucket_name").and_then(Value::as_str);
+        // the seed marks an item `completed` once its experiment ran: never run it again
+        let skipped = item.get("state").and_then(Value::as_str) == Some("completed");
         match source.map(|s| ExperimentRef::from_seed(s, bucket)) {
             Some(Ok(r)) => waves.push(Wave {
                 experiments: vec![r],
                 on_failure: OnFailure::Stop,
                 max_parallel: None,
+                skipped,
             }),
             Some(Err(why)) => problems.push(
                 Problem::new(format!("{path}.experiment_source"), why).expected("a path or key"),
@@ -309,7 +332,8 @@ fn seed_payload(
     })
 }
 
-/// Load every experiment file the suite names (relative to `base`), collecting all problems.
+/// Load every experiment file the suite names (relative to `base`), collecting all problems;
+/// a skipped wave's are not loaded (they will not run).
 /// S3 objects and store keys are not reachable from here; they are listed as unchecked.
 pub fn check_experiments(
     suite: &Suite,
@@ -325,7 +349,7 @@ pub fn check_experiments(
             .entry(k.clone())
             .or_insert_with(|| v.clone());
     }
-    for wave in &suite.waves {
+    for wave in suite.waves.iter().filter(|w| !w.skipped) {
         for r in &wave.experiments {
             match r {
                 ExperimentRef::File { path } => {
@@ -381,6 +405,33 @@ mod tests {
             "s3://bkt/experiments/a.yaml"
         );
         assert_eq!(s.waves[1].experiments[0].to_string(), "local.json");
+    }
+
+    #[test]
+    fn the_seed_payload_wrapped_by_the_step_function_resumes_past_completed_items() {
+        let text = r#"{"Payload": {"state": "in-progress", "list": [
+            {"experiment_source": "a.yaml", "bucket_name": "bkt", "state": "completed"},
+            {"experiment_source": "b.yaml", "bucket_name": "other", "state": "pending"}]}}"#;
+        let s = load_suite_text(text, Format::Json, None, "seed").unwrap();
+        assert_eq!(s.waves.len(), 2, "a completed item is planned and reported");
+        assert!(s.waves[0].skipped && !s.waves[1].skipped);
+        assert_eq!(s.waves[1].experiments[0].to_string(), "s3://other/b.yaml");
+        let err = load_suite_text(
+            "{\"Payload\": {\"list\": [{\"bucket_name\": \"b\"}]}}",
+            Format::Json,
+            Some(Path::new("p.json")),
+            "seed",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("Payload.list[0].experiment_source: missing"),
+            "{err}"
+        );
+        let err = load_suite_text("{\"Payload\": 3}", Format::Json, None, "seed")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Payload: is not the seed's payload"), "{err}");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! A suite is what operators schedule: wave N+1 starts only when every experiment of wave N
 //! has completed, and `on_failure` says whether a failed or deviated experiment stops the suite.
 //! The seed's Step Function payload (`{"state", "list": [{"experiment_source", "bucket_name",
-//! "state"}]}`) is a suite too: one experiment per wave, in order.
+//! "state"}]}`, bare or wrapped as the Step Function passes it, `{"Payload": {...}}`) is a
+//! suite too: one experiment per wave, in order; an item already `completed` is skipped.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -33,6 +34,9 @@ pub struct Wave {
     pub on_failure: OnFailure,
     /// At most this many experiments of the wave run at once (all of them when `None`).
     pub max_parallel: Option<u32>,
+    /// Already done: a seed payload's item whose `state` is `completed`. The wave is planned
+    /// and reported (`skipped`), never run, so a half-done payload resumes where it stopped.
+    pub skipped: bool,
 }
 
 /// What a failed or deviated experiment does to the rest of the suite.

@@ -10,6 +10,7 @@ pub mod http;
 pub mod output;
 pub mod process;
 pub mod python;
+pub mod python_controls;
 pub mod registry;
 
 use crate::model::{Activity, Provider};

@@ -82,6 +82,7 @@ async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
             }],
             on_failure: OnFailure::Stop,
             max_parallel: None,
+            skipped: false,
         }],
     };
     let id = producer.submit(&suite, dir.path()).await.unwrap();

@@ -35,7 +35,12 @@ pub async fn refusals<Q: JobQueue, S: ObjectStore>(
     };
     let mut seen = std::collections::BTreeSet::new();
     let mut refused = Vec::new();
-    for job in plan.waves.iter().flat_map(|w| &w.jobs) {
+    for job in plan
+        .waves
+        .iter()
+        .filter(|w| !w.skipped)
+        .flat_map(|w| &w.jobs)
+    {
         let (name, text) = match read(store, job).await? {
             Some(read) => read,
             None => continue,
@@ -143,6 +148,7 @@ mod tests {
                 }],
                 on_failure: OnFailure::Stop,
                 max_parallel: None,
+                skipped: false,
             }],
         };
         let plan = plan(&suite, "sr", &Origin::Dir(dir.path().to_path_buf())).unwrap();

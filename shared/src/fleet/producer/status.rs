@@ -1,4 +1,5 @@
-//! The status document of a suite run (`producer status --json`): every job with its state,
+//! The status document of a suite run (`producer status --json`): every job with its state
+//! (`pending`, `enqueued`, `completed`, or `skipped`: a seed payload's item already done),
 //! outcome and journal.
 
 use super::plan::Plan;
@@ -20,7 +21,7 @@ pub fn status_document(plan: &Plan, state: &State) -> Value {
                     json!({
                         "run_id": j.run_id,
                         "experiment_source": j.experiment_source,
-                        "state": if c.is_some() { "completed" } else if state.enqueued.contains(&j.run_id) { "enqueued" } else { "pending" },
+                        "state": if wave.skipped { "skipped" } else if c.is_some() { "completed" } else if state.enqueued.contains(&j.run_id) { "enqueued" } else { "pending" },
                         "outcome": c.map(Completion::outcome),
                         "status": c.map(|c| c.status),
                         "journal_key": c.map(|c| c.journal_key.clone()),

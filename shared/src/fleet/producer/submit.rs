@@ -146,11 +146,12 @@ where
         }
     }
 
-    /// Enqueue a stored plan's first wave and save its state.
+    /// Enqueue a stored plan's first wave to run (past skipped ones; a plan of skipped waves
+    /// only ends here) and save its state.
     async fn start(&self, plan: &Plan) -> Result<String, ProducerError> {
         let id = &plan.suite_run_id;
         let mut state = State::running();
-        self.release(plan, &mut state, 0).await?;
+        self.advance(plan, &mut state).await?;
         self.put_json(&SuiteRunKeys::new(id).state(), &state)
             .await?;
         self.index(plan, &state).await;

@@ -52,6 +52,7 @@ pub fn suite(waves: Vec<(usize, OnFailure, Option<u32>)>) -> Suite {
                     .collect(),
                 on_failure,
                 max_parallel,
+                skipped: false,
             })
             .collect(),
     }

@@ -16,7 +16,7 @@ use serde_json::Value;
 /// through a shell re-reads even a quoted value as shell. Flagged: every `${name}`, and `$name`
 /// when `name` is a configuration key (otherwise `$name` is most likely a shell variable).
 pub fn warnings(e: &Experiment) -> Vec<Problem> {
-    let mut warnings = Vec::new();
+    let mut warnings = controls_not_run(e);
     for (field, activity) in crate::load::activities_with_paths(e) {
         let Provider::Process(p) = &activity.provider else {
             continue;
@@ -51,6 +51,28 @@ pub fn warnings(e: &Experiment) -> Vec<Problem> {
         );
     }
     warnings
+}
+
+/// Controls that will not run (`model::control::not_run`): not python, or a module the guard
+/// rails keep out (the engine's `Controls::allowed`).
+fn controls_not_run(e: &Experiment) -> Vec<Problem> {
+    use crate::providers::{ALLOW_UNGUARDED_PYTHON, is_guarded_module, is_internal_module};
+    let allowed = broker_extension(e).get(ALLOW_UNGUARDED_PYTHON) == Some(&Value::Bool(true));
+    let refused = |module: &str| {
+        if is_internal_module(module) {
+            Some(format!("`{module}` is the broker's own"))
+        } else if is_guarded_module(module) && !allowed {
+            Some(format!(
+                "`{module}` would act without the broker's guard rails (`{ALLOW_UNGUARDED_PYTHON}: true` in the experiment-broker extension allows it)"
+            ))
+        } else {
+            None
+        }
+    };
+    crate::model::control::not_run(&e.raw, refused)
+        .into_iter()
+        .map(|(field, why, expected)| Problem::new(field, why).expected(expected))
+        .collect()
 }
 
 /// The warnings of the experiment file at `path` (already loaded as `experiment`), located.

@@ -64,11 +64,32 @@ where
         Ok(ended.then(|| id.to_string()))
     }
 
-    /// Apply the gate until nothing changes; true when the suite ended.
-    async fn advance(&self, plan: &Plan, state: &mut State) -> Result<bool, ProducerError> {
+    /// Apply the gate until nothing changes; true when the suite ended. A skipped wave (a
+    /// seed payload's `completed` item) is passed over as held, never released.
+    pub(super) async fn advance(
+        &self,
+        plan: &Plan,
+        state: &mut State,
+    ) -> Result<bool, ProducerError> {
         loop {
             let w = state.current_wave;
             let wave = &plan.waves[w];
+            if wave.skipped {
+                if w + 1 == plan.waves.len() {
+                    let earlier = plan.waves[..w]
+                        .iter()
+                        .flat_map(|pw| pw.jobs.iter())
+                        .filter_map(|j| state.completions.get(&j.run_id))
+                        .map(Completion::outcome)
+                        .max()
+                        .unwrap_or(JobOutcome::Held);
+                    return self
+                        .finish(plan, state, SuiteStatus::Completed, earlier)
+                        .await;
+                }
+                state.current_wave = w + 1;
+                continue;
+            }
             let ids: Vec<String> = wave.jobs.iter().map(|j| j.run_id.clone()).collect();
             let outcomes: BTreeMap<String, JobOutcome> = state
                 .completions
@@ -122,6 +143,7 @@ where
             outcome,
             problems: None,
             score: super::history::score(plan, state),
+            skipped: plan.skipped(),
         }))
         .await?;
         Ok(true)

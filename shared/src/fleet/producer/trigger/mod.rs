@@ -145,6 +145,7 @@ where
                     experiments: vec![me],
                     on_failure: OnFailure::Stop,
                     max_parallel: None,
+                    skipped: false,
                 }],
             };
             return Ok(Ok((suite, origin)));
@@ -197,6 +198,7 @@ where
             status: SuiteStatus::Rejected,
             outcome: SuiteOutcome::Invalid,
             problems: Some(state.problems),
+            skipped: Vec::new(),
         }))
         .await
     }
