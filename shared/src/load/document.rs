@@ -10,6 +10,7 @@
 //! nesting depth, number of values, aliases expanded) before anything is built from it, and a
 //! document past a limit is a located problem, never a crash.
 
+mod repeats;
 mod scalars;
 mod spans;
 mod walk;
@@ -134,7 +135,37 @@ impl Document {
     pub fn locate(&self, field: &str) -> Option<(usize, usize)> {
         self.spans.locate(field)
     }
+
+    /// Every key written twice in one mapping, as a warning at the later one naming both lines
+    /// (the reference's PyYAML and `json` keep the last value, as the parsers here do).
+    pub fn repeated_keys(&mut self) -> Vec<Problem> {
+        if let Some(text) = &self.pending
+            && !repeats::json_repeats_a_key(text)
+        {
+            return Vec::new(); // a JSON document pays for the walk only when it repeats a key
+        }
+        self.ensure_spans();
+        self.spans
+            .repeated()
+            .into_iter()
+            .map(|r| {
+                let key = r.field.rsplit(['.', ']']).next().unwrap_or(&r.field).to_string();
+                Problem::new(
+                    r.field,
+                    format!(
+                        "key `{key}` is written twice in this mapping (line {}, column {} and \
+                         line {}, column {}): the later value is used and the earlier one is \
+                         ignored, as the Chaos Toolkit does",
+                        r.first.0, r.first.1, r.last.0, r.last.1
+                    ),
+                )
+                .expected("each key once per mapping")
+                .at(r.last.0, r.last.1)
+            })
+            .collect()
+    }
 }
+
 
 /// Read a file as document text: at most the size cap, UTF-8, each refusal a problem naming
 /// the file. `what` names the document in a read error ("the experiment").
