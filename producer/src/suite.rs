@@ -4,8 +4,8 @@
 
 use aws::faults::FaultContext;
 use cli::Exit;
-use shared::load::{Purpose, Vars};
 use shared::load::suite::{check_experiments, load_suite};
+use shared::load::{Purpose, Vars};
 use shared::model::suite::Suite;
 use shared::providers::Providers;
 use std::path::Path;

@@ -6,8 +6,8 @@ use crate::args::{SignatureArgs, ValidateArgs, VarArgs};
 use aws::faults::FaultContext;
 use cli::Exit;
 use shared::load::{Problems, Purpose, Vars, validate_experiment};
-use shared::model::Experiment;
 use shared::load_experiment;
+use shared::model::Experiment;
 use shared::providers::Providers;
 use std::sync::Arc;
 

@@ -141,18 +141,22 @@ const WARNED: &str = r#"{"title": "t", "description": "d", "rollback": [],
 fn warnings_are_shown_located_and_strictness_makes_them_errors() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("w.json"), WARNED).unwrap();
-    std::fs::write(dir.path().join("s.yaml"), "waves:\n  - experiments: [w.json]\n").unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "waves:\n  - experiments: [w.json]\n",
+    )
+    .unwrap();
     let (code, out, err) = producer(&["validate", "s.yaml"], dir.path());
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("valid suite"), "{out}");
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
     assert_eq!(warnings.len(), 2, "{err}");
     assert!(
-        warnings[0].contains("w.json:1:52: rollback: unknown key `rollback` in the experiment: did you mean `rollbacks`?"),
+        warnings[0].contains("w.json:1:36: rollback: unknown key `rollback` in the experiment: did you mean `rollbacks`?"),
         "{err}"
     );
     assert!(
-        warnings[1].contains("w.json:2:43: method[0].name: key `name` is written twice in this mapping (line 2, column 32 and line 2, column 43)"),
+        warnings[1].contains("w.json:2:46: method[0].name: key `name` is written twice in this mapping (line 2, column 33 and line 2, column 46)"),
         "{err}"
     );
     // --strict, and `strict: true` in the suite, refuse it with the same located lines
@@ -161,10 +165,16 @@ fn warnings_are_shown_located_and_strictness_makes_them_errors() {
         "strict: true\nwaves:\n  - experiments: [w.json]\n",
     )
     .unwrap();
-    for args in [&["validate", "--strict", "s.yaml"][..], &["validate", "strict.yaml"]] {
+    for args in [
+        &["validate", "--strict", "s.yaml"][..],
+        &["validate", "strict.yaml"],
+    ] {
         let (code, _, err) = producer(args, dir.path());
         assert_eq!(code, 1, "{args:?}: {err}");
-        assert!(err.contains("error: ") && err.contains("w.json:1:52: rollback: unknown key"), "{err}");
+        assert!(
+            err.contains("error: ") && err.contains("w.json:1:36: rollback: unknown key"),
+            "{err}"
+        );
         assert!(err.contains("2 problems found"), "{err}");
     }
     // submit and run check the same way before anything is sent
@@ -175,6 +185,9 @@ fn warnings_are_shown_located_and_strictness_makes_them_errors() {
         );
         assert_eq!(code, 1, "{command}: {err}");
         assert!(err.contains("rollback: unknown key"), "{command}: {err}");
-        assert!(!dir.path().join("state").exists(), "{command}: nothing was submitted");
+        assert!(
+            !dir.path().join("state").exists(),
+            "{command}: nothing was submitted"
+        );
     }
 }

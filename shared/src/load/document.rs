@@ -149,7 +149,12 @@ impl Document {
             .repeated()
             .into_iter()
             .map(|r| {
-                let key = r.field.rsplit(['.', ']']).next().unwrap_or(&r.field).to_string();
+                let key = r
+                    .field
+                    .rsplit(['.', ']'])
+                    .next()
+                    .unwrap_or(&r.field)
+                    .to_string();
                 Problem::new(
                     r.field,
                     format!(
@@ -165,7 +170,6 @@ impl Document {
             .collect()
     }
 }
-
 
 /// Read a file as document text: at most the size cap, UTF-8, each refusal a problem naming
 /// the file. `what` names the document in a read error ("the experiment").

@@ -134,7 +134,11 @@ pub fn load_for(
         );
         problems.extend(now);
         // the setting itself is reported once, above
-        deferred.extend(at_run.into_iter().filter(|p| !p.field.starts_with("extensions[")));
+        deferred.extend(
+            at_run
+                .into_iter()
+                .filter(|p| !p.field.starts_with("extensions[")),
+        );
         warnings.extend(validate::warnings(e));
     }
     match purpose {
@@ -156,7 +160,8 @@ pub fn load_for(
 /// Whether warnings are errors for this experiment: `strict` (`--strict`, or `strict: true`
 /// in a suite) or `strict: true` in its `experiment-broker` extension.
 pub fn is_strict(e: &Experiment, strict: bool) -> bool {
-    strict || crate::model::broker_extension(e).get("strict") == Some(&serde_json::Value::Bool(true))
+    strict
+        || crate::model::broker_extension(e).get("strict") == Some(&serde_json::Value::Bool(true))
 }
 
 /// Under strictness, the experiment's warnings as the problems that make it invalid.
@@ -311,10 +316,7 @@ fn signature_findings(
     };
     for ((call, problem), check) in calls.iter().zip(results).zip(checks) {
         if let Some(message) = problem {
-            found.push((
-                call.lenient,
-                signature_problem(&call.field, check, message),
-            ));
+            found.push((call.lenient, signature_problem(&call.field, check, message)));
         }
     }
     if let Some((at, timeout)) = failure

@@ -59,7 +59,10 @@ fn yaml_problems_point_at_yaml_lines() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("bad.yaml:8:7: method[0].provider.timeout: is \"soon\" (expected a number of seconds or [connect, read])"), "{}", out.stderr);
+    // `chaos validate` accepts the timeout and `chaos run` stops on it: a run refuses it
+    let out = sb.run(&path, &[]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("bad.yaml:8:7: method[0].provider.timeout: is \"soon\" (`chaos run` stops on it) (expected a number of seconds or [connect, read])"), "{}", out.stderr);
 }
 
 #[test]
@@ -217,7 +220,11 @@ method:
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert!(!out.stderr.contains("error: "), "{}", out.stderr);
     for e in expected {
-        assert!(out.stderr.contains(e), "missing warning `{e}` in:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(e),
+            "missing warning `{e}` in:\n{}",
+            out.stderr
+        );
     }
     for out in [sb.validate(&path, &["--strict"]), sb.run(&path, &[])] {
         assert_eq!(out.code, 1, "{}", out.stderr);

@@ -12,7 +12,7 @@ configuration:
   computed:
     type: probe
     name: compute
-    provider: {type: python, module: os.path, func: basename, arguments: {nope: /x}}
+    provider: {type: python, module: os.path, func: basename, arguments: {p: /x, nope: 1}}
 steady-state-hypotesis:
   title: h
   probes: []
@@ -41,10 +41,14 @@ fn warnings_are_located_on_stderr_and_keep_the_verdict() {
     let path = sb.write("warned.yaml", WARNED);
     let out = sb.validate(&path, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
-    assert!(out.stdout.contains("valid experiment (5 warnings)"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("valid experiment (5 warnings)"),
+        "{}",
+        out.stdout
+    );
     let found = warnings(&out.stderr);
     let expected = [
-        "warned.yaml:7:51: configuration.computed.provider.arguments.nope: argument 'nope' is not part of the function signature",
+        "warned.yaml:7:82: configuration.computed.provider.arguments.nope: argument 'nope' is not part of the function signature",
         "warned.yaml:8:1: steady-state-hypotesis: unknown key `steady-state-hypotesis` in the experiment: did you mean `steady-state-hypothesis`?",
         "warned.yaml:14:5: method[0].tolerence: unknown key `tolerence` in the activity: did you mean `tolerance`?",
         "warned.yaml:15:5: method[0].owner: unknown key `owner` in the activity (the Chaos Toolkit ignores it)",
@@ -65,12 +69,19 @@ fn the_journal_keeps_the_warnings_and_the_run_uses_the_last_value() {
     assert_eq!(warnings(&out.stderr).len(), 5, "{}", out.stderr);
     let journal = out.journal();
     assert_eq!(journal["run"][0]["output"]["stdout"], "last\n");
-    let kept = journal["broker"]["warnings"].as_array().expect("broker.warnings");
+    let kept = journal["broker"]["warnings"]
+        .as_array()
+        .expect("broker.warnings");
     assert_eq!(kept.len(), 5, "{kept:#?}");
     assert_eq!(kept[2]["field"], "method[0].tolerence");
     assert_eq!(kept[2]["line"], 14);
     assert_eq!(kept[2]["column"], 5);
-    assert!(kept[2]["text"].as_str().unwrap().contains("did you mean `tolerance`?"));
+    assert!(
+        kept[2]["text"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `tolerance`?")
+    );
 }
 
 #[test]
@@ -82,14 +93,28 @@ fn strict_turns_warnings_into_errors_and_nothing_runs() {
         ("run", sb.run(&path, &["--strict"])),
     ] {
         assert_eq!(out.code, 1, "{command}: {}", out.stderr);
-        assert!(warnings(&out.stderr).is_empty(), "{command}: {}", out.stderr);
         assert!(
-            out.stderr.contains("error: ") && out.stderr.contains("warned.yaml:14:5: method[0].tolerence: unknown key"),
+            warnings(&out.stderr).is_empty(),
             "{command}: {}",
             out.stderr
         );
-        assert!(out.stderr.contains("5 problems found"), "{command}: {}", out.stderr);
-        assert!(out.journal.is_none(), "{command}: nothing runs under --strict");
+        assert!(
+            out.stderr.contains("error: ")
+                && out
+                    .stderr
+                    .contains("warned.yaml:14:5: method[0].tolerence: unknown key"),
+            "{command}: {}",
+            out.stderr
+        );
+        assert!(
+            out.stderr.contains("5 problems found"),
+            "{command}: {}",
+            out.stderr
+        );
+        assert!(
+            out.journal.is_none(),
+            "{command}: nothing runs under --strict"
+        );
     }
     // the same from the experiment itself
     let strict = WARNED.replace(
@@ -142,7 +167,9 @@ fn what_the_reference_stops_on_when_it_runs_is_a_warning_to_validate_and_refused
     assert_eq!(found.len(), 2, "{}", out.stderr);
     assert!(found[0].contains("at-run.yaml:3:"), "{}", found[0]);
     assert!(found[0].contains("runtime.rollbacks.strategy: unknown strategy 'sometimes'"));
-    assert!(found[1].contains("rollbacks[0].ref: referenced activity 'nowhere' could not be found"));
+    assert!(
+        found[1].contains("rollbacks[0].ref: referenced activity 'nowhere' could not be found")
+    );
     assert!(found[1].contains("(a run refuses this before it starts)"));
     let out = sb.run(&path, &[]);
     assert_eq!(out.code, 1, "{}", out.stderr);

@@ -167,9 +167,11 @@ impl Validator<'_> {
         let Some(Value::Object(p)) = map.get("provider") else {
             return;
         };
-        let (Some("python"), Some(Value::String(module)), Some(Value::String(func))) =
-            (p.get("type").and_then(Value::as_str), p.get("module"), p.get("func"))
-        else {
+        let (Some("python"), Some(Value::String(module)), Some(Value::String(func))) = (
+            p.get("type").and_then(Value::as_str),
+            p.get("module"),
+            p.get("func"),
+        ) else {
             return;
         };
         if module.is_empty() || func.is_empty() {

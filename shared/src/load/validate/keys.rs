@@ -172,7 +172,9 @@ impl Walk {
                     "unknown key `{key}` in the {level}: did you mean `{near}`? (the Chaos \
                      Toolkit ignores it)"
                 ),
-                None => format!("unknown key `{key}` in the {level} (the Chaos Toolkit ignores it)"),
+                None => {
+                    format!("unknown key `{key}` in the {level} (the Chaos Toolkit ignores it)")
+                }
             };
             let expected = format!("one of {}", known.join(", "));
             self.0
@@ -221,10 +223,20 @@ impl Walk {
         if let Some(Value::Object(runtime)) = root.get("runtime") {
             self.check(runtime, "runtime", "runtime", RUNTIME);
             if let Some(Value::Object(h)) = runtime.get("hypothesis") {
-                self.check(h, "runtime.hypothesis", "runtime.hypothesis", RUNTIME_HYPOTHESIS);
+                self.check(
+                    h,
+                    "runtime.hypothesis",
+                    "runtime.hypothesis",
+                    RUNTIME_HYPOTHESIS,
+                );
             }
             if let Some(Value::Object(r)) = runtime.get("rollbacks") {
-                self.check(r, "runtime.rollbacks", "runtime.rollbacks", RUNTIME_ROLLBACKS);
+                self.check(
+                    r,
+                    "runtime.rollbacks",
+                    "runtime.rollbacks",
+                    RUNTIME_ROLLBACKS,
+                );
             }
         }
         if let Some(Value::Array(extensions)) = root.get("extensions") {
@@ -295,7 +307,12 @@ impl Walk {
             let path = format!("{path}[{i}]");
             self.check(c, &path, "control", CONTROL);
             if let Some(Value::Object(p)) = c.get("provider") {
-                self.check(p, &join(&path, "provider"), "control provider", CONTROL_PROVIDER);
+                self.check(
+                    p,
+                    &join(&path, "provider"),
+                    "control provider",
+                    CONTROL_PROVIDER,
+                );
             }
         }
     }
@@ -309,7 +326,11 @@ mod tests {
     #[test]
     fn near_misses_get_the_key_they_miss() {
         for (key, known, expected) in [
-            ("steady-state-hypotesis", EXPERIMENT, Some("steady-state-hypothesis")),
+            (
+                "steady-state-hypotesis",
+                EXPERIMENT,
+                Some("steady-state-hypothesis"),
+            ),
             ("tolerence", ACTIVITY, Some("tolerance")),
             ("rollback", EXPERIMENT, Some("rollbacks")),
             ("Title", EXPERIMENT, Some("title")),

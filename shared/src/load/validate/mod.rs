@@ -181,7 +181,10 @@ impl Validator<'_> {
     /// Run `check`, its problems turned into warnings noting that the reference does not
     /// check this part (a dynamic-configuration probe, the tolerance of a method step); its
     /// result only when it found nothing wrong.
-    fn unchecked_by_reference<T>(&mut self, check: impl FnOnce(&mut Self) -> Option<T>) -> Option<T> {
+    fn unchecked_by_reference<T>(
+        &mut self,
+        check: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<T> {
         let (before, lenient) = (self.problems.len(), self.lenient);
         self.lenient = true;
         let out = check(self);
@@ -207,12 +210,13 @@ impl Validator<'_> {
         what: &str,
     ) -> Option<String> {
         match map.get(key) {
-            Some(v @ (Value::Number(_) | Value::Bool(true)))
-                if crate::pyvalue::py_truthy(v) =>
-            {
+            Some(v @ (Value::Number(_) | Value::Bool(true))) if crate::pyvalue::py_truthy(v) => {
                 self.warn(
                     join(path, key),
-                    format!("is {} (the Chaos Toolkit accepts any value that is not empty)", kind_of(v)),
+                    format!(
+                        "is {} (the Chaos Toolkit accepts any value that is not empty)",
+                        kind_of(v)
+                    ),
                     what,
                 );
                 Some(crate::pyvalue::py_str(v))

@@ -159,8 +159,10 @@ mod tests {
 
     /// A hypothesis probe with `tolerance` (where the reference checks tolerances).
     fn with_tolerance(tolerance: serde_json::Value) -> serde_json::Value {
-        doc(json!({"steady-state-hypothesis": {"title": "h", "probes": [{"type": "probe",
-            "name": "p", "provider": {"type": "process", "path": "true"}, "tolerance": tolerance}]}}))
+        doc(
+            json!({"steady-state-hypothesis": {"title": "h", "probes": [{"type": "probe",
+            "name": "p", "provider": {"type": "process", "path": "true"}, "tolerance": tolerance}]}}),
+        )
     }
 
     #[test]
@@ -192,7 +194,10 @@ mod tests {
             ),
             (
                 with_tolerance(json!({})),
-                vec![("steady-state-hypothesis.probes[0].tolerance.type", "missing")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.type",
+                    "missing",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "exact"})),
@@ -213,7 +218,10 @@ mod tests {
             ),
             (
                 with_tolerance(json!({"type": "regex"})),
-                vec![("steady-state-hypothesis.probes[0].tolerance.pattern", "missing")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.pattern",
+                    "missing",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "regex", "pattern": "("})),
@@ -234,7 +242,10 @@ mod tests {
             ),
             (
                 with_tolerance(json!({"type": "jsonpath"})),
-                vec![("steady-state-hypothesis.probes[0].tolerance.path", "missing")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.path",
+                    "missing",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "jsonpath", "path": "$.a", "count": -1})),
@@ -246,7 +257,10 @@ mod tests {
             ),
             (
                 with_tolerance(json!({"type": "range"})),
-                vec![("steady-state-hypothesis.probes[0].tolerance.range", "missing")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.range",
+                    "missing",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "range", "range": [0, 1, 2]})),
@@ -257,11 +271,17 @@ mod tests {
             ),
             (
                 with_tolerance(json!({"type": "range", "range": [0, true]})),
-                vec![("steady-state-hypothesis.probes[0].tolerance.range", "boundaries must be numbers")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.range",
+                    "boundaries must be numbers",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "range", "range": "0-1"})),
-                vec![("steady-state-hypothesis.probes[0].tolerance.range", "is a string")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.range",
+                    "is a string",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "probe", "name": "q",
@@ -272,7 +292,10 @@ mod tests {
                 with_tolerance(
                     json!({"type": "probe", "provider": {"type": "process", "path": "true"}}),
                 ),
-                vec![("steady-state-hypothesis.probes[0].tolerance.name", "missing")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.name",
+                    "missing",
+                )],
             ),
         ]);
     }
