@@ -136,8 +136,7 @@ impl Document {
         self.spans.locate(field)
     }
 
-    /// Every key written twice in one mapping, as a warning at the later one naming both lines
-    /// (the reference's PyYAML and `json` keep the last value, as the parsers here do).
+    /// Every key written twice in one mapping, as a warning naming both lines (`repeats`).
     pub fn repeated_keys(&mut self) -> Vec<Problem> {
         if let Some(text) = &self.pending
             && !repeats::json_repeats_a_key(text)
@@ -145,29 +144,7 @@ impl Document {
             return Vec::new(); // a JSON document pays for the walk only when it repeats a key
         }
         self.ensure_spans();
-        self.spans
-            .repeated()
-            .into_iter()
-            .map(|r| {
-                let key = r
-                    .field
-                    .rsplit(['.', ']'])
-                    .next()
-                    .unwrap_or(&r.field)
-                    .to_string();
-                Problem::new(
-                    r.field,
-                    format!(
-                        "key `{key}` is written twice in this mapping (line {}, column {} and \
-                         line {}, column {}): the later value is used and the earlier one is \
-                         ignored, as the Chaos Toolkit does",
-                        r.first.0, r.first.1, r.last.0, r.last.1
-                    ),
-                )
-                .expected("each key once per mapping")
-                .at(r.last.0, r.last.1)
-            })
-            .collect()
+        repeats::warnings(self.spans.repeated())
     }
 }
 

@@ -1,5 +1,36 @@
 //! Whether a JSON document repeats a key in one object, found without building it: the
-//! spans (which name both places) are only computed for a JSON document when it does.
+//! spans (which name both places) are only computed for a JSON document when it does; and
+//! the warning for each repeated key. The reference's PyYAML and `json` keep the last value,
+//! as the parsers here do.
+
+use super::Problem;
+use super::spans::Repeated;
+
+/// One warning per repeated key, at the later one, naming both places.
+pub(super) fn warnings(repeated: Vec<Repeated>) -> Vec<Problem> {
+    repeated
+        .into_iter()
+        .map(|r| {
+            let key = r
+                .field
+                .rsplit(['.', ']'])
+                .next()
+                .unwrap_or(&r.field)
+                .to_string();
+            Problem::new(
+                r.field,
+                format!(
+                    "key `{key}` is written twice in this mapping (line {}, column {} and \
+                     line {}, column {}): the later value is used and the earlier one is \
+                     ignored, as the Chaos Toolkit does",
+                    r.first.0, r.first.1, r.last.0, r.last.1
+                ),
+            )
+            .expected("each key once per mapping")
+            .at(r.last.0, r.last.1)
+        })
+        .collect()
+}
 
 /// Whether JSON text repeats a key in one object: one pass with `serde`, building nothing but
 /// each object's set of keys.
