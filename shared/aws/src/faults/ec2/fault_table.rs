@@ -248,6 +248,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn fault_arguments_are_checked_at_validation_by_the_kinds_of_the_table() {
+        use shared::providers::registry::NativeActivity;
+        let cpu = FAULTS.iter().find(|f| f.func == "ec2_stress_cpu").unwrap();
+        let activity = NativeActivity::new(cpu.params(), |_| async { Ok(serde_json::Value::Null) });
+        let given = serde_json::json!({
+            "targets": "i-1", "test_target_type": "SOME", "tag_key": ["tag:Name"],
+            "ec2_stress_cpu_duration": "-5", "ec2_stress_cpu_load": 50, "max_duration": "soon",
+            "ec2_stress_cpu_parameter_map": [{"load": 10}]});
+        let found: Vec<String> = activity
+            .value_problems(given.as_object().unwrap())
+            .into_iter()
+            .map(|(argument, message, _)| format!("{argument}: {message}"))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "test_target_type: unknown selection mode \"SOME\"",
+                "tag_key: is a list",
+                "ec2_stress_cpu_duration: is \"-5\": a duration cannot be negative",
+                "max_duration: is \"soon\", not a whole number",
+            ]
+        );
+        let fine = serde_json::json!({"test_target_type": "COUNT(2)", "ec2_stress_cpu_duration": 60,
+            "targets": ["i-1", "i-2"], "max_duration": "${limit}"});
+        assert!(
+            activity
+                .value_problems(fine.as_object().unwrap())
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn every_fault_sends_a_listed_document_with_only_its_parameters() {
         for f in FAULTS {
             assert!(documents::DOCUMENTS.contains(&f.document), "{}", f.func);
