@@ -159,14 +159,14 @@ fn what_the_reference_stops_on_when_it_runs_is_a_warning_to_validate_and_refused
     let sb = Sandbox::new();
     let path = sb.write(
         "at-run.yaml",
-        "title: t\ndescription: d\nruntime: {rollbacks: {strategy: sometimes}}\nmethod:\n  - type: action\n    name: a\n    provider: {type: process, path: \"true\"}\nrollbacks:\n  - ref: nowhere\n",
+        "title: t\ndescription: d\nruntime: {hypothesis: {strategy: sometimes}}\nmethod:\n  - type: action\n    name: a\n    provider: {type: process, path: \"true\"}\nrollbacks:\n  - ref: nowhere\n",
     );
     let out = sb.validate(&path, &[]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let found = warnings(&out.stderr);
     assert_eq!(found.len(), 2, "{}", out.stderr);
     assert!(found[0].contains("at-run.yaml:3:"), "{}", found[0]);
-    assert!(found[0].contains("runtime.rollbacks.strategy: unknown strategy 'sometimes'"));
+    assert!(found[0].contains("runtime.hypothesis.strategy: unknown strategy 'sometimes'"));
     assert!(
         found[1].contains("rollbacks[0].ref: referenced activity 'nowhere' could not be found")
     );

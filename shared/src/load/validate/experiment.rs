@@ -213,9 +213,15 @@ impl Validator<'_> {
         if let Some(s) = map.get("rollbacks").and_then(|h| h.get("strategy")) {
             out.rollback_strategy = s.as_str().and_then(RollbackStrategy::parse);
             if out.rollback_strategy.is_none() {
-                self.defer(
+                // the reference compares it with each strategy in turn: none matches, and
+                // rollbacks are never played
+                out.rollback_strategy = Some(RollbackStrategy::Never);
+                self.warn(
                     "runtime.rollbacks.strategy",
-                    format!("unknown strategy {}", quoted(s)),
+                    format!(
+                        "unknown strategy {}: rollbacks are never played, as in the Chaos Toolkit",
+                        quoted(s)
+                    ),
                     &RollbackStrategy::NAMES.join(", "),
                 );
             }
@@ -380,7 +386,10 @@ mod tests {
             ),
             (
                 doc(json!({"runtime": {"rollbacks": {"strategy": 3}}})),
-                vec![("runtime.rollbacks.strategy", "at run: unknown strategy 3")],
+                vec![(
+                    "runtime.rollbacks.strategy",
+                    "warning: unknown strategy 3: rollbacks are never played, as in the Chaos Toolkit",
+                )],
             ),
         ]);
     }
