@@ -23,6 +23,12 @@ pub struct Cli {
     /// experiment is invalid, with the activity whose import did not finish located.
     #[arg(long, global = true, help_heading = "Checks", env = "BROKER_SIGNATURE_TIMEOUT", default_value_t = DEFAULT_SIGNATURE_TIMEOUT.as_secs_f64(), value_name = "SECONDS", value_parser = positive_seconds)]
     pub signature_timeout: f64,
+    /// Warnings are errors (validate, submit, run): what the Chaos Toolkit accepts but this
+    /// broker warns about (unknown or repeated keys, risky substitutions...) makes an
+    /// experiment invalid (exit 1). Also `strict: true` in a suite or in an experiment's
+    /// experiment-broker extension.
+    #[arg(long, global = true, help_heading = "Checks")]
+    pub strict: bool,
 }
 
 #[derive(Debug, Subcommand)]

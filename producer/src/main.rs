@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     let Cli {
         command,
         signature_timeout,
+        strict,
     } = Cli::parse();
     // `producer run` shows progress; its log says only what goes wrong
     let level = match command {
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
         let timeout = Duration::from_secs_f64(signature_timeout);
         let providers = suite::providers(timeout, Arc::new(checking));
         match command {
-            Command::Validate { suite } => Ok(suite::validate(&suite, &providers)),
+            Command::Validate { suite } => Ok(suite::validate(&suite, &providers, strict)),
             Command::Submit {
                 suite,
                 wait,
@@ -49,7 +50,7 @@ fn main() -> ExitCode {
                 backend,
             } => {
                 let wait = wait.then(|| timeout.map(Duration::from_secs));
-                submit::submit(&suite, wait, &backend, &providers, &signals).await
+                submit::submit(&suite, wait, &backend, &providers, strict, &signals).await
             }
             Command::Serve { backend } => serve::serve(&backend, &signals).await,
             Command::Status {
@@ -64,7 +65,8 @@ fn main() -> ExitCode {
                 faults,
             } => {
                 let settings = faults.settings().map_err(anyhow::Error::msg)?;
-                run::run(&suite, workers, &backend, providers, settings, &signals).await
+                let checks = (providers, strict);
+                run::run(&suite, workers, &backend, checks, settings, &signals).await
             }
             Command::Halt { reason, backend } => kill_switch::halt(Some(&reason), &backend).await,
             Command::Resume { backend } => kill_switch::halt(None, &backend).await,

@@ -11,6 +11,7 @@ use cli::BackendArgs;
 use cli::{Exit, Signals};
 use shared::fleet::outcome::SuiteOutcome;
 use shared::fleet::worker::{ServeConfig, WorkerPorts, serve};
+use shared::load::Purpose;
 use shared::providers::Providers;
 use std::path::Path;
 use std::sync::Arc;
@@ -21,11 +22,11 @@ pub async fn run(
     path: &Path,
     workers: u16,
     args: &BackendArgs,
-    mut providers: Providers,
+    (mut providers, strict): (Providers, bool),
     settings: FaultSettings,
     signals: &Signals,
 ) -> anyhow::Result<Exit> {
-    let (suite, _) = match crate::suite::checked(path, &providers) {
+    let (suite, _) = match crate::suite::checked(path, &providers, (Purpose::Run, strict)) {
         Ok(s) => s,
         Err(exit) => return Ok(exit),
     };

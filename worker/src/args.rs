@@ -152,6 +152,8 @@ pub struct RunArgs {
     pub faults: cli::FaultArgs,
     #[command(flatten)]
     pub signatures: SignatureArgs,
+    #[command(flatten)]
+    pub strict: StrictArg,
     /// The experiment file (JSON or YAML).
     pub experiment: PathBuf,
 }
@@ -162,8 +164,20 @@ pub struct ValidateArgs {
     pub vars: VarArgs,
     #[command(flatten)]
     pub signatures: SignatureArgs,
+    #[command(flatten)]
+    pub strict: StrictArg,
     /// The experiment file (JSON or YAML).
     pub experiment: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Checks")]
+pub struct StrictArg {
+    /// Warnings are errors: what the Chaos Toolkit accepts but this broker warns about
+    /// (unknown or repeated keys, risky substitutions...) makes the experiment invalid
+    /// (exit 1). Also `strict: true` in the experiment's experiment-broker extension.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

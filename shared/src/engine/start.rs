@@ -161,7 +161,26 @@ fn broker_section(
         redactor.value(&mut records);
         broker["records"] = records;
     }
+    if !experiment.warnings.is_empty() {
+        // what the loader found beyond the reference's verdict, located
+        let mut warnings = Value::Array(experiment.warnings.iter().map(warning).collect());
+        redactor.value(&mut warnings);
+        broker["warnings"] = warnings;
+    }
     broker
+}
+
+/// One loader warning as the journal keeps it: where, what, and the whole located line.
+fn warning(p: &crate::load::Problem) -> Value {
+    json!({
+        "file": p.file.as_ref().map(|f| f.display().to_string()),
+        "line": p.line,
+        "column": p.column,
+        "field": p.field,
+        "message": p.message,
+        "expected": p.expected,
+        "text": p.to_string(),
+    })
 }
 
 fn take(records: &Mutex<Vec<Value>>) -> Vec<Value> {
@@ -192,6 +211,13 @@ async fn dynamic_configuration(
             .unwrap_or_else(|e| e.into_inner())
             .push(value);
         Box::pin(std::future::ready(Ok(())))
+    });
+    // a `{type: probe}` entry the loader could not read (a warning) fails as the reference's
+    // does when it runs: its key stays unresolved
+    configuration.retain(|key, value| {
+        value.get("type") != Some(&json!("probe"))
+            || vars.configuration.contains_key(key)
+            || experiment.config_probes.iter().any(|(k, _)| k == key)
     });
     for (key, probe) in &experiment.config_probes {
         if vars.configuration.contains_key(key) {

@@ -9,7 +9,7 @@
 
 use super::document::Format;
 use super::problem::{Problem, Problems};
-use super::{Vars, load_experiment};
+use super::{Purpose, Vars};
 use crate::model::suite::{ExperimentRef, JobSettings, OnFailure, Suite, Wave};
 use crate::providers::Providers;
 use serde_json::{Map, Value};
@@ -81,13 +81,26 @@ fn suite(
     problems: &mut Vec<Problem>,
 ) -> Option<Suite> {
     for key in root.keys() {
-        if !matches!(key.as_str(), "name" | "description" | "defaults" | "waves") {
+        if !matches!(
+            key.as_str(),
+            "name" | "description" | "defaults" | "waves" | "strict"
+        ) {
             problems.push(
                 Problem::new(key.as_str(), "unknown key")
-                    .expected("name, description, defaults or waves"),
+                    .expected("name, description, defaults, waves or strict"),
             );
         }
     }
+    let strict = match root.get("strict") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            problems.push(
+                Problem::new("strict", format!("is {}", kind(other))).expected("true or false"),
+            );
+            false
+        }
+    };
     let name = match root.get("name") {
         None | Some(Value::Null) => default_name.to_string(),
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
@@ -143,6 +156,7 @@ fn suite(
         name,
         defaults,
         waves,
+        strict,
     })
 }
 
@@ -329,19 +343,34 @@ fn seed_payload(
         name: default_name.to_string(),
         defaults: JobSettings::default(),
         waves,
+        strict: false,
     })
 }
 
-/// Load every experiment file the suite names (relative to `base`), collecting all problems;
-/// a skipped wave's are not loaded (they will not run).
-/// S3 objects and store keys are not reachable from here; they are listed as unchecked.
+/// What checking a suite's experiments found.
+#[derive(Debug)]
+pub struct Checked {
+    pub problems: Problems,
+    /// The experiments' warnings (problems instead under strictness).
+    pub warnings: Vec<Problem>,
+    /// S3 objects and store keys, not reachable from here.
+    pub unchecked: Vec<ExperimentRef>,
+}
+
+/// Load every experiment file the suite names (relative to `base`) for `purpose`, collecting
+/// all problems and warnings; under `strict` (or the suite's `strict: true`, or an
+/// experiment's own) the warnings are problems. S3 objects and store keys are listed as
+/// unchecked. A skipped wave's experiments are not loaded (they will not run).
 pub fn check_experiments(
     suite: &Suite,
     base: &Path,
     vars: &Vars,
     providers: &Providers,
-) -> (Problems, Vec<ExperimentRef>) {
+    (purpose, strict): (Purpose, bool),
+) -> Checked {
+    let strict = strict || suite.strict;
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     let mut unchecked = Vec::new();
     let mut vars = vars.clone();
     for (k, v) in &suite.defaults.vars {
@@ -353,15 +382,21 @@ pub fn check_experiments(
         for r in &wave.experiments {
             match r {
                 ExperimentRef::File { path } => {
-                    if let Err(p) = load_experiment(&base.join(path), &vars, providers) {
-                        problems.extend(p.0);
+                    match super::load_file(&base.join(path), &vars, providers, purpose) {
+                        Err(p) => problems.extend(p.0),
+                        Ok(e) if super::is_strict(&e, strict) => problems.extend(e.warnings),
+                        Ok(e) => warnings.extend(e.warnings),
                     }
                 }
                 other => unchecked.push(other.clone()),
             }
         }
     }
-    (Problems(problems), unchecked)
+    Checked {
+        problems: Problems(problems),
+        warnings,
+        unchecked,
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,8 @@ pub struct Suite {
     pub name: String,
     pub defaults: JobSettings,
     pub waves: Vec<Wave>,
+    /// `strict: true`: the warnings of its experiments are errors (as `--strict`).
+    pub strict: bool,
 }
 
 /// How a job runs: a suite's `defaults`, carried by each of its jobs.

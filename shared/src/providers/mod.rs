@@ -6,6 +6,7 @@
 //! calls `Providers::run` and gets the activity's output or an `ActivityError`; dropping the
 //! returned future cancels the activity (a running process group is killed).
 
+pub mod arguments;
 pub mod http;
 pub mod output;
 pub mod process;

@@ -16,3 +16,4 @@ mod serve;
 mod serve_blocking;
 mod util;
 mod validate;
+mod warnings;

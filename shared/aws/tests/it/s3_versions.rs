@@ -75,6 +75,7 @@ async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
     let suite = Suite {
         name: "pinned".into(),
         defaults: Default::default(),
+        strict: false,
         waves: vec![Wave {
             experiments: vec![ExperimentRef::S3 {
                 bucket: bucket.clone(),

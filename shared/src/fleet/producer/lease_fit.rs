@@ -142,6 +142,7 @@ mod tests {
         let suite = Suite {
             name: "s".into(),
             defaults: Default::default(),
+            strict: false,
             waves: vec![Wave {
                 experiments: vec![ExperimentRef::File {
                     path: "long.json".into(),

@@ -1,5 +1,6 @@
-//! Warnings: what is valid but risky, located like problems but never making an experiment
-//! invalid (`worker validate` prints them and keeps its exit status).
+//! The risky-substitution warning: a `process` activity whose one-string arguments substitute
+//! a value into a shell command line. Located like problems, it never makes an experiment
+//! invalid (the loader gathers it with the others into `Experiment::warnings`).
 
 use super::Problem;
 use crate::model::*;
@@ -73,22 +74,6 @@ fn controls_not_run(e: &Experiment) -> Vec<Problem> {
         .into_iter()
         .map(|(field, why, expected)| Problem::new(field, why).expected(expected))
         .collect()
-}
-
-/// The warnings of the experiment file at `path` (already loaded as `experiment`), located.
-pub fn file_warnings(path: &std::path::Path, experiment: &Experiment) -> Vec<Problem> {
-    let warnings = warnings(experiment);
-    if warnings.is_empty() {
-        return warnings;
-    }
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return warnings;
-    };
-    let format = crate::load::document::Format::detect(path, &text);
-    match crate::load::parse_located(&text, format, Some(path)) {
-        Ok(mut doc) => crate::load::locate_all(warnings, &mut doc, Some(path)).0,
-        Err(_) => warnings,
-    }
 }
 
 #[cfg(test)]

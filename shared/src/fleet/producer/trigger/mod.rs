@@ -141,6 +141,7 @@ where
             let suite = Suite {
                 name: title.unwrap_or_else(|| name.to_string()),
                 defaults: Default::default(),
+                strict: false,
                 waves: vec![crate::model::suite::Wave {
                     experiments: vec![me],
                     on_failure: OnFailure::Stop,
