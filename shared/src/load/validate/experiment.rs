@@ -81,6 +81,7 @@ impl Validator<'_> {
             Some(r) => self.steps(r, "rollbacks"),
         };
         self.refs(root);
+        self.controls(doc);
         Some(Experiment {
             version,
             title: title?,

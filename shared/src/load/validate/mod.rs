@@ -12,12 +12,13 @@
 //! (`Validated::deferred`: warnings to `validate`, problems to a run).
 //!
 //! One file per part of the document: `experiment` (the top level, configuration, runtime,
-//! refs), `extension` (the `experiment-broker` settings), `activities` (the hypothesis, steps,
+//! refs), `controls` (the reference's rules for declared controls), `extension` (the `experiment-broker` settings), `activities` (the hypothesis, steps,
 //! activities, pauses), `providers` (process, http, python), `tolerances`; `keys` (unknown
 //! keys, "did you mean") and `warnings` (risky substitutions) flag what is valid but risky.
 //! This file holds the entry points and the field helpers they share.
 
 mod activities;
+mod controls;
 mod experiment;
 pub mod extension;
 pub mod keys;
