@@ -22,6 +22,8 @@ pub struct Cli {
     /// experiment is invalid, with the activity whose import did not finish located.
     #[arg(long, global = true, help_heading = "Checks", env = "BROKER_SIGNATURE_TIMEOUT", default_value_t = DEFAULT_SIGNATURE_TIMEOUT.as_secs_f64(), value_name = "SECONDS", value_parser = positive_seconds)]
     pub signature_timeout: f64,
+    #[command(flatten)]
+    pub logs: cli::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,5 +8,7 @@ mod halt;
 mod hostile;
 mod infra;
 mod infra_documents;
+mod progress;
+mod telemetry;
 mod util;
 mod validate;

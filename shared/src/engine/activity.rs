@@ -1,5 +1,6 @@
 //! Execute one activity: pauses, dry mode, timing, interruption → a journal `Run`.
 
+use tracing::Instrument;
 use crate::clock::now_iso;
 use crate::model::{Activity, ActivityKind, Dry, Experiment, Run, RunStatus};
 use crate::providers::registry::Recorder;
@@ -83,7 +84,18 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
 }
 
 /// `execute`, also saying whether a guard rail refused the activity (then the run is aborted).
+/// In a span of its own, `activity` (its name): every line it logs carries it, and a trace
+/// shows it as a child of the run's span.
 pub async fn execute_checked(ctx: &RunContext, activity: &Activity) -> (Run, Option<Refusal>) {
+    let span = tracing::info_span!(
+        "activity",
+        activity = %activity.name,
+        kind = if activity.kind == ActivityKind::Action { "action" } else { "probe" },
+    );
+    execute_in_span(ctx, activity).instrument(span).await
+}
+
+async fn execute_in_span(ctx: &RunContext, activity: &Activity) -> (Run, Option<Refusal>) {
     let dry = activity.dry.or(ctx.dry);
     let skipped = is_dry(dry, activity.kind);
     let pauses_apply = dry != Some(Dry::Pause) && !skipped;

@@ -11,6 +11,7 @@
 //! method and the rollbacks, `continuous` watches the hypothesis during the method, `report`
 //! keeps the journal.
 
+use tracing::Instrument;
 use super::activity::RunContext;
 use super::continuous::continuous_hypothesis;
 use super::hypothesis::run_steady_state;
@@ -161,9 +162,10 @@ async fn method(ctx: &RunContext, report: &Reporter, options: &RunOptions, conti
         let report = report.clone();
         let done = method_done.clone();
         let schedule = (options.hypothesis_frequency, options.fail_fast);
-        AbortOnDrop(tokio::spawn(async move {
-            continuous_hypothesis(ctx, report, done, schedule).await
-        }))
+        AbortOnDrop(tokio::spawn(
+            async move { continuous_hypothesis(ctx, report, done, schedule).await }
+                .in_current_span(),
+        ))
     });
     // let the continuous hypothesis take its first measure before the method acts
     tokio::task::yield_now().await;

@@ -2,6 +2,7 @@
 //! beside the others, each run landing in the journal (redacted) in start order; a guard
 //! rail's refusal aborts the run.
 
+use tracing::Instrument;
 use super::activity::{RunContext, execute_checked};
 use super::report::Reporter;
 use crate::clock::now_iso;
@@ -56,7 +57,10 @@ async fn run_steps(
         if activity.background {
             let slot = reserve(ctx, report, pick, activity);
             let (task_ctx, activity) = (ctx.clone(), activity.clone());
-            let handle = tokio::spawn(async move { execute_checked(&task_ctx, &activity).await });
+            // in the span of the run that starts it: its log lines and trace stay the run's
+            let handle = tokio::spawn(
+                async move { execute_checked(&task_ctx, &activity).await }.in_current_span(),
+            );
             background.push((slot, AbortOnDrop(handle)));
         } else {
             let (run, refusal) = execute_checked(ctx, activity).await;
