@@ -89,7 +89,8 @@ impl Local {
             settings,
             ..
         } = self;
-        let interrupted = signals.watch("interrupting the running experiments (their rollbacks run)");
+        let interrupted =
+            signals.watch("interrupting the running experiments (their rollbacks run)");
         let workers_stop = CancellationToken::new();
         // the workers lock their targets in the fleet's store
         let faults = Arc::new(FaultContext::new(

@@ -34,7 +34,7 @@ fn without_a_terminal_each_wave_and_job_gets_a_line_and_the_run_ends_with_a_tabl
     std::fs::write(
         d.join("s.yaml"),
         format!(
-            "name: lines\nwaves:\n  - experiments: [{held}, {deviates}]\n  - experiments: [{after}]\n"
+            "name: lines\nwaves:\n  - experiments: [{held}, {deviates}]\n    on_failure: continue\n  - experiments: [{after}]\n"
         ),
     )
     .unwrap();
@@ -45,8 +45,14 @@ fn without_a_terminal_each_wave_and_job_gets_a_line_and_the_run_ends_with_a_tabl
     );
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
     assert!(!stderr.contains('\r'), "no bar is drawn: {stderr:?}");
-    assert!(stderr.contains("wave 1/2 released: 2 experiments"), "{stderr}");
-    assert!(stderr.contains("wave 2/2 released: 1 experiment\n"), "{stderr}");
+    assert!(
+        stderr.contains("wave 1/2 released: 2 experiments"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("wave 2/2 released: 1 experiment\n"),
+        "{stderr}"
+    );
     let job_lines: Vec<&str> = stderr.lines().filter(|l| l.starts_with('[')).collect();
     assert_eq!(job_lines.len(), 3, "a line per finished job:\n{stderr}");
     for (title, outcome) in [
@@ -60,7 +66,8 @@ fn without_a_terminal_each_wave_and_job_gets_a_line_and_the_run_ends_with_a_tabl
             .unwrap_or_else(|| panic!("no line for {title}:\n{stderr}"));
         assert!(line.contains(outcome), "{line}");
         assert!(
-            line.split_whitespace().any(|w| w.ends_with('s') && w[..w.len() - 1].parse::<f64>().is_ok()),
+            line.split_whitespace()
+                .any(|w| w.ends_with('s') && w[..w.len() - 1].parse::<f64>().is_ok()),
             "a duration: {line}"
         );
     }
@@ -68,7 +75,14 @@ fn without_a_terminal_each_wave_and_job_gets_a_line_and_the_run_ends_with_a_tabl
     assert!(job_lines[2].starts_with("[3/3]"), "{job_lines:?}");
 
     // the table: a header, a row per job with its title and outcome, the totals
-    for column in ["wave", "run", "experiment", "outcome", "duration", "journal"] {
+    for column in [
+        "wave",
+        "run",
+        "experiment",
+        "outcome",
+        "duration",
+        "journal",
+    ] {
         assert!(stdout.contains(column), "header {column}:\n{stdout}");
     }
     let row = |title: &str| {
@@ -200,7 +214,9 @@ fn ctrl_c_interrupts_the_running_job_marks_the_suite_interrupted_and_exits_130()
         "{stdout}"
     );
     assert!(
-        stderr.lines().any(|l| l.contains("slow.json") && l.contains("failed")),
+        stderr
+            .lines()
+            .any(|l| l.contains("slow.json") && l.contains("failed")),
         "the interrupted job's line: {stderr}"
     );
     let id = stderr

@@ -65,7 +65,9 @@ fn json_logs_carry_the_suite_run_the_job_and_the_activity_on_every_line_inside_a
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
         .collect();
-    let id = lines[0]["suite_run_id"].as_str().expect("the first line names the suite run");
+    let id = lines[0]["suite_run_id"]
+        .as_str()
+        .expect("the first line names the suite run");
     let in_job: Vec<&Value> = lines
         .iter()
         .filter(|l| l["span"] == "job" || l["span"] == "activity")
@@ -73,11 +75,11 @@ fn json_logs_carry_the_suite_run_the_job_and_the_activity_on_every_line_inside_a
     assert!(!in_job.is_empty(), "no line inside the job:\n{stderr}");
     for line in &in_job {
         assert_eq!(line["suite_run_id"], id, "{line}");
+        assert_eq!(line["run_id"], "w0-j0", "{line}");
         assert!(
-            line["run_id"].as_str().is_some_and(|r| r.starts_with(id)),
+            line["timestamp"].is_string() && line["level"].is_string(),
             "{line}"
         );
-        assert!(line["timestamp"].is_string() && line["level"].is_string(), "{line}");
     }
     for activity in ["look", "use-secret", "undo"] {
         let said = in_job
@@ -178,7 +180,8 @@ fn serve(stream: TcpStream, bodies: &Mutex<Vec<Vec<u8>>>) {
         reader.read_exact(&mut body).unwrap();
         assert!(head.starts_with("POST /v1/traces "), "{head}");
         bodies.lock().unwrap().push(body);
-        let answer = "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
+        let answer =
+            "HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n";
         if writer.write_all(answer.as_bytes()).is_err() {
             return;
         }
@@ -221,25 +224,56 @@ fn a_suite_run_is_one_trace_of_suite_wave_job_and_activity_spans_sent_over_otlp(
     let spans = receiver.spans();
     assert!(!spans.is_empty(), "nothing was exported:\n{stderr}");
     for (resource, _) in &spans {
-        assert_eq!(text(resource, "service.name").as_deref(), Some("broker-under-test"));
-        assert_eq!(text(resource, "deployment.environment").as_deref(), Some("test"));
+        assert_eq!(
+            text(resource, "service.name").as_deref(),
+            Some("broker-under-test")
+        );
+        assert_eq!(
+            text(resource, "deployment.environment").as_deref(),
+            Some("test")
+        );
     }
     let named = |name: &str| -> Vec<&Span> {
-        spans.iter().map(|(_, s)| s).filter(|s| s.name == name).collect()
+        spans
+            .iter()
+            .map(|(_, s)| s)
+            .filter(|s| s.name == name)
+            .collect()
     };
-    let (suite, wave, job, activities) = (named("suite"), named("wave"), named("job"), named("activity"));
-    assert_eq!((suite.len(), wave.len(), job.len()), (1, 1, 1), "{spans:#?}");
+    let (suite, wave, job, activities) = (
+        named("suite"),
+        named("wave"),
+        named("job"),
+        named("activity"),
+    );
+    assert_eq!(
+        (suite.len(), wave.len(), job.len()),
+        (1, 1, 1),
+        "{spans:#?}"
+    );
     let (suite, wave, job) = (suite[0], wave[0], job[0]);
     let id = text(&suite.attributes, "suite_run_id").expect("the suite span names its run");
-    assert_eq!(text(&suite.attributes, "suite").as_deref(), Some("traced suite"));
-    assert_eq!(wave.parent_span_id, suite.span_id, "the wave is the suite's");
-    assert_eq!(job.parent_span_id, wave.span_id, "the job is the wave's (its message's traceparent)");
+    assert_eq!(
+        text(&suite.attributes, "suite").as_deref(),
+        Some("traced suite")
+    );
+    assert_eq!(
+        wave.parent_span_id, suite.span_id,
+        "the wave is the suite's"
+    );
+    assert_eq!(
+        job.parent_span_id, wave.span_id,
+        "the job is the wave's (its message's traceparent)"
+    );
     assert_eq!(text(&job.attributes, "suite_run_id"), Some(id.clone()));
-    assert!(text(&job.attributes, "run_id").is_some_and(|r| r.starts_with(&id)));
+    assert_eq!(text(&job.attributes, "run_id").as_deref(), Some("w0-j0"));
     let mut names: Vec<String> = activities
         .iter()
         .map(|a| {
-            assert_eq!(a.parent_span_id, job.span_id, "an activity is its job's: {a:?}");
+            assert_eq!(
+                a.parent_span_id, job.span_id,
+                "an activity is its job's: {a:?}"
+            );
             text(&a.attributes, "activity").expect("an activity span names its activity")
         })
         .collect();
@@ -262,13 +296,25 @@ fn a_tripwire_that_keeps_a_job_from_starting_is_an_event_of_its_span() {
         .args(["halt", "--reason", "incident 7"])
         .output()
         .unwrap();
-    assert!(halt.status.success(), "{}", String::from_utf8_lossy(&halt.stderr));
+    assert!(
+        halt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&halt.stderr)
+    );
     let out = producer(d)
         .args(["run", "s.yaml"])
-        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", format!("{}/v1/traces", receiver.endpoint))
+        .env(
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            format!("{}/v1/traces", receiver.endpoint),
+        )
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let spans = receiver.spans();
     let job = spans
         .iter()
@@ -285,5 +331,85 @@ fn a_tripwire_that_keeps_a_job_from_starting_is_an_event_of_its_span() {
         "{tripped:?}"
     );
     // without OTEL_SERVICE_NAME, the binary names the service
-    assert_eq!(text(&spans[0].0, "service.name").as_deref(), Some("producer"));
+    assert_eq!(
+        text(&spans[0].0, "service.name").as_deref(),
+        Some("producer")
+    );
+}
+
+/// Whether a file named `name` is anywhere under `dir`.
+fn found(dir: &Path, name: &str) -> bool {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| {
+            let path = e.path();
+            if path.is_dir() {
+                found(&path, name)
+            } else {
+                path.file_name().is_some_and(|n| n == name)
+            }
+        })
+}
+
+#[test]
+fn the_job_message_carries_the_trace_to_a_worker_in_another_process() {
+    let receiver = Receiver::start();
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    secret_suite(d);
+    let submit = producer(d)
+        .args(["submit", "s.yaml"])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint)
+        .output()
+        .unwrap();
+    assert!(
+        submit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&submit.stderr)
+    );
+    let mut worker = Command::new(util::worker_bin())
+        .current_dir(d)
+        .args(["serve", "--grace", "1"])
+        .env("BROKER_STATE_DIR", d.join("state"))
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &receiver.endpoint)
+        .env_remove("OTEL_SERVICE_NAME")
+        .env_remove("OTEL_RESOURCE_ATTRIBUTES")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !found(&d.join("state"), "journal.json") {
+        assert!(std::time::Instant::now() < until, "the job never ended");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(worker.wait().unwrap().code(), Some(0));
+    let spans = receiver.spans();
+    let find = |name: &str| {
+        spans
+            .iter()
+            .find(|(_, s)| s.name == name)
+            .unwrap_or_else(|| panic!("no {name} span: {spans:#?}"))
+    };
+    let ((producer, wave), (worker, job)) = (find("wave"), find("job"));
+    assert_eq!(text(producer, "service.name").as_deref(), Some("producer"));
+    assert_eq!(text(worker, "service.name").as_deref(), Some("worker"));
+    assert_eq!(
+        job.trace_id, wave.trace_id,
+        "one trace across the two processes"
+    );
+    assert_eq!(job.parent_span_id, wave.span_id);
+    assert!(
+        spans
+            .iter()
+            .filter(|(_, s)| s.name == "activity")
+            .all(|(_, s)| s.parent_span_id == job.span_id && s.trace_id == job.trace_id),
+        "{spans:#?}"
+    );
 }

@@ -29,9 +29,12 @@ use tracing_subscriber::registry::LookupSpan;
 
 /// Whether traces are to be exported: an OTLP endpoint is set (and not empty).
 pub fn wanted() -> bool {
-    ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"]
-        .iter()
-        .any(|v| std::env::var(v).is_ok_and(|e| !e.trim().is_empty()))
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .iter()
+    .any(|v| std::env::var(v).is_ok_and(|e| !e.trim().is_empty()))
 }
 
 /// The running export: ended (its last spans sent) by `shutdown`.
@@ -94,7 +97,8 @@ where
         .with_threads(false)
         .with_level(false)
         .with_filter(filter_fn(|m| m.is_span() || m.target() == TRACE_EVENT));
-    let layers: Vec<Box<dyn Layer<S> + Send + Sync>> = vec![Box::new(spans), Box::new(Hooks::new())];
+    let layers: Vec<Box<dyn Layer<S> + Send + Sync>> =
+        vec![Box::new(spans), Box::new(Hooks::new())];
     Ok((Telemetry { provider }, layers))
 }
 
@@ -103,8 +107,11 @@ where
 fn names_the_service() -> bool {
     std::env::var("OTEL_SERVICE_NAME").is_ok_and(|n| !n.trim().is_empty())
         || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| {
-            a.split(',')
-                .any(|kv| kv.split('=').next().is_some_and(|k| k.trim() == "service.name"))
+            a.split(',').any(|kv| {
+                kv.split('=')
+                    .next()
+                    .is_some_and(|k| k.trim() == "service.name")
+            })
         })
 }
 
@@ -118,8 +125,10 @@ impl opentelemetry_http::HttpClient for Client {
     async fn send_bytes(
         &self,
         request: opentelemetry_http::Request<opentelemetry_http::Bytes>,
-    ) -> Result<opentelemetry_http::Response<opentelemetry_http::Bytes>, opentelemetry_http::HttpError>
-    {
+    ) -> Result<
+        opentelemetry_http::Response<opentelemetry_http::Bytes>,
+        opentelemetry_http::HttpError,
+    > {
         let (parts, body) = request.into_parts();
         let response = self
             .0
@@ -144,10 +153,7 @@ struct Hooks {
 impl Hooks {
     fn new() -> Hooks {
         Hooks {
-            propagation: Propagation {
-                inject,
-                adopt,
-            },
+            propagation: Propagation { inject, adopt },
         }
     }
 }

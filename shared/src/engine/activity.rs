@@ -1,6 +1,5 @@
 //! Execute one activity: pauses, dry mode, timing, interruption → a journal `Run`.
 
-use tracing::Instrument;
 use crate::clock::now_iso;
 use crate::model::{Activity, ActivityKind, Dry, Experiment, Run, RunStatus};
 use crate::providers::registry::Recorder;
@@ -11,6 +10,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// What every activity of one run shares.
 #[derive(Debug, Clone)]

@@ -11,7 +11,6 @@
 //! method and the rollbacks, `continuous` watches the hypothesis during the method, `report`
 //! keeps the journal.
 
-use tracing::Instrument;
 use super::activity::RunContext;
 use super::continuous::continuous_hypothesis;
 use super::hypothesis::run_steady_state;
@@ -29,6 +28,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 // the fleet and the fault library read the extension from here
 

@@ -2,7 +2,6 @@
 //! beside the others, each run landing in the journal (redacted) in start order; a guard
 //! rail's refusal aborts the run.
 
-use tracing::Instrument;
 use super::activity::{RunContext, execute_checked};
 use super::report::Reporter;
 use crate::clock::now_iso;
@@ -10,6 +9,7 @@ use crate::model::{Activity, Journal, Run, RunStatus, Status, Step};
 use crate::providers::Refusal;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Aborts a spawned task if the run is dropped before the task is joined.
 pub(super) struct AbortOnDrop<T>(pub(super) tokio::task::JoinHandle<T>);
