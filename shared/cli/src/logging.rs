@@ -56,7 +56,7 @@ pub fn init(default: LevelFilter, format: LogFormat, service: &str) -> Option<Te
         },
         _ => (Targets::new().with_default(default), None),
     };
-    let mut layers: Vec<Box<dyn Layer<Registry> + Send + Sync>> = Vec::new();
+    let mut layers: telemetry::Layers<Registry> = Vec::new();
     match format {
         LogFormat::Text => {
             let fmt = tracing_subscriber::fmt::layer()

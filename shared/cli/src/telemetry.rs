@@ -37,6 +37,9 @@ pub fn wanted() -> bool {
     .any(|v| std::env::var(v).is_ok_and(|e| !e.trim().is_empty()))
 }
 
+/// Layers of a subscriber built at start, as `logging` composes them.
+pub type Layers<S> = Vec<Box<dyn Layer<S> + Send + Sync>>;
+
 /// The running export: ended (its last spans sent) by `shutdown`.
 pub struct Telemetry {
     provider: SdkTracerProvider,
@@ -54,7 +57,7 @@ impl Telemetry {
 
 /// The export and the layers that feed it, for the binary `service` (the default service
 /// name). `Err`: why the exporter cannot be built (the binary goes on without traces).
-pub fn start<S>(service: &str) -> Result<(Telemetry, Vec<Box<dyn Layer<S> + Send + Sync>>), String>
+pub fn start<S>(service: &str) -> Result<(Telemetry, Layers<S>), String>
 where
     S: Subscriber + for<'a> LookupSpan<'a> + Send + Sync,
 {
@@ -97,8 +100,7 @@ where
         .with_threads(false)
         .with_level(false)
         .with_filter(filter_fn(|m| m.is_span() || m.target() == TRACE_EVENT));
-    let layers: Vec<Box<dyn Layer<S> + Send + Sync>> =
-        vec![Box::new(spans), Box::new(Hooks::new())];
+    let layers: Layers<S> = vec![Box::new(spans), Box::new(Hooks::new())];
     Ok((Telemetry { provider }, layers))
 }
 
