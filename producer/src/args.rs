@@ -29,6 +29,8 @@ pub struct Cli {
     /// experiment-broker extension.
     #[arg(long, global = true, help_heading = "Checks")]
     pub strict: bool,
+    #[command(flatten)]
+    pub logs: cli::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,8 +171,8 @@ Examples:
   producer run suites/nightly.yaml
   producer run --workers 4 --state-dir /tmp/broker suites/nightly.yaml
 
-A first SIGINT/SIGTERM stops the workers: running experiments are interrupted and rolled back
-(exit 130).";
+A first SIGINT/SIGTERM interrupts the running experiments at once (their rollbacks run), marks
+the suite run `interrupted` and exits 130.";
 
 #[cfg(test)]
 mod tests {

@@ -26,13 +26,15 @@ fn main() -> ExitCode {
         command,
         signature_timeout,
         strict,
+        logs,
     } = Cli::parse();
     // `producer run` shows progress; its log says only what goes wrong
     let level = match command {
         Command::Run { .. } => LevelFilter::WARN,
         _ => LevelFilter::INFO,
     };
-    let shell = match Shell::start(level) {
+    let json_logs = logs.log_format == cli::logging::LogFormat::Json;
+    let shell = match Shell::start(level, &logs, "producer") {
         Ok(shell) => shell,
         Err(exit) => return exit.into(),
     };
@@ -65,8 +67,14 @@ fn main() -> ExitCode {
                 faults,
             } => {
                 let settings = faults.settings().map_err(anyhow::Error::msg)?;
-                let checks = (providers, strict);
-                run::run(&suite, workers, &backend, checks, settings, &signals).await
+                let local = run::Local {
+                    workers,
+                    providers,
+                    settings,
+                    json_logs,
+                    strict,
+                };
+                run::run(&suite, &backend, local, &signals).await
             }
             Command::Halt { reason, backend } => kill_switch::halt(Some(&reason), &backend).await,
             Command::Resume { backend } => kill_switch::halt(None, &backend).await,

@@ -43,7 +43,9 @@ pub async fn submit(
     loop {
         match ports.load(&id).await {
             Ok((plan, state)) if state.status != "running" => {
-                eprint!("{}", summary(&plan, &state, &backend));
+                let mut facts = std::collections::BTreeMap::new();
+                crate::summary::read_facts(&ports, &state, &mut facts).await;
+                eprint!("{}", summary(&plan, &state, &backend, &facts));
                 crate::report::step_summary(&plan, &state, &backend, &ports).await;
                 return Ok(exit(&state));
             }

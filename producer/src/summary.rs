@@ -1,16 +1,58 @@
 //! A suite run as people and scripts see it: the summary `submit --wait`, `status` and `run`
-//! print, `producer status` itself, and the exit code of a suite run's outcome.
+//! print (a table: every job with its experiment's title, outcome, duration and journal, then
+//! the totals), `producer status` itself, and the exit code of a suite run's outcome.
 
-use crate::ports::{locate, open};
+use crate::ports::{Ports, locate, open};
 use aws::Backend;
 use cli::BackendArgs;
 use cli::Exit;
-use shared::fleet::outcome::SuiteOutcome;
+use comfy_table::{CellAlignment, Table, presets};
+use serde_json::Value;
+use shared::fleet::outcome::{JobOutcome, SuiteOutcome, SuiteStatus};
 use shared::fleet::producer::{Plan, State, status_document};
+use shared::ports::ObjectStore;
+use std::collections::BTreeMap;
 
 /// `Held` when every experiment held, `Failed` otherwise.
 pub fn exit(state: &State) -> Exit {
     Exit::held_if(state.outcome == Some(SuiteOutcome::Held))
+}
+
+/// What a job's journal says that the suite run's state does not.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// The experiment's title.
+    pub title: Option<String>,
+    /// How long the run took, in seconds.
+    pub duration: Option<f64>,
+}
+
+impl Facts {
+    /// The facts of a journal's text (none of it when it does not read).
+    pub fn of(journal: &[u8]) -> Facts {
+        let Ok(j) = serde_json::from_slice::<Value>(journal) else {
+            return Facts::default();
+        };
+        Facts {
+            title: j["experiment"]["title"].as_str().map(str::to_string),
+            duration: j["duration"].as_f64(),
+        }
+    }
+}
+
+/// The facts of every completed job of `state` not in `known` yet, read from its journal
+/// (a journal that cannot be read leaves its job's facts empty).
+pub async fn read_facts(ports: &Ports, state: &State, known: &mut BTreeMap<String, Facts>) {
+    for (run_id, c) in &state.completions {
+        if known.contains_key(run_id) {
+            continue;
+        }
+        let facts = match ports.store.get(&c.journal_key).await {
+            Ok(Some(bytes)) => Facts::of(&bytes),
+            _ => Facts::default(),
+        };
+        known.insert(run_id.clone(), facts);
+    }
 }
 
 /// `producer status`: the summary, or with `--json` one document.
@@ -22,12 +64,32 @@ pub async fn status(id: &str, as_json: bool, args: &BackendArgs) -> anyhow::Resu
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(Exit::Held);
     }
-    print!("{}", summary(&plan, &state, &backend));
+    let mut facts = BTreeMap::new();
+    read_facts(&ports, &state, &mut facts).await;
+    print!("{}", summary(&plan, &state, &backend, &facts));
     Ok(Exit::Held)
 }
 
-/// The human summary of a suite run: its status, then every job with its journal.
-pub fn summary(plan: &Plan, state: &State, backend: &Backend) -> String {
+/// Seconds for people: `4.2s`, `3m 04s`, `1h 02m`.
+pub fn duration(seconds: f64) -> String {
+    let whole = seconds.max(0.0).round() as u64;
+    if seconds < 60.0 {
+        format!("{:.1}s", seconds.max(0.0))
+    } else if whole < 3600 {
+        format!("{}m {:02}s", whole / 60, whole % 60)
+    } else {
+        format!("{}h {:02}m", whole / 3600, whole % 3600 / 60)
+    }
+}
+
+/// The human summary of a suite run: its status, then a table of every job (wave, run id,
+/// experiment, outcome, duration, journal) with the totals under it.
+pub fn summary(
+    plan: &Plan,
+    state: &State,
+    backend: &Backend,
+    facts: &BTreeMap<String, Facts>,
+) -> String {
     use std::fmt::Write;
     let doc = status_document(plan, state);
     let skipped = plan.skipped().len();
@@ -57,28 +119,94 @@ pub fn summary(plan: &Plan, state: &State, backend: &Backend) -> String {
     for p in &state.problems {
         let _ = writeln!(out, "  problem: {p}");
     }
+    let mut table = Table::new();
+    table.load_style(presets::UTF8_FULL_CONDENSED);
+    table.set_header(vec![
+        "wave",
+        "run",
+        "experiment",
+        "outcome",
+        "duration",
+        "journal",
+    ]);
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    let (mut jobs, mut total) = (0, 0.0);
     for wave in doc["waves"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            out,
-            "wave {} (on failure: {})",
-            wave["wave"],
-            wave["on_failure"].as_str().unwrap_or("")
-        );
         for job in wave["jobs"].as_array().into_iter().flatten() {
+            jobs += 1;
+            let run_id = job["run_id"].as_str().unwrap_or("");
+            let known = facts.get(run_id).cloned().unwrap_or_default();
+            let outcome = match job["outcome"].as_str() {
+                Some(o) => o,
+                // a suite run that ended leaves the jobs it did not run
+                None if state.status != SuiteStatus::Running => "not run",
+                None => job["state"].as_str().unwrap_or(""),
+            };
+            *counts.entry(outcome).or_default() += 1;
+            total += known.duration.unwrap_or(0.0);
             let journal = job["journal_key"]
                 .as_str()
                 .map(|k| locate(backend, k))
                 .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "  {:<8} {:<10} {:<9} {}  {}",
-                job["run_id"].as_str().unwrap_or(""),
-                job["state"].as_str().unwrap_or(""),
-                job["outcome"].as_str().unwrap_or("-"),
-                job["experiment_source"].as_str().unwrap_or(""),
-                journal
-            );
+            table.add_row(vec![
+                wave["wave"].to_string(),
+                run_id.to_string(),
+                known
+                    .title
+                    .unwrap_or_else(|| job["experiment_source"].as_str().unwrap_or("").into()),
+                outcome.to_string(),
+                known.duration.map(duration).unwrap_or_else(|| "-".into()),
+                journal,
+            ]);
         }
     }
+    let order = [
+        JobOutcome::Held.as_str(),
+        JobOutcome::Deviated.as_str(),
+        JobOutcome::Failed.as_str(),
+    ];
+    let mut said: Vec<String> = order
+        .iter()
+        .map(|o| format!("{} {o}", counts.get(o).copied().unwrap_or(0)))
+        .collect();
+    said.extend(
+        counts
+            .iter()
+            .filter(|(o, _)| !order.contains(o))
+            .map(|(o, n)| format!("{n} {o}")),
+    );
+    table.add_row(vec![
+        "total".to_string(),
+        String::new(),
+        format!("{jobs} experiment{}", if jobs == 1 { "" } else { "s" }),
+        said.join(", "),
+        duration(total),
+        String::new(),
+    ]);
+    if let Some(column) = table.column_mut(4) {
+        column.set_cell_alignment(CellAlignment::Right);
+    }
+    let _ = writeln!(out, "{table}");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Facts, duration};
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        assert_eq!(duration(4.24), "4.2s");
+        assert_eq!(duration(184.0), "3m 04s");
+        assert_eq!(duration(3720.0), "1h 02m");
+        assert_eq!(duration(-1.0), "0.0s");
+    }
+
+    #[test]
+    fn a_journal_gives_its_title_and_duration_and_a_bad_one_nothing() {
+        let facts = Facts::of(br#"{"experiment": {"title": "CPU burn"}, "duration": 2.5}"#);
+        assert_eq!(facts.title.as_deref(), Some("CPU burn"));
+        assert_eq!(facts.duration, Some(2.5));
+        assert_eq!(Facts::of(b"not json"), Facts::default());
+    }
 }

@@ -49,6 +49,7 @@ fn per_job(c: &mut Criterion) {
                             experiment_source: experiment.to_string_lossy().into_owned(),
                             bucket_name: None,
                             experiment_version: None,
+                            traceparent: None,
                             settings: Default::default(),
                         })
                         .unwrap()

@@ -17,6 +17,8 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub logs: cli::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]

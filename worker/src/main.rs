@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use tracing::level_filters::LevelFilter;
 
 fn main() -> ExitCode {
-    let command = Cli::parse().command;
-    let shell = match Shell::start(LevelFilter::INFO) {
+    let Cli { command, logs } = Cli::parse();
+    let shell = match Shell::start(LevelFilter::INFO, &logs, "worker") {
         Ok(shell) => shell,
         Err(exit) => return exit.into(),
     };

@@ -12,6 +12,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// What every activity of one run shares.
 #[derive(Debug, Clone)]
@@ -87,8 +88,19 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
 }
 
 /// `execute`, also saying whether a guard rail refused the activity (then the run is aborted).
-/// The activity's control hooks run around it.
+/// In a span of its own, `activity` (its name): every line it logs carries it, and a trace
+/// shows it as a child of the run's span.
 pub async fn execute_checked(ctx: &RunContext, activity: &Activity) -> (Run, Option<Refusal>) {
+    let span = tracing::info_span!(
+        "activity",
+        activity = %activity.name,
+        kind = if activity.kind == ActivityKind::Action { "action" } else { "probe" },
+    );
+    execute_controlled(ctx, activity).instrument(span).await
+}
+
+/// The activity's control hooks run around it.
+async fn execute_controlled(ctx: &RunContext, activity: &Activity) -> (Run, Option<Refusal>) {
     let controls = ctx.controls.clone();
     controls
         .apply(ctx, Level::Activity, Moment::Before, &activity.raw, None)

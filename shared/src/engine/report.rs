@@ -54,6 +54,15 @@ pub(super) fn recorder(report: &Reporter, redactor: Arc<Redactor>) -> Recorder {
     let report = report.clone();
     Recorder::new(move |mut value| {
         redactor.value(&mut value);
+        // the fault window opens in the activity's span; what it acts on, never its parameters
+        tracing::info!(
+            target: super::TRACE_EVENT,
+            record = value["kind"].as_str().unwrap_or("record"),
+            document = value["document"].as_str().unwrap_or(""),
+            command_id = value["command_id"].as_str().unwrap_or(""),
+            targets = %value["instance_ids"],
+            "fault on record"
+        );
         report.update(|j| {
             let broker = j.broker.get_or_insert_with(|| json!({}));
             if let Value::Object(b) = broker {

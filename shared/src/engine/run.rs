@@ -29,6 +29,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 // the fleet and the fault library read the extension from here
 
@@ -166,9 +167,10 @@ async fn method(ctx: &RunContext, report: &Reporter, options: &RunOptions, conti
         let report = report.clone();
         let done = method_done.clone();
         let schedule = (options.hypothesis_frequency, options.fail_fast);
-        AbortOnDrop(tokio::spawn(async move {
-            continuous_hypothesis(ctx, report, done, schedule).await
-        }))
+        AbortOnDrop(tokio::spawn(
+            async move { continuous_hypothesis(ctx, report, done, schedule).await }
+                .in_current_span(),
+        ))
     });
     // let the continuous hypothesis take its first measure before the method acts
     tokio::task::yield_now().await;

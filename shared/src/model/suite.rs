@@ -130,6 +130,10 @@ pub struct Job {
     /// reads that version, so an object replaced after the submit does not change the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment_version: Option<String>,
+    /// The W3C trace context (`traceparent`) of the suite run's wave, when the producer exports
+    /// traces (OpenTelemetry): the worker's spans join the suite run's trace. Never acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// `vars`, `rollback_strategy`, `hypothesis_strategy`, at the top level of the message.
     #[serde(flatten)]
     pub settings: JobSettings,
@@ -207,6 +211,7 @@ mod tests {
             experiment_source: "experiments/a.json".into(),
             bucket_name: Some("bkt".into()),
             experiment_version: Some("v-1".into()),
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
             settings: JobSettings {
                 vars: json!({"k": 1}).as_object().unwrap().clone(),
                 rollback_strategy: None,

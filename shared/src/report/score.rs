@@ -90,7 +90,7 @@ pub fn suite_score(status: SuiteStatus, tally: &Tally) -> Option<u8> {
     match status {
         SuiteStatus::Running => None,
         SuiteStatus::Rejected => Some(0),
-        SuiteStatus::Completed | SuiteStatus::Halted => tally.score(),
+        SuiteStatus::Completed | SuiteStatus::Halted | SuiteStatus::Interrupted => tally.score(),
     }
 }
 

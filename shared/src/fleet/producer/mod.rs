@@ -13,13 +13,15 @@
 //!
 //! One job per file: `plan` (the plan of a suite, its ids), `state` (where a suite run stands),
 //! `submit`, `trigger` (the triggers queue), `advance` (completions and wave gating),
-//! `dead_letters`, `serve` (the event loop), `status` (the status document), `lease_fit`,
-//! `error` (why an operation failed), `history` (a record per suite run, by suite name).
+//! `dead_letters`, `interrupt` (a run its operator stopped), `serve` (the event loop), `status`
+//! (the status document), `lease_fit`, `error` (why an operation failed), `history` (a record
+//! per suite run, by suite name).
 
 pub mod advance;
 pub mod dead_letters;
 pub mod error;
 pub mod history;
+pub mod interrupt;
 pub mod lease_fit;
 pub mod plan;
 pub mod serve;

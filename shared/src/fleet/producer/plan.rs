@@ -135,6 +135,7 @@ pub fn plan(suite: &Suite, suite_run_id: &str, origin: &Origin) -> Result<Plan, 
                 experiment_source,
                 bucket_name,
                 experiment_version: None,
+                traceparent: None,
                 settings: suite.defaults.clone(),
             });
         }

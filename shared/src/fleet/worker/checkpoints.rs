@@ -18,6 +18,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 enum Message {
     Checkpoint(Box<Journal>),
@@ -60,38 +61,41 @@ pub fn start_after<S: ObjectStore + 'static>(
     prior: Option<Journal>,
 ) -> (Arc<dyn Observer>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    let writer = tokio::spawn(async move {
-        // the outcome of the last write, for a flush that finds nothing newer to write (as
-        // text: the engine's `Observer::flush` answers every waiter with a copy of it)
-        let mut last: Result<(), String> = Ok(());
-        while let Some(first) = rx.recv().await {
-            let mut latest = None;
-            let mut waiting = Vec::new();
-            let mut take = |m: Message| match m {
-                Message::Checkpoint(j) => latest = Some(j),
-                Message::Flush(w) => waiting.push(w),
-            };
-            take(first);
-            while let Ok(more) = rx.try_recv() {
-                take(more);
-            }
-            if let Some(journal) = latest {
-                let journal = match &prior {
-                    Some(prior) => carry_over(prior, *journal),
-                    None => *journal,
+    let writer = tokio::spawn(
+        async move {
+            // the outcome of the last write, for a flush that finds nothing newer to write (as
+            // text: the engine's `Observer::flush` answers every waiter with a copy of it)
+            let mut last: Result<(), String> = Ok(());
+            while let Some(first) = rx.recv().await {
+                let mut latest = None;
+                let mut waiting = Vec::new();
+                let mut take = |m: Message| match m {
+                    Message::Checkpoint(j) => latest = Some(j),
+                    Message::Flush(w) => waiting.push(w),
                 };
-                last = write(&store, &key, &journal)
-                    .await
-                    .map_err(|e| e.to_string());
-                if let Err(e) = &last {
-                    tracing::warn!("{e}");
+                take(first);
+                while let Ok(more) = rx.try_recv() {
+                    take(more);
+                }
+                if let Some(journal) = latest {
+                    let journal = match &prior {
+                        Some(prior) => carry_over(prior, *journal),
+                        None => *journal,
+                    };
+                    last = write(&store, &key, &journal)
+                        .await
+                        .map_err(|e| e.to_string());
+                    if let Err(e) = &last {
+                        tracing::warn!("{e}");
+                    }
+                }
+                for w in waiting {
+                    let _ = w.send(last.clone());
                 }
             }
-            for w in waiting {
-                let _ = w.send(last.clone());
-            }
         }
-    });
+        .in_current_span(),
+    );
     (Arc::new(ChannelObserver(tx)), writer)
 }
 
