@@ -34,10 +34,13 @@ pub struct HistoryEntry {
 
 /// How the jobs of a suite run stand, counted for the score: a job without a completion has
 /// not run.
+/// A skipped wave's jobs (a seed payload's items already completed) are not counted: they did
+/// not run in this suite run, and what they did before is not known here.
 pub fn tally(plan: &Plan, state: &State) -> Tally {
     Tally::of(
         plan.waves
             .iter()
+            .filter(|w| !w.skipped)
             .flat_map(|w| w.jobs.iter())
             .map(|j| state.completions.get(&j.run_id).map(|c| c.outcome())),
     )
