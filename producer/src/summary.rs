@@ -7,10 +7,11 @@ use aws::Backend;
 use cli::BackendArgs;
 use cli::Exit;
 use comfy_table::{CellAlignment, Table, presets};
-use serde_json::Value;
+use serde_json::{Value, json};
 use shared::fleet::outcome::{JobOutcome, SuiteOutcome, SuiteStatus};
 use shared::fleet::producer::{Plan, State, status_document};
 use shared::ports::ObjectStore;
+use shared::report::facts::parse_time;
 use std::collections::BTreeMap;
 
 /// `Held` when every experiment held, `Failed` otherwise.
@@ -25,6 +26,9 @@ pub struct Facts {
     pub title: Option<String>,
     /// How long the run took, in seconds.
     pub duration: Option<f64>,
+    /// When the run started and ended (the journal's `start` and `end`).
+    pub start: Option<String>,
+    pub end: Option<String>,
 }
 
 impl Facts {
@@ -36,6 +40,8 @@ impl Facts {
         Facts {
             title: j["experiment"]["title"].as_str().map(str::to_string),
             duration: j["duration"].as_f64(),
+            start: j["start"].as_str().map(str::to_string),
+            end: j["end"].as_str().map(str::to_string),
         }
     }
 }
@@ -59,15 +65,63 @@ pub async fn read_facts(ports: &Ports, state: &State, known: &mut BTreeMap<Strin
 pub async fn status(id: &str, as_json: bool, args: &BackendArgs) -> anyhow::Result<Exit> {
     let (backend, ports) = open(args).await?;
     let (plan, state) = ports.load(id).await?;
+    let mut facts = BTreeMap::new();
+    read_facts(&ports, &state, &mut facts).await;
     if as_json {
-        let doc = status_document(&plan, &state);
+        let doc = with_timings(status_document(&plan, &state), &plan, &state, &facts);
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(Exit::Held);
     }
-    let mut facts = BTreeMap::new();
-    read_facts(&ports, &state, &mut facts).await;
     print!("{}", summary(&plan, &state, &backend, &facts));
     Ok(Exit::Held)
+}
+
+/// When the suite run was created and, once it ended, when its last job ended: the latest
+/// `end` of its journals (the suite run's own end is not stored).
+fn span_of(
+    plan: &Plan,
+    state: &State,
+    facts: &BTreeMap<String, Facts>,
+) -> (String, Option<String>) {
+    let ended = (state.status != SuiteStatus::Running)
+        .then(|| {
+            facts
+                .values()
+                .filter_map(|f| f.end.clone())
+                .filter_map(|e| Some((parse_time(&e)?, e)))
+                .max_by(|a, b| a.0.total_cmp(&b.0))
+                .map(|(_, e)| e)
+        })
+        .flatten();
+    (plan.created.clone(), ended)
+}
+
+/// Seconds between two of the broker's ISO-8601 instants, when both read.
+fn seconds_between(start: &str, end: &str) -> Option<f64> {
+    Some(parse_time(end)? - parse_time(start)?)
+}
+
+/// The status document with the times: each job's `start`, `end` and `duration` (seconds,
+/// from its journal) and the suite run's `created`, `ended` and `duration`.
+fn with_timings(
+    mut doc: Value,
+    plan: &Plan,
+    state: &State,
+    facts: &BTreeMap<String, Facts>,
+) -> Value {
+    for wave in doc["waves"].as_array_mut().into_iter().flatten() {
+        for job in wave["jobs"].as_array_mut().into_iter().flatten() {
+            let known = job["run_id"].as_str().and_then(|id| facts.get(id));
+            job["start"] = json!(known.and_then(|f| f.start.clone()));
+            job["end"] = json!(known.and_then(|f| f.end.clone()));
+            job["duration"] = json!(known.and_then(|f| f.duration));
+        }
+    }
+    let (created, ended) = span_of(plan, state, facts);
+    doc["duration"] = json!(ended.as_deref().and_then(|e| seconds_between(&created, e)));
+    doc["created"] = json!(created);
+    doc["ended"] = json!(ended);
+    doc
 }
 
 /// Seconds for people: `4.2s`, `3m 04s`, `1h 02m`.
@@ -112,6 +166,17 @@ pub fn summary(
     if let Some(source) = &plan.source {
         let _ = writeln!(out, "from {source}");
     }
+    let (created, ended) = span_of(plan, state, facts);
+    let _ = match ended.as_deref() {
+        Some(e) => writeln!(
+            out,
+            "created {created}, ended {e}{}",
+            seconds_between(&created, e)
+                .map(|s| format!(" ({})", duration(s)))
+                .unwrap_or_default()
+        ),
+        None => writeln!(out, "created {created}"),
+    };
     if let Some(score) = doc["score"].as_u64() {
         let tally = shared::fleet::producer::history::tally(plan, state);
         let _ = writeln!(out, "resilience score {score}/100 ({})", tally.explain());

@@ -113,6 +113,47 @@ fn history_status_and_reports_of_a_suite_run_in_each_format() {
     let status: Value =
         serde_json::from_str(&ok(&producer(d, &["status", "--json", oldest]))).unwrap();
     assert_eq!(status["score"], 50);
+    // the times: each job's start, end and duration from its journal, the suite run's span
+    for job in status["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["jobs"].as_array().unwrap())
+    {
+        assert!(
+            job["start"].is_string() && job["end"].is_string(),
+            "{job:#}"
+        );
+        assert!(
+            job["duration"].as_f64().is_some_and(|s| s >= 0.0),
+            "{job:#}"
+        );
+    }
+    assert!(
+        status["created"].is_string() && status["ended"].is_string(),
+        "{status:#}"
+    );
+    let took = status["duration"].as_f64().unwrap();
+    let jobs: f64 = status["waves"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|w| w["jobs"].as_array().unwrap())
+        .map(|j| j["duration"].as_f64().unwrap())
+        .sum();
+    assert!(
+        took >= jobs * 0.5 && took < 600.0,
+        "the suite run took {took} s for {jobs} s of jobs"
+    );
+    let text = ok(&producer(d, &["status", oldest]));
+    assert!(
+        text.contains(&format!(
+            "created {}, ended {}",
+            status["created"].as_str().unwrap(),
+            status["ended"].as_str().unwrap()
+        )),
+        "{text}"
+    );
 
     let xml = ok(&producer(d, &["report", "--format", "junit", oldest]));
     assert!(
