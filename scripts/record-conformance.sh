@@ -104,8 +104,9 @@ def last_error(log):
 server = subprocess.Popen([sys.executable, os.path.join(CORPUS, "server.py"), "--port", "0"],
                           stdout=subprocess.PIPE, text=True)
 port = server.stdout.readline().split()[1]
+# modules/: the corpus's own Python modules (the controls of the controls-* cases)
 env = dict(os.environ, CORPUS_BASE_URL=f"http://127.0.0.1:{port}", CORPUS_GREETING="hello-corpus",
-           CORPUS_TOKEN="tok-corpus", CORPUS_NUMBER="42")
+           CORPUS_TOKEN="tok-corpus", CORPUS_NUMBER="42", PYTHONPATH=os.path.join(CORPUS, "modules"))
 env.pop("CORPUS_UNSET", None)
 
 checks = json.load(open(os.path.join(CORPUS, "checks.json")))
@@ -132,6 +133,10 @@ try:
                                cwd=os.path.join(work, "run"), env=env, capture_output=True, text=True,
                                timeout=120, stdin=subprocess.DEVNULL)
             entry = {"valid": v.returncode == 0, "validate_exit": v.returncode, "run_exit": r.returncode}
+            # what the run left in its working directory: the corpus's controls log their hooks
+            effects = os.path.join(work, "run", "effects.log")
+            if os.path.exists(effects):
+                entry["effects"] = open(effects).read().splitlines()
             if os.path.exists(journal_path):
                 journal = json.load(open(journal_path))
                 entry["journal"] = True

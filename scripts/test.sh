@@ -2,7 +2,8 @@
 # The project's test command (README "Run the tests"; .ci/run calls exactly this).
 #
 # Needs: the Rust toolchain (with rustfmt and clippy), Python 3 with pip and venv, and PyPI.
-# It installs the AWS emulator (moto server) and cfn-lint into target/test-venv (pinned in
+# It installs the AWS emulator (moto server), cfn-lint and the Chaos Toolkit's `chaos report`
+# into target/test-venv (pinned in
 # scripts/test-requirements.txt), lints infra/, starts the emulator on 127.0.0.1 and points the
 # AWS tests at it (BROKER_TEST_AWS_ENDPOINT). The conformance corpus is the repository's own
 # (worker/tests/conformance, recorded from the reference by scripts/record-conformance.sh);
@@ -15,10 +16,13 @@ fail() { echo "scripts/test.sh: $*" >&2; exit 1; }
 
 command -v cargo >/dev/null || fail "cargo is required (install the Rust toolchain)"
 
-# The SSM document tests (shared/aws/tests/it/ssm_documents/) run the documents for real: they
-# need these programs (Debian package after the colon) and install the missing ones.
+# The SSM document tests (shared/aws/tests/it/ssm_documents/) run the documents for real, the
+# HTML report is rendered by headless Chromium (producer/tests/it/report.rs), and `chaos report`
+# (worker/tests/it/chaos_report.rs) converts through pandoc: they need these programs (Debian package
+# after the colon) and install the missing ones.
 doc_tools="stress-ng:stress-ng iptables:iptables ip:iproute2 tc:iproute2 pgrep:procps pkill:procps
-  ps:procps kill:procps setsid:util-linux flock:util-linux unshare:util-linux fallocate:util-linux"
+  ps:procps kill:procps setsid:util-linux flock:util-linux unshare:util-linux fallocate:util-linux
+  chromium:chromium pandoc:pandoc"
 have() {  # an executable, not a shell builtin, wherever sbin is or is not in PATH
   local dir
   for dir in /usr/local/sbin /usr/local/bin /usr/sbin /usr/bin /sbin /bin; do
@@ -32,7 +36,7 @@ missing_packages() {
 }
 missing="$(missing_packages)"
 if [ -n "$missing" ]; then
-  echo "==> system packages for the SSM document tests: $missing"
+  echo "==> system packages for the SSM document tests and chaos report: $missing"
   as_root=()
   if [ "$(id -u)" -ne 0 ]; then
     command -v sudo >/dev/null \
@@ -65,7 +69,7 @@ if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" || fail "cannot create a Python venv at $venv (python3 -m venv; on Debian install python3-venv)"
 fi
 "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt \
-  || fail "cannot install moto[server] and cfn-lint from PyPI (scripts/test-requirements.txt)"
+  || fail "cannot install moto[server], cfn-lint and chaostoolkit-reporting from PyPI (scripts/test-requirements.txt)"
 
 echo "==> cfn-lint infra/"
 "$venv/bin/cfn-lint" infra/*.yaml
@@ -100,8 +104,18 @@ export CARGO_INCREMENTAL=0
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
-echo "==> cargo clippy"
-cargo clippy --workspace --all-targets -- -D warnings
+# Clippy and the test build are one compilation: with clippy-driver as the workspace's rustc
+# wrapper (how `cargo clippy` itself drives it; CLIPPY_ARGS is how it passes `-D warnings`), every
+# target of ours is linted while it is built, and the dependencies (the AWS SDK above all) are
+# compiled once instead of checked once for clippy and built again for the tests. `--all-targets`
+# takes in the benchmarks, as `cargo clippy --all-targets` does. The same environment stays set
+# for the run below, so it reuses these artifacts.
+echo "==> cargo clippy + build (clippy-driver lints every target while building it)"
+export RUSTC_WORKSPACE_WRAPPER
+RUSTC_WORKSPACE_WRAPPER="$(rustc --print sysroot)/bin/clippy-driver"
+[ -x "$RUSTC_WORKSPACE_WRAPPER" ] || fail "clippy is required: rustup component add clippy"
+export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
+cargo test --workspace --all-targets --no-run
 # One dev build serves every test (the conformance corpus and the hostile-file tests run the
 # dev `worker`; BROKER_WORKER_BIN=<path> points the worker's tests at another build, e.g. a
 # release one), one integration-test binary per crate: no release build here (bench/run.sh

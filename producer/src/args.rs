@@ -5,6 +5,7 @@ use clap::{Parser, Subcommand};
 use cli::BackendArgs;
 use shared::config::positive_seconds;
 use shared::providers::python::DEFAULT_SIGNATURE_TIMEOUT;
+use shared::report::Format;
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -22,6 +23,14 @@ pub struct Cli {
     /// experiment is invalid, with the activity whose import did not finish located.
     #[arg(long, global = true, help_heading = "Checks", env = "BROKER_SIGNATURE_TIMEOUT", default_value_t = DEFAULT_SIGNATURE_TIMEOUT.as_secs_f64(), value_name = "SECONDS", value_parser = positive_seconds)]
     pub signature_timeout: f64,
+    /// Warnings are errors (validate, submit, run): what the Chaos Toolkit accepts but this
+    /// broker warns about (unknown or repeated keys, risky substitutions...) makes an
+    /// experiment invalid (exit 1). Also `strict: true` in a suite or in an experiment's
+    /// experiment-broker extension.
+    #[arg(long, global = true, help_heading = "Checks")]
+    pub strict: bool,
+    #[command(flatten)]
+    pub logs: cli::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -97,7 +106,44 @@ pub enum Command {
         #[command(flatten)]
         faults: cli::FaultArgs,
     },
+    /// Write a report of a suite run: one self-contained HTML page (default), Markdown for pull
+    /// requests and wikis, or JUnit XML for CI dashboards.
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report {
+        /// The suite run's id, as `producer submit` printed it.
+        run_id: String,
+        /// html, md or junit.
+        #[arg(long, default_value = "html", value_parser = clap::value_parser!(Format))]
+        format: Format,
+        /// Where to write it (default: stdout).
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
+    /// List the runs of a suite, newest first, with their outcome and resilience score.
+    #[command(after_help = HISTORY_EXAMPLES)]
+    History {
+        /// The suite's name (its `name:`).
+        name: String,
+        /// One JSON array, for scripts.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        backend: BackendArgs,
+    },
 }
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  producer report sr-20260101-120000-3f2a9c1e -o report.html
+  producer report --format md sr-20260101-120000-3f2a9c1e >> \"$GITHUB_STEP_SUMMARY\"
+  producer report --format junit -o junit.xml --backend aws --config broker.yaml sr-...";
+
+const HISTORY_EXAMPLES: &str = "\
+Examples:
+  producer history nightly
+  producer history --json nightly | jq '.[0].score'";
 
 const SUBMIT_EXAMPLES: &str = "\
 Examples:
@@ -125,8 +171,8 @@ Examples:
   producer run suites/nightly.yaml
   producer run --workers 4 --state-dir /tmp/broker suites/nightly.yaml
 
-A first SIGINT/SIGTERM stops the workers: running experiments are interrupted and rolled back
-(exit 130).";
+A first SIGINT/SIGTERM interrupts the running experiments at once (their rollbacks run), marks
+the suite run `interrupted` and exits 130.";
 
 #[cfg(test)]
 mod tests {

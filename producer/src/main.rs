@@ -5,6 +5,7 @@
 mod args;
 mod kill_switch;
 mod ports;
+mod report;
 mod run;
 mod serve;
 mod submit;
@@ -24,13 +25,16 @@ fn main() -> ExitCode {
     let Cli {
         command,
         signature_timeout,
+        strict,
+        logs,
     } = Cli::parse();
     // `producer run` shows progress; its log says only what goes wrong
     let level = match command {
         Command::Run { .. } => LevelFilter::WARN,
         _ => LevelFilter::INFO,
     };
-    let shell = match Shell::start(level) {
+    let json_logs = logs.log_format == cli::logging::LogFormat::Json;
+    let shell = match Shell::start(level, &logs, "producer") {
         Ok(shell) => shell,
         Err(exit) => return exit.into(),
     };
@@ -40,7 +44,7 @@ fn main() -> ExitCode {
         let timeout = Duration::from_secs_f64(signature_timeout);
         let providers = suite::providers(timeout, Arc::new(checking));
         match command {
-            Command::Validate { suite } => Ok(suite::validate(&suite, &providers)),
+            Command::Validate { suite } => Ok(suite::validate(&suite, &providers, strict)),
             Command::Submit {
                 suite,
                 wait,
@@ -48,7 +52,7 @@ fn main() -> ExitCode {
                 backend,
             } => {
                 let wait = wait.then(|| timeout.map(Duration::from_secs));
-                submit::submit(&suite, wait, &backend, &providers, &signals).await
+                submit::submit(&suite, wait, &backend, &providers, strict, &signals).await
             }
             Command::Serve { backend } => serve::serve(&backend, &signals).await,
             Command::Status {
@@ -63,10 +67,28 @@ fn main() -> ExitCode {
                 faults,
             } => {
                 let settings = faults.settings().map_err(anyhow::Error::msg)?;
-                run::run(&suite, workers, &backend, providers, settings, &signals).await
+                let local = run::Local {
+                    workers,
+                    providers,
+                    settings,
+                    json_logs,
+                    strict,
+                };
+                run::run(&suite, &backend, local, &signals).await
             }
             Command::Halt { reason, backend } => kill_switch::halt(Some(&reason), &backend).await,
             Command::Resume { backend } => kill_switch::halt(None, &backend).await,
+            Command::Report {
+                run_id,
+                format,
+                output,
+                backend,
+            } => report::report(&run_id, format, output.as_deref(), &backend).await,
+            Command::History {
+                name,
+                json,
+                backend,
+            } => report::history(&name, json, &backend).await,
         }
     })
 }

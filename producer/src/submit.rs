@@ -7,6 +7,7 @@ use anyhow::Context;
 use aws::Store;
 use cli::BackendArgs;
 use cli::{Exit, Signals};
+use shared::load::Purpose;
 use shared::providers::Providers;
 use std::path::Path;
 use std::time::Duration;
@@ -17,9 +18,10 @@ pub async fn submit(
     wait: Option<Option<Duration>>,
     args: &BackendArgs,
     providers: &Providers,
+    strict: bool,
     signals: &Signals,
 ) -> anyhow::Result<Exit> {
-    let (suite, _) = match crate::suite::checked(path, providers) {
+    let (suite, _) = match crate::suite::checked(path, providers, (Purpose::Run, strict)) {
         Ok(s) => s,
         Err(exit) => return Ok(exit),
     };
@@ -44,7 +46,10 @@ pub async fn submit(
             Ok(state) if state.status != "running" => {
                 let (plan, state) = ports.load(&id).await?;
                 let completions = ports.completions(&id).await?;
-                eprint!("{}", summary(&plan, &state, &completions, &backend));
+                let mut facts = std::collections::BTreeMap::new();
+                crate::summary::read_facts(&ports, &completions, &mut facts).await;
+                eprint!("{}", summary(&plan, &state, &completions, &backend, &facts));
+                crate::report::step_summary(&plan, &state, &completions, &backend, &ports).await;
                 return Ok(exit(&state));
             }
             Ok(_) => failing_since = None,

@@ -4,8 +4,8 @@
 
 use aws::faults::FaultContext;
 use cli::Exit;
-use shared::load::Vars;
 use shared::load::suite::{check_experiments, load_suite};
+use shared::load::{Purpose, Vars};
 use shared::model::suite::Suite;
 use shared::providers::Providers;
 use std::path::Path;
@@ -34,20 +34,31 @@ fn report(problems: &[shared::load::Problem]) -> Exit {
 }
 
 /// Load a suite and check every experiment it names: the suite and the references not checked
-/// here, or (after the problems are said) the exit code.
-pub fn checked(path: &Path, providers: &Providers) -> Result<(Suite, Vec<String>), Exit> {
+/// here (the experiments' warnings said on stderr), or (after the problems are said) the exit
+/// code. `purpose`: `Validate` for the reference's verdict, `Run` before jobs are sent (what a
+/// run would refuse is refused now). Under `strict` (or the suite's `strict: true`) warnings
+/// are problems.
+pub fn checked(
+    path: &Path,
+    providers: &Providers,
+    (purpose, strict): (Purpose, bool),
+) -> Result<(Suite, Vec<String>), Exit> {
     let suite = load_suite(path).map_err(|p| report(&p.0))?;
     let base = path.parent().unwrap_or(Path::new("."));
-    let (problems, unchecked) = check_experiments(&suite, base, &Vars::default(), providers);
-    if !problems.0.is_empty() {
-        return Err(report(&problems.0));
+    let checked = check_experiments(&suite, base, &Vars::default(), providers, (purpose, strict));
+    if !checked.problems.0.is_empty() {
+        return Err(report(&checked.problems.0));
     }
-    Ok((suite, unchecked.iter().map(ToString::to_string).collect()))
+    for w in &checked.warnings {
+        eprintln!("warning: {w}");
+    }
+    let unchecked = checked.unchecked.iter().map(ToString::to_string).collect();
+    Ok((suite, unchecked))
 }
 
 /// `producer validate`.
-pub fn validate(path: &Path, providers: &Providers) -> Exit {
-    let (suite, unchecked) = match checked(path, providers) {
+pub fn validate(path: &Path, providers: &Providers, strict: bool) -> Exit {
+    let (suite, unchecked) = match checked(path, providers, (Purpose::Validate, strict)) {
         Ok(s) => s,
         Err(exit) => return exit,
     };

@@ -53,6 +53,7 @@ fn per_job(c: &mut Criterion) {
                 let suite = Suite {
                     name: "bench".into(),
                     defaults: Default::default(),
+                    strict: false,
                     waves: vec![Wave {
                         experiments: (0..iters)
                             .map(|_| ExperimentRef::File {
@@ -61,6 +62,7 @@ fn per_job(c: &mut Criterion) {
                             .collect(),
                         on_failure: OnFailure::Continue,
                         max_parallel: None,
+                        skipped: false,
                     }],
                 };
                 let stop = CancellationToken::new();

@@ -22,6 +22,8 @@
 //! - [`providers`]: `process`, `http`, `python` and the native registry.
 //! - [`pyvalue`], [`pyregex`]: Python semantics on JSON values and Python regex patterns.
 //! - [`redact`]: secret masking.
+//! - [`report`]: HTML, Markdown and JUnit reports of suite runs and journals; the resilience
+//!   score.
 //! - [`ids`]: unique identifiers (messages, events, suite runs).
 //! - [`cleanup`]: work a dropped future's guards leave behind, awaited before exit.
 //! - [`fleet`]: the job lifecycle and wave gating around the engine, by who runs it: `worker`,
@@ -47,6 +49,7 @@ pub mod providers;
 pub mod pyregex;
 pub mod pyvalue;
 pub mod redact;
+pub mod report;
 pub mod scope;
 
 pub use engine::{RunOptions, run_experiment};

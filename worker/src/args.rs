@@ -17,6 +17,8 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    #[command(flatten)]
+    pub logs: cli::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -30,6 +32,29 @@ pub enum Command {
     /// Lease jobs from the queue and run them until SIGTERM/SIGINT (embedded or AWS backend).
     #[command(after_help = SERVE_EXAMPLES)]
     Serve(ServeArgs),
+    /// Write a report of journals: one self-contained HTML page (default), Markdown, or JUnit
+    /// XML with a testcase per journal.
+    #[command(after_help = REPORT_EXAMPLES)]
+    Report(ReportArgs),
+}
+
+const REPORT_EXAMPLES: &str = "\
+Examples:
+  worker report journal.json -o report.html
+  worker report --format junit -o junit.xml journals/*.json
+  worker report --format md journal.json >> \"$GITHUB_STEP_SUMMARY\"";
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// html, md or junit.
+    #[arg(long, default_value = "html", value_parser = clap::value_parser!(shared::report::Format))]
+    pub format: shared::report::Format,
+    /// Where to write it (default: stdout).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// The journals (as `worker run` or `chaos run` wrote them).
+    #[arg(required = true, value_name = "JOURNAL")]
+    pub journals: Vec<PathBuf>,
 }
 
 const RUN_EXAMPLES: &str = "\
@@ -129,6 +154,8 @@ pub struct RunArgs {
     pub faults: cli::FaultArgs,
     #[command(flatten)]
     pub signatures: SignatureArgs,
+    #[command(flatten)]
+    pub strict: StrictArg,
     /// The experiment file (JSON or YAML).
     pub experiment: PathBuf,
 }
@@ -139,8 +166,20 @@ pub struct ValidateArgs {
     pub vars: VarArgs,
     #[command(flatten)]
     pub signatures: SignatureArgs,
+    #[command(flatten)]
+    pub strict: StrictArg,
     /// The experiment file (JSON or YAML).
     pub experiment: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Checks")]
+pub struct StrictArg {
+    /// Warnings are errors: what the Chaos Toolkit accepts but this broker warns about
+    /// (unknown or repeated keys, risky substitutions...) makes the experiment invalid
+    /// (exit 1). Also `strict: true` in the experiment's experiment-broker extension.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -278,6 +317,7 @@ mod tests {
                 Command::Validate(a) => a.signatures.signature_timeout,
                 Command::Run(a) => a.signatures.signature_timeout,
                 Command::Serve(a) => a.signatures.signature_timeout,
+                Command::Report(_) => return Err("a report checks no signature".into()),
             })
         };
         assert_eq!(timeout(&["worker", "validate", "e.json"]), Ok(30.0));

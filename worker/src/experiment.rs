@@ -5,8 +5,9 @@
 use crate::args::{SignatureArgs, ValidateArgs, VarArgs};
 use aws::faults::FaultContext;
 use cli::Exit;
-use shared::load::{Problems, Vars};
+use shared::load::{Problems, Purpose, Vars, validate_experiment};
 use shared::load_experiment;
+use shared::model::Experiment;
 use shared::providers::Providers;
 use std::sync::Arc;
 
@@ -49,6 +50,28 @@ pub fn report_problems(problems: &Problems) -> Exit {
     Exit::Failed
 }
 
+/// Load the experiment at `path` for `purpose`: every problem, or the experiment with its
+/// warnings said on stderr; under strictness (`--strict`, or `strict: true` in the
+/// experiment-broker extension) the warnings are problems.
+pub fn load_checked(
+    path: &std::path::Path,
+    vars: &Vars,
+    providers: &Providers,
+    (purpose, strict): (Purpose, bool),
+) -> Result<Experiment, Problems> {
+    let experiment = match purpose {
+        Purpose::Run => load_experiment(path, vars, providers)?,
+        Purpose::Validate => validate_experiment(path, vars, providers)?,
+    };
+    if let Some(problems) = shared::load::strict_problems(&experiment, strict) {
+        return Err(problems);
+    }
+    for w in &experiment.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(experiment)
+}
+
 /// `worker validate`.
 pub fn validate(args: ValidateArgs) -> Exit {
     let vars = match load_vars(&args.vars) {
@@ -58,13 +81,18 @@ pub fn validate(args: ValidateArgs) -> Exit {
     // nothing runs: the fault library's defaults only name its activities
     let faults = Arc::new(FaultContext::for_checking(Default::default()));
     let providers = providers(&vars, &args.signatures, faults);
-    match load_experiment(&args.experiment, &vars, &providers) {
+    let checks = (Purpose::Validate, args.strict.strict);
+    match load_checked(&args.experiment, &vars, &providers, checks) {
         Ok(experiment) => {
-            // warnings: valid but risky; printed, the exit status stays 0
-            for w in shared::load::validate::file_warnings(&args.experiment, &experiment) {
-                eprintln!("warning: {w}");
+            let n = experiment.warnings.len();
+            match n {
+                0 => println!("{}: valid experiment", args.experiment.display()),
+                _ => println!(
+                    "{}: valid experiment ({n} warning{})",
+                    args.experiment.display(),
+                    if n == 1 { "" } else { "s" }
+                ),
             }
-            println!("{}: valid experiment", args.experiment.display());
             Exit::Held
         }
         Err(problems) => report_problems(&problems),

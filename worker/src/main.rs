@@ -5,6 +5,7 @@
 mod args;
 mod experiment;
 mod journal;
+mod report;
 mod run;
 mod serve;
 
@@ -15,8 +16,8 @@ use std::process::ExitCode;
 use tracing::level_filters::LevelFilter;
 
 fn main() -> ExitCode {
-    let command = Cli::parse().command;
-    let shell = match Shell::start(LevelFilter::INFO) {
+    let Cli { command, logs } = Cli::parse();
+    let shell = match Shell::start(LevelFilter::INFO, &logs, "worker") {
         Ok(shell) => shell,
         Err(exit) => return exit.into(),
     };
@@ -25,6 +26,7 @@ fn main() -> ExitCode {
             Command::Run(args) => run::run(args, &signals).await,
             Command::Validate(args) => Ok(experiment::validate(args)),
             Command::Serve(args) => serve::serve(args, &signals).await,
+            Command::Report(args) => report::report(args),
         }
     })
 }

@@ -2,10 +2,11 @@
 //! conditions, interrupted (rollbacks still run, the journal still written) by a signal.
 
 use crate::args::RunArgs;
-use crate::experiment::{load_vars, providers, report_problems};
+use crate::experiment::{load_checked, load_vars, providers, report_problems};
 use aws::faults::FaultContext;
 use cli::{Exit, Signals};
-use shared::{RunOptions, load_experiment};
+use shared::RunOptions;
+use shared::load::Purpose;
 use std::sync::Arc;
 
 pub async fn run(args: RunArgs, signals: &Signals) -> anyhow::Result<Exit> {
@@ -21,7 +22,8 @@ pub async fn run(args: RunArgs, signals: &Signals) -> anyhow::Result<Exit> {
         Err(p) => return Ok(report_problems(&p)),
     };
     let providers = Arc::new(providers(&vars, &args.signatures, faults.clone()));
-    let experiment = match load_experiment(&args.experiment, &vars, &providers) {
+    let checks = (Purpose::Run, args.strict.strict);
+    let experiment = match load_checked(&args.experiment, &vars, &providers, checks) {
         Ok(e) => Arc::new(e),
         Err(problems) => return Ok(report_problems(&problems)),
     };

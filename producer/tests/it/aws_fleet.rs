@@ -11,6 +11,7 @@ use util::scenarios::{completed_runs, experiment, producer_serve, stop, worker};
 
 mod lost_answers;
 mod requests;
+mod seed_payload;
 
 #[test]
 fn the_suite_completes_on_sqs_when_a_worker_is_killed_mid_run() {

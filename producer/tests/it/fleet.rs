@@ -117,7 +117,7 @@ fn an_interrupted_producer_run_rolls_back_and_exits_130() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("— interrupted"), "{stdout}");
+    assert!(stdout.contains("interrupted — failed"), "{stdout}");
     assert_eq!(
         std::fs::read_to_string(dir.path().join("reverted")).unwrap(),
         "reverted\n",

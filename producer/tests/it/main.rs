@@ -8,5 +8,8 @@ mod halt;
 mod hostile;
 mod infra;
 mod infra_documents;
+mod progress;
+mod report;
+mod telemetry;
 mod util;
 mod validate;

@@ -132,3 +132,62 @@ fn a_python_import_past_the_signature_timeout_is_a_located_problem_of_its_experi
         "{err}"
     );
 }
+
+/// Accepted by the reference; a misspelled key and a repeated one for us.
+const WARNED: &str = r#"{"title": "t", "description": "d", "rollback": [],
+  "method": [{"type": "action", "name": "a", "name": "b", "provider": {"type": "process", "path": "/bin/true"}}]}"#;
+
+#[test]
+fn warnings_are_shown_located_and_strictness_makes_them_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("w.json"), WARNED).unwrap();
+    std::fs::write(
+        dir.path().join("s.yaml"),
+        "waves:\n  - experiments: [w.json]\n",
+    )
+    .unwrap();
+    let (code, out, err) = producer(&["validate", "s.yaml"], dir.path());
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("valid suite"), "{out}");
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning: ")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    assert!(
+        warnings[0].contains("w.json:1:36: rollback: unknown key `rollback` in the experiment: did you mean `rollbacks`?"),
+        "{err}"
+    );
+    assert!(
+        warnings[1].contains("w.json:2:46: method[0].name: key `name` is written twice in this mapping (line 2, column 33 and line 2, column 46)"),
+        "{err}"
+    );
+    // --strict, and `strict: true` in the suite, refuse it with the same located lines
+    std::fs::write(
+        dir.path().join("strict.yaml"),
+        "strict: true\nwaves:\n  - experiments: [w.json]\n",
+    )
+    .unwrap();
+    for args in [
+        &["validate", "--strict", "s.yaml"][..],
+        &["validate", "strict.yaml"],
+    ] {
+        let (code, _, err) = producer(args, dir.path());
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains("error: ") && err.contains("w.json:1:36: rollback: unknown key"),
+            "{err}"
+        );
+        assert!(err.contains("2 problems found"), "{err}");
+    }
+    // submit and run check the same way before anything is sent
+    for command in ["submit", "run"] {
+        let (code, _, err) = producer(
+            &[command, "--strict", "--state-dir", "state", "s.yaml"],
+            dir.path(),
+        );
+        assert_eq!(code, 1, "{command}: {err}");
+        assert!(err.contains("rollback: unknown key"), "{command}: {err}");
+        assert!(
+            !dir.path().join("state").exists(),
+            "{command}: nothing was submitted"
+        );
+    }
+}

@@ -9,6 +9,30 @@ use aws_config::SdkConfig;
 use aws_sdk_sqs::types::QueueAttributeName;
 use std::collections::HashMap;
 
+/// A provisioning call that failed: what was being created, with the SDK's error as the source.
+#[derive(Debug, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("{doing}")]
+    Aws {
+        doing: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{0} has no QueueArn")]
+    NoQueueArn(String),
+}
+
+/// `map_err` for a failed SDK call: keep the error, say what was being done.
+fn failed<E: std::error::Error + Send + Sync + 'static>(
+    doing: impl Into<String>,
+) -> impl FnOnce(E) -> ProvisionError {
+    let doing = doing.into();
+    move |e| ProvisionError::Aws {
+        doing,
+        source: Box::new(e),
+    }
+}
+
 /// The detail types the producer consumes, routed by the rule to the events queue.
 pub const ROUTED_DETAIL_TYPES: [&str; 3] =
     ["Experiment Completed", "Wave Released", "Suite Completed"];
@@ -18,7 +42,7 @@ pub async fn queue(
     sdk: &SdkConfig,
     name: &str,
     max_receive_count: Option<u32>,
-) -> Result<String, String> {
+) -> Result<String, ProvisionError> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let mut attributes = HashMap::new();
     if let Some(max) = max_receive_count {
@@ -27,7 +51,7 @@ pub async fn queue(
             .queue_name(format!("{name}-dlq"))
             .send()
             .await
-            .map_err(|e| format!("creating {name}-dlq: {e:?}"))?;
+            .map_err(failed(format!("creating {name}-dlq")))?;
         let dlq_arn = queue_arn(&sqs, dlq.queue_url().unwrap_or_default()).await?;
         attributes.insert(
             QueueAttributeName::RedrivePolicy,
@@ -40,26 +64,26 @@ pub async fn queue(
         .set_attributes(Some(attributes))
         .send()
         .await
-        .map_err(|e| format!("creating queue {name}: {e:?}"))?;
+        .map_err(failed(format!("creating queue {name}")))?;
     Ok(out.queue_url().unwrap_or_default().to_string())
 }
 
-pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, String> {
+pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, ProvisionError> {
     let attrs = sqs
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::QueueArn)
         .send()
         .await
-        .map_err(|e| format!("reading the ARN of {url}: {e:?}"))?;
+        .map_err(failed(format!("reading the ARN of {url}")))?;
     attrs
         .attributes()
         .and_then(|a| a.get(&QueueAttributeName::QueueArn))
         .cloned()
-        .ok_or_else(|| format!("{url} has no QueueArn"))
+        .ok_or_else(|| ProvisionError::NoQueueArn(url.to_string()))
 }
 
-pub async fn bucket(sdk: &SdkConfig, name: &str) -> Result<(), String> {
+pub async fn bucket(sdk: &SdkConfig, name: &str) -> Result<(), ProvisionError> {
     let s3 = crate::sdk::s3_client(sdk);
     let mut create = s3.create_bucket().bucket(name);
     if let Some(region) = sdk
@@ -78,12 +102,12 @@ pub async fn bucket(sdk: &SdkConfig, name: &str) -> Result<(), String> {
     create
         .send()
         .await
-        .map_err(|e| format!("creating bucket {name}: {e:?}"))?;
+        .map_err(failed(format!("creating bucket {name}")))?;
     Ok(())
 }
 
 /// An event bus (unless it is the default one).
-pub async fn bus(sdk: &SdkConfig, name: &str) -> Result<(), String> {
+pub async fn bus(sdk: &SdkConfig, name: &str) -> Result<(), ProvisionError> {
     if name == "default" {
         return Ok(());
     }
@@ -92,7 +116,7 @@ pub async fn bus(sdk: &SdkConfig, name: &str) -> Result<(), String> {
         .name(name)
         .send()
         .await
-        .map_err(|e| format!("creating event bus {name}: {e:?}"))?;
+        .map_err(failed(format!("creating event bus {name}")))?;
     Ok(())
 }
 
@@ -103,7 +127,7 @@ pub async fn subscribe(
     rule: &str,
     detail_types: &[&str],
     queue_url: &str,
-) -> Result<(), String> {
+) -> Result<(), ProvisionError> {
     let events = aws_sdk_eventbridge::Client::new(sdk);
     let arn = queue_arn(&aws_sdk_sqs::Client::new(sdk), queue_url).await?;
     let pattern = serde_json::json!({"source": ["experiment-broker"], "detail-type": detail_types});
@@ -114,12 +138,12 @@ pub async fn subscribe(
         .event_pattern(pattern.to_string())
         .send()
         .await
-        .map_err(|e| format!("creating rule {rule}: {e:?}"))?;
+        .map_err(failed(format!("creating rule {rule}")))?;
     let target = aws_sdk_eventbridge::types::Target::builder()
         .id("queue")
         .arn(arn)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(failed(format!("building the target of rule {rule}")))?;
     events
         .put_targets()
         .rule(rule)
@@ -127,7 +151,7 @@ pub async fn subscribe(
         .targets(target)
         .send()
         .await
-        .map_err(|e| format!("targeting {queue_url} from rule {rule}: {e:?}"))?;
+        .map_err(failed(format!("targeting {queue_url} from rule {rule}")))?;
     Ok(())
 }
 
@@ -136,7 +160,7 @@ pub async fn notify_uploads(
     sdk: &SdkConfig,
     bucket: &str,
     triggers_url: &str,
-) -> Result<(), String> {
+) -> Result<(), ProvisionError> {
     use aws_sdk_s3::types::{
         Event, FilterRule, FilterRuleName, NotificationConfiguration,
         NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
@@ -159,7 +183,7 @@ pub async fn notify_uploads(
         .events(Event::from("s3:ObjectCreated:*"))
         .filter(filter)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(failed(format!("building the notification of {bucket}")))?;
     crate::sdk::s3_client(sdk)
         .put_bucket_notification_configuration()
         .bucket(bucket)
@@ -170,13 +194,13 @@ pub async fn notify_uploads(
         )
         .send()
         .await
-        .map_err(|e| format!("configuring notifications on {bucket}: {e:?}"))?;
+        .map_err(failed(format!("configuring notifications on {bucket}")))?;
     Ok(())
 }
 
 /// Everything a deployment has, named `<prefix>-jobs`, `<prefix>-events`, … (the bucket is
 /// `<prefix>-bucket`, so `prefix` must be lowercase and DNS-safe).
-pub async fn deployment(sdk: &SdkConfig, prefix: &str) -> Result<AwsSettings, String> {
+pub async fn deployment(sdk: &SdkConfig, prefix: &str) -> Result<AwsSettings, ProvisionError> {
     let jobs = queue(
         sdk,
         &format!("{prefix}-jobs"),

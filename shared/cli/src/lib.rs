@@ -6,7 +6,8 @@
 //! - [`signals`]: SIGINT/SIGTERM: the first stops the command (rollbacks and clean-up still
 //!   run), a second abandons the clean-up wait.
 //! - [`exit`]: the exit codes, the same for every command of both binaries.
-//! - [`logging`]: `tracing` to stderr (`RUST_LOG`, `NO_COLOR`).
+//! - [`logging`]: `tracing` to stderr (`RUST_LOG`, `NO_COLOR`, `--log-format text|json`).
+//! - [`telemetry`]: OpenTelemetry traces over OTLP when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 //! - [`backend_args`]: the choice of adapters (`--backend`, the AWS resources, `--config`),
 //!   resolved and opened.
 //! - [`fault_args`]: the fault library's guard-rail settings (`--opt-in-tag`, `--max-targets`…).
@@ -20,10 +21,12 @@ pub mod help;
 pub mod logging;
 pub mod shell;
 pub mod signals;
+pub mod telemetry;
 
 pub use backend_args::{BackendArgs, BackendKind};
 pub use exit::Exit;
 pub use fault_args::FaultArgs;
+pub use logging::LogArgs;
 pub use shell::Shell;
 pub use signals::Signals;
 

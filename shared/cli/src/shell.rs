@@ -2,6 +2,8 @@
 //! runtime), the command, the wait for clean-up it left behind, and the exit code. Both
 //! binaries' `main` is: parse the command line, `Shell::start`, `Shell::run` the command.
 
+use crate::logging::LogArgs;
+use crate::telemetry::Telemetry;
 use crate::{Exit, Signals};
 use std::future::Future;
 use std::process::ExitCode;
@@ -10,13 +12,16 @@ use tracing::level_filters::LevelFilter;
 /// The started process: logging set up, settings checked, the runtime ready.
 pub struct Shell {
     runtime: tokio::runtime::Runtime,
+    /// The trace export, when an OTLP endpoint is set: ended after the command.
+    telemetry: Option<Telemetry>,
 }
 
 impl Shell {
-    /// Log at `level` (unless `RUST_LOG` says otherwise), check the document size caps of the
-    /// environment and start the runtime. `Err`: said on stderr, the process exits with it.
-    pub fn start(level: LevelFilter) -> Result<Shell, Exit> {
-        crate::logging::init(level);
+    /// Log at `level` (unless `RUST_LOG` says otherwise) as `logs` says, export traces when an
+    /// OTLP endpoint is set (as `service`), check the document size caps of the environment
+    /// and start the runtime. `Err`: said on stderr, the process exits with it.
+    pub fn start(level: LevelFilter, logs: &LogArgs, service: &str) -> Result<Shell, Exit> {
+        let telemetry = crate::logging::init(level, logs.log_format, service);
         // a bad size cap is the operator's mistake: said once at start, not by every job
         if let Err(problem) = shared::load::document::Limits::from_env() {
             let expected = problem.expected.unwrap_or_default();
@@ -33,7 +38,7 @@ impl Shell {
                 eprintln!("error: cannot start the async runtime: {e}");
                 Exit::Error
             })?;
-        Ok(Shell { runtime })
+        Ok(Shell { runtime, telemetry })
     }
 
     /// Run `command` to its end, then wait for the clean-up it left behind (up to
@@ -52,7 +57,12 @@ impl Shell {
             cleanup.drain(shared::cleanup::DRAIN_LIMIT).await;
             outcome
         });
-        exit(outcome).into()
+        let exit = exit(outcome);
+        // off the runtime: the last spans are sent before the process ends
+        if let Some(telemetry) = self.telemetry {
+            telemetry.shutdown();
+        }
+        exit.into()
     }
 }
 

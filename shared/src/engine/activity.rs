@@ -1,6 +1,8 @@
 //! Execute one activity: pauses, dry mode, timing, interruption → a journal `Run`.
 
+use super::controls::Controls;
 use crate::clock::now_iso;
+use crate::model::control::{Level, Moment};
 use crate::model::{Activity, ActivityKind, Dry, Experiment, Run, RunStatus};
 use crate::providers::registry::Recorder;
 use crate::providers::{ActivityError, CallContext, Providers, Refusal};
@@ -10,6 +12,7 @@ use serde_json::Value;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// What every activity of one run shares.
 #[derive(Debug, Clone)]
@@ -28,6 +31,8 @@ pub struct RunContext {
     /// The activities run in this context are the method's or the rollbacks': the only place
     /// a fault may act (and then only as an action).
     pub acting: bool,
+    /// The experiment's controls, run around each level.
+    pub controls: Arc<Controls>,
 }
 
 impl RunContext {
@@ -83,7 +88,38 @@ pub async fn execute(ctx: &RunContext, activity: &Activity) -> Run {
 }
 
 /// `execute`, also saying whether a guard rail refused the activity (then the run is aborted).
+/// In a span of its own, `activity` (its name): every line it logs carries it, and a trace
+/// shows it as a child of the run's span.
 pub async fn execute_checked(ctx: &RunContext, activity: &Activity) -> (Run, Option<Refusal>) {
+    let span = tracing::info_span!(
+        "activity",
+        activity = %activity.name,
+        kind = if activity.kind == ActivityKind::Action { "action" } else { "probe" },
+    );
+    execute_controlled(ctx, activity).instrument(span).await
+}
+
+/// The activity's control hooks run around it.
+async fn execute_controlled(ctx: &RunContext, activity: &Activity) -> (Run, Option<Refusal>) {
+    let controls = ctx.controls.clone();
+    controls
+        .apply(ctx, Level::Activity, Moment::Before, &activity.raw, None)
+        .await;
+    let (run, refusal) = execute_bare(ctx, activity).await;
+    let state = serde_json::to_value(&run).unwrap_or(Value::Null);
+    controls
+        .apply(
+            ctx,
+            Level::Activity,
+            Moment::After,
+            &activity.raw,
+            Some(&state),
+        )
+        .await;
+    (run, refusal)
+}
+
+async fn execute_bare(ctx: &RunContext, activity: &Activity) -> (Run, Option<Refusal>) {
     let dry = activity.dry.or(ctx.dry);
     let skipped = is_dry(dry, activity.kind);
     let pauses_apply = dry != Some(Dry::Pause) && !skipped;

@@ -10,6 +10,7 @@
 use super::activity::{RunContext, execute};
 use super::tolerance::{Verdict, within};
 use crate::load::validate::tolerance_from_value;
+use crate::model::control::{Level, Moment};
 use crate::model::{
     Activity, ActivityKind, Dry, Provider, RunStatus, SteadyState, Step, Tolerance,
 };
@@ -17,7 +18,28 @@ use crate::pyvalue::py_truthy;
 use crate::scope::whole_braced_reference;
 use serde_json::Value;
 
+/// One evaluation, its hypothesis's control hooks around it.
 pub async fn run_steady_state(ctx: &RunContext, probes: &[Step]) -> SteadyState {
+    let hypothesis = &ctx.experiment.raw["steady-state-hypothesis"];
+    let controls = ctx.controls.clone();
+    controls
+        .apply(ctx, Level::Hypothesis, Moment::Before, hypothesis, None)
+        .await;
+    let state = evaluate(ctx, probes).await;
+    let value = serde_json::to_value(&state).unwrap_or(Value::Null);
+    controls
+        .apply(
+            ctx,
+            Level::Hypothesis,
+            Moment::After,
+            hypothesis,
+            Some(&value),
+        )
+        .await;
+    state
+}
+
+async fn evaluate(ctx: &RunContext, probes: &[Step]) -> SteadyState {
     let mut state = SteadyState {
         steady_state_met: None,
         probes: Vec::new(),

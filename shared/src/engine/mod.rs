@@ -6,6 +6,7 @@
 
 pub mod activity;
 mod continuous;
+pub mod controls;
 pub mod hypothesis;
 mod report;
 pub mod run;
@@ -15,3 +16,8 @@ pub mod strategy;
 pub mod tolerance;
 
 pub use run::{Observer, RunOptions, run_experiment};
+
+/// The `tracing` target of the events a trace keeps as span events (a fault on record, a
+/// tripwire that stopped a run): the OpenTelemetry export takes these and no other event, so
+/// no log line (which may quote an activity's output) goes into a trace.
+pub const TRACE_EVENT: &str = "broker::trace";

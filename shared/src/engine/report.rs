@@ -34,6 +34,12 @@ impl Reporter {
             .status
     }
 
+    /// One list of runs of the journal (`run`, `rollbacks`) as JSON: an after-hook's state.
+    pub(super) fn runs(&self, pick: fn(&Journal) -> &Vec<crate::model::Run>) -> Value {
+        let j = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        serde_json::to_value(pick(&j)).unwrap_or(Value::Null)
+    }
+
     pub(super) fn snapshot(&self) -> Journal {
         self.journal
             .lock()
@@ -48,6 +54,15 @@ pub(super) fn recorder(report: &Reporter, redactor: Arc<Redactor>) -> Recorder {
     let report = report.clone();
     Recorder::new(move |mut value| {
         redactor.value(&mut value);
+        // the fault window opens in the activity's span; what it acts on, never its parameters
+        tracing::info!(
+            target: super::TRACE_EVENT,
+            record = value["kind"].as_str().unwrap_or("record"),
+            document = value["document"].as_str().unwrap_or(""),
+            command_id = value["command_id"].as_str().unwrap_or(""),
+            targets = %value["instance_ids"],
+            "fault on record"
+        );
         report.update(|j| {
             let broker = j.broker.get_or_insert_with(|| json!({}));
             if let Value::Object(b) = broker {

@@ -20,6 +20,7 @@ use super::steps::{AbortOnDrop, run_method, run_rollbacks};
 use super::strategy::{phases, play_rollbacks, status_when_missed};
 use crate::clock::now_iso;
 use crate::load::{Problems, Vars};
+use crate::model::control::{Level, Moment};
 use crate::model::*;
 use crate::providers::Providers;
 use serde_json::Value;
@@ -28,6 +29,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 // the fleet and the fault library read the extension from here
 
@@ -91,6 +93,7 @@ pub async fn run_experiment(
         hypothesis_strategy,
         rollback_strategy,
     } = start(experiment, vars, options, providers, &stop, observer).await?;
+    ctx.controls.begin(&ctx).await;
 
     let probes: &[Step] = ctx
         .experiment
@@ -121,7 +124,10 @@ pub async fn run_experiment(
         report.update(|j| j.status = Some(Status::Interrupted));
     }
     rollbacks(&ctx, &report, rollback_strategy).await;
-    Ok(finish(&report, started, &stop))
+    let journal = finish(&report, started, &stop);
+    let state = serde_json::to_value(&journal).unwrap_or(Value::Null);
+    ctx.controls.end(&ctx, &state).await;
+    Ok(journal)
 }
 
 /// An earlier run of this job was lost mid-way: no hypothesis, no method, the run is
@@ -161,13 +167,22 @@ async fn method(ctx: &RunContext, report: &Reporter, options: &RunOptions, conti
         let report = report.clone();
         let done = method_done.clone();
         let schedule = (options.hypothesis_frequency, options.fail_fast);
-        AbortOnDrop(tokio::spawn(async move {
-            continuous_hypothesis(ctx, report, done, schedule).await
-        }))
+        AbortOnDrop(tokio::spawn(
+            async move { continuous_hypothesis(ctx, report, done, schedule).await }
+                .in_current_span(),
+        ))
     });
     // let the continuous hypothesis take its first measure before the method acts
     tokio::task::yield_now().await;
+    let experiment = &ctx.controls.experiment().clone();
+    ctx.controls
+        .apply(ctx, Level::Method, Moment::Before, experiment, None)
+        .await;
     run_method(ctx, report).await;
+    let runs = report.runs(|j| &j.run);
+    ctx.controls
+        .apply(ctx, Level::Method, Moment::After, experiment, Some(&runs))
+        .await;
     method_done.cancel();
     if let Some(handle) = continuous {
         handle.join().await;
@@ -197,7 +212,15 @@ async fn rollbacks(ctx: &RunContext, report: &Reporter, rollback_strategy: Rollb
         (j.status, j.deviated)
     };
     if play_rollbacks(rollback_strategy, status, deviated) {
+        let experiment = &ctx.controls.experiment().clone();
+        ctx.controls
+            .apply(ctx, Level::Rollback, Moment::Before, experiment, None)
+            .await;
         run_rollbacks(ctx, report).await;
+        let runs = report.runs(|j| &j.rollbacks);
+        ctx.controls
+            .apply(ctx, Level::Rollback, Moment::After, experiment, Some(&runs))
+            .await;
     } else {
         tracing::info!(
             "Rollbacks not played (strategy {rollback_strategy:?}, status {})",

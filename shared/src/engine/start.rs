@@ -3,6 +3,7 @@
 //! every activity of the run shares built.
 
 use super::activity::{RunContext, is_dry};
+use super::controls::Controls;
 use super::report::{Reporter, recorder};
 use super::run::{Observer, RunOptions};
 use super::strategy::resolve;
@@ -55,12 +56,6 @@ pub(super) async fn start(
         },
     )
     .await;
-    if !experiment.controls.is_empty() {
-        tracing::warn!(
-            "this experiment declares {} control(s); controls are not supported by this broker yet and are ignored",
-            experiment.controls.len()
-        );
-    }
     let scope = Arc::new(Scope::new(configuration, secrets).with_dynamic(dynamic));
 
     let hypothesis_strategy = resolve(
@@ -81,9 +76,11 @@ pub(super) async fn start(
         let dry = options.dry.map(|d| Value::String(d.as_str().into()));
         m.insert("dry".into(), dry.unwrap_or(Value::Null));
     }
+    // the hooks see the experiment as run, as the reference passes it
+    let as_run = raw.clone();
     redactor.value(&mut raw);
     let journal = Arc::new(Mutex::new(Journal {
-        chaoslib_version: concat!("experiment-broker/", env!("CARGO_PKG_VERSION")).to_string(),
+        chaoslib_version: crate::model::journal::CHAOSLIB_VERSION.to_string(),
         platform: platform(),
         node: node(),
         experiment: raw,
@@ -111,7 +108,9 @@ pub(super) async fn start(
         Value::Object(m) => m,
         _ => Map::new(),
     };
+    let controls = Arc::new(Controls::new(as_run, &extension));
     let ctx = RunContext {
+        controls,
         experiment: experiment.clone(),
         scope,
         providers,
@@ -162,7 +161,26 @@ fn broker_section(
         redactor.value(&mut records);
         broker["records"] = records;
     }
+    if !experiment.warnings.is_empty() {
+        // what the loader found beyond the reference's verdict, located
+        let mut warnings = Value::Array(experiment.warnings.iter().map(warning).collect());
+        redactor.value(&mut warnings);
+        broker["warnings"] = warnings;
+    }
     broker
+}
+
+/// One loader warning as the journal keeps it: where, what, and the whole located line.
+fn warning(p: &crate::load::Problem) -> Value {
+    json!({
+        "file": p.file.as_ref().map(|f| f.display().to_string()),
+        "line": p.line,
+        "column": p.column,
+        "field": p.field,
+        "message": p.message,
+        "expected": p.expected,
+        "text": p.to_string(),
+    })
 }
 
 fn take(records: &Mutex<Vec<Value>>) -> Vec<Value> {
@@ -193,6 +211,13 @@ async fn dynamic_configuration(
             .unwrap_or_else(|e| e.into_inner())
             .push(value);
         Box::pin(std::future::ready(Ok(())))
+    });
+    // a `{type: probe}` entry the loader could not read (a warning) fails as the reference's
+    // does when it runs: its key stays unresolved
+    configuration.retain(|key, value| {
+        value.get("type") != Some(&json!("probe"))
+            || vars.configuration.contains_key(key)
+            || experiment.config_probes.iter().any(|(k, _)| k == key)
     });
     for (key, probe) in &experiment.config_probes {
         if vars.configuration.contains_key(key) {

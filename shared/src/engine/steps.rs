@@ -9,6 +9,7 @@ use crate::model::{Activity, Journal, Run, RunStatus, Status, Step};
 use crate::providers::Refusal;
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Aborts a spawned task if the run is dropped before the task is joined.
 pub(super) struct AbortOnDrop<T>(pub(super) tokio::task::JoinHandle<T>);
@@ -56,7 +57,10 @@ async fn run_steps(
         if activity.background {
             let slot = reserve(ctx, report, pick, activity);
             let (task_ctx, activity) = (ctx.clone(), activity.clone());
-            let handle = tokio::spawn(async move { execute_checked(&task_ctx, &activity).await });
+            // in the span of the run that starts it: its log lines and trace stay the run's
+            let handle = tokio::spawn(
+                async move { execute_checked(&task_ctx, &activity).await }.in_current_span(),
+            );
             background.push((slot, AbortOnDrop(handle)));
         } else {
             let (run, refusal) = execute_checked(ctx, activity).await;

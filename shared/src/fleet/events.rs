@@ -139,6 +139,12 @@ pub struct SuiteCompleted {
     /// Why a rejected suite run was rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub problems: Option<Vec<String>>,
+    /// The resilience score, 0–100 (`report::score`); absent when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub score: Option<u8>,
+    /// The run ids planned but not run: a seed payload's items already `completed`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// One of the fleet's events, before it is put in an envelope.
@@ -214,10 +220,12 @@ mod tests {
             status: SuiteStatus::Halted,
             outcome: SuiteOutcome::Deviated,
             problems: None,
+            score: Some(50),
+            skipped: Vec::new(),
         });
         assert_eq!(
             ended.to_value().to_string(),
-            r#"{"suite_run_id":"sr","name":"n","status":"halted","outcome":"deviated"}"#
+            r#"{"suite_run_id":"sr","name":"n","status":"halted","outcome":"deviated","score":50}"#
         );
         let event = ended.envelope();
         assert_eq!(

@@ -108,6 +108,42 @@ impl SuiteRunKeys {
     }
 }
 
+/// Where the history records of suite runs live, by suite name (see `history_entry`).
+pub const SUITE_INDEX: &str = "suite-index";
+
+/// The longest a suite name's part of a history key gets (keys stay under S3's 1,024 bytes); a
+/// longer name shares its prefix, and the record itself names its suite.
+const MAX_NAME_SEGMENT: usize = 600;
+
+/// A suite name as one key segment: letters, digits, `-` and `_` as they are, every other byte
+/// `%XX`; the empty name `%`.
+fn name_segment(name: &str) -> String {
+    if name.is_empty() {
+        return "%".into();
+    }
+    let mut out = String::new();
+    for b in name.bytes() {
+        if out.len() >= MAX_NAME_SEGMENT {
+            break;
+        }
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' => out.push(b as char),
+            b => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+/// The prefix of every history record of the suite named `name` (ends with `/`).
+pub fn history_prefix(name: &str) -> String {
+    format!("{SUITE_INDEX}/{}/", name_segment(name))
+}
+
+/// The history record of suite run `suite_run_id` of the suite named `name`.
+pub fn history_entry(name: &str, suite_run_id: &str) -> String {
+    format!("{}{suite_run_id}.json", history_prefix(name))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,5 +188,23 @@ mod tests {
                 "suite-runs/sr-1/completions/w0-j1.json"
             ]
         );
+    }
+
+    #[test]
+    fn a_suite_name_becomes_one_safe_key_segment() {
+        for (name, key) in [
+            ("nightly", "suite-index/nightly/sr-1.json"),
+            ("team a/../b", "suite-index/team%20a%2F%2E%2E%2Fb/sr-1.json"),
+            ("", "suite-index/%/sr-1.json"),
+            ("..", "suite-index/%2E%2E/sr-1.json"),
+            ("café", "suite-index/caf%C3%A9/sr-1.json"),
+        ] {
+            assert_eq!(history_entry(name, "sr-1"), key, "{name}");
+            assert!(crate::ports::store::check_key(&history_entry(name, "sr-1")).is_ok());
+        }
+        let long = history_entry(&"é".repeat(1000), "sr-1");
+        assert!(long.len() < 700, "{}", long.len());
+        assert_ne!(history_prefix("a"), history_prefix("ab"));
+        assert!(!history_prefix("ab").starts_with(&history_prefix("a")));
     }
 }

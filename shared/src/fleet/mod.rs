@@ -5,11 +5,13 @@
 //! stoppable (target selection, per-target locks, tripwires, what a dead worker left acting).
 //! Decisions are small pure functions beside the I/O that acts on them. What worker and
 //! producer share is typed here: the store keys of a run (`keys`), how jobs and suites end
-//! (`outcome`), and the events (`events`), matching `docs/schemas/events/`.
+//! (`outcome`), and the events (`events`), matching `docs/schemas/events/`; `trace` carries a
+//! suite run's trace context from the producer to the workers.
 
 pub mod events;
 pub mod keys;
 pub mod outcome;
 pub mod producer;
 pub mod safety;
+pub mod trace;
 pub mod worker;

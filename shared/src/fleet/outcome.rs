@@ -1,5 +1,5 @@
 //! How jobs and suite runs end, as types: the words of `docs/schemas/events/` (`held`,
-//! `deviated`, `failed`, `invalid`; `running`, `completed`, `halted`, `rejected`), shared by the
+//! `deviated`, `failed`, `invalid`; `running`, `completed`, `halted`, `rejected`, `interrupted`), shared by the
 //! producer's state, its events and the status document.
 
 use crate::model::{Journal, Status};
@@ -85,6 +85,9 @@ pub enum SuiteStatus {
     Halted,
     /// A triggered suite that could not be read or is invalid (see `problems`).
     Rejected,
+    /// Stopped by its operator (`producer run` and Ctrl-C): its running jobs were interrupted
+    /// (their rollbacks ran) and the jobs not started never will be.
+    Interrupted,
 }
 
 impl SuiteStatus {
@@ -94,6 +97,7 @@ impl SuiteStatus {
             SuiteStatus::Completed => "completed",
             SuiteStatus::Halted => "halted",
             SuiteStatus::Rejected => "rejected",
+            SuiteStatus::Interrupted => "interrupted",
         }
     }
 }

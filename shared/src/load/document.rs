@@ -10,6 +10,7 @@
 //! nesting depth, number of values, aliases expanded) before anything is built from it, and a
 //! document past a limit is a located problem, never a crash.
 
+mod repeats;
 mod scalars;
 mod spans;
 mod walk;
@@ -133,6 +134,17 @@ impl Document {
     /// Where a field is, or else where its nearest present parent is.
     pub fn locate(&self, field: &str) -> Option<(usize, usize)> {
         self.spans.locate(field)
+    }
+
+    /// Every key written twice in one mapping, as a warning naming both lines (`repeats`).
+    pub fn repeated_keys(&mut self) -> Vec<Problem> {
+        if let Some(text) = &self.pending
+            && !repeats::json_repeats_a_key(text)
+        {
+            return Vec::new(); // a JSON document pays for the walk only when it repeats a key
+        }
+        self.ensure_spans();
+        repeats::warnings(self.spans.repeated())
     }
 }
 

@@ -92,8 +92,24 @@ pub fn problems(
     is_fault: impl Fn(&Activity) -> bool,
     is_native: impl Fn(&Activity) -> bool,
 ) -> Vec<Problem> {
+    let (mut now, at_run) = findings(e, is_fault, is_native);
+    now.extend(at_run);
+    now
+}
+
+/// `problems`, split by when they refuse the experiment: `(now, at_run)`. A call into the
+/// broker's own module is refused at validation, as the reference refuses a module it cannot
+/// import. The guard rails (a fault outside the method, unguarded Python, a bad opt-in) are
+/// refused when a run starts, before anything runs; `validate` warns about them, since the
+/// reference, with the fault library installed, accepts the file.
+pub fn findings(
+    e: &Experiment,
+    is_fault: impl Fn(&Activity) -> bool,
+    is_native: impl Fn(&Activity) -> bool,
+) -> (Vec<Problem>, Vec<Problem>) {
+    let mut now = Vec::new();
     let mut problems = Vec::new();
-    let allow_unguarded = match unguarded_python_allowed(e) {
+    let allow_unguarded = match unguarded_python_allowed(&e.extensions) {
         Ok(allowed) => allowed,
         Err(problem) => {
             problems.push(problem);
@@ -123,7 +139,7 @@ pub fn problems(
             );
         }
         if is_internal_module(&p.module) {
-            problems.push(
+            now.push(
                 Problem::new(
                     format!("{field}.provider.module"),
                     format!(
@@ -150,13 +166,12 @@ pub fn problems(
             );
         }
     }
-    problems
+    (now, problems)
 }
 
 /// The extension's `allow_unguarded_python` (default false); anything but a boolean is a problem.
-pub(crate) fn unguarded_python_allowed(e: &Experiment) -> Result<bool, Problem> {
-    let Some((i, ext)) = e
-        .extensions
+pub(crate) fn unguarded_python_allowed(extensions: &[Value]) -> Result<bool, Problem> {
+    let Some((i, ext)) = extensions
         .iter()
         .enumerate()
         .find(|(_, x)| x["name"] == crate::model::BROKER_EXTENSION)

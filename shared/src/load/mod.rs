@@ -18,26 +18,48 @@ pub mod vars;
 pub use problem::{Problem, Problems};
 pub use vars::Vars;
 
-use crate::model::{Experiment, Provider};
+use crate::model::Experiment;
 use crate::providers::Providers;
 use crate::providers::python::{SignatureCheck, SignatureError, seconds};
 use document::{Document, Format};
 use std::path::Path;
 
-/// Read, parse and validate an experiment file.
+/// Read, parse and validate an experiment file, to run it.
 pub fn load_experiment(
     path: &Path,
     vars: &Vars,
     providers: &Providers,
 ) -> Result<Experiment, Problems> {
+    load_file(path, vars, providers, Purpose::Run)
+}
+
+/// Read, parse and validate an experiment file for the reference's verdict (`validate`):
+/// what the reference only stops on when it runs is a warning here.
+pub fn validate_experiment(
+    path: &Path,
+    vars: &Vars,
+    providers: &Providers,
+) -> Result<Experiment, Problems> {
+    load_file(path, vars, providers, Purpose::Validate)
+}
+
+/// Why a file is loaded: what the reference accepts at validation but stops on when it runs
+/// (`validate::Validated::deferred`) is a problem to a run and a warning to `validate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Run,
+    Validate,
+}
+
+fn load_file(
+    path: &Path,
+    vars: &Vars,
+    providers: &Providers,
+    purpose: Purpose,
+) -> Result<Experiment, Problems> {
     let text = document::read_text(path, "the experiment").map_err(|p| Problems(vec![p]))?;
-    load_experiment_text(
-        &text,
-        Format::detect(path, &text),
-        Some(path),
-        vars,
-        providers,
-    )
+    let format = Format::detect(path, &text);
+    load_for(&text, format, Some(path), vars, providers, purpose)
 }
 
 /// Run a loader on the blocking pool. Loading may wait on Python (importing modules to check
@@ -57,7 +79,9 @@ where
     })
 }
 
-/// Parse and validate experiment text; `origin` names it in problems.
+/// Parse and validate experiment text; `origin` names it in problems. The experiment comes
+/// back with its warnings (`Experiment::warnings`), located: what is found beyond the
+/// reference's verdict never makes it invalid (see `strict_problems`).
 pub fn load_experiment_text(
     text: &str,
     format: Format,
@@ -65,28 +89,84 @@ pub fn load_experiment_text(
     vars: &Vars,
     providers: &Providers,
 ) -> Result<Experiment, Problems> {
+    load_for(text, format, origin, vars, providers, Purpose::Run)
+}
+
+/// `load_experiment_text` for a `purpose`.
+pub fn load_for(
+    text: &str,
+    format: Format,
+    origin: Option<&Path>,
+    vars: &Vars,
+    providers: &Providers,
+    purpose: Purpose,
+) -> Result<Experiment, Problems> {
     let mut doc = parse_located(text, format, origin)?;
     let checks = validate::Checks {
         vars,
         check_executables: true,
     };
-    let result = validate::validate(&doc.value, &checks);
-    let (experiment, mut problems) = match result {
-        Ok(e) => (Some(e), Vec::new()),
-        Err(problems) => (None, problems),
+    let validated = validate::validate_all(&doc.value, &checks);
+    let mut problems = validated.problems;
+    let mut warnings = validated.warnings;
+    let mut deferred = validated.deferred;
+    warnings.extend(validate::keys::unknown_keys(&doc.value));
+    warnings.extend(doc.repeated_keys());
+    let extensions = match doc.value.get("extensions") {
+        Some(serde_json::Value::Array(list)) => list.as_slice(),
+        _ => &[],
     };
-    if let Some(e) = &experiment {
-        problems.extend(faults::problems(
+    let unguarded_allowed = match faults::unguarded_python_allowed(extensions) {
+        Ok(allowed) => allowed,
+        Err(problem) => {
+            deferred.push(problem);
+            false
+        }
+    };
+    let (errors, warned) = python_problems(&validated.python_calls, providers, unguarded_allowed);
+    problems.extend(errors);
+    warnings.extend(warned);
+    if let Some(e) = &validated.experiment {
+        let (now, at_run) = faults::findings(
             e,
             |a| providers.native(a).is_some_and(|n| n.fault),
             |a| providers.native(a).is_some(),
-        ));
-        problems.extend(python_problems(e, providers));
+        );
+        problems.extend(now);
+        // the setting itself is reported once, above
+        deferred.extend(
+            at_run
+                .into_iter()
+                .filter(|p| !p.field.starts_with("extensions[")),
+        );
+        warnings.extend(validate::warnings(e));
     }
-    match experiment {
-        Some(e) if problems.is_empty() => Ok(e),
+    match purpose {
+        Purpose::Run => problems.extend(deferred),
+        Purpose::Validate => warnings.extend(deferred.into_iter().map(|mut p| {
+            p.message.push_str(" (a run refuses this before it starts)");
+            p
+        })),
+    }
+    match validated.experiment {
+        Some(mut e) if problems.is_empty() => {
+            e.warnings = locate_all(warnings, &mut doc, origin).0;
+            Ok(e)
+        }
         _ => Err(locate_all(problems, &mut doc, origin)),
     }
+}
+
+/// Whether warnings are errors for this experiment: `strict` (`--strict`, or `strict: true`
+/// in a suite) or `strict: true` in its `experiment-broker` extension.
+pub fn is_strict(e: &Experiment, strict: bool) -> bool {
+    strict
+        || crate::model::broker_extension(e).get("strict") == Some(&serde_json::Value::Bool(true))
+}
+
+/// Under strictness, the experiment's warnings as the problems that make it invalid.
+pub fn strict_problems(e: &Experiment, strict: bool) -> Option<Problems> {
+    (is_strict(e, strict) && !e.warnings.is_empty()).then(|| Problems(e.warnings.clone()))
 }
 
 /// Parse a document; a syntax error comes back located and naming `origin`.
@@ -124,55 +204,90 @@ pub(crate) fn locate_all(
     Problems(located)
 }
 
-/// Python activities: native ones are checked against their declared parameters, the others
-/// against the real function's signature, as the reference does.
-fn python_problems(e: &Experiment, providers: &Providers) -> Vec<Problem> {
-    let mut problems = Vec::new();
+/// Python activities: native ones are checked against their declared parameters (names and
+/// values), the others against the real function's signature, as the reference does; each
+/// problem at the argument it concerns when there is one. Those of dynamic-configuration
+/// probes, which the reference does not check, come back as warnings: `(errors, warnings)`.
+fn python_problems(
+    calls: &[validate::PythonCall],
+    providers: &Providers,
+    unguarded_allowed: bool,
+) -> (Vec<Problem>, Vec<Problem>) {
+    let mut found: Vec<(bool, Problem)> = Vec::new();
     let mut checks = Vec::new();
-    let mut fields = Vec::new();
-    let unguarded_allowed = faults::unguarded_python_allowed(e).unwrap_or(false);
-    for (field, activity) in activities_with_paths(e) {
-        let Provider::Python(p) = &activity.provider else {
-            continue;
-        };
-        let provider_field = format!("{field}.provider");
+    let mut checked = Vec::new();
+    for call in calls {
         // a tolerance probe is always handed the checked output as `value`
-        let mut arguments: Vec<String> = p.arguments.keys().cloned().collect();
-        if field.ends_with(".tolerance") && !arguments.iter().any(|a| a == "value") {
+        let mut arguments: Vec<String> = call.arguments.keys().cloned().collect();
+        if call.tolerance && !arguments.iter().any(|a| a == "value") {
             arguments.push("value".into());
         }
-        if let Some(native) = providers.registry.get(&p.module, &p.func) {
-            for message in native.check_arguments(arguments.iter()) {
-                problems.push(
-                    Problem::new(format!("{provider_field}.arguments"), message).expected(format!(
-                        "the parameters of {}: {}",
-                        p.key(),
-                        native
-                            .params
-                            .iter()
-                            .map(|p| p.name)
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )),
-                );
+        let key = format!("{}.{}", call.module, call.func);
+        if let Some(native) = providers.registry.get(&call.module, &call.func) {
+            let expected = format!(
+                "the parameters of {key}: {}",
+                native
+                    .params
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            for (argument, message) in native.argument_problems(arguments.iter()) {
+                let field = match argument {
+                    Some(a) => format!("{}.arguments.{a}", call.field),
+                    None => format!("{}.arguments", call.field),
+                };
+                found.push((
+                    call.lenient,
+                    Problem::new(field, message).expected(expected.clone()),
+                ));
+            }
+            for (argument, message, expected) in native.value_problems(&call.arguments) {
+                found.push((
+                    call.lenient,
+                    Problem::new(format!("{}.arguments.{argument}", call.field), message)
+                        .expected(expected),
+                ));
             }
             continue;
         }
-        if crate::providers::is_guarded_module(&p.module) && !unguarded_allowed {
+        if crate::providers::is_guarded_module(&call.module) && !unguarded_allowed {
             continue; // refused by `faults::problems`; never imported
         }
-        fields.push(provider_field);
+        checked.push(call);
         checks.push(SignatureCheck {
-            module: p.module.clone(),
-            func: p.func.clone(),
+            module: call.module.clone(),
+            func: call.func.clone(),
             arguments,
-            activity_name: activity.name.clone(),
-            activity_type: activity.kind.as_str().to_string(),
+            activity_name: call.activity_name.clone(),
+            activity_type: call.activity_type.clone(),
         });
     }
+    if !checks.is_empty() {
+        signature_findings(&checks, &checked, providers, &mut found);
+    }
+    let (warned, errors): (Vec<_>, Vec<_>) = found.into_iter().partition(|(lenient, _)| *lenient);
+    let unchecked_note = |(_, mut p): (bool, Problem)| {
+        p.message.push_str(validate::UNCHECKED_NOTE);
+        p
+    };
+    (
+        errors.into_iter().map(|(_, p)| p).collect(),
+        warned.into_iter().map(unchecked_note).collect(),
+    )
+}
+
+/// The Python bridge's verdict on each check, as `(lenient, problem)`.
+fn signature_findings(
+    checks: &[SignatureCheck],
+    calls: &[&validate::PythonCall],
+    providers: &Providers,
+    found: &mut Vec<(bool, Problem)>,
+) {
     let (results, failure) = match providers
         .python
-        .check_signatures(&checks, &providers.env_overlay)
+        .check_signatures(checks, &providers.env_overlay)
     {
         Ok(results) => (results, None),
         Err(SignatureError::TimedOut {
@@ -181,10 +296,11 @@ fn python_problems(e: &Experiment, providers: &Providers) -> Vec<Problem> {
             timeout,
         }) => (checked, Some((at, timeout))),
         Err(SignatureError::Unavailable(reason)) => {
-            for (field, check) in fields.iter().zip(&checks) {
-                problems.push(
+            for (call, check) in calls.iter().zip(checks) {
+                found.push((
+                    call.lenient,
                     Problem::new(
-                        field.clone(),
+                        call.field.clone(),
                         format!(
                             "`{}.{}` has no native implementation and {reason}",
                             check.module, check.func
@@ -193,27 +309,24 @@ fn python_problems(e: &Experiment, providers: &Providers) -> Vec<Problem> {
                     .expected(
                         "a native activity or a Python interpreter with the module installed",
                     ),
-                );
+                ));
             }
-            return problems;
+            return;
         }
     };
-    for ((field, problem), check) in fields.iter().zip(results).zip(&checks) {
+    for ((call, problem), check) in calls.iter().zip(results).zip(checks) {
         if let Some(message) = problem {
-            problems.push(signature_problem(field, check, message));
+            found.push((call.lenient, signature_problem(&call.field, check, message)));
         }
     }
     if let Some((at, timeout)) = failure
-        && let (Some(field), Some(check)) = (fields.get(at), checks.get(at))
+        && let (Some(call), Some(check)) = (calls.get(at), checks.get(at))
     {
-        problems.push(timeout_problem(
-            field,
-            check,
-            timeout,
-            checks.len() - at - 1,
+        found.push((
+            call.lenient,
+            timeout_problem(&call.field, check, timeout, checks.len() - at - 1),
         ));
     }
-    problems
 }
 
 /// What the bridge said about one activity, at the field it concerns.

@@ -1,14 +1,15 @@
 //! Suite files → `Suite`, with every problem located, like experiments.
 //!
 //! Two shapes are accepted: the broker's own (`name`, `defaults`, `waves`) and the seed's Step
-//! Function payload (`{"state", "list": [{"experiment_source", "bucket_name", "state"}]}`),
-//! which becomes one experiment per wave, in order, each stopping the suite on failure as the
-//! seed's loop did. `check_experiments` then loads every experiment file a suite names, so a
+//! Function payload (`{"state", "list": [{"experiment_source", "bucket_name", "state"}]}`, bare
+//! or wrapped as the Step Function hands it on, `{"Payload": {...}}`), which becomes one
+//! experiment per wave, in order, each stopping the suite on failure as the seed's loop did; an
+//! item whose `state` is `completed` is a skipped wave, so a half-done payload resumes. `check_experiments` then loads every experiment file a suite names, so a
 //! suite is refused before anything is enqueued.
 
 use super::document::Format;
 use super::problem::{Problem, Problems};
-use super::{Vars, load_experiment};
+use super::{Purpose, Vars};
 use crate::model::suite::{ExperimentRef, JobSettings, OnFailure, Suite, Wave};
 use crate::providers::Providers;
 use serde_json::{Map, Value};
@@ -32,7 +33,21 @@ pub fn load_suite_text(
     let mut problems = Vec::new();
     let suite = match &doc.value {
         Value::Object(root) if root.contains_key("list") && !root.contains_key("waves") => {
-            seed_payload(root, default_name, &mut problems)
+            seed_payload(root, "", default_name, &mut problems)
+        }
+        Value::Object(root) if root.len() == 1 && root.contains_key("Payload") => {
+            match root.get("Payload") {
+                Some(Value::Object(inner)) if inner.contains_key("list") => {
+                    seed_payload(inner, "Payload.", default_name, &mut problems)
+                }
+                _ => {
+                    problems.push(
+                        Problem::new("Payload", "is not the seed's payload")
+                            .expected("a mapping with `list` (the seed's Step Function input)"),
+                    );
+                    None
+                }
+            }
         }
         Value::Object(root) => suite(root, default_name, &mut problems),
         other => {
@@ -66,13 +81,26 @@ fn suite(
     problems: &mut Vec<Problem>,
 ) -> Option<Suite> {
     for key in root.keys() {
-        if !matches!(key.as_str(), "name" | "description" | "defaults" | "waves") {
+        if !matches!(
+            key.as_str(),
+            "name" | "description" | "defaults" | "waves" | "strict"
+        ) {
             problems.push(
                 Problem::new(key.as_str(), "unknown key")
-                    .expected("name, description, defaults or waves"),
+                    .expected("name, description, defaults, waves or strict"),
             );
         }
     }
+    let strict = match root.get("strict") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(other) => {
+            problems.push(
+                Problem::new("strict", format!("is {}", kind(other))).expected("true or false"),
+            );
+            false
+        }
+    };
     let name = match root.get("name") {
         None | Some(Value::Null) => default_name.to_string(),
         Some(Value::String(s)) if !s.trim().is_empty() => s.clone(),
@@ -128,6 +156,7 @@ fn suite(
         name,
         defaults,
         waves,
+        strict,
     })
 }
 
@@ -263,35 +292,43 @@ fn wave(value: &Value, path: &str, problems: &mut Vec<Problem>) -> Option<Wave> 
         experiments,
         on_failure,
         max_parallel,
+        skipped: false,
     })
 }
 
-/// The seed's `{"state", "list": [{"experiment_source", "bucket_name", "state"}]}`.
+/// The seed's `{"state", "list": [{"experiment_source", "bucket_name", "state"}]}`; `at` is
+/// where it sits in the document (`Payload.` when wrapped), for the problems' field paths.
 fn seed_payload(
     root: &Map<String, Value>,
+    at: &str,
     default_name: &str,
     problems: &mut Vec<Problem>,
 ) -> Option<Suite> {
     let Some(Value::Array(list)) = root.get("list") else {
         problems.push(
-            Problem::new("list", "is not a list")
+            Problem::new(format!("{at}list"), "is not a list")
                 .expected("a list of {experiment_source, bucket_name, state}"),
         );
         return None;
     };
     if list.is_empty() {
-        problems.push(Problem::new("list", "is empty").expected("at least one experiment"));
+        problems.push(
+            Problem::new(format!("{at}list"), "is empty").expected("at least one experiment"),
+        );
     }
     let mut waves = Vec::new();
     for (i, item) in list.iter().enumerate() {
-        let path = format!("list[{i}]");
+        let path = format!("{at}list[{i}]");
         let source = item.get("experiment_source").and_then(Value::as_str);
         let bucket = item.get("bucket_name").and_then(Value::as_str);
+        // the seed marks an item `completed` once its experiment ran: never run it again
+        let skipped = item.get("state").and_then(Value::as_str) == Some("completed");
         match source.map(|s| ExperimentRef::from_seed(s, bucket)) {
             Some(Ok(r)) => waves.push(Wave {
                 experiments: vec![r],
                 on_failure: OnFailure::Stop,
                 max_parallel: None,
+                skipped,
             }),
             Some(Err(why)) => problems.push(
                 Problem::new(format!("{path}.experiment_source"), why).expected("a path or key"),
@@ -306,18 +343,34 @@ fn seed_payload(
         name: default_name.to_string(),
         defaults: JobSettings::default(),
         waves,
+        strict: false,
     })
 }
 
-/// Load every experiment file the suite names (relative to `base`), collecting all problems.
-/// S3 objects and store keys are not reachable from here; they are listed as unchecked.
+/// What checking a suite's experiments found.
+#[derive(Debug)]
+pub struct Checked {
+    pub problems: Problems,
+    /// The experiments' warnings (problems instead under strictness).
+    pub warnings: Vec<Problem>,
+    /// S3 objects and store keys, not reachable from here.
+    pub unchecked: Vec<ExperimentRef>,
+}
+
+/// Load every experiment file the suite names (relative to `base`) for `purpose`, collecting
+/// all problems and warnings; under `strict` (or the suite's `strict: true`, or an
+/// experiment's own) the warnings are problems. S3 objects and store keys are listed as
+/// unchecked. A skipped wave's experiments are not loaded (they will not run).
 pub fn check_experiments(
     suite: &Suite,
     base: &Path,
     vars: &Vars,
     providers: &Providers,
-) -> (Problems, Vec<ExperimentRef>) {
+    (purpose, strict): (Purpose, bool),
+) -> Checked {
+    let strict = strict || suite.strict;
     let mut problems = Vec::new();
+    let mut warnings = Vec::new();
     let mut unchecked = Vec::new();
     let mut vars = vars.clone();
     for (k, v) in &suite.defaults.vars {
@@ -325,19 +378,25 @@ pub fn check_experiments(
             .entry(k.clone())
             .or_insert_with(|| v.clone());
     }
-    for wave in &suite.waves {
+    for wave in suite.waves.iter().filter(|w| !w.skipped) {
         for r in &wave.experiments {
             match r {
                 ExperimentRef::File { path } => {
-                    if let Err(p) = load_experiment(&base.join(path), &vars, providers) {
-                        problems.extend(p.0);
+                    match super::load_file(&base.join(path), &vars, providers, purpose) {
+                        Err(p) => problems.extend(p.0),
+                        Ok(e) if super::is_strict(&e, strict) => problems.extend(e.warnings),
+                        Ok(e) => warnings.extend(e.warnings),
                     }
                 }
                 other => unchecked.push(other.clone()),
             }
         }
     }
-    (Problems(problems), unchecked)
+    Checked {
+        problems: Problems(problems),
+        warnings,
+        unchecked,
+    }
 }
 
 #[cfg(test)]
@@ -381,6 +440,33 @@ mod tests {
             "s3://bkt/experiments/a.yaml"
         );
         assert_eq!(s.waves[1].experiments[0].to_string(), "local.json");
+    }
+
+    #[test]
+    fn the_seed_payload_wrapped_by_the_step_function_resumes_past_completed_items() {
+        let text = r#"{"Payload": {"state": "in-progress", "list": [
+            {"experiment_source": "a.yaml", "bucket_name": "bkt", "state": "completed"},
+            {"experiment_source": "b.yaml", "bucket_name": "other", "state": "pending"}]}}"#;
+        let s = load_suite_text(text, Format::Json, None, "seed").unwrap();
+        assert_eq!(s.waves.len(), 2, "a completed item is planned and reported");
+        assert!(s.waves[0].skipped && !s.waves[1].skipped);
+        assert_eq!(s.waves[1].experiments[0].to_string(), "s3://other/b.yaml");
+        let err = load_suite_text(
+            "{\"Payload\": {\"list\": [{\"bucket_name\": \"b\"}]}}",
+            Format::Json,
+            Some(Path::new("p.json")),
+            "seed",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("Payload.list[0].experiment_source: missing"),
+            "{err}"
+        );
+        let err = load_suite_text("{\"Payload\": 3}", Format::Json, None, "seed")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Payload: is not the seed's payload"), "{err}");
     }
 
     #[test]

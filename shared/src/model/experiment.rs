@@ -43,6 +43,10 @@ pub struct Experiment {
     pub rollbacks: Vec<Step>,
     /// The document as written; the journal's `experiment` is this with the title substituted.
     pub raw: Value,
+    /// What the loader found beyond the reference's verdict (unknown or repeated keys, risky
+    /// substitutions...), located; the journal lists them under `broker.warnings`, and under
+    /// strictness they are errors (`load::strict_problems`).
+    pub warnings: Vec<crate::load::Problem>,
 }
 
 /// `runtime:` in the experiment; the command line overrides it.

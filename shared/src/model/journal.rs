@@ -96,8 +96,15 @@ pub struct SteadyStates {
     pub during: Vec<SteadyState>,
 }
 
+/// The chaostoolkit-lib version this engine emulates, as the journal's `chaoslib-version`: the
+/// reference's tools (`chaos report`) read it as a semantic version to choose how to read the
+/// journal. Our own version is `broker.version`. The same version
+/// `scripts/record-conformance.sh` records the conformance corpus with.
+pub const CHAOSLIB_VERSION: &str = "1.45.1";
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Journal {
+    /// `CHAOSLIB_VERSION` in the journals we write.
     #[serde(rename = "chaoslib-version")]
     pub chaoslib_version: String,
     pub platform: String,
@@ -133,7 +140,7 @@ impl Journal {
 pub fn failed_journal(source: &str, reason: &str) -> Journal {
     let now = crate::clock::now_iso();
     Journal {
-        chaoslib_version: concat!("experiment-broker/", env!("CARGO_PKG_VERSION")).to_string(),
+        chaoslib_version: CHAOSLIB_VERSION.to_string(),
         platform: String::new(),
         node: String::new(),
         experiment: json!({"title": source, "source": source}),
@@ -146,5 +153,33 @@ pub fn failed_journal(source: &str, reason: &str) -> Journal {
         end: Some(now),
         duration: Some(0.0),
         broker: Some(json!({"error": reason, "version": env!("CARGO_PKG_VERSION")})),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chaoslib_version_is_the_semantic_version_the_corpus_is_recorded_with() {
+        let parts: Vec<&str> = CHAOSLIB_VERSION.split('.').collect();
+        assert!(
+            parts.len() == 3 && parts.iter().all(|p| p.parse::<u32>().is_ok()),
+            "`chaos report` parses `chaoslib-version` as MAJOR.MINOR.PATCH: {CHAOSLIB_VERSION}"
+        );
+        let script = include_str!("../../../scripts/record-conformance.sh");
+        assert!(
+            script
+                .lines()
+                .any(|l| l == format!("CHAOSTOOLKIT_LIB={CHAOSLIB_VERSION}")),
+            "scripts/record-conformance.sh records the corpus with another chaostoolkit-lib"
+        );
+        let journal = failed_journal("x.json", "why");
+        assert_eq!(journal.chaoslib_version, CHAOSLIB_VERSION);
+        assert_eq!(
+            journal.broker.unwrap()["version"],
+            env!("CARGO_PKG_VERSION"),
+            "our own version"
+        );
     }
 }

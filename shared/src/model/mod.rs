@@ -1,5 +1,6 @@
 //! Data types shared by the loader, the engine and (later) the broker: no I/O here.
 
+pub mod control;
 pub mod duration;
 pub mod experiment;
 pub mod journal;

@@ -3,7 +3,8 @@
 //! A suite is what operators schedule: wave N+1 starts only when every experiment of wave N
 //! has completed, and `on_failure` says whether a failed or deviated experiment stops the suite.
 //! The seed's Step Function payload (`{"state", "list": [{"experiment_source", "bucket_name",
-//! "state"}]}`) is a suite too: one experiment per wave, in order.
+//! "state"}]}`, bare or wrapped as the Step Function passes it, `{"Payload": {...}}`) is a
+//! suite too: one experiment per wave, in order; an item already `completed` is skipped.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -13,6 +14,8 @@ pub struct Suite {
     pub name: String,
     pub defaults: JobSettings,
     pub waves: Vec<Wave>,
+    /// `strict: true`: the warnings of its experiments are errors (as `--strict`).
+    pub strict: bool,
 }
 
 /// How a job runs: a suite's `defaults`, carried by each of its jobs.
@@ -33,6 +36,9 @@ pub struct Wave {
     pub on_failure: OnFailure,
     /// At most this many experiments of the wave run at once (all of them when `None`).
     pub max_parallel: Option<u32>,
+    /// Already done: a seed payload's item whose `state` is `completed`. The wave is planned
+    /// and reported (`skipped`), never run, so a half-done payload resumes where it stopped.
+    pub skipped: bool,
 }
 
 /// What a failed or deviated experiment does to the rest of the suite.
@@ -124,6 +130,10 @@ pub struct Job {
     /// reads that version, so an object replaced after the submit does not change the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiment_version: Option<String>,
+    /// The W3C trace context (`traceparent`) of the suite run's wave, when the producer exports
+    /// traces (OpenTelemetry): the worker's spans join the suite run's trace. Never acted on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
     /// `vars`, `rollback_strategy`, `hypothesis_strategy`, at the top level of the message.
     #[serde(flatten)]
     pub settings: JobSettings,
@@ -201,6 +211,7 @@ mod tests {
             experiment_source: "experiments/a.json".into(),
             bucket_name: Some("bkt".into()),
             experiment_version: Some("v-1".into()),
+            traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
             settings: JobSettings {
                 vars: json!({"k": 1}).as_object().unwrap().clone(),
                 rollback_strategy: None,

@@ -6,10 +6,12 @@
 //! calls `Providers::run` and gets the activity's output or an `ActivityError`; dropping the
 //! returned future cancels the activity (a running process group is killed).
 
+pub mod arguments;
 pub mod http;
 pub mod output;
 pub mod process;
 pub mod python;
+pub mod python_controls;
 pub mod registry;
 
 use crate::model::{Activity, Provider};

@@ -6,6 +6,15 @@
 #   {"op": "check", "items": [{"module", "func", "arguments": [names], "name", "type"}]}
 #       -> one line per item, written as soon as it is checked: {"problem": null | "<message>"}
 #          (so the caller, which stops a check that outlives its timeout, knows which import hung)
+#   {"op": "controls"} on its own line, then one hook request per line, for the whole run (the
+#   modules stay imported, so a control keeps its state from hook to hook, as in the reference):
+#       {"hook", "module", "arguments", "context", "state", "configuration", "secrets",
+#        "experiment"} -> one line: {"ok": true} | {"absent": "<why>"} | {"error", "traceback"}
+#       The hook gets what chaoslib.control.python.apply_python_control passes: `context`, the
+#       control's arguments, and `secrets`, `configuration`, `state`, `experiment`,
+#       `extensions`, `settings` when its signature names them. `configure_control` gets the
+#       arguments and `experiment`, `secrets`, `configuration`, `settings`, `event_registry`
+#       (None: there is none); `cleanup_control` nothing.
 # While the function runs, sys.stdout points at stderr, so a print() in user code cannot
 # corrupt the answer.
 import importlib
@@ -78,6 +87,65 @@ def _check(item):
     return None
 
 
+def _control(req):
+    try:
+        mod = importlib.import_module(req["module"])
+    except ImportError:
+        return {"absent": f"control module '{req['module']}' could not be loaded"}
+    hook = req["hook"]
+    func = getattr(mod, hook, None)
+    if not func:
+        return {"absent": f"control module '{req['module']}' does not declare '{hook}'"}
+    args = dict(req.get("arguments") or {})
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        params = {}
+    if hook == "cleanup_control":
+        func()
+        return {"ok": True}
+    experiment = req.get("experiment") or {}
+    given = {
+        "secrets": req.get("secrets"),
+        "configuration": req.get("configuration"),
+        "experiment": experiment,
+        "settings": None,
+    }
+    if hook == "configure_control":
+        given["event_registry"] = None
+    else:
+        given["state"] = req.get("state")
+        given["extensions"] = experiment.get("extensions")
+    for name, value in given.items():
+        if name in params:
+            args[name] = value
+    if hook == "configure_control":
+        func(**args)
+    else:
+        func(context=req.get("context"), **args)
+    return {"ok": True}
+
+
+def _serve_controls(real_stdout):
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        sys.stdout = sys.stderr
+        try:
+            try:
+                answer = _control(json.loads(line))
+            except BaseException as x:  # noqa: BLE001 - a failing hook is logged, the run goes on
+                answer = {
+                    "error": traceback.format_exception_only(type(x), x)[0].strip(),
+                    "traceback": traceback.format_exception(type(x), x, x.__traceback__),
+                }
+            text = json.dumps(answer, default=_default, ensure_ascii=False)
+        finally:
+            sys.stdout = real_stdout
+        real_stdout.write(text + "\n")
+        real_stdout.flush()
+
+
 def _check_all(items, real_stdout):
     for item in items:
         sys.stdout = sys.stderr
@@ -90,8 +158,13 @@ def _check_all(items, real_stdout):
 
 
 def main():
-    req = json.loads(sys.stdin.read())
+    # "call" and "check" come as one JSON text with no line end; "controls" as a first line
+    first = sys.stdin.readline()
     real_stdout = sys.stdout
+    if first.endswith("\n") and json.loads(first).get("op") == "controls":
+        _serve_controls(real_stdout)
+        return
+    req = json.loads(first + sys.stdin.read())
     if req.get("op") == "check":
         _check_all(req.get("items") or [], real_stdout)
         return

@@ -76,25 +76,36 @@ impl std::fmt::Debug for Recorder {
 pub type NativeFuture = Pin<Box<dyn Future<Output = Result<Value, ActivityError>> + Send>>;
 type NativeFn = dyn Fn(NativeCall) -> NativeFuture + Send + Sync;
 
-/// A declared parameter of a native activity.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A declared parameter of a native activity: its name, whether it is required, and what its
+/// value must be (`kind`, checked at validation; `super::arguments`).
+#[derive(Debug, Clone, Copy)]
 pub struct Param {
     pub name: &'static str,
     pub required: bool,
+    pub kind: ArgKind,
 }
+
+pub use super::arguments::ArgKind;
 
 impl Param {
     pub const fn required(name: &'static str) -> Param {
         Param {
             name,
             required: true,
+            kind: ArgKind::Any,
         }
     }
     pub const fn optional(name: &'static str) -> Param {
         Param {
             name,
             required: false,
+            kind: ArgKind::Any,
         }
+    }
+    /// The same parameter, its value checked as `kind`.
+    pub const fn of(mut self, kind: ArgKind) -> Param {
+        self.kind = kind;
+        self
     }
 }
 
@@ -142,23 +153,49 @@ impl NativeActivity {
 
     /// The reference's signature check: unknown arguments and missing required ones.
     pub fn check_arguments<'a>(&self, given: impl IntoIterator<Item = &'a String>) -> Vec<String> {
+        self.argument_problems(given)
+            .into_iter()
+            .map(|(_, message)| message)
+            .collect()
+    }
+
+    /// As `check_arguments`, each message with the argument it concerns when that argument
+    /// is given (an unknown one), `None` when it is missing.
+    pub fn argument_problems<'a>(
+        &self,
+        given: impl IntoIterator<Item = &'a String>,
+    ) -> Vec<(Option<String>, String)> {
         let given: Vec<&String> = given.into_iter().collect();
         let mut problems = Vec::new();
         if !self.accepts_extra {
             for name in &given {
                 if !self.params.iter().any(|p| p.name == name.as_str()) {
-                    problems.push(format!(
-                        "argument `{name}` is not a parameter of this function"
+                    problems.push((
+                        Some(name.to_string()),
+                        format!("argument `{name}` is not a parameter of this function"),
                     ));
                 }
             }
         }
         for p in self.params.iter().filter(|p| p.required) {
             if !given.iter().any(|g| g.as_str() == p.name) {
-                problems.push(format!("required argument `{}` is missing", p.name));
+                problems.push((None, format!("required argument `{}` is missing", p.name)));
             }
         }
         problems
+    }
+
+    /// Each given argument whose value its parameter's kind refuses: (argument, what is
+    /// wrong, what was expected).
+    pub fn value_problems(&self, given: &Map<String, Value>) -> Vec<(String, String, String)> {
+        self.params
+            .iter()
+            .filter_map(|p| {
+                let value = given.get(p.name)?;
+                let (message, expected) = p.kind.check(value).err()?;
+                Some((p.name.to_string(), message, expected))
+            })
+            .collect()
     }
 }
 

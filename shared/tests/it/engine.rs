@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+#[path = "engine/controls.rs"]
+mod controls;
 #[path = "engine/faults.rs"]
 mod faults;
 

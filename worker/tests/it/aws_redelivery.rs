@@ -80,6 +80,7 @@ fn a_dead_owners_recorded_command_is_cancelled_before_the_rollbacks_and_its_reco
         experiment_source: file.to_str().unwrap().into(),
         bucket_name: None,
         experiment_version: None,
+        traceparent: None,
         settings: Default::default(),
     })
     .unwrap();

@@ -85,6 +85,7 @@ fn exit_code(mut command: Command, cwd: &Path, base_url: &str) -> Result<i32, St
         .env("CORPUS_GREETING", "hello-corpus")
         .env("CORPUS_TOKEN", "tok-corpus")
         .env("CORPUS_NUMBER", "42")
+        .env("PYTHONPATH", corpus().join("modules"))
         .env_remove("CORPUS_UNSET")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
@@ -128,6 +129,10 @@ fn our_outcome(experiment: &Path, args: &[String], base_url: &str) -> Map<String
         code(exit_code(validate, &validate_dir, base_url)),
     );
     actual.insert("run_exit".into(), code(exit_code(run, &run_dir, base_url)));
+    // what the run left in its working directory: the corpus's controls log their hooks
+    if let Ok(effects) = std::fs::read_to_string(run_dir.join("effects.log")) {
+        actual.insert("effects".into(), json!(effects.lines().collect::<Vec<_>>()));
+    }
     let journal = std::fs::read_to_string(&journal_path).ok();
     actual.insert("journal".into(), json!(journal.is_some()));
     if let Some(text) = journal {

@@ -36,6 +36,7 @@ fn job(run_id: &str, experiment: &Path) -> String {
         experiment_source: experiment.to_str().unwrap().into(),
         bucket_name: None,
         experiment_version: None,
+        traceparent: None,
         settings: Default::default(),
     })
     .unwrap()

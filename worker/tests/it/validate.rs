@@ -59,7 +59,10 @@ fn yaml_problems_point_at_yaml_lines() {
         "{}",
         out.stderr
     );
-    assert!(out.stderr.contains("bad.yaml:8:7: method[0].provider.timeout: is \"soon\" (expected a number of seconds or [connect, read])"), "{}", out.stderr);
+    // `chaos validate` accepts the timeout and `chaos run` stops on it: a run refuses it
+    let out = sb.run(&path, &[]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("bad.yaml:8:7: method[0].provider.timeout: is \"soon\" (`chaos run` stops on it) (expected a number of seconds or [connect, read])"), "{}", out.stderr);
 }
 
 #[test]
@@ -173,7 +176,7 @@ fn odd_documents_never_panic() {
 }
 
 #[test]
-fn a_fault_outside_the_method_and_rollbacks_actions_is_rejected_with_its_location() {
+fn a_fault_outside_the_method_and_rollbacks_actions_is_refused_with_its_location() {
     let sb = Sandbox::new();
     let path = sb.write(
         "faults.yaml",
@@ -204,8 +207,6 @@ method:
     provider: {type: python, module: chaosaws.rds.actions, func: reboot_db_instance, arguments: {db_instance_identifier: db}}
 "#,
     );
-    let out = sb.validate(&path, &[]);
-    assert_eq!(out.code, 1, "{}", out.stderr);
     let expected = [
         "faults.yaml:4:3: configuration.dyn: `chaosaws.ec2.actions.stop_instances` is a fault and cannot run as a dynamic-configuration probe",
         "faults.yaml:11:7: steady-state-hypothesis.probes[0]: `experimentvr.ec2.actions.stress_memory` is a fault and cannot run as a steady-state probe",
@@ -213,8 +214,24 @@ method:
         "method[1].provider.func: `chaosaws.rds.actions.reboot_db_instance` has no native implementation",
         "(expected a fault only as an action of the method or the rollbacks)",
     ];
+    // the reference, with the fault library installed, accepts the file: `validate` warns
+    // and a run refuses it before anything runs (issue 14); --strict refuses it at once
+    let out = sb.validate(&path, &[]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stderr.contains("error: "), "{}", out.stderr);
     for e in expected {
-        assert!(out.stderr.contains(e), "missing `{e}` in:\n{}", out.stderr);
+        assert!(
+            out.stderr.contains(e),
+            "missing warning `{e}` in:\n{}",
+            out.stderr
+        );
+    }
+    for out in [sb.validate(&path, &["--strict"]), sb.run(&path, &[])] {
+        assert_eq!(out.code, 1, "{}", out.stderr);
+        assert!(out.journal.is_none(), "nothing runs: {}", out.stderr);
+        for e in expected {
+            assert!(out.stderr.contains(e), "missing `{e}` in:\n{}", out.stderr);
+        }
     }
 }
 

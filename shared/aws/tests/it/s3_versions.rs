@@ -76,6 +76,7 @@ async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
     let suite = Suite {
         name: "pinned".into(),
         defaults: Default::default(),
+        strict: false,
         waves: vec![Wave {
             experiments: vec![ExperimentRef::S3 {
                 bucket: bucket.clone(),
@@ -83,6 +84,7 @@ async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
             }],
             on_failure: OnFailure::Stop,
             max_parallel: None,
+            skipped: false,
         }],
     };
     let id = producer.submit(&suite, dir.path()).await.unwrap();

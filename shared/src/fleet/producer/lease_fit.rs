@@ -35,7 +35,12 @@ pub async fn refusals<Q: JobQueue, S: ObjectStore>(
     };
     let mut seen = std::collections::BTreeSet::new();
     let mut refused = Vec::new();
-    for job in plan.waves.iter().flat_map(|w| &w.jobs) {
+    for job in plan
+        .waves
+        .iter()
+        .filter(|w| !w.skipped)
+        .flat_map(|w| &w.jobs)
+    {
         // each experiment is read and estimated once per settings, however many jobs name it
         let settings = serde_json::to_string(&job.settings).unwrap_or_default();
         let what = (
@@ -144,12 +149,14 @@ mod tests {
         let suite = Suite {
             name: "s".into(),
             defaults: Default::default(),
+            strict: false,
             waves: vec![Wave {
                 experiments: vec![ExperimentRef::File {
                     path: "long.json".into(),
                 }],
                 on_failure: OnFailure::Stop,
                 max_parallel: None,
+                skipped: false,
             }],
         };
         let plan = plan(&suite, "sr", &Origin::Dir(dir.path().to_path_buf())).unwrap();

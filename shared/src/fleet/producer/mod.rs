@@ -16,12 +16,15 @@
 //! One job per file: `plan` (the plan of a suite, its ids), `state` (where a suite run stands,
 //! completion records), `view` (the in-memory view of running suite runs),
 //! `submit`, `trigger` (the triggers queue), `advance` (completions and wave gating),
-//! `dead_letters`, `serve` (the event loop), `status` (the status document), `lease_fit`,
-//! `error` (why an operation failed).
+//! `dead_letters`, `interrupt` (a run its operator stopped), `serve` (the event loop), `status`
+//! (the status document), `lease_fit`, `error` (why an operation failed), `history` (a record
+//! per suite run, by suite name).
 
 pub mod advance;
 pub mod dead_letters;
 pub mod error;
+pub mod history;
+pub mod interrupt;
 pub mod lease_fit;
 pub mod plan;
 pub mod serve;
@@ -42,6 +45,7 @@ use serde::{Deserialize, Serialize};
 
 pub use dead_letters::dead_letter_completion;
 pub use error::{PlanError, ProducerError};
+pub use history::HistoryEntry;
 pub use plan::{Origin, Plan, PlannedWave, join_key, new_suite_run_id, plan, triggered_run_id};
 pub use state::{Completion, State};
 pub use status::status_document;

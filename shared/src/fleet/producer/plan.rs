@@ -23,6 +23,20 @@ pub struct PlannedWave {
     pub on_failure: OnFailure,
     pub max_parallel: Option<u32>,
     pub jobs: Vec<Job>,
+    /// Already done (a seed payload's `completed` item): reported `skipped`, never enqueued.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skipped: bool,
+}
+
+impl Plan {
+    /// The run ids of the skipped waves' jobs, in order.
+    pub fn skipped(&self) -> Vec<String> {
+        self.waves
+            .iter()
+            .filter(|w| w.skipped)
+            .flat_map(|w| w.jobs.iter().map(|j| j.run_id.clone()))
+            .collect()
+    }
 }
 
 /// The suite run id of the `index`th suite a trigger message names: the same on every
@@ -121,6 +135,7 @@ pub fn plan(suite: &Suite, suite_run_id: &str, origin: &Origin) -> Result<Plan, 
                 experiment_source,
                 bucket_name,
                 experiment_version: None,
+                traceparent: None,
                 settings: suite.defaults.clone(),
             });
         }
@@ -128,6 +143,7 @@ pub fn plan(suite: &Suite, suite_run_id: &str, origin: &Origin) -> Result<Plan, 
             on_failure: wave.on_failure,
             max_parallel: wave.max_parallel,
             jobs,
+            skipped: wave.skipped,
         });
     }
     Ok(Plan {

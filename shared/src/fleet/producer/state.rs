@@ -32,6 +32,10 @@ pub struct State {
     /// Completions counted, all waves.
     #[serde(default)]
     pub completed: usize,
+    /// How the jobs of the settled waves ended (the waves before the current one; every wave
+    /// once the suite run ended): the resilience score's counts.
+    #[serde(default)]
+    pub settled: Outcomes,
     /// Once the suite ended: the worst of its jobs' outcomes; `invalid` when it was rejected.
     pub outcome: Option<SuiteOutcome>,
     /// Why a triggered suite was rejected (status `rejected`).
@@ -40,6 +44,40 @@ pub struct State {
     /// When the suite run ended (the producer's clock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ended: Option<String>,
+}
+
+/// Jobs counted by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcomes {
+    pub held: u32,
+    pub deviated: u32,
+    pub failed: u32,
+}
+
+impl Outcomes {
+    /// Count one job that ended with `outcome`.
+    pub fn add(&mut self, outcome: JobOutcome) {
+        let slot = match outcome {
+            JobOutcome::Held => &mut self.held,
+            JobOutcome::Deviated => &mut self.deviated,
+            JobOutcome::Failed => &mut self.failed,
+        };
+        *slot = slot.saturating_add(1);
+    }
+
+    /// Both counts together.
+    pub fn plus(self, other: Outcomes) -> Outcomes {
+        Outcomes {
+            held: self.held.saturating_add(other.held),
+            deviated: self.deviated.saturating_add(other.deviated),
+            failed: self.failed.saturating_add(other.failed),
+        }
+    }
+
+    /// Jobs counted.
+    pub fn total(&self) -> u64 {
+        u64::from(self.held) + u64::from(self.deviated) + u64::from(self.failed)
+    }
 }
 
 /// One job's completion, as recorded under `completions/<run id>.json`.
@@ -86,6 +124,7 @@ impl State {
             released: 0,
             earlier_worst: None,
             completed: 0,
+            settled: Outcomes::default(),
             outcome: None,
             problems: Vec::new(),
             ended: None,
@@ -169,6 +208,16 @@ where
             }
         }
         Ok(out)
+    }
+
+    /// Run `run_id`'s completion record in suite run `id`, if there is one.
+    pub async fn completion(
+        &self,
+        id: &str,
+        run_id: &str,
+    ) -> Result<Option<Completion>, ProducerError> {
+        self.get_json(&SuiteRunKeys::new(id).completion(run_id))
+            .await
     }
 
     /// Record run `run_id`'s completion: a conditional create keyed by run id, so the first

@@ -1,8 +1,10 @@
 //! The status document of a suite run (`producer status --json`): the suite run with its
-//! timestamps and counts, then every job with its state, outcome, journal and timings.
+//! timestamps, counts and score, then every job with its state (`pending`, `enqueued`,
+//! `completed`, or `skipped`: a seed payload's item already done), outcome, journal and timings.
 
 use super::plan::Plan;
 use super::state::{Completion, State};
+use crate::fleet::outcome::SuiteStatus;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -38,6 +40,22 @@ fn epoch_seconds(t: &str) -> Option<f64> {
     Some((days * 86_400 + h * 3_600 + min * 60) as f64 + sec)
 }
 
+/// When the suite run ended: the producer's clock, or for a suite run stored before the state
+/// said so, the latest `end` of its completions; `None` while it runs.
+fn ended(state: &State, completions: &BTreeMap<String, Completion>) -> Option<String> {
+    if state.status == SuiteStatus::Running {
+        return None;
+    }
+    state.ended.clone().or_else(|| {
+        completions
+            .values()
+            .filter_map(|c| c.end.clone())
+            .filter_map(|e| Some((epoch_seconds(&e)?, e)))
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, e)| e)
+    })
+}
+
 /// The status document `producer status --json` prints: `completions` are the suite run's
 /// completion records by run id.
 pub fn status_document(
@@ -56,7 +74,9 @@ pub fn status_document(
                 .enumerate()
                 .map(|(i, j)| {
                     let c = completions.get(&j.run_id);
-                    let job_state = if c.is_some() {
+                    let job_state = if wave.skipped {
+                        "skipped"
+                    } else if c.is_some() {
                         "completed"
                     } else if state.was_released(w, i) {
                         "enqueued"
@@ -86,17 +106,18 @@ pub fn status_document(
     doc.insert("source".into(), json!(plan.source));
     doc.insert("status".into(), json!(state.status));
     doc.insert("outcome".into(), json!(state.outcome));
+    doc.insert("score".into(), json!(super::history::score(plan, state)));
+    let ended = ended(state, completions);
     doc.insert("created".into(), json!(plan.created));
-    doc.insert("ended".into(), json!(state.ended));
     doc.insert(
         "duration".into(),
         json!(
-            state
-                .ended
+            ended
                 .as_deref()
                 .and_then(|e| seconds_between(&plan.created, e))
         ),
     );
+    doc.insert("ended".into(), json!(ended));
     doc.insert("jobs".into(), json!(total));
     doc.insert("completed".into(), json!(completions.len()));
     doc.insert("current_wave".into(), json!(state.current_wave));

@@ -99,6 +99,7 @@ where
         let mut plan = plan(suite, id, origin)?;
         plan.source = source;
         self.pin_versions(&mut plan).await;
+        stamp_traces(&mut plan);
         let bytes = serde_json::to_vec_pretty(&plan).map_err(|source| ProducerError::Json {
             key: SuiteRunKeys::new(id).plan(),
             source,
@@ -146,14 +147,36 @@ where
         }
     }
 
-    /// Enqueue a stored plan's first wave and save its state.
+    /// Enqueue a stored plan's first wave to run (past skipped ones; a plan of skipped waves
+    /// only ends here) and save its state.
     async fn start(&self, plan: &Plan) -> Result<String, ProducerError> {
         let id = &plan.suite_run_id;
-        let mut state = State::running();
-        self.release(plan, &mut state, 0).await?;
+        let state = self.begin(plan).await?;
         self.put_json(&SuiteRunKeys::new(id).state(), &state)
             .await?;
-        self.hold(plan.clone(), state);
+        self.index(plan, &state).await;
         Ok(id.to_string())
+    }
+}
+
+/// When traces are exported: every job of `plan` carries the trace context of its wave's span
+/// (`wave`), a child of the suite run's span (`suite`: the caller's, or one made here), so the
+/// workers' job spans join the suite run's trace. Otherwise nothing changes.
+fn stamp_traces(plan: &mut Plan) {
+    let id = plan.suite_run_id.clone();
+    let current = tracing::Span::current();
+    let suite = if current.is_none() {
+        tracing::info_span!("suite", suite_run_id = %id, suite = %plan.name)
+    } else {
+        current
+    };
+    for (w, wave) in plan.waves.iter_mut().enumerate() {
+        let span = tracing::info_span!(parent: &suite, "wave", suite_run_id = %id, wave = w);
+        let Some(traceparent) = crate::fleet::trace::traceparent(&span) else {
+            return;
+        };
+        for job in &mut wave.jobs {
+            job.traceparent = Some(traceparent.clone());
+        }
     }
 }

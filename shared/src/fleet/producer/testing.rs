@@ -43,6 +43,7 @@ pub fn suite(waves: Vec<(usize, OnFailure, Option<u32>)>) -> Suite {
     Suite {
         name: "s".into(),
         defaults: JobSettings::default(),
+        strict: false,
         waves: waves
             .into_iter()
             .map(|(n, on_failure, max_parallel)| Wave {
@@ -53,6 +54,7 @@ pub fn suite(waves: Vec<(usize, OnFailure, Option<u32>)>) -> Suite {
                     .collect(),
                 on_failure,
                 max_parallel,
+                skipped: false,
             })
             .collect(),
     }

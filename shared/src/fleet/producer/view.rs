@@ -6,7 +6,7 @@
 //! the suite's size.
 
 use super::plan::Plan;
-use super::state::{Completion, State};
+use super::state::{Completion, Outcomes, State};
 use super::{ProducerError, ProducerPorts};
 use crate::fleet::keys::SuiteRunKeys;
 use crate::fleet::outcome::{JobOutcome, SuiteStatus};
@@ -21,6 +21,9 @@ use std::sync::{Arc, Mutex};
 pub struct Tally {
     pub completed: usize,
     pub worst: Option<JobOutcome>,
+    /// The outcomes counted (not those of a settled wave counted by a rebuilt view: the
+    /// state's `settled` has them).
+    pub outcomes: Outcomes,
 }
 
 /// A running suite run as the producer sees it.
@@ -68,9 +71,27 @@ impl View {
         if let Some(t) = self.tallies.get_mut(w) {
             t.completed += 1;
             t.worst = t.worst.max(outcome);
+            if let Some(o) = outcome {
+                t.outcomes.add(o);
+            }
         }
         self.state.completed = self.done.len();
         true
+    }
+
+    /// Wave `w` is settled: its outcomes join the state's `settled` counts (once per wave:
+    /// when the gate moves past it, or when the suite run ends).
+    pub fn settle(&mut self, w: usize) {
+        if let Some(t) = self.tallies.get(w) {
+            self.state.settled = self.state.settled.plus(t.outcomes);
+        }
+    }
+
+    /// The suite run ends: the current wave and those after it are settled.
+    pub fn settle_rest(&mut self) {
+        for w in self.state.current_wave..self.tallies.len() {
+            self.settle(w);
+        }
     }
 }
 
@@ -112,6 +133,12 @@ impl Views {
 
     pub(super) fn ended(&self, id: &str) {
         self.map().insert(id.to_string(), None);
+    }
+
+    /// The state of a running suite run this producer holds, as it stands in memory (ahead of
+    /// the stored one: counts are saved only when the gate moves).
+    pub fn state(&self, id: &str) -> Option<State> {
+        self.map().get(id)?.as_ref().map(|v| v.state.clone())
     }
 
     /// Completions counted and the current wave of a running suite run this producer holds.

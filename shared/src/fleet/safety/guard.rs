@@ -15,6 +15,7 @@
 //! The broker knows only the `Tripwire` trait; the halt flag in the store lives here
 //! (`StoreHalt`), the AWS ones (SSM parameter, CloudWatch alarms) beside the AWS adapters.
 
+use crate::engine::TRACE_EVENT;
 use crate::engine::{Observer, RunOptions, run_experiment};
 use crate::load::{Problems, Vars};
 use crate::model::broker_extension;
@@ -223,7 +224,7 @@ pub async fn run_guarded(
                 )),
             };
             if let Some(reason) = reason {
-                tracing::warn!("not starting {}: {reason}", experiment.title);
+                tracing::warn!(target: TRACE_EVENT, tripwire = %reason, "not starting {}: {reason}", experiment.title);
                 return Ok(not_started(&experiment, &reason));
             }
         }
@@ -234,7 +235,7 @@ pub async fn run_guarded(
     let mut watchers = tokio::task::JoinSet::new();
     for (wire, every) in armed {
         let (experiment, stop, reason) = (experiment.clone(), stop.clone(), reason.clone());
-        watchers.spawn(async move {
+        watchers.spawn(tracing::Instrument::in_current_span(async move {
             let mut unread = 0;
             loop {
                 tokio::select! {
@@ -253,14 +254,15 @@ pub async fn run_guarded(
                 if let Some(why) = why {
                     let mut first = reason.lock().unwrap_or_else(|e| e.into_inner());
                     if first.is_none() {
-                        tracing::error!("stopping the run: {why}; rollbacks run");
+                        // a span event of the job's trace too (`cli::telemetry`)
+                        tracing::error!(target: TRACE_EVENT, tripwire = %why, "stopping the run: {why}; rollbacks run");
                         *first = Some(why);
                         stop.cancel();
                     }
                     return;
                 }
             }
-        });
+        }));
     }
     let result = run_experiment(experiment, vars, options, providers, stop, observer).await;
     watchers.abort_all();

@@ -19,6 +19,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tracing::Instrument;
 
 /// The shortest time between two checkpoint writes, but for a flush.
 const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
@@ -64,53 +65,56 @@ pub fn start_after<S: ObjectStore + 'static>(
     prior: Option<Journal>,
 ) -> (Arc<dyn Observer>, JoinHandle<()>) {
     let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
-    let writer = tokio::spawn(async move {
-        // the outcome of the last write, for a flush that finds nothing newer to write (as
-        // text: the engine's `Observer::flush` answers every waiter with a copy of it)
-        let mut last: Result<(), String> = Ok(());
-        let mut next_due = tokio::time::Instant::now() + EVERY;
-        while let Some(first) = rx.recv().await {
-            let mut latest = None;
-            let mut waiting = Vec::new();
-            let take = |m: Message, latest: &mut Option<Box<Journal>>, waiting: &mut Vec<_>| match m
-            {
-                Message::Checkpoint(j) => *latest = Some(j),
-                Message::Flush(w) => waiting.push(w),
-            };
-            take(first, &mut latest, &mut waiting);
-            while let Ok(more) = rx.try_recv() {
-                take(more, &mut latest, &mut waiting);
-            }
-            // unless someone waits on a flush (a record that must be on file before a fault
-            // acts), snapshots are written at most every `EVERY`: a short run writes one
-            // checkpoint (its last snapshot, as the run ends), a long one one a second
-            while waiting.is_empty() {
-                tokio::select! {
-                    m = rx.recv() => match m {
-                        Some(m) => take(m, &mut latest, &mut waiting),
-                        None => break, // the run ended: write what it left now
-                    },
-                    _ = tokio::time::sleep_until(next_due) => break,
+    let writer = tokio::spawn(
+        async move {
+            // the outcome of the last write, for a flush that finds nothing newer to write (as
+            // text: the engine's `Observer::flush` answers every waiter with a copy of it)
+            let mut last: Result<(), String> = Ok(());
+            let mut next_due = tokio::time::Instant::now() + EVERY;
+            while let Some(first) = rx.recv().await {
+                let mut latest = None;
+                let mut waiting = Vec::new();
+                let take =
+                    |m: Message, latest: &mut Option<Box<Journal>>, waiting: &mut Vec<_>| match m {
+                        Message::Checkpoint(j) => *latest = Some(j),
+                        Message::Flush(w) => waiting.push(w),
+                    };
+                take(first, &mut latest, &mut waiting);
+                while let Ok(more) = rx.try_recv() {
+                    take(more, &mut latest, &mut waiting);
                 }
-            }
-            next_due = tokio::time::Instant::now() + EVERY;
-            if let Some(journal) = latest {
-                let journal = match &prior {
-                    Some(prior) => carry_over(prior, *journal),
-                    None => *journal,
-                };
-                last = write(&store, &key, &journal)
-                    .await
-                    .map_err(|e| e.to_string());
-                if let Err(e) = &last {
-                    tracing::warn!("{e}");
+                // unless someone waits on a flush (a record that must be on file before a fault
+                // acts), snapshots are written at most every `EVERY`: a short run writes one
+                // checkpoint (its last snapshot, as the run ends), a long one one a second
+                while waiting.is_empty() {
+                    tokio::select! {
+                        m = rx.recv() => match m {
+                            Some(m) => take(m, &mut latest, &mut waiting),
+                            None => break, // the run ended: write what it left now
+                        },
+                        _ = tokio::time::sleep_until(next_due) => break,
+                    }
                 }
-            }
-            for w in waiting {
-                let _ = w.send(last.clone());
+                next_due = tokio::time::Instant::now() + EVERY;
+                if let Some(journal) = latest {
+                    let journal = match &prior {
+                        Some(prior) => carry_over(prior, *journal),
+                        None => *journal,
+                    };
+                    last = write(&store, &key, &journal)
+                        .await
+                        .map_err(|e| e.to_string());
+                    if let Err(e) = &last {
+                        tracing::warn!("{e}");
+                    }
+                }
+                for w in waiting {
+                    let _ = w.send(last.clone());
+                }
             }
         }
-    });
+        .in_current_span(),
+    );
     (Arc::new(ChannelObserver(tx)), writer)
 }
 

@@ -18,6 +18,7 @@ use crate::providers::Providers;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// Put which delivery wrote a journal into its `broker.delivery` (the ownership token).
 fn stamp_delivery(journal: &mut Journal, delivery: Value) {
@@ -77,6 +78,20 @@ where
             }
             Err(reason) => return self.malformed(message, &reason).await,
         };
+        // every line the job logs, and its trace, carry its ids (`docs/observability.md`)
+        let span = tracing::info_span!(
+            "job",
+            suite_run_id = %job.suite_run_id,
+            wave = job.wave,
+            run_id = %job.run_id,
+            experiment = %job.experiment_source,
+        );
+        crate::fleet::trace::adopt(&span, job.traceparent.as_deref());
+        self.complete_job(message, job).instrument(span).await
+    }
+
+    /// `complete` for a message that is a job.
+    async fn complete_job(&self, message: &Message, job: Job) -> Result<(), WorkerError> {
         let keys = RunKeys::of(&job);
         let journal_key = keys.journal();
         let published_key = keys.completed();
@@ -226,6 +241,7 @@ where
             experiment_source: String::new(),
             bucket_name: None,
             experiment_version: None,
+            traceparent: None,
             settings: Default::default(),
         };
         self.publish(&job, &journal, &key).await

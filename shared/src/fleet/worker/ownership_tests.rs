@@ -56,6 +56,7 @@ async fn job(store: &DirStore, actions: &Path) -> String {
         experiment_source: "store:experiments/e.json".into(),
         bucket_name: None,
         experiment_version: None,
+        traceparent: None,
         settings: Default::default(),
     })
     .unwrap()

@@ -79,6 +79,11 @@ where
             }
         })
         .await;
+        // `strict: true` in the experiment-broker extension: its warnings are problems
+        let loaded = loaded.and_then(|e| match crate::load::strict_problems(&e, false) {
+            Some(problems) => Err(problems),
+            None => Ok(e),
+        });
         let experiment = match loaded {
             Ok(e) => e,
             Err(problems) => {

@@ -19,6 +19,17 @@ pub(super) enum Step {
 pub struct Spans {
     at: Vec<(u32, u32)>,
     children: HashMap<(u32, Step), u32>,
+    /// Keys written more than once in one mapping: (the earlier node, the later one).
+    repeated: Vec<(u32, u32)>,
+}
+
+/// A key written twice in one mapping: where it is (the path of the value kept) and both
+/// (line, column)s, the earlier first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Repeated {
+    pub field: String,
+    pub first: (usize, usize),
+    pub last: (usize, usize),
 }
 
 impl Spans {
@@ -28,7 +39,9 @@ impl Spans {
         self.at.push(at);
         if let Some(edge) = parent {
             // a repeated key: the last one is the value kept, so it is the one located
-            self.children.insert(edge, id);
+            if let Some(earlier) = self.children.insert(edge, id) {
+                self.repeated.push((earlier, id));
+            }
         }
         id
     }
@@ -38,6 +51,45 @@ impl Spans {
         if let Some(slot) = self.at.get_mut(id as usize) {
             *slot = at;
         }
+    }
+
+    /// Every key written twice in one mapping, in reading order of the later one.
+    pub fn repeated(&self) -> Vec<Repeated> {
+        let mut out: Vec<Repeated> = self
+            .repeated
+            .iter()
+            .filter_map(|&(earlier, later)| {
+                Some(Repeated {
+                    field: self.path_of(later)?,
+                    first: self.position(earlier)?,
+                    last: self.position(later)?,
+                })
+            })
+            .collect();
+        out.sort_by_key(|r| r.last);
+        out
+    }
+
+    /// The dotted path of a node kept in the document (a search: only asked for repeated keys).
+    fn path_of(&self, mut id: u32) -> Option<String> {
+        let mut steps = Vec::new();
+        while id != 0 {
+            let ((parent, step), _) = self.children.iter().find(|(_, child)| **child == id)?;
+            steps.push(step.clone());
+            id = *parent;
+        }
+        let mut path = String::new();
+        for step in steps.iter().rev() {
+            match step {
+                Step::Key(k) if path.is_empty() => path.push_str(k),
+                Step::Key(k) => {
+                    path.push('.');
+                    path.push_str(k);
+                }
+                Step::Index(i) => path.push_str(&format!("[{i}]")),
+            }
+        }
+        Some(path)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -139,5 +191,22 @@ mod tests {
         }
         assert_eq!(s.locate("missing.deeper"), Some((1, 1)));
         assert_eq!(Spans::default().locate("a"), None);
+    }
+
+    #[test]
+    fn a_repeated_key_names_both_places_and_the_later_is_located() {
+        let mut s = sample();
+        let a = s.get("a").map(|_| 1).unwrap();
+        let item = s.children[&(a, Step::Index(0))];
+        s.add(Some((item, key("b"))), (5, 7));
+        assert_eq!(
+            s.repeated(),
+            [Repeated {
+                field: "a[0].b".into(),
+                first: (3, 7),
+                last: (5, 7)
+            }]
+        );
+        assert_eq!(s.get("a[0].b"), Some((5, 7)));
     }
 }

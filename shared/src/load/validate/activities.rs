@@ -109,8 +109,9 @@ impl Validator<'_> {
                 None
             }
         };
-        let name = self.required_str(map, path, "name", "a non-empty activity name");
+        let name = self.truthy_str(map, path, "name", "a non-empty activity name");
         let provider = self.provider(map.get("provider"), &join(path, "provider"));
+        self.note_python_call(map, path);
         let timeout = self.optional_number(map, path, "timeout");
         let (pause_before, pause_after) = self.pauses(map.get("pauses"), &join(path, "pauses"));
         let background = match map.get("background") {
@@ -129,9 +130,10 @@ impl Validator<'_> {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if Dry::parse(s).is_some() => Dry::parse(s),
             Some(other) => {
-                self.problem(
+                // the reference never reads an activity's `dry` as a mode (docs/compatibility.md)
+                self.warn(
                     join(path, "dry"),
-                    format!("unknown dry mode {}", quoted(other)),
+                    format!("unknown dry mode {} (ignored)", quoted(other)),
                     "probes, actions, activities or pause",
                 );
                 None
@@ -139,7 +141,12 @@ impl Validator<'_> {
         };
         let tolerance = match map.get("tolerance") {
             None => None,
-            Some(t) => self.tolerance(t, &join(path, "tolerance")),
+            // the reference checks tolerances in the hypothesis only; a method or rollback
+            // step's tolerance is never used by it, so what is wrong there is a warning
+            Some(t) if path.starts_with("steady-state-hypothesis") => {
+                self.tolerance(t, &join(path, "tolerance"))
+            }
+            Some(t) => self.unchecked_by_reference(|v| v.tolerance(t, &join(path, "tolerance"))),
         };
         Some(Activity {
             kind: kind?,
@@ -153,6 +160,37 @@ impl Validator<'_> {
             dry,
             raw: value.clone(),
         })
+    }
+
+    /// Keep a `python` activity for the signature check, however the rest of it reads.
+    fn note_python_call(&mut self, map: &serde_json::Map<String, Value>, path: &str) {
+        let Some(Value::Object(p)) = map.get("provider") else {
+            return;
+        };
+        let (Some("python"), Some(Value::String(module)), Some(Value::String(func))) = (
+            p.get("type").and_then(Value::as_str),
+            p.get("module"),
+            p.get("func"),
+        ) else {
+            return;
+        };
+        if module.is_empty() || func.is_empty() {
+            return;
+        }
+        let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or_default().to_string();
+        self.python_calls.push(super::PythonCall {
+            field: join(path, "provider"),
+            module: module.clone(),
+            func: func.clone(),
+            arguments: match p.get("arguments") {
+                Some(Value::Object(a)) => a.clone(),
+                _ => serde_json::Map::new(),
+            },
+            tolerance: path.ends_with(".tolerance"),
+            lenient: self.lenient,
+            activity_name: text(map.get("name")),
+            activity_type: text(map.get("type")),
+        });
     }
 
     pub(super) fn pauses(
@@ -276,7 +314,7 @@ mod tests {
                 one_activity(
                     json!({"type": "action", "name": "a", "provider": process(), "dry": "all"}),
                 ),
-                vec![("method[0].dry", "unknown dry mode 'all'")],
+                vec![("method[0].dry", "warning: unknown dry mode 'all' (ignored)")],
             ),
             (
                 one_activity(

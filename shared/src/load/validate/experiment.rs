@@ -17,14 +17,14 @@ impl Validator<'_> {
             );
             return None;
         };
-        let title = self.required_str(root, "", "title", "a non-empty string");
-        let description = self.required_str(root, "", "description", "a non-empty string");
+        let title = self.truthy_str(root, "", "title", "a non-empty string");
+        let description = self.truthy_str(root, "", "description", "a non-empty string");
         let version = match root.get("version") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) => Some(s.clone()),
             Some(v @ Value::Number(_)) => Some(v.to_string()),
             Some(other) => {
-                self.problem(
+                self.warn(
                     "version",
                     format!("is {}", kind_of(other)),
                     "a version string such as 1.0.0",
@@ -37,7 +37,7 @@ impl Validator<'_> {
             None | Some(Value::Null) => None,
             Some(Value::Object(m)) => Some(m.clone()),
             Some(other) => {
-                self.problem(
+                self.warn(
                     "contributions",
                     format!("is {}", kind_of(other)),
                     "a mapping of contribution to level",
@@ -81,6 +81,7 @@ impl Validator<'_> {
             Some(r) => self.steps(r, "rollbacks"),
         };
         self.refs(root);
+        self.controls(doc);
         Some(Experiment {
             version,
             title: title?,
@@ -97,6 +98,7 @@ impl Validator<'_> {
             method: method?,
             rollbacks,
             raw: doc.clone(),
+            warnings: Vec::new(),
         })
     }
 
@@ -170,7 +172,10 @@ impl Validator<'_> {
                     }
                 }
                 Some("probe") => {
-                    if let Some(a) = self.activity(value, &path) {
+                    // the reference does not validate dynamic configuration: a probe that is
+                    // wrong fails when it runs and its key stays unresolved, so what is wrong
+                    // here is a warning, and the probe is left out
+                    if let Some(a) = self.unchecked_by_reference(|v| v.activity(value, &path)) {
                         probes.push((key.clone(), a));
                     }
                 }
@@ -189,7 +194,7 @@ impl Validator<'_> {
             return out;
         };
         let Some(map) = runtime.as_object() else {
-            self.problem(
+            self.defer(
                 "runtime",
                 format!("is {}", kind_of(runtime)),
                 "a mapping with hypothesis and rollbacks",
@@ -199,7 +204,7 @@ impl Validator<'_> {
         if let Some(s) = map.get("hypothesis").and_then(|h| h.get("strategy")) {
             out.hypothesis_strategy = s.as_str().and_then(HypothesisStrategy::parse);
             if out.hypothesis_strategy.is_none() {
-                self.problem(
+                self.defer(
                     "runtime.hypothesis.strategy",
                     format!("unknown strategy {}", quoted(s)),
                     &HypothesisStrategy::NAMES.join(", "),
@@ -209,9 +214,15 @@ impl Validator<'_> {
         if let Some(s) = map.get("rollbacks").and_then(|h| h.get("strategy")) {
             out.rollback_strategy = s.as_str().and_then(RollbackStrategy::parse);
             if out.rollback_strategy.is_none() {
-                self.problem(
+                // the reference compares it with each strategy in turn: none matches, and
+                // rollbacks are never played
+                out.rollback_strategy = Some(RollbackStrategy::Never);
+                self.warn(
                     "runtime.rollbacks.strategy",
-                    format!("unknown strategy {}", quoted(s)),
+                    format!(
+                        "unknown strategy {}: rollbacks are never played, as in the Chaos Toolkit",
+                        quoted(s)
+                    ),
                     &RollbackStrategy::NAMES.join(", "),
                 );
             }
@@ -248,13 +259,19 @@ impl Validator<'_> {
                     && !name.is_empty()
                     && !declared(name)
                 {
-                    self.problem(
+                    // the reference looks refs up at validation in the method only; elsewhere
+                    // it stops when the run reaches the ref
+                    let found = crate::load::Problem::new(
                         format!("{path}[{i}].ref"),
                         format!(
                             "referenced activity '{name}' could not be found in the experiment"
                         ),
-                        "the name of an activity declared in the method or the hypothesis",
-                    );
+                    )
+                    .expected("the name of an activity declared in the method or the hypothesis");
+                    match path {
+                        "method" => self.problems.push(found),
+                        _ => self.deferred.push(found),
+                    }
                 }
             }
         }
@@ -282,7 +299,10 @@ mod tests {
                 vec![],
             ),
             (doc(json!({"version": 1})), vec![]),
-            (doc(json!({"version": []})), vec![("version", "is a list")]),
+            (
+                doc(json!({"version": []})),
+                vec![("version", "warning: is a list")],
+            ),
             (doc(json!({"tags": "a"})), vec![("tags", "is a string")]),
             (
                 doc(json!({"tags": ["a", "", 3]})),
@@ -290,7 +310,7 @@ mod tests {
             ),
             (
                 doc(json!({"contributions": ["x"]})),
-                vec![("contributions", "is a list")],
+                vec![("contributions", "warning: is a list")],
             ),
             (doc(json!({"method": {}})), vec![("method", "is a mapping")]),
             (
@@ -331,7 +351,10 @@ mod tests {
             ),
             (
                 doc(json!({"configuration": {"p": {"type": "probe", "name": "p"}}})),
-                vec![("configuration.p.provider", "missing")],
+                vec![(
+                    "configuration.p.provider",
+                    "warning: missing (the Chaos Toolkit does not check this before the run; it fails when it runs)",
+                )],
             ),
             (doc(json!({"secrets": {"s": {"k": "v"}}})), vec![]),
             (
@@ -353,18 +376,21 @@ mod tests {
             (doc(json!({"runtime": null})), vec![]),
             (
                 doc(json!({"runtime": 1})),
-                vec![("runtime", "is an integer")],
+                vec![("runtime", "at run: is an integer")],
             ),
             (
                 doc(json!({"runtime": {"hypothesis": {"strategy": "sometimes"}}})),
                 vec![(
                     "runtime.hypothesis.strategy",
-                    "unknown strategy 'sometimes'",
+                    "at run: unknown strategy 'sometimes'",
                 )],
             ),
             (
                 doc(json!({"runtime": {"rollbacks": {"strategy": 3}}})),
-                vec![("runtime.rollbacks.strategy", "unknown strategy 3")],
+                vec![(
+                    "runtime.rollbacks.strategy",
+                    "warning: unknown strategy 3: rollbacks are never played, as in the Chaos Toolkit",
+                )],
             ),
         ]);
     }
@@ -388,7 +414,7 @@ mod tests {
                 doc(json!({"method": [probe.clone()], "rollbacks": [{"ref": "q"}]})),
                 vec![(
                     "rollbacks[0].ref",
-                    "referenced activity 'q' could not be found in the experiment",
+                    "at run: referenced activity 'q' could not be found in the experiment",
                 )],
             ),
             (

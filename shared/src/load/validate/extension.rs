@@ -89,9 +89,10 @@ impl Validator<'_> {
                 );
             }
             // the tripwire settings: a bad one must not leave a run unwatched
+            // (the reference ignores the extension: a bad setting is refused when the run starts)
             if ext["name"] == BROKER_EXTENSION {
                 for e in setting_errors(ext) {
-                    self.problem(
+                    self.defer(
                         format!("extensions[{i}].{}", e.field),
                         format!("is {}", e.got),
                         e.expected,
@@ -204,8 +205,8 @@ mod tests {
                     {"name": "experiment-broker", "unreadable_grace_intervals": 0,
                      "stop_condition_interval": 0.5}]})),
                 vec![
-                    ("extensions[1].unreadable_grace_intervals", "is 0"),
-                    ("extensions[1].stop_condition_interval", "is 0.5"),
+                    ("extensions[1].unreadable_grace_intervals", "at run: is 0"),
+                    ("extensions[1].stop_condition_interval", "at run: is 0.5"),
                 ],
             ),
             (

@@ -7,19 +7,26 @@
 //! that is not a mapping) get a plain error. Python signatures are checked in `load::mod`,
 //! because that needs an interpreter.
 //!
+//! The verdict is the reference's: what is found beyond it is a warning (`Validated::warnings`),
+//! and what the reference accepts at validation but stops on when it runs is kept apart
+//! (`Validated::deferred`: warnings to `validate`, problems to a run).
+//!
 //! One file per part of the document: `experiment` (the top level, configuration, runtime,
-//! refs), `extension` (the `experiment-broker` settings), `activities` (the hypothesis, steps,
-//! activities, pauses), `providers` (process, http, python), `tolerances`; `warnings` flags
-//! what is valid but risky. This file holds the entry points and the field helpers they share.
+//! refs), `controls` (the reference's rules for declared controls), `extension` (the `experiment-broker` settings), `activities` (the hypothesis, steps,
+//! activities, pauses), `providers` (process, http, python), `tolerances`; `keys` (unknown
+//! keys, "did you mean") and `warnings` (risky substitutions) flag what is valid but risky.
+//! This file holds the entry points and the field helpers they share.
 
 mod activities;
+mod controls;
 mod experiment;
 pub mod extension;
+pub mod keys;
 mod providers;
 mod tolerances;
 mod warnings;
 
-pub use warnings::{file_warnings, warnings};
+pub use warnings::warnings;
 
 use super::problem::Problem;
 use super::vars::Vars;
@@ -34,10 +41,7 @@ pub fn tolerance_from_value(value: &Value, field: &str) -> Result<Tolerance, Vec
         vars: &vars,
         check_executables: false,
     };
-    let mut v = Validator {
-        problems: Vec::new(),
-        checks: &checks,
-    };
+    let mut v = Validator::new(&checks);
     match v.tolerance(value, field) {
         Some(t) if v.problems.is_empty() => Ok(t),
         _ => Err(v.problems),
@@ -53,20 +57,79 @@ pub struct Checks<'a> {
 
 /// Validate `doc`; on success the experiment, otherwise every problem found.
 pub fn validate(doc: &Value, checks: &Checks) -> Result<Experiment, Vec<Problem>> {
-    let mut v = Validator {
-        problems: Vec::new(),
-        checks,
-    };
-    let experiment = v.experiment(doc);
-    match experiment {
+    let v = validate_all(doc, checks);
+    match v.experiment {
         Some(e) if v.problems.is_empty() => Ok(e),
         _ => Err(v.problems),
     }
 }
 
+/// All that one validation pass finds, whether or not the experiment is valid.
+pub struct Validated {
+    /// Built when the structure allows it (there may still be problems).
+    pub experiment: Option<Experiment>,
+    pub problems: Vec<Problem>,
+    /// Found beyond the reference's verdict (not yet the keys: `keys::unknown_keys`).
+    pub warnings: Vec<Problem>,
+    /// What the reference accepts at validation but stops on when it runs (or, for the
+    /// broker's own guard rails, what a run refuses): warnings to `validate`, problems to a run.
+    pub deferred: Vec<Problem>,
+    /// Every `python` activity written well enough to be checked against its function, even
+    /// when the rest of the document is not: signatures are checked in the same round.
+    pub python_calls: Vec<PythonCall>,
+}
+
+/// A `python` activity as the signature check needs it.
+#[derive(Debug, Clone)]
+pub struct PythonCall {
+    /// The provider's field path (`method[0].provider`).
+    pub field: String,
+    pub module: String,
+    pub func: String,
+    pub arguments: Map<String, Value>,
+    /// A tolerance probe: handed the checked output as `value`.
+    pub tolerance: bool,
+    /// A dynamic-configuration probe: the reference does not check it, so its findings are
+    /// warnings.
+    pub lenient: bool,
+    pub activity_name: String,
+    pub activity_type: String,
+}
+
+/// Validate `doc`, keeping what was found either way.
+pub fn validate_all(doc: &Value, checks: &Checks) -> Validated {
+    let mut v = Validator::new(checks);
+    let experiment = v.experiment(doc);
+    Validated {
+        experiment,
+        problems: v.problems,
+        warnings: v.warnings,
+        deferred: v.deferred,
+        python_calls: v.python_calls,
+    }
+}
+
 struct Validator<'a> {
     problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+    deferred: Vec<Problem>,
+    python_calls: Vec<PythonCall>,
+    /// Inside a dynamic-configuration probe (see `PythonCall::lenient`).
+    lenient: bool,
     checks: &'a Checks<'a>,
+}
+
+impl<'a> Validator<'a> {
+    fn new(checks: &'a Checks<'a>) -> Self {
+        Validator {
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            deferred: Vec::new(),
+            python_calls: Vec::new(),
+            lenient: false,
+            checks,
+        }
+    }
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -101,6 +164,66 @@ impl Validator<'_> {
     fn problem(&mut self, field: impl Into<String>, message: impl Into<String>, expected: &str) {
         self.problems
             .push(Problem::new(field, message).expected(expected));
+    }
+
+    /// Found beyond the reference, which accepts it and runs: the experiment stays valid.
+    fn warn(&mut self, field: impl Into<String>, message: impl Into<String>, expected: &str) {
+        self.warnings
+            .push(Problem::new(field, message).expected(expected));
+    }
+
+    /// The reference accepts it at validation and stops on it when it runs (see
+    /// `Validated::deferred`).
+    fn defer(&mut self, field: impl Into<String>, message: impl Into<String>, expected: &str) {
+        self.deferred
+            .push(Problem::new(field, message).expected(expected));
+    }
+
+    /// Run `check`, its problems turned into warnings noting that the reference does not
+    /// check this part (a dynamic-configuration probe, the tolerance of a method step); its
+    /// result only when it found nothing wrong.
+    fn unchecked_by_reference<T>(
+        &mut self,
+        check: impl FnOnce(&mut Self) -> Option<T>,
+    ) -> Option<T> {
+        let (before, lenient) = (self.problems.len(), self.lenient);
+        self.lenient = true;
+        let out = check(self);
+        self.lenient = lenient;
+        let found: Vec<Problem> = self.problems.drain(before..).collect();
+        if found.is_empty() {
+            return out;
+        }
+        self.warnings.extend(found.into_iter().map(|mut p| {
+            p.message.push_str(UNCHECKED_NOTE);
+            p
+        }));
+        None
+    }
+
+    /// A required string the reference only needs to be truthy (title, description, activity
+    /// name): a number or `true` is a warning, read as Python's `str()` of it.
+    fn truthy_str(
+        &mut self,
+        map: &Map<String, Value>,
+        path: &str,
+        key: &str,
+        what: &str,
+    ) -> Option<String> {
+        match map.get(key) {
+            Some(v @ (Value::Number(_) | Value::Bool(true))) if crate::pyvalue::py_truthy(v) => {
+                self.warn(
+                    join(path, key),
+                    format!(
+                        "is {} (the Chaos Toolkit accepts any value that is not empty)",
+                        kind_of(v)
+                    ),
+                    what,
+                );
+                Some(crate::pyvalue::py_str(v))
+            }
+            _ => self.required_str(map, path, key, what),
+        }
     }
 
     /// A required, non-empty string field.
@@ -177,23 +300,36 @@ impl Validator<'_> {
     }
 }
 
+/// Said of a finding in a part of the experiment the reference does not check before the run.
+pub const UNCHECKED_NOTE: &str =
+    " (the Chaos Toolkit does not check this before the run; it fails when it runs)";
+
 /// The table tests' tools: a document validated, its problems as `(field, message)`.
 #[cfg(test)]
 mod table {
     use super::*;
     use serde_json::json;
 
-    /// Every problem of `doc`, as `(field, message)`, in the order found; empty when valid.
+    /// Every problem of `doc`, as `(field, message)`, in the order found, then its warnings
+    /// (`warning: ` before the message) and what a run refuses (`at run: `); empty when
+    /// nothing is found.
     pub fn problems(doc: &Value) -> Vec<(String, String)> {
         let vars = Vars::default();
         let checks = Checks {
             vars: &vars,
             check_executables: false,
         };
-        match validate(doc, &checks) {
-            Ok(_) => Vec::new(),
-            Err(problems) => problems.into_iter().map(|p| (p.field, p.message)).collect(),
-        }
+        let v = validate_all(doc, &checks);
+        let tagged = |tag: &str, found: Vec<Problem>| -> Vec<(String, String)> {
+            found
+                .into_iter()
+                .map(|p| (p.field, format!("{tag}{}", p.message)))
+                .collect()
+        };
+        let mut out = tagged("", v.problems);
+        out.extend(tagged("warning: ", v.warnings));
+        out.extend(tagged("at run: ", v.deferred));
+        out
     }
 
     /// A valid experiment (title, description, an empty method) with `fields` added over it.
@@ -241,13 +377,23 @@ mod tests {
             (json!("x"), vec![("", "the document is a string")]),
             (doc(json!({"title": null})), vec![("title", "missing")]),
             (doc(json!({"title": ""})), vec![("title", "is empty")]),
-            (doc(json!({"title": 1})), vec![("title", "is an integer")]),
+            (
+                doc(json!({"title": 1})),
+                vec![(
+                    "title",
+                    "warning: is an integer (the Chaos Toolkit accepts any value that is not empty)",
+                )],
+            ),
+            (doc(json!({"title": 0})), vec![("title", "is an integer")]),
             (
                 doc(json!({"description": 1.5})),
-                vec![("description", "is a float")],
+                vec![(
+                    "description",
+                    "warning: is a float (the Chaos Toolkit accepts any value that is not empty)",
+                )],
             ),
             (
-                doc(json!({"description": true})),
+                doc(json!({"description": false})),
                 vec![("description", "is a boolean")],
             ),
             (

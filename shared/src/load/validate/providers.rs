@@ -52,15 +52,26 @@ impl Validator<'_> {
             None | Some(Value::Null) => Value::Array(Vec::new()),
             Some(v @ (Value::String(_) | Value::Array(_) | Value::Object(_))) => v.clone(),
             Some(other) => {
-                self.problem(
+                self.defer(
                     join(path, "arguments"),
-                    format!("is {}", kind_of(other)),
+                    format!("is {} (`chaos run` stops on it)", kind_of(other)),
                     "a string, a list or a mapping",
                 );
                 Value::Array(Vec::new())
             }
         };
-        let timeout = self.optional_number(map, path, "timeout");
+        let timeout = match map.get("timeout") {
+            None | Some(Value::Null) => None,
+            Some(Value::Number(n)) => n.as_f64(),
+            Some(other) => {
+                self.defer(
+                    join(path, "timeout"),
+                    format!("is {} (`chaos run` stops on it)", kind_of(other)),
+                    "a number of seconds",
+                );
+                None
+            }
+        };
         let exe = exe?;
         if self.checks.check_executables
             && crate::providers::process::find_executable(&exe).is_none()
@@ -84,9 +95,9 @@ impl Validator<'_> {
             None | Some(Value::Null) => "GET".to_string(),
             Some(Value::String(m)) if !m.is_empty() => m.to_ascii_uppercase(),
             Some(other) => {
-                self.problem(
+                self.defer(
                     join(path, "method"),
-                    format!("is {}", kind_of(other)),
+                    format!("is {} (`chaos run` stops on it)", kind_of(other)),
                     "an HTTP method such as GET or POST",
                 );
                 "GET".to_string()
@@ -114,9 +125,9 @@ impl Validator<'_> {
                 v.clone()
             }
             Some(other) => {
-                self.problem(
+                self.defer(
                     join(path, "timeout"),
-                    format!("is {other}"),
+                    format!("is {other} (`chaos run` stops on it)"),
                     "a number of seconds or [connect, read]",
                 );
                 Value::Null
@@ -128,9 +139,9 @@ impl Validator<'_> {
                 n.as_u64().map(|s| s as u16)
             }
             Some(other) => {
-                self.problem(
+                self.warn(
                     join(path, "expected_status"),
-                    format!("is {other}"),
+                    format!("is {other} (ignored; the Chaos Toolkit has no expected_status)"),
                     "an HTTP status code (100-599)",
                 );
                 None
@@ -201,9 +212,9 @@ impl Validator<'_> {
                 .filter_map(|s| s.as_str().map(String::from))
                 .collect(),
             Some(other) => {
-                self.problem(
+                self.warn(
                     join(path, "secrets"),
-                    format!("is {}", kind_of(other)),
+                    format!("is {} (no secrets are passed)", kind_of(other)),
                     "a list of secret scope names",
                 );
                 Vec::new()
@@ -260,11 +271,17 @@ mod tests {
             ),
             (
                 one_provider(json!({"type": "process", "path": "true", "arguments": 3})),
-                vec![("method[0].provider.arguments", "is an integer")],
+                vec![(
+                    "method[0].provider.arguments",
+                    "at run: is an integer (`chaos run` stops on it)",
+                )],
             ),
             (
                 one_provider(json!({"type": "process", "path": "true", "timeout": "3"})),
-                vec![("method[0].provider.timeout", "is a string")],
+                vec![(
+                    "method[0].provider.timeout",
+                    "at run: is a string (`chaos run` stops on it)",
+                )],
             ),
         ]);
     }
@@ -293,7 +310,10 @@ mod tests {
             ),
             (
                 http(json!({"method": ""})),
-                vec![("method[0].provider.method", "is a string")],
+                vec![(
+                    "method[0].provider.method",
+                    "at run: is a string (`chaos run` stops on it)",
+                )],
             ),
             (
                 http(json!({"headers": ["a"]})),
@@ -301,15 +321,24 @@ mod tests {
             ),
             (
                 http(json!({"timeout": [1]})),
-                vec![("method[0].provider.timeout", "is [1]")],
+                vec![(
+                    "method[0].provider.timeout",
+                    "at run: is [1] (`chaos run` stops on it)",
+                )],
             ),
             (
                 http(json!({"timeout": "5"})),
-                vec![("method[0].provider.timeout", "is \"5\"")],
+                vec![(
+                    "method[0].provider.timeout",
+                    "at run: is \"5\" (`chaos run` stops on it)",
+                )],
             ),
             (
                 http(json!({"expected_status": 600})),
-                vec![("method[0].provider.expected_status", "is 600")],
+                vec![(
+                    "method[0].provider.expected_status",
+                    "warning: is 600 (ignored; the Chaos Toolkit has no expected_status)",
+                )],
             ),
             (
                 http(json!({"verify_tls": "no"})),
@@ -345,7 +374,10 @@ mod tests {
             ),
             (
                 one_provider(json!({"type": "python", "module": "m", "func": "f", "secrets": "s"})),
-                vec![("method[0].provider.secrets", "is a string")],
+                vec![(
+                    "method[0].provider.secrets",
+                    "warning: is a string (no secrets are passed)",
+                )],
             ),
         ]);
     }

@@ -154,17 +154,33 @@ impl Validator<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::table::{check, one_activity};
+    use super::super::table::{check, doc, one_activity};
     use serde_json::json;
 
+    /// A hypothesis probe with `tolerance` (where the reference checks tolerances).
     fn with_tolerance(tolerance: serde_json::Value) -> serde_json::Value {
-        one_activity(json!({"type": "probe", "name": "p",
-            "provider": {"type": "process", "path": "true"}, "tolerance": tolerance}))
+        doc(
+            json!({"steady-state-hypothesis": {"title": "h", "probes": [{"type": "probe",
+            "name": "p", "provider": {"type": "process", "path": "true"}, "tolerance": tolerance}]}}),
+        )
+    }
+
+    #[test]
+    fn a_method_steps_tolerance_is_only_warned_about() {
+        // the reference never checks nor uses it
+        check(vec![(
+            one_activity(json!({"type": "probe", "name": "p",
+                "provider": {"type": "process", "path": "true"}, "tolerance": 1.5})),
+            vec![(
+                "method[0].tolerance",
+                "warning: is a float (the Chaos Toolkit does not check this before the run; it fails when it runs)",
+            )],
+        )]);
     }
 
     #[test]
     fn tolerance_kinds() {
-        let t = "method[0].tolerance";
+        let t = "steady-state-hypothesis.probes[0].tolerance";
         check(vec![
             (with_tolerance(json!(true)), vec![]),
             (with_tolerance(json!(0)), vec![]),
@@ -178,12 +194,15 @@ mod tests {
             ),
             (
                 with_tolerance(json!({})),
-                vec![("method[0].tolerance.type", "missing")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.type",
+                    "missing",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "exact"})),
                 vec![(
-                    "method[0].tolerance.type",
+                    "steady-state-hypothesis.probes[0].tolerance.type",
                     "tolerance type 'exact' is unsupported",
                 )],
             ),
@@ -199,12 +218,15 @@ mod tests {
             ),
             (
                 with_tolerance(json!({"type": "regex"})),
-                vec![("method[0].tolerance.pattern", "missing")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.pattern",
+                    "missing",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "regex", "pattern": "("})),
                 vec![(
-                    "method[0].tolerance.pattern",
+                    "steady-state-hypothesis.probes[0].tolerance.pattern",
                     "invalid regular expression: Parsing error at position 1: Opening parenthesis without closing parenthesis",
                 )],
             ),
@@ -220,11 +242,14 @@ mod tests {
             ),
             (
                 with_tolerance(json!({"type": "jsonpath"})),
-                vec![("method[0].tolerance.path", "missing")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.path",
+                    "missing",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "jsonpath", "path": "$.a", "count": -1})),
-                vec![("method[0].tolerance.count", "is -1")],
+                vec![("steady-state-hypothesis.probes[0].tolerance.count", "is -1")],
             ),
             (
                 with_tolerance(json!({"type": "range", "range": [0, 1.5]})),
@@ -232,22 +257,31 @@ mod tests {
             ),
             (
                 with_tolerance(json!({"type": "range"})),
-                vec![("method[0].tolerance.range", "missing")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.range",
+                    "missing",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "range", "range": [0, 1, 2]})),
                 vec![(
-                    "method[0].tolerance.range",
+                    "steady-state-hypothesis.probes[0].tolerance.range",
                     "must be made of two values, not 3",
                 )],
             ),
             (
                 with_tolerance(json!({"type": "range", "range": [0, true]})),
-                vec![("method[0].tolerance.range", "boundaries must be numbers")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.range",
+                    "boundaries must be numbers",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "range", "range": "0-1"})),
-                vec![("method[0].tolerance.range", "is a string")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.range",
+                    "is a string",
+                )],
             ),
             (
                 with_tolerance(json!({"type": "probe", "name": "q",
@@ -258,7 +292,10 @@ mod tests {
                 with_tolerance(
                     json!({"type": "probe", "provider": {"type": "process", "path": "true"}}),
                 ),
-                vec![("method[0].tolerance.name", "missing")],
+                vec![(
+                    "steady-state-hypothesis.probes[0].tolerance.name",
+                    "missing",
+                )],
             ),
         ]);
     }

@@ -1,5 +1,6 @@
-//! Warnings: what is valid but risky, located like problems but never making an experiment
-//! invalid (`worker validate` prints them and keeps its exit status).
+//! The risky-substitution warning: a `process` activity whose one-string arguments substitute
+//! a value into a shell command line. Located like problems, it never makes an experiment
+//! invalid (the loader gathers it with the others into `Experiment::warnings`).
 
 use super::Problem;
 use crate::model::*;
@@ -16,7 +17,7 @@ use serde_json::Value;
 /// through a shell re-reads even a quoted value as shell. Flagged: every `${name}`, and `$name`
 /// when `name` is a configuration key (otherwise `$name` is most likely a shell variable).
 pub fn warnings(e: &Experiment) -> Vec<Problem> {
-    let mut warnings = Vec::new();
+    let mut warnings = controls_not_run(e);
     for (field, activity) in crate::load::activities_with_paths(e) {
         let Provider::Process(p) = &activity.provider else {
             continue;
@@ -53,20 +54,26 @@ pub fn warnings(e: &Experiment) -> Vec<Problem> {
     warnings
 }
 
-/// The warnings of the experiment file at `path` (already loaded as `experiment`), located.
-pub fn file_warnings(path: &std::path::Path, experiment: &Experiment) -> Vec<Problem> {
-    let warnings = warnings(experiment);
-    if warnings.is_empty() {
-        return warnings;
-    }
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return warnings;
+/// Controls that will not run (`model::control::not_run`): not python, or a module the guard
+/// rails keep out (the engine's `Controls::allowed`).
+fn controls_not_run(e: &Experiment) -> Vec<Problem> {
+    use crate::providers::{ALLOW_UNGUARDED_PYTHON, is_guarded_module, is_internal_module};
+    let allowed = broker_extension(e).get(ALLOW_UNGUARDED_PYTHON) == Some(&Value::Bool(true));
+    let refused = |module: &str| {
+        if is_internal_module(module) {
+            Some(format!("`{module}` is the broker's own"))
+        } else if is_guarded_module(module) && !allowed {
+            Some(format!(
+                "`{module}` would act without the broker's guard rails (`{ALLOW_UNGUARDED_PYTHON}: true` in the experiment-broker extension allows it)"
+            ))
+        } else {
+            None
+        }
     };
-    let format = crate::load::document::Format::detect(path, &text);
-    match crate::load::parse_located(&text, format, Some(path)) {
-        Ok(mut doc) => crate::load::locate_all(warnings, &mut doc, Some(path)).0,
-        Err(_) => warnings,
-    }
+    crate::model::control::not_run(&e.raw, refused)
+        .into_iter()
+        .map(|(field, why, expected)| Problem::new(field, why).expected(expected))
+        .collect()
 }
 
 #[cfg(test)]

@@ -274,22 +274,10 @@ pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
     registry.register(
         SEED_MODULE,
         "terminate_instance",
-        NativeActivity::new(
-            [
-                "targets",
-                "test_target_type",
-                "tag_key",
-                "tag_value",
-                "region",
-            ]
-            .into_iter()
-            .map(Param::optional)
-            .collect(),
-            move |call| {
-                let ctx = c.clone();
-                async move { seed_terminate(&ctx, call).await }
-            },
-        )
+        NativeActivity::new(super::fault_table::SELECTION.to_vec(), move |call| {
+            let ctx = c.clone();
+            async move { seed_terminate(&ctx, call).await }
+        })
         .fault(),
     );
 }

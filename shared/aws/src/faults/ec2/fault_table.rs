@@ -4,7 +4,8 @@
 //! reference's signature check accepts for each.
 
 use crate::faults::ssm::documents::{self, Document};
-use shared::providers::registry::Param;
+use shared::fleet::safety::targets::Mode;
+use shared::providers::registry::{ArgKind, Param};
 
 /// One argument of a fault: `<func>_<suffix>` in the experiment (the seed's `stress_memory`:
 /// `<suffix>`), `parameter` in the document.
@@ -167,14 +168,38 @@ const fn ladder(func: &'static str, document: Document, args: &'static [Arg]) ->
     }
 }
 
-/// The selection arguments every fault shares.
-const SELECTION: [&str; 5] = [
-    "targets",
-    "test_target_type",
-    "tag_key",
-    "tag_value",
-    "region",
+/// The selection arguments every seed fault shares, and what each value must be: the table
+/// validation checks them against (`ArgKind`), before anything runs.
+pub const SELECTION: [Param; 5] = [
+    Param::optional("targets").of(ArgKind::StringOrList),
+    Param::optional("test_target_type").of(MODE),
+    Param::optional("tag_key").of(ArgKind::Scalar),
+    Param::optional("tag_value").of(ArgKind::Scalar),
+    Param::optional("region").of(ArgKind::Scalar),
 ];
+
+/// A selection mode, as `Mode::parse` reads it.
+pub const MODE: ArgKind = ArgKind::Parsed {
+    expected: "RANDOM, ALL, NAMED_LIST, COUNT(n) or PERCENT(n)",
+    parse: parse_mode,
+};
+
+fn parse_mode(text: &str) -> Result<(), String> {
+    // the ids only matter to NAMED_LIST, whose targets are checked when it runs
+    Mode::parse(text, &["named".to_string()])
+        .map(drop)
+        .map_err(|e| {
+            // the expectation is said once, by the parameter's kind
+            let message = e.to_string();
+            match message.split_once(" (expected") {
+                Some((said, _)) => said.to_string(),
+                None => message,
+            }
+        })
+}
+
+/// The longest stage the SSM documents accept, in seconds (a day).
+pub const MAX_STAGE_SECONDS: u64 = 86_400;
 
 impl Fault {
     /// `<func>_` for the `ec2_*` faults, nothing for the seed's `stress_memory`.
@@ -190,36 +215,69 @@ impl Fault {
         format!("{}{suffix}", self.prefix())
     }
 
-    /// The parameters the reference's signature check accepts.
+    /// The parameters the reference's signature check accepts, each with the kind of value
+    /// it takes (a `duration` is seconds, every other document parameter one value).
     pub fn params(&self) -> Vec<Param> {
-        let mut names: Vec<String> = SELECTION.iter().map(|s| s.to_string()).collect();
-        names.extend(self.args.iter().map(|a| self.arg_name(a.suffix)));
-        if self.ladder {
-            names.push("max_duration".into());
-            names.push(self.arg_name("parameter_map"));
-            names.push(self.arg_name("failure_mode"));
-        }
-        names
-            .into_iter()
-            .map(|n| {
-                let required = self
-                    .args
-                    .iter()
-                    .any(|a| a.default.is_none() && self.arg_name(a.suffix) == n);
-                let n: &'static str = Box::leak(n.into_boxed_str());
-                if required {
-                    Param::required(n)
-                } else {
-                    Param::optional(n)
+        let leak = |n: String| -> &'static str { Box::leak(n.into_boxed_str()) };
+        let mut params = SELECTION.to_vec();
+        for a in self.args {
+            let name = leak(self.arg_name(a.suffix));
+            let param = match a.default {
+                None => Param::required(name),
+                Some(_) => Param::optional(name),
+            };
+            params.push(param.of(if a.suffix == "duration" {
+                ArgKind::Seconds {
+                    max: MAX_STAGE_SECONDS,
                 }
-            })
-            .collect()
+            } else {
+                ArgKind::Scalar
+            }));
+        }
+        if self.ladder {
+            params.push(Param::optional("max_duration").of(ArgKind::Seconds { max: u64::MAX }));
+            params.push(Param::optional(leak(self.arg_name("parameter_map"))));
+            params.push(Param::optional(leak(self.arg_name("failure_mode"))).of(ArgKind::Scalar));
+        }
+        params
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fault_arguments_are_checked_at_validation_by_the_kinds_of_the_table() {
+        use shared::providers::registry::NativeActivity;
+        let cpu = FAULTS.iter().find(|f| f.func == "ec2_stress_cpu").unwrap();
+        let activity = NativeActivity::new(cpu.params(), |_| async { Ok(serde_json::Value::Null) });
+        let given = serde_json::json!({
+            "targets": "i-1", "test_target_type": "SOME", "tag_key": ["tag:Name"],
+            "ec2_stress_cpu_duration": "-5", "ec2_stress_cpu_load": 50, "max_duration": "soon",
+            "ec2_stress_cpu_parameter_map": [{"load": 10}]});
+        let found: Vec<String> = activity
+            .value_problems(given.as_object().unwrap())
+            .into_iter()
+            .map(|(argument, message, _)| format!("{argument}: {message}"))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                "test_target_type: unknown selection mode \"SOME\"",
+                "tag_key: is a list",
+                "ec2_stress_cpu_duration: is \"-5\": a duration cannot be negative",
+                "max_duration: is \"soon\", not a whole number",
+            ]
+        );
+        let fine = serde_json::json!({"test_target_type": "COUNT(2)", "ec2_stress_cpu_duration": 60,
+            "targets": ["i-1", "i-2"], "max_duration": "${limit}"});
+        assert!(
+            activity
+                .value_problems(fine.as_object().unwrap())
+                .is_empty()
+        );
+    }
 
     #[test]
     fn every_fault_sends_a_listed_document_with_only_its_parameters() {

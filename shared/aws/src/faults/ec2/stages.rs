@@ -2,7 +2,7 @@
 //! arguments, or one stage per `parameter_map` entry over them), their total duration against
 //! `max_duration`, and whether a failed stage ends the ladder (`failure_mode`).
 
-use super::fault_table::Fault;
+use super::fault_table::{Fault, MAX_STAGE_SECONDS};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -102,9 +102,6 @@ pub fn stage_seconds(stage: &Stage) -> Result<u64, String> {
     }
     Ok(secs)
 }
-
-/// The longest stage the documents accept.
-const MAX_STAGE_SECONDS: u64 = 86_400;
 
 /// The total duration of the stages, refused when over `max_duration`. Pure.
 pub fn check_duration(stages: &[Stage], max: Option<&Value>) -> Result<u64, String> {

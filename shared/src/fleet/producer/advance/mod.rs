@@ -146,12 +146,26 @@ where
         Ok(ended)
     }
 
-    /// Apply the gate until nothing changes; true when the suite ended.
+    /// Apply the gate until nothing changes; true when the suite ended. A skipped wave (a
+    /// seed payload's `completed` item) is passed over as held, never released; a skipped
+    /// last wave ends the suite with the worst outcome of the waves before it (held if none).
     async fn advance(&self, view: &mut View) -> Result<bool, ProducerError> {
         let plan = view.plan.clone();
         loop {
             let w = view.state.current_wave;
             let wave = &plan.waves[w];
+            if wave.skipped {
+                if w + 1 == plan.waves.len() {
+                    view.settle_rest();
+                    let earlier = view.state.earlier_worst.unwrap_or(JobOutcome::Held);
+                    return self
+                        .finish(&plan, &mut view.state, SuiteStatus::Completed, earlier)
+                        .await;
+                }
+                view.state.current_wave = w + 1;
+                view.state.released = 0;
+                continue;
+            }
             let tally = view.tallies[w];
             match decide_counts(
                 wave.jobs.len(),
@@ -167,6 +181,7 @@ where
                     return Ok(false);
                 }
                 Decision::ReleaseNext => {
+                    view.settle(w);
                     let state = &mut view.state;
                     state.earlier_worst = state.earlier_worst.max(tally.worst);
                     state.current_wave = w + 1;
@@ -175,11 +190,13 @@ where
                     self.release(&plan, &mut view.state, done).await?;
                 }
                 Decision::Complete(o) => {
+                    view.settle_rest();
                     return self
                         .finish(&plan, &mut view.state, SuiteStatus::Completed, o)
                         .await;
                 }
                 Decision::Halt(o) => {
+                    view.settle_rest();
                     return self
                         .finish(&plan, &mut view.state, SuiteStatus::Halted, o)
                         .await;
@@ -200,12 +217,15 @@ where
         let outcome = worst.into();
         state.outcome = Some(outcome);
         state.ended = Some(now_iso());
+        self.index(plan, state).await;
         self.event(Detail::SuiteCompleted(SuiteCompleted {
             suite_run_id: plan.suite_run_id.clone(),
             name: plan.name.clone(),
             status,
             outcome,
             problems: None,
+            score: super::history::score(plan, state),
+            skipped: plan.skipped(),
         }))
         .await?;
         Ok(true)
@@ -250,9 +270,14 @@ where
         Ok(())
     }
 
-    /// Keep a view of a suite run just started (saves reading back what was just written).
-    pub(super) fn hold(&self, plan: Plan, state: State) {
-        let id = plan.suite_run_id.clone();
-        self.views.put(&id, View::new(Arc::new(plan), state));
+    /// Start a stored plan: its first wave to run is released (past skipped ones; a plan of
+    /// skipped waves only ends here). The view is kept (saves reading back what was just
+    /// written); the state is returned for the caller to save.
+    pub(super) async fn begin(&self, plan: &Plan) -> Result<State, ProducerError> {
+        let mut view = View::new(Arc::new(plan.clone()), State::running());
+        self.advance(&mut view).await?;
+        let state = view.state.clone();
+        self.views.put(&plan.suite_run_id, view);
+        Ok(state)
     }
 }

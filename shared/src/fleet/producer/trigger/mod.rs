@@ -141,10 +141,12 @@ where
             let suite = Suite {
                 name: title.unwrap_or_else(|| name.to_string()),
                 defaults: Default::default(),
+                strict: false,
                 waves: vec![crate::model::suite::Wave {
                     experiments: vec![me],
                     on_failure: OnFailure::Stop,
                     max_parallel: None,
+                    skipped: false,
                 }],
             };
             return Ok(Ok((suite, origin)));
@@ -189,12 +191,15 @@ where
         };
         self.put_json(&keys.plan(), &plan).await?;
         self.put_json(&keys.state(), &state).await?;
+        self.index(&plan, &state).await;
         self.event(Detail::SuiteCompleted(SuiteCompleted {
             suite_run_id: id.to_string(),
+            score: super::history::score(&plan, &state),
             name: plan.name,
             status: SuiteStatus::Rejected,
             outcome: SuiteOutcome::Invalid,
             problems: Some(state.problems),
+            skipped: Vec::new(),
         }))
         .await
     }
