@@ -543,23 +543,14 @@ async fn a_strict_suites_job_fails_on_the_experiments_warnings_and_the_same_job_
     let w = worker(&state, dir.path(), "10");
     let events = completions(&e, 2).await;
     assert_eq!(terminate(w), Some(0));
-    let journal = |run: &str| async move {
-        let bytes = e
-            .store
-            .get(&format!("runs/sr-test/{run}/journal.json"))
-            .await
-            .unwrap()
-            .expect("journal");
-        serde_json::from_slice::<Value>(&bytes).unwrap()
-    };
-    let strict = journal("strict").await;
+    let strict = journal_of(&e, "strict").await;
     assert_eq!(strict["status"], "failed", "{strict}");
     let error = strict["broker"]["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("invalid experiment") && error.contains("descripton"),
         "{strict}"
     );
-    let lenient = journal("lenient").await;
+    let lenient = journal_of(&e, "lenient").await;
     assert_eq!(lenient["status"], "completed", "{lenient}");
     assert!(
         lenient["broker"]["warnings"]
@@ -568,4 +559,15 @@ async fn a_strict_suites_job_fails_on_the_experiments_warnings_and_the_same_job_
         "the warning is kept in the journal: {lenient}"
     );
     assert_eq!(events.len(), 2);
+}
+
+/// The journal of run `run` of suite run `sr-test`.
+async fn journal_of(e: &Embedded, run: &str) -> Value {
+    let bytes = e
+        .store
+        .get(&format!("runs/sr-test/{run}/journal.json"))
+        .await
+        .unwrap()
+        .expect("journal");
+    serde_json::from_slice(&bytes).unwrap()
 }
