@@ -42,10 +42,13 @@ pub async fn run(
     signals: &Signals,
 ) -> anyhow::Result<Exit> {
     let providers = &local.providers;
-    let (suite, _) = match crate::suite::checked(path, providers, (Purpose::Run, local.strict)) {
+    let (mut suite, _) = match crate::suite::checked(path, providers, (Purpose::Run, local.strict))
+    {
         Ok(s) => s,
         Err(exit) => return Ok(exit),
     };
+    // the workers hold experiments the producer could not check (S3, store keys) to it too
+    suite.strict |= local.strict;
     let (backend, ports) = open(args).await?;
     if !matches!(backend.store, Store::Dir(_)) {
         // in-process workers would take the fleet's jobs and a second producer would race the

@@ -21,10 +21,12 @@ pub async fn submit(
     strict: bool,
     signals: &Signals,
 ) -> anyhow::Result<Exit> {
-    let (suite, _) = match crate::suite::checked(path, providers, (Purpose::Run, strict)) {
+    let (mut suite, _) = match crate::suite::checked(path, providers, (Purpose::Run, strict)) {
         Ok(s) => s,
         Err(exit) => return Ok(exit),
     };
+    // the workers hold experiments the producer could not check (S3, store keys) to it too
+    suite.strict |= strict;
     let (backend, ports) = open(args).await?;
     let base = path.parent().unwrap_or(Path::new("."));
     // workers elsewhere cannot read this machine's files: copy them into the bucket

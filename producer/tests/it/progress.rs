@@ -166,13 +166,15 @@ fn ctrl_c_interrupts_the_running_job_marks_the_suite_interrupted_and_exits_130()
         "echo reverted >> reverted",
     );
     let never = experiment(d, "never.json", "touch never-ran", "no-flag", "true");
+    // queued behind the slow one (one worker): still in the jobs queue at the interrupt
+    let queued = experiment(d, "queued.json", "touch queued-ran", "no-flag", "true");
     std::fs::write(
         d.join("s.yaml"),
-        format!("name: stopped\nwaves:\n  - experiments: [{slow}]\n  - experiments: [{never}]\n"),
+        format!("name: stopped\nwaves:\n  - experiments: [{slow}, {queued}]\n  - experiments: [{never}]\n"),
     )
     .unwrap();
     let run = producer(d)
-        .args(["run", "s.yaml"])
+        .args(["run", "s.yaml", "--workers", "1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -228,4 +230,22 @@ fn ctrl_c_interrupts_the_running_job_marks_the_suite_interrupted_and_exits_130()
     let doc: Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(doc["status"], "interrupted", "{doc}");
     assert_eq!(doc["outcome"], "failed", "{doc}");
+    // the job queued behind the interrupted one was withdrawn: a worker started later on the
+    // same state directory finds nothing of the stopped suite to run
+    let left = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            use shared::ports::JobQueue;
+            let e = shared::config::Embedded::open(&d.join(".broker"))
+                .await
+                .unwrap();
+            e.jobs
+                .receive(10, Duration::from_secs(1), Duration::from_millis(300))
+                .await
+                .unwrap()
+        });
+    assert!(left.is_empty(), "jobs left in the queue: {left:?}");
+    assert!(!d.join("queued-ran").exists());
 }

@@ -28,6 +28,11 @@ pub struct JobSettings {
     pub rollback_strategy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hypothesis_strategy: Option<String>,
+    /// The suite's strictness (`strict: true` or `--strict` at submit): the worker treats the
+    /// experiment's warnings as problems, as for an experiment the producer could not check
+    /// (an S3 object, a store key). Absent when false, so older workers read the message.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +221,7 @@ mod tests {
                 vars: json!({"k": 1}).as_object().unwrap().clone(),
                 rollback_strategy: None,
                 hypothesis_strategy: Some("continuously".into()),
+                strict: false,
             },
         };
         let body = serde_json::to_string(&job).unwrap();

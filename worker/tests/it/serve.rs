@@ -520,3 +520,54 @@ async fn a_revert_carries_the_dead_owners_runs_and_plays_the_rollbacks_it_claime
     );
     assert_eq!(terminate(reverter), Some(0));
 }
+
+#[tokio::test]
+async fn a_strict_suites_job_fails_on_the_experiments_warnings_and_the_same_job_not_strict_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let e = Embedded::open(&state).await.unwrap();
+    // valid for the reference, but `descripton` is an unknown key: a warning
+    let path = dir.path().join("warned.json");
+    let doc = json!({"title": "warned", "description": "d", "descripton": "typo",
+        "method": [{"type": "action", "name": "act", "provider": {"type": "process", "path": "true"}}]});
+    std::fs::write(&path, doc.to_string()).unwrap();
+    let strict: Value = {
+        let mut j: Value = serde_json::from_str(&job("strict", &path)).unwrap();
+        j["strict"] = json!(true); // the job's settings sit at the message's top level
+        j
+    };
+    e.jobs
+        .send_batch(&[strict.to_string(), job("lenient", &path)])
+        .await
+        .unwrap();
+    let w = worker(&state, dir.path(), "10");
+    let events = completions(&e, 2).await;
+    assert_eq!(terminate(w), Some(0));
+    let strict = journal_of(&e, "strict").await;
+    assert_eq!(strict["status"], "failed", "{strict}");
+    let error = strict["broker"]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("invalid experiment") && error.contains("descripton"),
+        "{strict}"
+    );
+    let lenient = journal_of(&e, "lenient").await;
+    assert_eq!(lenient["status"], "completed", "{lenient}");
+    assert!(
+        lenient["broker"]["warnings"]
+            .to_string()
+            .contains("descripton"),
+        "the warning is kept in the journal: {lenient}"
+    );
+    assert_eq!(events.len(), 2);
+}
+
+/// The journal of run `run` of suite run `sr-test`.
+async fn journal_of(e: &Embedded, run: &str) -> Value {
+    let bytes = e
+        .store
+        .get(&format!("runs/sr-test/{run}/journal.json"))
+        .await
+        .unwrap()
+        .expect("journal");
+    serde_json::from_slice(&bytes).unwrap()
+}

@@ -35,6 +35,10 @@ where
                 }
             },
         };
+        let withdrawn = self.withdraw_queued(id).await?;
+        if withdrawn > 0 {
+            tracing::info!("suite run {id}: {withdrawn} queued jobs withdrawn, never to run");
+        }
         let plan = view.plan.clone();
         for (w, wave) in plan.waves.iter().enumerate().filter(|(_, w)| !w.skipped) {
             for (i, job) in wave.jobs.iter().enumerate() {
@@ -84,5 +88,39 @@ where
         }))
         .await?;
         Ok(true)
+    }
+
+    /// Delete the jobs of suite run `id` still waiting in the jobs queue, so that no worker
+    /// started later on the same queue runs a job of a suite its operator stopped; other
+    /// messages are leased while looking and then made visible again. For a queue this process
+    /// alone serves (`producer run`'s, once its workers stopped): a short receive that comes
+    /// back empty means nothing is left. Returns how many were withdrawn.
+    async fn withdraw_queued(&self, id: &str) -> Result<usize, ProducerError> {
+        const LOOK: std::time::Duration = std::time::Duration::from_secs(30);
+        let (mut withdrawn, mut others) = (0, Vec::new());
+        loop {
+            let batch = self
+                .jobs
+                .receive(10, LOOK, std::time::Duration::ZERO)
+                .await?;
+            if batch.is_empty() {
+                break;
+            }
+            for m in batch {
+                match crate::model::suite::Job::from_message(&m.body) {
+                    Ok(job) if job.suite_run_id == id => {
+                        self.jobs.ack(&m.receipt).await?;
+                        withdrawn += 1;
+                    }
+                    _ => others.push(m.receipt),
+                }
+            }
+        }
+        for receipt in others {
+            self.jobs
+                .extend(&receipt, std::time::Duration::ZERO)
+                .await?;
+        }
+        Ok(withdrawn)
     }
 }

@@ -3,7 +3,7 @@
 
 use super::error::PlanError;
 use crate::clock::now_iso;
-use crate::model::suite::{ExperimentRef, Job, OnFailure, Suite};
+use crate::model::suite::{ExperimentRef, Job, JobSettings, OnFailure, Suite};
 use serde::{Deserialize, Serialize};
 
 /// A suite run as submitted: every job of every wave, with its run id.
@@ -136,7 +136,10 @@ pub fn plan(suite: &Suite, suite_run_id: &str, origin: &Origin) -> Result<Plan, 
                 bucket_name,
                 experiment_version: None,
                 traceparent: None,
-                settings: suite.defaults.clone(),
+                settings: JobSettings {
+                    strict: suite.strict || suite.defaults.strict,
+                    ..suite.defaults.clone()
+                },
             });
         }
         waves.push(PlannedWave {
@@ -174,6 +177,32 @@ mod tests {
             ("nightly.yaml", "..", None),
         ] {
             assert_eq!(join_key(suite, rel).as_deref(), expected, "{suite} + {rel}");
+        }
+    }
+
+    #[test]
+    fn a_strict_suite_makes_every_job_strict_and_a_lenient_one_leaves_the_message_as_it_was() {
+        let suite = |strict: bool| Suite {
+            name: "s".into(),
+            defaults: Default::default(),
+            waves: vec![crate::model::suite::Wave {
+                experiments: vec![ExperimentRef::File {
+                    path: "e.json".into(),
+                }],
+                on_failure: OnFailure::Continue,
+                max_parallel: None,
+                skipped: false,
+            }],
+            strict,
+        };
+        let origin = Origin::Dir(std::path::PathBuf::from("."));
+        for strict in [true, false] {
+            let plan = plan(&suite(strict), "sr-1", &origin).unwrap();
+            let job = &plan.waves[0].jobs[0];
+            assert_eq!(job.settings.strict, strict);
+            let message = serde_json::to_value(job).unwrap();
+            // the settings sit at the message's top level
+            assert_eq!(message.get("strict").is_some(), strict, "{message}");
         }
     }
 }

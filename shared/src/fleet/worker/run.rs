@@ -79,8 +79,10 @@ where
             }
         })
         .await;
-        // `strict: true` in the experiment-broker extension: its warnings are problems
-        let loaded = loaded.and_then(|e| match crate::load::strict_problems(&e, false) {
+        // the suite's strictness, or `strict: true` in the experiment-broker extension: its
+        // warnings are problems
+        let strict = job.settings.strict;
+        let loaded = loaded.and_then(|e| match crate::load::strict_problems(&e, strict) {
             Some(problems) => Err(problems),
             None => Ok(e),
         });

@@ -18,6 +18,9 @@ impl Validator<'_> {
             .filter_map(|(_, c)| c.get("name"))
             .collect();
         for (field, c) in &controls {
+            if !c.is_object() {
+                continue; // reported where the list is read
+            }
             if let Some(target) = c.get("ref")
                 && !names.contains(&target)
             {
