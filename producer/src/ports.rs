@@ -24,6 +24,7 @@ pub async fn open(args: &BackendArgs) -> anyhow::Result<(Backend, Ports)> {
         },
         store: backend.store.clone(),
         bus: backend.bus.clone(),
+        views: Default::default(),
     };
     Ok((backend, ports))
 }

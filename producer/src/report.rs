@@ -7,17 +7,24 @@ use crate::ports::{Ports, locate, open};
 use anyhow::Context;
 use aws::{Backend, Store};
 use cli::{BackendArgs, Exit};
-use shared::fleet::producer::{Plan, State, status_document};
+use shared::fleet::producer::{Completion, Plan, State, status_document};
 use shared::model::Journal;
 use shared::ports::ObjectStore;
 use shared::report::{Format, Link, Report};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
 /// The report of a suite run: its status document, and each completed job's journal read from
 /// the store (a journal that cannot be read is said in the report, not an error).
-pub async fn build(plan: &Plan, state: &State, backend: &Backend, ports: &Ports) -> Report {
-    let mut report = Report::from_status(&status_document(plan, state));
+pub async fn build(
+    plan: &Plan,
+    state: &State,
+    completions: &BTreeMap<String, Completion>,
+    backend: &Backend,
+    ports: &Ports,
+) -> Report {
+    let mut report = Report::from_status(&status_document(plan, state, completions));
     for job in report.jobs_mut() {
         let Some(key) = job.journal_key.clone() else {
             continue;
@@ -64,7 +71,8 @@ pub async fn report(
 ) -> anyhow::Result<Exit> {
     let (backend, ports) = open(args).await?;
     let (plan, state) = ports.load(id).await?;
-    let report = build(&plan, &state, &backend, &ports).await;
+    let completions = ports.completions(id).await?;
+    let report = build(&plan, &state, &completions, &backend, &ports).await;
     emit(&report.render(format), output)?;
     if let Some(path) = output {
         eprintln!("{} written", path.display());
@@ -74,11 +82,17 @@ pub async fn report(
 
 /// `submit --wait`: append the Markdown summary to the file `$GITHUB_STEP_SUMMARY` names (as
 /// GitHub Actions expects: each step appends); a failure is a warning, never the gate's answer.
-pub async fn step_summary(plan: &Plan, state: &State, backend: &Backend, ports: &Ports) {
+pub async fn step_summary(
+    plan: &Plan,
+    state: &State,
+    completions: &BTreeMap<String, Completion>,
+    backend: &Backend,
+    ports: &Ports,
+) {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return;
     };
-    let markdown = build(plan, state, backend, ports)
+    let markdown = build(plan, state, completions, backend, ports)
         .await
         .render(Format::Markdown);
     let written = std::fs::OpenOptions::new()

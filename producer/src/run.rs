@@ -150,9 +150,12 @@ impl Local {
                 progress.clone(),
             );
             tokio::spawn(async move {
+                // the plan once; then the producer's own view (the store only for the records
+                // of jobs that completed since)
+                let plan = ports.load(&id).await.ok().map(|(plan, _)| plan);
                 while !stop.is_cancelled() {
-                    if let Ok((plan, state)) = ports.load(&id).await {
-                        progress.update(&ports, &plan, &state).await;
+                    if let (Some(plan), Some(state)) = (&plan, ports.views.state(&id)) {
+                        progress.update(&ports, plan, &state, false).await;
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }
@@ -175,10 +178,15 @@ impl Local {
             tracing::warn!("suite run {id} interrupted");
         }
         let (plan, state) = ports.load(id).await?;
-        progress.update(&ports, &plan, &state).await;
+        progress.update(&ports, &plan, &state, true).await;
         progress.finish();
+        let completions = ports.completions(id).await?;
+        read_facts(&ports, &completions, &mut progress.facts).await;
 
-        print!("{}", summary(&plan, &state, &backend, &progress.facts));
+        print!(
+            "{}",
+            summary(&plan, &state, &completions, &backend, &progress.facts)
+        );
         let outcome = state.outcome.map_or("-", SuiteOutcome::as_str);
         println!(
             "suite run {id} ({}): {} — {outcome}",
@@ -247,9 +255,11 @@ impl Progress {
         }
     }
 
-    /// Say the waves released and the jobs finished since the last update.
-    async fn update(&mut self, ports: &Ports, plan: &Plan, state: &State) {
-        let released = if state.enqueued.is_empty() {
+    /// Say the waves released and the jobs finished since the last update: when more jobs
+    /// completed than were said (or `all`), the completion records are listed and the new ones
+    /// read, with their journals (for the titles).
+    async fn update(&mut self, ports: &Ports, plan: &Plan, state: &State, all: bool) {
+        let released = if state.released == 0 && state.current_wave == 0 {
             0
         } else {
             state.current_wave + 1
@@ -265,27 +275,33 @@ impl Progress {
                 if wave.jobs.len() == 1 { "" } else { "s" }
             ));
         }
-        let before: Vec<String> = self.facts.keys().cloned().collect();
-        read_facts(ports, state, &mut self.facts).await;
-        let mut done = before.len();
-        for (run_id, facts) in &self.facts {
-            if before.contains(run_id) {
-                continue;
+        if all || state.completed > self.facts.len() {
+            let id = &plan.suite_run_id;
+            let mut new = BTreeMap::new();
+            for run_id in ports.recorded(id).await.unwrap_or_default() {
+                if self.facts.contains_key(&run_id) {
+                    continue;
+                }
+                if let Ok(Some(c)) = ports.completion(id, &run_id).await {
+                    new.insert(run_id, c);
+                }
             }
-            done += 1;
-            let outcome = state
-                .completions
-                .get(run_id)
-                .map_or("-", |c| c.outcome().as_str());
-            self.line(&format!(
-                "[{done}/{}] {outcome:<8} {:>8}  {}  ({run_id})",
-                self.total,
-                facts.duration.map(duration).unwrap_or_else(|| "-".into()),
-                facts.title.as_deref().unwrap_or("?"),
-            ));
+            read_facts(ports, &new, &mut self.facts).await;
+            let mut done = self.facts.len() - new.len();
+            for (run_id, c) in &new {
+                done += 1;
+                let facts = self.facts.get(run_id).cloned().unwrap_or_default();
+                self.line(&format!(
+                    "[{done}/{}] {:<8} {:>8}  {}  ({run_id})",
+                    self.total,
+                    c.outcome().as_str(),
+                    facts.duration.map(duration).unwrap_or_else(|| "-".into()),
+                    facts.title.as_deref().unwrap_or("?"),
+                ));
+            }
         }
         if let Some(bar) = &self.bar {
-            bar.set_position(state.completions.len() as u64);
+            bar.set_position(self.facts.len() as u64);
             bar.set_message(format!(
                 "wave {}/{}",
                 state.current_wave + 1,

@@ -43,12 +43,15 @@ pub async fn submit(
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut failing_since: Option<tokio::time::Instant> = None;
     loop {
-        match ports.load(&id).await {
-            Ok((plan, state)) if state.status != "running" => {
+        // the small state document while waiting; the plan and the records once at the end
+        match ports.load_state(&id).await {
+            Ok(state) if state.status != "running" => {
+                let (plan, state) = ports.load(&id).await?;
+                let completions = ports.completions(&id).await?;
                 let mut facts = std::collections::BTreeMap::new();
-                crate::summary::read_facts(&ports, &state, &mut facts).await;
-                eprint!("{}", summary(&plan, &state, &backend, &facts));
-                crate::report::step_summary(&plan, &state, &backend, &ports).await;
+                crate::summary::read_facts(&ports, &completions, &mut facts).await;
+                eprint!("{}", summary(&plan, &state, &completions, &backend, &facts));
+                crate::report::step_summary(&plan, &state, &completions, &backend, &ports).await;
                 return Ok(exit(&state));
             }
             Ok(_) => failing_since = None,

@@ -1,17 +1,18 @@
 //! A suite run as people and scripts see it: the summary `submit --wait`, `status` and `run`
-//! print (a table: every job with its experiment's title, outcome, duration and journal, then
-//! the totals), `producer status` itself, and the exit code of a suite run's outcome.
+//! print (its times, then a table: every job with its experiment's title, outcome, duration
+//! and journal, then the totals), `producer status` itself, and the exit code of a suite run's
+//! outcome. A status reads the plan, the state and the completion records once (the table
+//! also each journal, for its title).
 
 use crate::ports::{Ports, locate, open};
 use aws::Backend;
 use cli::BackendArgs;
 use cli::Exit;
 use comfy_table::{CellAlignment, Table, presets};
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::fleet::outcome::{JobOutcome, SuiteOutcome, SuiteStatus};
-use shared::fleet::producer::{Plan, State, status_document};
+use shared::fleet::producer::{Completion, Plan, State, status_document};
 use shared::ports::ObjectStore;
-use shared::report::facts::parse_time;
 use std::collections::BTreeMap;
 
 /// `Held` when every experiment held, `Failed` otherwise.
@@ -46,17 +47,27 @@ impl Facts {
     }
 }
 
-/// The facts of every completed job of `state` not in `known` yet, read from its journal
-/// (a journal that cannot be read leaves its job's facts empty).
-pub async fn read_facts(ports: &Ports, state: &State, known: &mut BTreeMap<String, Facts>) {
-    for (run_id, c) in &state.completions {
+/// The facts of every job of `completions` not in `known` yet: its title from its journal,
+/// its times from its completion record, else from its journal (a journal that cannot be read
+/// leaves its title empty).
+pub async fn read_facts(
+    ports: &Ports,
+    completions: &BTreeMap<String, Completion>,
+    known: &mut BTreeMap<String, Facts>,
+) {
+    for (run_id, c) in completions {
         if known.contains_key(run_id) {
             continue;
         }
-        let facts = match ports.store.get(&c.journal_key).await {
+        let mut facts = match ports.store.get(&c.journal_key).await {
             Ok(Some(bytes)) => Facts::of(&bytes),
             _ => Facts::default(),
         };
+        if c.duration.is_some() {
+            facts.duration = c.duration;
+            facts.start = c.start.clone();
+            facts.end = c.end.clone();
+        }
         known.insert(run_id.clone(), facts);
     }
 }
@@ -65,62 +76,42 @@ pub async fn read_facts(ports: &Ports, state: &State, known: &mut BTreeMap<Strin
 pub async fn status(id: &str, as_json: bool, args: &BackendArgs) -> anyhow::Result<Exit> {
     let (backend, ports) = open(args).await?;
     let (plan, state) = ports.load(id).await?;
-    let mut facts = BTreeMap::new();
-    read_facts(&ports, &state, &mut facts).await;
+    let completions = ports.completions(id).await?;
     if as_json {
-        let doc = with_timings(status_document(&plan, &state), &plan, &state, &facts);
+        // the records carry the times; a journal is read only for a record without them
+        let lacking: BTreeMap<String, Completion> = completions
+            .iter()
+            .filter(|(_, c)| c.duration.is_none())
+            .map(|(k, c)| (k.clone(), c.clone()))
+            .collect();
+        let mut facts = BTreeMap::new();
+        read_facts(&ports, &lacking, &mut facts).await;
+        let doc = with_timings(status_document(&plan, &state, &completions), &facts);
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(Exit::Held);
     }
-    print!("{}", summary(&plan, &state, &backend, &facts));
+    let mut facts = BTreeMap::new();
+    read_facts(&ports, &completions, &mut facts).await;
+    print!("{}", summary(&plan, &state, &completions, &backend, &facts));
     Ok(Exit::Held)
 }
 
-/// When the suite run was created and, once it ended, when its last job ended: the latest
-/// `end` of its journals (the suite run's own end is not stored).
-fn span_of(
-    plan: &Plan,
-    state: &State,
-    facts: &BTreeMap<String, Facts>,
-) -> (String, Option<String>) {
-    let ended = (state.status != SuiteStatus::Running)
-        .then(|| {
-            facts
-                .values()
-                .filter_map(|f| f.end.clone())
-                .filter_map(|e| Some((parse_time(&e)?, e)))
-                .max_by(|a, b| a.0.total_cmp(&b.0))
-                .map(|(_, e)| e)
-        })
-        .flatten();
-    (plan.created.clone(), ended)
-}
-
-/// Seconds between two of the broker's ISO-8601 instants, when both read.
-fn seconds_between(start: &str, end: &str) -> Option<f64> {
-    Some(parse_time(end)? - parse_time(start)?)
-}
-
-/// The status document with the times: each job's `start`, `end` and `duration` (seconds,
-/// from its journal) and the suite run's `created`, `ended` and `duration`.
-fn with_timings(
-    mut doc: Value,
-    plan: &Plan,
-    state: &State,
-    facts: &BTreeMap<String, Facts>,
-) -> Value {
+/// The status document with the times its completion records lack (dead-lettered jobs,
+/// events of older workers) filled in from the journals read: each job's `start`, `end` and
+/// `duration` (seconds).
+fn with_timings(mut doc: Value, facts: &BTreeMap<String, Facts>) -> Value {
     for wave in doc["waves"].as_array_mut().into_iter().flatten() {
         for job in wave["jobs"].as_array_mut().into_iter().flatten() {
-            let known = job["run_id"].as_str().and_then(|id| facts.get(id));
-            job["start"] = json!(known.and_then(|f| f.start.clone()));
-            job["end"] = json!(known.and_then(|f| f.end.clone()));
-            job["duration"] = json!(known.and_then(|f| f.duration));
+            let Some(known) = job["run_id"].as_str().and_then(|id| facts.get(id)) else {
+                continue;
+            };
+            if job["duration"].is_null() {
+                job["start"] = serde_json::json!(known.start);
+                job["end"] = serde_json::json!(known.end);
+                job["duration"] = serde_json::json!(known.duration);
+            }
         }
     }
-    let (created, ended) = span_of(plan, state, facts);
-    doc["duration"] = json!(ended.as_deref().and_then(|e| seconds_between(&created, e)));
-    doc["created"] = json!(created);
-    doc["ended"] = json!(ended);
     doc
 }
 
@@ -136,16 +127,18 @@ pub fn duration(seconds: f64) -> String {
     }
 }
 
-/// The human summary of a suite run: its status, then a table of every job (wave, run id,
-/// experiment, outcome, duration, journal) with the totals under it.
+/// The human summary of a suite run: its status and times, then a table of every job (wave,
+/// run id, experiment, outcome, duration, journal) with the totals under it. `facts`: what
+/// the journals say (titles).
 pub fn summary(
     plan: &Plan,
     state: &State,
+    completions: &BTreeMap<String, Completion>,
     backend: &Backend,
     facts: &BTreeMap<String, Facts>,
 ) -> String {
     use std::fmt::Write;
-    let doc = status_document(plan, state);
+    let doc = status_document(plan, state, completions);
     let skipped = plan.skipped().len();
     let mut out = format!(
         "suite run {} ({}): {}{}{}\n",
@@ -166,17 +159,18 @@ pub fn summary(
     if let Some(source) = &plan.source {
         let _ = writeln!(out, "from {source}");
     }
-    let (created, ended) = span_of(plan, state, facts);
-    let _ = match ended.as_deref() {
-        Some(e) => writeln!(
-            out,
-            "created {created}, ended {e}{}",
-            seconds_between(&created, e)
-                .map(|s| format!(" ({})", duration(s)))
-                .unwrap_or_default()
-        ),
-        None => writeln!(out, "created {created}"),
-    };
+    let _ = writeln!(
+        out,
+        "created {}{}; {} of {} jobs completed",
+        plan.created,
+        match (doc["ended"].as_str(), doc["duration"].as_f64()) {
+            (Some(end), Some(d)) => format!(", ended {end} ({})", duration(d)),
+            (Some(end), None) => format!(", ended {end}"),
+            _ => String::new(),
+        },
+        doc["completed"],
+        doc["jobs"]
+    );
     if let Some(score) = doc["score"].as_u64() {
         let tally = shared::fleet::producer::history::tally(plan, state);
         let _ = writeln!(out, "resilience score {score}/100 ({})", tally.explain());
@@ -210,7 +204,8 @@ pub fn summary(
                 None => job["state"].as_str().unwrap_or(""),
             };
             *counts.entry(outcome).or_default() += 1;
-            total += known.duration.unwrap_or(0.0);
+            let took = job["duration"].as_f64().or(known.duration);
+            total += took.unwrap_or(0.0);
             let journal = job["journal_key"]
                 .as_str()
                 .map(|k| locate(backend, k))
@@ -222,7 +217,7 @@ pub fn summary(
                     .title
                     .unwrap_or_else(|| job["experiment_source"].as_str().unwrap_or("").into()),
                 outcome.to_string(),
-                known.duration.map(duration).unwrap_or_else(|| "-".into()),
+                took.map(duration).unwrap_or_else(|| "-".into()),
                 journal,
             ]);
         }

@@ -1,14 +1,16 @@
-//! Broker overhead per job on the embedded backend: lease, fetch, load, journal, completion
-//! event, ack, measured through the real `shared::serve` loop on an experiment with an empty
-//! method (so the engine does nothing but the bookkeeping). Target (DESIGN.md): under 5 ms.
+//! Broker overhead per job on the embedded backend: submit, lease, fetch, load, journal,
+//! completion event, ack, and the producer's completion path (record, count, gate, state,
+//! batch ack), measured through the real worker `serve` loop and `ProducerPorts::serve` on an
+//! experiment with an empty method (so the engine does nothing but the bookkeeping), one suite
+//! run of as many jobs as criterion asks for. Target (DESIGN.md): under 5 ms.
 //!
 //! `cargo bench -p shared --bench overhead`
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use shared::config::Embedded;
+use shared::fleet::producer::ProducerPorts;
 use shared::fleet::worker::{ServeConfig, WorkerPorts, serve};
-use shared::model::suite::Job;
-use shared::ports::JobQueue;
+use shared::model::suite::{ExperimentRef, OnFailure, Suite, Wave};
 use shared::providers::Providers;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,7 +32,15 @@ fn per_job(c: &mut Criterion) {
     let e = rt
         .block_on(Embedded::open(&dir.path().join("state")))
         .unwrap();
-    let mut next = 0u64;
+    let producer = ProducerPorts {
+        jobs: e.jobs.clone(),
+        events: e.events.clone(),
+        triggers: None,
+        bucket: None,
+        store: e.store.clone(),
+        bus: e.bus.clone(),
+        views: Default::default(),
+    };
     let mut group = c.benchmark_group("embedded");
     group
         .sample_size(20)
@@ -38,26 +48,23 @@ fn per_job(c: &mut Criterion) {
     group.bench_function("job_lifecycle", |b| {
         b.iter_custom(|iters| {
             rt.block_on(async {
-                let bodies: Vec<String> = (0..iters)
-                    .map(|_| {
-                        next += 1;
-                        serde_json::to_string(&Job {
-                            version: Job::VERSION,
-                            suite_run_id: "bench".into(),
-                            wave: 0,
-                            run_id: format!("r{next}"),
-                            experiment_source: experiment.to_string_lossy().into_owned(),
-                            bucket_name: None,
-                            experiment_version: None,
-                            traceparent: None,
-                            settings: Default::default(),
-                        })
-                        .unwrap()
-                    })
-                    .collect();
-                for chunk in bodies.chunks(100) {
-                    e.jobs.send_batch(chunk).await.unwrap();
-                }
+                // one suite run of `iters` jobs in one wave: submitted, run by one worker, and
+                // every completion handled by the producer until the suite run ends
+                let suite = Suite {
+                    name: "bench".into(),
+                    defaults: Default::default(),
+                    strict: false,
+                    waves: vec![Wave {
+                        experiments: (0..iters)
+                            .map(|_| ExperimentRef::File {
+                                path: "empty.json".into(),
+                            })
+                            .collect(),
+                        on_failure: OnFailure::Continue,
+                        max_parallel: None,
+                        skipped: false,
+                    }],
+                };
                 let stop = CancellationToken::new();
                 let cfg = ServeConfig {
                     concurrency: 1,
@@ -72,6 +79,7 @@ fn per_job(c: &mut Criterion) {
                     bus: e.bus.clone(),
                 };
                 let started = Instant::now();
+                let id = producer.submit(&suite, dir.path()).await.unwrap();
                 // the kill switch is read before every job, as in a real worker
                 let halt: Arc<dyn shared::fleet::safety::guard::Tripwire> =
                     Arc::new(shared::fleet::safety::guard::StoreHalt(e.store.clone()));
@@ -82,18 +90,15 @@ fn per_job(c: &mut Criterion) {
                     vec![halt],
                     stop.clone().cancelled_owned(),
                 ));
-                let mut seen = 0;
-                while seen < iters {
-                    let got = e
-                        .events
-                        .receive(10, Duration::from_secs(60), Duration::from_millis(20))
-                        .await
-                        .unwrap();
-                    for m in got {
-                        e.events.ack(&m.receipt).await.unwrap();
-                        seen += 1;
-                    }
-                }
+                let ended = CancellationToken::new();
+                let done = ended.clone();
+                producer
+                    .serve(ended.clone(), move |s| {
+                        if s == id {
+                            done.cancel()
+                        }
+                    })
+                    .await;
                 let elapsed = started.elapsed();
                 stop.cancel();
                 worker.await.unwrap();

@@ -10,6 +10,7 @@ use util::Deployment;
 use util::scenarios::{completed_runs, experiment, producer_serve, stop, worker};
 
 mod lost_answers;
+mod requests;
 mod seed_payload;
 
 #[test]

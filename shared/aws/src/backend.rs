@@ -169,6 +169,13 @@ impl JobQueue for Queue {
         }
     }
 
+    async fn ack_batch(&self, receipts: &[String]) -> Result<(), QueueError> {
+        match self {
+            Queue::Sqlite(q) => q.ack_batch(receipts).await,
+            Queue::Sqs(q) => q.ack_batch(receipts).await,
+        }
+    }
+
     async fn dead_letters(&self) -> Result<Vec<DeadLetter>, QueueError> {
         match self {
             Queue::Sqlite(q) => q.dead_letters().await,

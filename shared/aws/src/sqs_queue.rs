@@ -2,7 +2,8 @@
 //!
 //! SQS gives most of the port directly: leases are visibility timeouts, `extend` is
 //! `ChangeMessageVisibility`, the receive count is `ApproximateReceiveCount`, dead-lettering is
-//! the queue's redrive policy. Two promises need help from this adapter:
+//! the queue's redrive policy, `ack_batch` is `DeleteMessageBatch`. Two promises need help
+//! from this adapter:
 //! - **lost leases**: SQS accepts a stale receipt handle for `ChangeMessageVisibility`, so the
 //!   adapter remembers when each lease it handed out expires and reports `LeaseLost` for a
 //!   receipt whose lease ran out (someone else may hold the message now; the worker must not
@@ -19,7 +20,9 @@
 
 use crate::sdk::{entry_retry, explain};
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{MessageSystemAttributeName, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+};
 use backon::BackoffBuilder;
 use shared::ports::queue::{DeadLetter, JobQueue, Message, QueueError};
 use std::collections::HashMap;
@@ -341,6 +344,78 @@ impl JobQueue for SqsQueue {
                 explain("DeleteMessage", &self.url, "the queue URL", &e),
                 e,
             )),
+        }
+    }
+
+    async fn ack_batch(&self, receipts: &[String]) -> Result<(), QueueError> {
+        // as `ack`: a receipt past its lease is not sent
+        let mut lost: Option<String> = None;
+        let live: Vec<&String> = receipts
+            .iter()
+            .filter(|r| {
+                let expired = self.lease_expired(r);
+                if expired && lost.is_none() {
+                    lost = Some(r.to_string());
+                }
+                !expired
+            })
+            .collect();
+        let mut failure: Option<QueueError> = None;
+        for chunk in live.chunks(BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(r.as_str())
+                        .build()
+                        .map_err(|e| sdk_failure(&self.url, e.to_string(), e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| {
+                    sdk_failure(
+                        &self.url,
+                        explain("DeleteMessageBatch", &self.url, "the queue URL", &e),
+                        e,
+                    )
+                })?;
+            for ok in out.successful() {
+                if let Some(r) = ok.id().parse::<usize>().ok().and_then(|i| chunk.get(i)) {
+                    self.forget_lease(r);
+                }
+            }
+            for f in out.failed() {
+                let Some(r) = f.id().parse::<usize>().ok().and_then(|i| chunk.get(i)) else {
+                    continue;
+                };
+                let e = match classify(Some(f.code()), f.message().unwrap_or("")) {
+                    Some(Refusal::LeaseGone) => QueueError::LeaseLost {
+                        receipt: r.to_string(),
+                    },
+                    _ => backend(
+                        &self.url,
+                        format!(
+                            "DeleteMessageBatch: {}: {}",
+                            f.code(),
+                            f.message().unwrap_or("")
+                        ),
+                    ),
+                };
+                failure.get_or_insert(e);
+            }
+        }
+        match (lost, failure) {
+            (Some(receipt), _) => Err(QueueError::LeaseLost { receipt }),
+            (None, Some(e)) => Err(e),
+            (None, None) => Ok(()),
         }
     }
 

@@ -98,6 +98,46 @@ pub async fn ack_is_final<F: QueueFixture>(f: &F) {
     assert!(q.dead_letters().await.unwrap().is_empty());
 }
 
+pub async fn a_batch_ack_deletes_every_message_whose_lease_holds<F: QueueFixture>(f: &F) {
+    let q = f.queue(5).await;
+    let names: Vec<String> = (0..12).map(|i| format!("m{i}")).collect();
+    q.send_batch(&names).await.unwrap();
+    let mut leased = Vec::new();
+    let until = Instant::now() + Duration::from_secs(10);
+    while leased.len() < names.len() {
+        assert!(Instant::now() < until, "timed out leasing: {leased:?}");
+        // leases short enough that any message not deleted is back before the check below
+        leased.extend(
+            q.receive(10, Duration::from_secs(3), Duration::from_millis(200))
+                .await
+                .unwrap(),
+        );
+    }
+    let receipts: Vec<String> = leased.iter().map(|m| m.receipt.clone()).collect();
+    q.ack_batch(&receipts).await.unwrap();
+    // one whose lease was lost (it expired and the message was received again) is refused,
+    // and the others of the batch are deleted all the same
+    q.send_batch(&bodies(&["expires"])).await.unwrap();
+    let first = next_message(&q, Duration::from_millis(300), "a message").await;
+    let second = next_message(&q, LONG, "its redelivery").await;
+    assert_eq!(second.id, first.id);
+    q.send_batch(&bodies(&["kept"])).await.unwrap();
+    let kept = next_message(&q, Duration::from_secs(2), "another message").await;
+    assert!(matches!(
+        q.ack_batch(&[kept.receipt.clone(), first.receipt.clone()]).await,
+        Err(QueueError::LeaseLost { receipt }) if receipt == first.receipt
+    ));
+    q.ack(&second.receipt).await.unwrap();
+    // a long poll spanning well past the leases: nothing comes back
+    assert!(
+        q.receive(10, LONG, Duration::from_secs(4))
+            .await
+            .unwrap()
+            .is_empty(),
+        "every message whose lease held was deleted"
+    );
+}
+
 pub async fn a_lost_lease_cannot_be_extended<F: QueueFixture>(f: &F) {
     let q = f.queue(5).await;
     q.send_batch(&bodies(&["job"])).await.unwrap();
@@ -200,6 +240,7 @@ macro_rules! queue_contract {
             leased_message_is_invisible_until_the_lease_expires,
             heartbeats_keep_a_message_invisible,
             ack_is_final,
+            a_batch_ack_deletes_every_message_whose_lease_holds,
             a_lost_lease_cannot_be_extended,
             dead_letters_after_max_receives,
             long_poll_returns_as_soon_as_a_message_arrives,

@@ -68,11 +68,19 @@ pub struct ExperimentCompleted {
     pub journal_key: String,
     /// The worker that ran the job.
     pub worker: String,
+    /// The journal's start and end, and its duration in seconds (absent from events of
+    /// older workers and, but for `end`, from a malformed job message's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration: Option<f64>,
 }
 
 /// What the producer needs of an "Experiment Completed" detail, read leniently: the run ids
 /// must be strings; a status missing or not understood reads as failed, `deviated` as false,
-/// `journal_key` as empty.
+/// `journal_key` as empty, timings not there (or not understood) as absent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CompletedRun {
     pub suite_run_id: String,
@@ -80,6 +88,9 @@ pub struct CompletedRun {
     pub status: Status,
     pub deviated: bool,
     pub journal_key: String,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub duration: Option<f64>,
 }
 
 impl CompletedRun {
@@ -102,6 +113,9 @@ impl CompletedRun {
                 .as_str()
                 .unwrap_or_default()
                 .to_string(),
+            start: detail["start"].as_str().map(str::to_string),
+            end: detail["end"].as_str().map(str::to_string),
+            duration: detail["duration"].as_f64(),
         })
     }
 }
@@ -189,6 +203,9 @@ mod tests {
             deviated: false,
             journal_key: "runs/sr/w0-j0/journal.json".into(),
             worker: "h-1".into(),
+            start: None,
+            end: None,
+            duration: None,
         });
         assert_eq!(
             completed.to_value().to_string(),

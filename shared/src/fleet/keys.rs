@@ -1,6 +1,7 @@
 //! The store keys of the fleet, in one place: where a run keeps its ownership marker, the copy
 //! of the experiment it runs, its checkpoint, its journal and its "published" marker; where a
-//! suite run keeps its plan, its state and the experiments uploaded with it.
+//! suite run keeps its plan, its state, its completion records and the experiments uploaded
+//! with it.
 //!
 //! Suite runs live under `suite-runs/`, not `suites/`: uploads under `suites/` trigger runs,
 //! and the producer's own writes must never trigger one.
@@ -91,6 +92,16 @@ impl SuiteRunKeys {
         format!("{}/state.json", self.prefix)
     }
 
+    /// Where the completion records are, one per run id.
+    pub fn completions(&self) -> String {
+        format!("{}/completions/", self.prefix)
+    }
+
+    /// Run `run_id`'s completion record.
+    pub fn completion(&self, run_id: &str) -> String {
+        format!("{}/completions/{run_id}.json", self.prefix)
+    }
+
     /// An experiment file uploaded with the suite (job `j` of wave `w`, file name `name`).
     pub fn experiment(&self, w: usize, j: usize, name: &str) -> String {
         format!("{}/experiments/w{w}-j{j}-{name}", self.prefix)
@@ -167,12 +178,14 @@ mod tests {
             [
                 suite.plan(),
                 suite.state(),
-                suite.experiment(1, 2, "a.json")
+                suite.experiment(1, 2, "a.json"),
+                suite.completion("w0-j1")
             ],
             [
                 "suite-runs/sr-1/plan.json",
                 "suite-runs/sr-1/state.json",
-                "suite-runs/sr-1/experiments/w1-j2-a.json"
+                "suite-runs/sr-1/experiments/w1-j2-a.json",
+                "suite-runs/sr-1/completions/w0-j1.json"
             ]
         );
     }

@@ -7,7 +7,9 @@
 //! - **extend**: `extend` with the current receipt pushes the expiry out (a heartbeat keeps a
 //!   job invisible for as long as it runs), up to `max_lease` from the first receive, if the
 //!   queue has such a limit (past it, `LeaseLimit`);
-//! - **ack**: `ack` with the current receipt deletes the message for good;
+//! - **ack**: `ack` with the current receipt deletes the message for good; `ack_batch` does so
+//!   for many at once (SQS: `DeleteMessageBatch`, 10 a request), deleting every message whose
+//!   lease still holds even when another's was lost;
 //! - **redelivery**: a message whose lease expired is received again, with its receive count
 //!   increased;
 //! - **dead-letter**: a message received `max_receive_count` times and still not acked is moved
@@ -89,6 +91,12 @@ pub trait JobQueue: Send + Sync {
 
     /// Delete a leased message.
     fn ack(&self, receipt: &str) -> impl Future<Output = Result<(), QueueError>> + Send;
+
+    /// Delete leased messages, as few requests as the queue allows. Every message whose lease
+    /// still holds is deleted; `Err` names the first that was not (`LeaseLost` when its lease
+    /// was lost).
+    fn ack_batch(&self, receipts: &[String])
+    -> impl Future<Output = Result<(), QueueError>> + Send;
 
     /// The dead letters, oldest first.
     fn dead_letters(&self) -> impl Future<Output = Result<Vec<DeadLetter>, QueueError>> + Send;

@@ -71,6 +71,7 @@ async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
         bucket: None,
         store: store.clone(),
         bus: e.bus.clone(),
+        views: Default::default(),
     };
     let suite = Suite {
         name: "pinned".into(),

@@ -1,7 +1,9 @@
 //! The shared SQLite file: opened in WAL mode with a busy timeout, schema applied once.
 //!
 //! rusqlite is synchronous; every call runs on Tokio's blocking pool (`Db::call`) so a slow
-//! lock never stalls the async runtime. Timestamps come from the wall clock in milliseconds,
+//! lock never stalls the async runtime. A send in this process wakes this process's receivers
+//! at once (`sent`); a commit by another process shows as a new `data_version`, which a
+//! waiting receiver checks every few milliseconds (a read of shared memory, no transaction). Timestamps come from the wall clock in milliseconds,
 //! because leases must mean the same instant to every process sharing the file.
 
 use rusqlite::Connection;
@@ -13,6 +15,7 @@ use std::time::Duration;
 pub struct Db {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    sent: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for Db {
@@ -35,7 +38,19 @@ impl Db {
         Ok(Db {
             path: path.to_path_buf(),
             conn: Arc::new(Mutex::new(conn)),
+            sent: Arc::new(tokio::sync::Notify::new()),
         })
+    }
+
+    /// Wakes the receivers of this process waiting on this file: call after committing a send.
+    pub fn sent(&self) -> &tokio::sync::Notify {
+        &self.sent
+    }
+
+    /// SQLite's `data_version`: it changes when another connection (another process) commits.
+    pub async fn data_version(&self) -> rusqlite::Result<i64> {
+        self.call(|conn| conn.query_row("PRAGMA data_version", [], |r| r.get(0)))
+            .await
     }
 
     pub fn path(&self) -> &Path {

@@ -47,6 +47,21 @@ impl DirStore {
     }
 }
 
+/// The directory under the root that holds every key starting with `prefix`: its segments
+/// before the last `/`, all of them plain names (otherwise the root itself).
+fn listed_dir(prefix: &str) -> PathBuf {
+    let Some((dir, _)) = prefix.rsplit_once('/') else {
+        return PathBuf::new();
+    };
+    if dir
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == ".." || s.contains('\\'))
+    {
+        return PathBuf::new();
+    }
+    PathBuf::from(dir)
+}
+
 /// An object's version on this store: two independent 64-bit digests of its bytes and their
 /// length. `DefaultHasher::new()` hashes alike within one build, and a version never leaves
 /// the process that read it, so versions compare equal exactly when the bytes do (up to a
@@ -259,7 +274,9 @@ impl ObjectStore for DirStore {
         blocking(prefix, move || {
             let prefix = owned;
             let mut keys = Vec::new();
-            let mut dirs = vec![root.clone()];
+            // only the directory the prefix names is walked, not the whole store: listing a
+            // suite run's records costs what they are, whatever else the store holds
+            let mut dirs = vec![root.join(listed_dir(&prefix))];
             while let Some(dir) = dirs.pop() {
                 let entries = match std::fs::read_dir(&dir) {
                     Ok(e) => e,

@@ -73,6 +73,8 @@ impl EventBus for SqliteBus {
                 tx.commit()
             })
             .await
-            .map_err(|e| self.error(e))
+            .map_err(|e| self.error(e))?;
+        self.db.sent().notify_waiters();
+        Ok(())
     }
 }

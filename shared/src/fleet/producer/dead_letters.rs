@@ -106,11 +106,7 @@ where
 /// the dead-letter journal is ours; as the journal that stands says otherwise (its `status`
 /// and `deviated`; failed when unreadable).
 pub fn dead_letter_completion(created: &Created, journal_key: String) -> Completion {
-    let failed = Completion {
-        status: Status::Failed,
-        deviated: false,
-        journal_key,
-    };
+    let failed = Completion::new(Status::Failed, false, journal_key);
     let Created::Theirs(bytes) = created else {
         return failed;
     };
@@ -277,6 +273,9 @@ mod tests {
             ("completed", Some("held")),
             "the job counts as its journal says"
         );
-        assert_eq!(state.completions["w0-j0"].status, "completed");
+        assert_eq!(
+            p.completions(&id).await.unwrap()["w0-j0"].status,
+            "completed"
+        );
     }
 }

@@ -32,18 +32,24 @@ pub struct HistoryEntry {
     pub updated: String,
 }
 
-/// How the jobs of a suite run stand, counted for the score: a job without a completion has
-/// not run.
+/// How the jobs of a suite run stand, counted for the score from the state's counts (its
+/// `settled` outcomes: every wave's once the run ended): a planned job not counted has not run.
 /// A skipped wave's jobs (a seed payload's items already completed) are not counted: they did
 /// not run in this suite run, and what they did before is not known here.
 pub fn tally(plan: &Plan, state: &State) -> Tally {
-    Tally::of(
-        plan.waves
-            .iter()
-            .filter(|w| !w.skipped)
-            .flat_map(|w| w.jobs.iter())
-            .map(|j| state.completions.get(&j.run_id).map(|c| c.outcome())),
-    )
+    let planned: u64 = plan
+        .waves
+        .iter()
+        .filter(|w| !w.skipped)
+        .map(|w| w.jobs.len() as u64)
+        .sum();
+    let s = state.settled;
+    Tally {
+        held: s.held,
+        deviated: s.deviated,
+        failed: s.failed,
+        not_run: u32::try_from(planned.saturating_sub(s.total())).unwrap_or(u32::MAX),
+    }
 }
 
 /// The resilience score of a suite run as it stands (`None` while it runs).

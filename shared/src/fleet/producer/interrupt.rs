@@ -1,8 +1,9 @@
 //! Ending a suite run its operator stopped (`producer run` and Ctrl-C): once its workers have
 //! interrupted their jobs and written their journals, the run is marked `interrupted`, with
-//! the completions those journals say, and "Suite Completed" says so.
+//! the completions those journals say recorded, and "Suite Completed" says so.
 
 use super::state::Completion;
+use super::view::Taken;
 use super::{ProducerError, ProducerPorts};
 use crate::fleet::events::{Detail, SuiteCompleted};
 use crate::fleet::keys::{RunKeys, SuiteRunKeys};
@@ -20,53 +21,69 @@ where
     B: EventBus,
 {
     /// Mark suite run `id` `interrupted` unless it already ended: the journals of its jobs
-    /// sent but not yet recorded count as they say (an interrupted job is `failed`); its outcome
-    /// is `failed`. `Ok(false)`: it had ended before.
+    /// sent but not yet recorded are recorded as they say (an interrupted job is `failed`); its
+    /// outcome is `failed`. `Ok(false)`: it had ended before.
     pub async fn interrupt(&self, id: &str) -> Result<bool, ProducerError> {
-        let (plan, mut state) = self.load(id).await?;
-        if state.status != SuiteStatus::Running {
-            return Ok(false);
-        }
+        let mut view = match self.views.take(id) {
+            Taken::Running(v) => *v,
+            Taken::Ended => return Ok(false),
+            Taken::Unknown => match self.build_view(id).await? {
+                Some(v) => v,
+                None => {
+                    self.views.ended(id);
+                    return Ok(false);
+                }
+            },
+        };
         let withdrawn = self.withdraw_queued(id).await?;
         if withdrawn > 0 {
             tracing::info!("suite run {id}: {withdrawn} queued jobs withdrawn, never to run");
         }
-        for job in plan.waves.iter().flat_map(|w| w.jobs.iter()) {
-            if !state.enqueued.contains(&job.run_id) || state.completions.contains_key(&job.run_id)
-            {
-                continue;
-            }
-            let key = RunKeys::of(job).journal();
-            let Some(bytes) = self.store.get(&key).await? else {
-                continue;
-            };
-            // a journal that does not read counts as a failed run
-            let (status, deviated) = serde_json::from_slice::<Journal>(&bytes)
-                .map(|j| (j.status, j.deviated))
-                .unwrap_or((None, false));
-            state.completions.insert(
-                job.run_id.clone(),
-                Completion {
-                    status: status.unwrap_or(crate::model::Status::Failed),
-                    deviated,
+        let plan = view.plan.clone();
+        for (w, wave) in plan.waves.iter().enumerate().filter(|(_, w)| !w.skipped) {
+            for (i, job) in wave.jobs.iter().enumerate() {
+                if !view.state.was_released(w, i) || view.counted(&job.run_id) {
+                    continue;
+                }
+                let key = RunKeys::of(job).journal();
+                let Some(bytes) = self.store.get(&key).await? else {
+                    continue;
+                };
+                // a journal that does not read counts as a failed run
+                let journal = serde_json::from_slice::<Journal>(&bytes).ok();
+                let completion = Completion {
+                    status: journal
+                        .as_ref()
+                        .and_then(|j| j.status)
+                        .unwrap_or(crate::model::Status::Failed),
+                    deviated: journal.as_ref().is_some_and(|j| j.deviated),
                     journal_key: key,
-                },
-            );
+                    start: journal.as_ref().map(|j| j.start.clone()),
+                    end: journal.as_ref().and_then(|j| j.end.clone()),
+                    duration: journal.as_ref().and_then(|j| j.duration),
+                };
+                self.record(id, &job.run_id, &completion).await?;
+                view.count(&job.run_id, w, Some(completion.outcome()));
+            }
         }
+        view.settle_rest();
+        let state = &mut view.state;
         // a suite that did not run to its end did not hold, whatever its finished jobs say
         let outcome = SuiteOutcome::Failed;
         state.status = SuiteStatus::Interrupted;
         state.outcome = Some(outcome);
-        self.put_json(&SuiteRunKeys::new(id).state(), &state)
+        state.ended = Some(crate::clock::now_iso());
+        self.put_json(&SuiteRunKeys::new(id).state(), &*state)
             .await?;
-        self.index(&plan, &state).await;
+        self.views.ended(id);
+        self.index(&plan, state).await;
         self.event(Detail::SuiteCompleted(SuiteCompleted {
             suite_run_id: id.to_string(),
             name: plan.name.clone(),
             status: SuiteStatus::Interrupted,
             outcome,
             problems: None,
-            score: super::history::score(&plan, &state),
+            score: super::history::score(&plan, state),
             skipped: plan.skipped(),
         }))
         .await?;

@@ -41,14 +41,21 @@ pub async fn refusals<Q: JobQueue, S: ObjectStore>(
         .filter(|w| !w.skipped)
         .flat_map(|w| &w.jobs)
     {
+        // each experiment is read and estimated once per settings, however many jobs name it
+        let settings = serde_json::to_string(&job.settings).unwrap_or_default();
+        let what = (
+            job.experiment_source.clone(),
+            job.bucket_name.clone(),
+            job.experiment_version.clone(),
+            settings,
+        );
+        if !seen.insert(what) {
+            continue;
+        }
         let (name, text) = match read(store, job).await? {
             Some(read) => read,
             None => continue,
         };
-        let settings = serde_json::to_string(&job.settings).unwrap_or_default();
-        if !seen.insert((name.clone(), settings)) {
-            continue;
-        }
         let Some(experiment) = parse(&text, &name, job) else {
             continue;
         };

@@ -3,15 +3,18 @@
 //! next wave through the pure `advance::gate::decide`.
 //!
 //! Invariants: the plan is written before any job is sent; a completion is recorded once per
-//! run id, so duplicate and out-of-order events never release a wave twice; state is saved
-//! before the event is acked, so a restarted producer resumes where it stopped; a dead-lettered
+//! run id (its own record), so duplicate and out-of-order events never release a wave twice;
+//! records and state are saved before the events are acked, and a restarted producer rebuilds
+//! its view from them (`view`), so it resumes where it stopped; the cost of a completion does
+//! not grow with the suite (counts, not lists; the plan read once); a dead-lettered
 //! job becomes a failed completion (with a journal saying so), so a suite always finishes. The
 //! dead-letter journal is an owned conditional create (`create_owned`), never an overwrite: a
 //! journal a worker wrote stands, and the job counts as that journal says (a completed run
 //! dead-lettered only because its answers or its ack were lost stays completed).
 //! One producer serves a state at a time (state writes are last-writer-wins).
 //!
-//! One job per file: `plan` (the plan of a suite, its ids), `state` (where a suite run stands),
+//! One job per file: `plan` (the plan of a suite, its ids), `state` (where a suite run stands,
+//! completion records), `view` (the in-memory view of running suite runs),
 //! `submit`, `trigger` (the triggers queue), `advance` (completions and wave gating),
 //! `dead_letters`, `interrupt` (a run its operator stopped), `serve` (the event loop), `status`
 //! (the status document), `lease_fit`, `error` (why an operation failed), `history` (a record
@@ -29,6 +32,7 @@ pub mod state;
 pub mod status;
 pub mod submit;
 pub mod trigger;
+pub mod view;
 
 #[cfg(test)]
 mod testing;
@@ -45,6 +49,7 @@ pub use history::HistoryEntry;
 pub use plan::{Origin, Plan, PlannedWave, join_key, new_suite_run_id, plan, triggered_run_id};
 pub use state::{Completion, State};
 pub use status::status_document;
+pub use view::Views;
 
 /// The producer's ports.
 #[derive(Debug, Clone)]
@@ -57,6 +62,8 @@ pub struct ProducerPorts<Q, E, S, B> {
     pub bucket: Option<String>,
     pub store: S,
     pub bus: B,
+    /// What this producer knows of the suite runs it serves (clones share it).
+    pub views: Views,
 }
 
 impl<Q, E, S, B> ProducerPorts<Q, E, S, B>

@@ -151,8 +151,7 @@ where
     /// only ends here) and save its state.
     async fn start(&self, plan: &Plan) -> Result<String, ProducerError> {
         let id = &plan.suite_run_id;
-        let mut state = State::running();
-        self.advance(plan, &mut state).await?;
+        let state = self.begin(plan).await?;
         self.put_json(&SuiteRunKeys::new(id).state(), &state)
             .await?;
         self.index(plan, &state).await;

@@ -27,6 +27,7 @@ pub async fn ports_on<S: ObjectStore>(
         bucket: Some("broker".into()),
         store,
         bus,
+        views: Views::default(),
     }
 }
 
@@ -60,11 +61,11 @@ pub fn suite(waves: Vec<(usize, OnFailure, Option<u32>)>) -> Suite {
 }
 
 pub fn done(status: &str, deviated: bool) -> Completion {
-    Completion {
-        status: crate::model::Status::parse(status).unwrap(),
+    Completion::new(
+        crate::model::Status::parse(status).unwrap(),
         deviated,
-        journal_key: "k".into(),
-    }
+        "k".into(),
+    )
 }
 
 pub async fn queued(p: &ProducerPorts<SqliteQueue, SqliteQueue, DirStore, SqliteBus>) -> Vec<Job> {

@@ -1,7 +1,8 @@
 //! A running job's journal checkpoints, written to the store from a task of their own.
 //!
 //! The engine hands over a snapshot at every step; bursts are coalesced to the latest, so a
-//! slow store never slows the run. A fault action that must put its targets, locks or command
+//! slow store never slows the run, and writes are at most one a second (`EVERY`): a short run
+//! writes one checkpoint, not one per step (each is a request on S3). A fault action that must put its targets, locks or command
 //! id on record before it acts calls `flush` (through the journal's recorder) and waits until
 //! the checkpoint holding them is written: a worker killed a moment later has not lost them.
 //!
@@ -19,6 +20,9 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::Instrument;
+
+/// The shortest time between two checkpoint writes, but for a flush.
+const EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 enum Message {
     Checkpoint(Box<Journal>),
@@ -66,17 +70,32 @@ pub fn start_after<S: ObjectStore + 'static>(
             // the outcome of the last write, for a flush that finds nothing newer to write (as
             // text: the engine's `Observer::flush` answers every waiter with a copy of it)
             let mut last: Result<(), String> = Ok(());
+            let mut next_due = tokio::time::Instant::now() + EVERY;
             while let Some(first) = rx.recv().await {
                 let mut latest = None;
                 let mut waiting = Vec::new();
-                let mut take = |m: Message| match m {
-                    Message::Checkpoint(j) => latest = Some(j),
-                    Message::Flush(w) => waiting.push(w),
-                };
-                take(first);
+                let take =
+                    |m: Message, latest: &mut Option<Box<Journal>>, waiting: &mut Vec<_>| match m {
+                        Message::Checkpoint(j) => *latest = Some(j),
+                        Message::Flush(w) => waiting.push(w),
+                    };
+                take(first, &mut latest, &mut waiting);
                 while let Ok(more) = rx.try_recv() {
-                    take(more);
+                    take(more, &mut latest, &mut waiting);
                 }
+                // unless someone waits on a flush (a record that must be on file before a fault
+                // acts), snapshots are written at most every `EVERY`: a short run writes one
+                // checkpoint (its last snapshot, as the run ends), a long one one a second
+                while waiting.is_empty() {
+                    tokio::select! {
+                        m = rx.recv() => match m {
+                            Some(m) => take(m, &mut latest, &mut waiting),
+                            None => break, // the run ended: write what it left now
+                        },
+                        _ = tokio::time::sleep_until(next_due) => break,
+                    }
+                }
+                next_due = tokio::time::Instant::now() + EVERY;
                 if let Some(journal) = latest {
                     let journal = match &prior {
                         Some(prior) => carry_over(prior, *journal),

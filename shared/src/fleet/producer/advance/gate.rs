@@ -2,7 +2,8 @@
 //!
 //! Pure and total: completions are keyed by run id, so a duplicate event counts once and an
 //! event for a run outside the wave counts not at all; the order events arrive in never
-//! matters. The producer persists what it decided, so a restart decides the same way.
+//! matters. The producer keeps a tally per wave (`decide_counts`) and persists what it decided,
+//! so a restart decides the same way.
 
 pub use crate::fleet::outcome::JobOutcome;
 use crate::model::suite::OnFailure;
@@ -20,7 +21,7 @@ pub enum Decision {
     Halt(JobOutcome),
 }
 
-/// Decide for the current wave.
+/// Decide for the current wave from the completions of its jobs, keyed by run id.
 pub fn decide(
     wave_run_ids: &[String],
     completions: &BTreeMap<String, JobOutcome>,
@@ -32,17 +33,33 @@ pub fn decide(
         .iter()
         .filter_map(|id| completions.get(id).copied())
         .collect();
-    let pending = wave_run_ids.len() - outcomes.len();
+    let worst = outcomes.iter().copied().max();
+    decide_counts(
+        wave_run_ids.len(),
+        outcomes.len(),
+        worst,
+        on_failure,
+        is_last_wave,
+        earlier,
+    )
+}
+
+/// Decide for the current wave from its tally: `completed` of its `size` jobs counted (each
+/// once, by run id), the worst of their outcomes so far.
+pub fn decide_counts(
+    size: usize,
+    completed: usize,
+    wave_worst: Option<JobOutcome>,
+    on_failure: OnFailure,
+    is_last_wave: bool,
+    earlier: Option<JobOutcome>,
+) -> Decision {
+    let pending = size.saturating_sub(completed);
     if pending > 0 {
         return Decision::Wait { pending };
     }
-    let worst = outcomes
-        .iter()
-        .copied()
-        .chain(earlier)
-        .max()
-        .unwrap_or(JobOutcome::Held);
-    let wave_worst = outcomes.iter().copied().max().unwrap_or(JobOutcome::Held);
+    let wave_worst = wave_worst.unwrap_or(JobOutcome::Held);
+    let worst = earlier.map_or(wave_worst, |e| e.max(wave_worst));
     if wave_worst != JobOutcome::Held && on_failure == OnFailure::Stop && !is_last_wave {
         return Decision::Halt(worst);
     }

@@ -171,7 +171,8 @@ async fn skipped_waves_are_never_enqueued_and_a_plan_of_skipped_waves_ends_at_su
     assert_eq!(ended["outcome"], "deviated", "{ended}");
     assert_eq!(ended["skipped"], serde_json::json!(["w0-j0", "w2-j0"]));
     let (plan, state) = p.load(&id).await.unwrap();
-    let doc = crate::fleet::producer::status_document(&plan, &state);
+    let doc =
+        crate::fleet::producer::status_document(&plan, &state, &p.completions(&id).await.unwrap());
     assert_eq!(doc["waves"][0]["jobs"][0]["state"], "skipped");
     assert_eq!(doc["waves"][1]["jobs"][0]["state"], "completed");
 
@@ -187,4 +188,43 @@ async fn skipped_waves_are_never_enqueued_and_a_plan_of_skipped_waves_ends_at_su
     assert_eq!(ended["outcome"], "held", "{ended}");
     let (_, state) = p.load(&id).await.unwrap();
     assert_eq!(state.status, crate::fleet::outcome::SuiteStatus::Completed);
+}
+
+#[tokio::test]
+async fn the_score_counts_every_wave_across_a_restart_and_unrun_jobs_as_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = ports(dir.path()).await;
+    let waves = vec![
+        (2, OnFailure::Continue, None),
+        (1, OnFailure::Stop, None),
+        (2, OnFailure::Stop, None),
+    ];
+    let id = first.submit(&suite(waves), dir.path()).await.unwrap();
+    for (run, deviated) in [("w0-j0", false), ("w0-j1", true)] {
+        first
+            .complete(&id, run, done("completed", deviated))
+            .await
+            .unwrap();
+    }
+    drop(first);
+    // a new producer: wave 0's outcomes are known only from the saved state's counts
+    let second = ports(dir.path()).await;
+    assert_eq!(
+        second
+            .complete(&id, "w1-j0", done("completed", true))
+            .await
+            .unwrap(),
+        Some(id.clone()),
+        "wave 1 deviated: halted"
+    );
+    let ended = suite_completed(dir.path()).await;
+    assert_eq!(ended["status"], "halted", "{ended}");
+    // 1 held, 2 deviated, 2 not run: floor(100 × 1 / 5)
+    assert_eq!(ended["score"], 20, "{ended}");
+    let (plan, state) = second.load(&id).await.unwrap();
+    let tally = crate::fleet::producer::history::tally(&plan, &state);
+    assert_eq!(
+        (tally.held, tally.deviated, tally.failed, tally.not_run),
+        (1, 2, 0, 2)
+    );
 }

@@ -34,7 +34,7 @@ async fn an_uploaded_suite_runs_its_experiments_from_beside_it() {
         sources,
         ["store:experiments/a.yaml", "store:suites/team/b.json"]
     );
-    assert_eq!(state.enqueued.len(), 2, "the first wave is enqueued");
+    assert_eq!(state.released, 2, "the first wave is enqueued");
 }
 
 #[tokio::test]
@@ -161,7 +161,7 @@ async fn a_trigger_delivered_again_resumes_its_suite_run_instead_of_starting_ano
     .unwrap();
     ports.on_trigger("msg-2", body, None).await.unwrap();
     let (_, state) = ports.load(&id).await.unwrap();
-    assert_eq!(state.enqueued, ["w0-j0"]);
+    assert_eq!((state.current_wave, state.released), (0, 1));
 }
 
 #[tokio::test]
@@ -188,7 +188,7 @@ async fn a_suite_whose_plan_create_lost_its_answer_is_still_started_once() {
         "the answer was lost"
     );
     let (_, state) = p.load(&ids[0]).await.unwrap();
-    assert_eq!(state.enqueued, ["w0-j0"], "started");
+    assert_eq!((state.current_wave, state.released), (0, 1), "started");
     let jobs = p
         .jobs
         .receive(10, Duration::from_secs(30), Duration::from_millis(200))
