@@ -3,7 +3,6 @@
 //! the completions those journals say recorded, and "Suite Completed" says so.
 
 use super::state::Completion;
-use super::view::Taken;
 use super::{ProducerError, ProducerPorts};
 use crate::fleet::events::{Detail, SuiteCompleted};
 use crate::fleet::keys::{RunKeys, SuiteRunKeys};
@@ -24,16 +23,8 @@ where
     /// sent but not yet recorded are recorded as they say (an interrupted job is `failed`); its
     /// outcome is `failed`. `Ok(false)`: it had ended before.
     pub async fn interrupt(&self, id: &str) -> Result<bool, ProducerError> {
-        let mut view = match self.views.take(id) {
-            Taken::Running(v) => *v,
-            Taken::Ended => return Ok(false),
-            Taken::Unknown => match self.build_view(id).await? {
-                Some(v) => v,
-                None => {
-                    self.views.ended(id);
-                    return Ok(false);
-                }
-            },
+        let Some(mut view) = self.take_view(id).await? else {
+            return Ok(false); // ended before (a late event)
         };
         let withdrawn = self.withdraw_queued(id).await?;
         if withdrawn > 0 {

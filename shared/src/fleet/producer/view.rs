@@ -157,6 +157,22 @@ where
     S: ObjectStore,
     B: EventBus,
 {
+    /// Take suite run `id`'s view to work on (put it back with `views.put`): the one held, or
+    /// one rebuilt from the store; `None` when the suite run has ended (it is then known so).
+    pub(super) async fn take_view(&self, id: &str) -> Result<Option<View>, ProducerError> {
+        match self.views.take(id) {
+            Taken::Running(v) => Ok(Some(*v)),
+            Taken::Ended => Ok(None),
+            Taken::Unknown => {
+                let view = self.build_view(id).await?;
+                if view.is_none() {
+                    self.views.ended(id);
+                }
+                Ok(view)
+            }
+        }
+    }
+
     /// Build suite run `id`'s view from the store: `None` when it is not running.
     pub(super) async fn build_view(&self, id: &str) -> Result<Option<View>, ProducerError> {
         let (plan, state) = self.load(id).await?;

@@ -10,7 +10,7 @@ mod tests;
 
 use super::plan::Plan;
 use super::state::{Completion, State};
-use super::view::{Taken, View};
+use super::view::View;
 use super::{ProducerError, ProducerPorts};
 use crate::clock::now_iso;
 use crate::fleet::events::{CompletedRun, Detail, DetailType, SuiteCompleted, WaveReleased};
@@ -81,16 +81,8 @@ where
         id: &str,
         completions: Vec<(String, Completion)>,
     ) -> Result<bool, ProducerError> {
-        let mut view = match self.views.take(id) {
-            Taken::Running(v) => *v,
-            Taken::Ended => return Ok(false),
-            Taken::Unknown => match self.build_view(id).await? {
-                Some(v) => v,
-                None => {
-                    self.views.ended(id);
-                    return Ok(false); // late for an ended suite
-                }
-            },
+        let Some(mut view) = self.take_view(id).await? else {
+            return Ok(false); // ended before (a late event)
         };
         // on failure the view is dropped: the next event rebuilds it from the store, where the
         // completion records are the truth
