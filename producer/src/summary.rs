@@ -1,8 +1,8 @@
 //! A suite run as people and scripts see it: the summary `submit --wait`, `status` and `run`
 //! print (its times, then a table: every job with its experiment's title, outcome, duration
 //! and journal, then the totals), `producer status` itself, and the exit code of a suite run's
-//! outcome. A status reads the plan, the state and the completion records once (the table
-//! also each journal, for its title).
+//! outcome. A status reads the plan, the state and the completion records once; a journal only
+//! for what its record lacks (records of older workers' events carry no title).
 
 use crate::ports::{Ports, locate, open};
 use aws::Backend;
@@ -47,28 +47,60 @@ impl Facts {
     }
 }
 
-/// The facts of every job of `completions` not in `known` yet: its title from its journal,
-/// its times from its completion record, else from its journal (a journal that cannot be read
-/// leaves its title empty).
+/// Journals read at once for the facts their completion records lack (on S3 each is a request).
+const JOURNAL_READS_AT_ONCE: usize = 32;
+
+/// The facts of every job of `completions` not in `known` yet: its title and times from its
+/// completion record; its journal is read only for what the record lacks (the records of
+/// dead-lettered jobs and of older workers' events), `JOURNAL_READS_AT_ONCE` at a time. A
+/// journal that cannot be read leaves its title empty.
 pub async fn read_facts(
     ports: &Ports,
     completions: &BTreeMap<String, Completion>,
     known: &mut BTreeMap<String, Facts>,
 ) {
+    let mut lacking = Vec::new();
     for (run_id, c) in completions {
         if known.contains_key(run_id) {
             continue;
         }
-        let mut facts = match ports.store.get(&c.journal_key).await {
-            Ok(Some(bytes)) => Facts::of(&bytes),
-            _ => Facts::default(),
+        let recorded = Facts {
+            title: c.title.clone(),
+            duration: c.duration,
+            start: c.start.clone(),
+            end: c.end.clone(),
         };
-        if c.duration.is_some() {
-            facts.duration = c.duration;
-            facts.start = c.start.clone();
-            facts.end = c.end.clone();
+        if recorded.title.is_some() && recorded.duration.is_some() {
+            known.insert(run_id.clone(), recorded);
+        } else {
+            lacking.push((run_id.clone(), c.journal_key.clone(), recorded));
         }
-        known.insert(run_id.clone(), facts);
+    }
+    for chunk in lacking.chunks(JOURNAL_READS_AT_ONCE) {
+        let mut reads = tokio::task::JoinSet::new();
+        for (run_id, key, recorded) in chunk.iter().cloned() {
+            let store = ports.store.clone();
+            reads.spawn(async move {
+                let mut facts = match store.get(&key).await {
+                    Ok(Some(bytes)) => Facts::of(&bytes),
+                    _ => Facts::default(),
+                };
+                if recorded.title.is_some() {
+                    facts.title = recorded.title;
+                }
+                if recorded.duration.is_some() {
+                    facts.duration = recorded.duration;
+                    facts.start = recorded.start;
+                    facts.end = recorded.end;
+                }
+                (run_id, facts)
+            });
+        }
+        while let Some(read) = reads.join_next().await {
+            if let Ok((run_id, facts)) = read {
+                known.insert(run_id, facts);
+            }
+        }
     }
 }
 

@@ -249,3 +249,75 @@ fn ctrl_c_interrupts_the_running_job_marks_the_suite_interrupted_and_exits_130()
     assert!(left.is_empty(), "jobs left in the queue: {left:?}");
     assert!(!d.join("queued-ran").exists());
 }
+
+/// Every file named `name` under `dir`, however deep.
+fn files_named(dir: &Path, name: &str) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(files_named(&path, name));
+        } else if path.file_name().is_some_and(|n| n == name) {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn status_shows_titles_and_durations_from_the_completion_records_without_reading_journals() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // titles unlike the file names: the table shows a source when it knows no title
+    let titled = |file: &str, title: &str| {
+        let name = experiment(d, file, "true", "no-flag", "true");
+        let text = std::fs::read_to_string(d.join(&name)).unwrap();
+        let text = text.replace(
+            &format!("\"title\":\"{file}\""),
+            &format!("\"title\":\"{title}\""),
+        );
+        assert!(text.contains(title), "{text}");
+        std::fs::write(d.join(&name), text).unwrap();
+        name
+    };
+    let first = titled("first.json", "Alpha check");
+    let second = titled("second.json", "Beta check");
+    std::fs::write(
+        d.join("s.yaml"),
+        format!("name: titles\nwaves:\n  - experiments: [{first}, {second}]\n"),
+    )
+    .unwrap();
+    let out = producer(d).args(["run", "s.yaml"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // the journals go (archived elsewhere, say): the records still say what status shows
+    let journals = files_named(&d.join("state"), "journal.json");
+    assert_eq!(journals.len(), 2, "{journals:?}");
+    let suite_run_id = journals[0]
+        .parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|n| n.to_str())
+        .unwrap()
+        .to_string();
+    for journal in &journals {
+        std::fs::remove_file(journal).unwrap();
+    }
+    let out = producer(d)
+        .args(["status", &suite_run_id])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    for title in ["Alpha check", "Beta check"] {
+        let row = stdout
+            .lines()
+            .find(|l| l.contains(title))
+            .unwrap_or_else(|| panic!("no row titled {title} with the journals gone:\n{stdout}"));
+        assert!(row.contains("held"), "{row}");
+        assert!(
+            row.split_whitespace()
+                .any(|w| w.ends_with('s') && w[..w.len() - 1].parse::<f64>().is_ok()),
+            "a duration from the record: {row}"
+        );
+    }
+}

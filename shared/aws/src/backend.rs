@@ -192,6 +192,13 @@ impl JobQueue for Queue {
 }
 
 impl ObjectStore for Store {
+    fn own_bucket(&self) -> Option<&str> {
+        match self {
+            Store::Dir(s) => s.own_bucket(),
+            Store::S3(s) => s.own_bucket(),
+        }
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         match self {
             Store::Dir(s) => s.get(key).await,

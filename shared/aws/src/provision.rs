@@ -103,6 +103,17 @@ pub async fn bucket(sdk: &SdkConfig, name: &str) -> Result<(), ProvisionError> {
         .send()
         .await
         .map_err(failed(format!("creating bucket {name}")))?;
+    // versioned, as infra/ makes it: the producer pins each job to the version it planned
+    s3.put_bucket_versioning()
+        .bucket(name)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(failed(format!("enabling versioning on bucket {name}")))?;
     Ok(())
 }
 

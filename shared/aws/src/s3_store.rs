@@ -214,6 +214,10 @@ impl S3Store {
 }
 
 impl ObjectStore for S3Store {
+    fn own_bucket(&self) -> Option<&str> {
+        Some(&self.bucket)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         check_key(key)?;
         self.get_from(&self.bucket, key).await

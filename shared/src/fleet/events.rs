@@ -76,6 +76,10 @@ pub struct ExperimentCompleted {
     pub end: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
+    /// The experiment's title (absent from events of older workers): `producer status` shows
+    /// it without reading the journal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 /// What the producer needs of an "Experiment Completed" detail, read leniently: the run ids
@@ -91,6 +95,7 @@ pub struct CompletedRun {
     pub start: Option<String>,
     pub end: Option<String>,
     pub duration: Option<f64>,
+    pub title: Option<String>,
 }
 
 impl CompletedRun {
@@ -116,6 +121,7 @@ impl CompletedRun {
             start: detail["start"].as_str().map(str::to_string),
             end: detail["end"].as_str().map(str::to_string),
             duration: detail["duration"].as_f64(),
+            title: detail["title"].as_str().map(str::to_string),
         })
     }
 }
@@ -206,6 +212,7 @@ mod tests {
             start: None,
             end: None,
             duration: None,
+            title: None,
         });
         assert_eq!(
             completed.to_value().to_string(),
@@ -243,5 +250,13 @@ mod tests {
             (Status::Failed, false, "")
         );
         assert_eq!(CompletedRun::read(&json!({"run_id": "r"})), None);
+        // the title travels to the completion record; a title that is not text is no title
+        let titled = json!({"suite_run_id": "sr", "run_id": "r", "title": "Checkout holds"});
+        assert_eq!(
+            CompletedRun::read(&titled).unwrap().title.as_deref(),
+            Some("Checkout holds")
+        );
+        let odd = json!({"suite_run_id": "sr", "run_id": "r", "title": 3});
+        assert_eq!(CompletedRun::read(&odd).unwrap().title, None);
     }
 }

@@ -102,9 +102,14 @@ impl SuiteRunKeys {
         format!("{}/completions/{run_id}.json", self.prefix)
     }
 
+    /// Where the experiment files uploaded with the suite are (no trailing `/`).
+    pub fn experiments(&self) -> String {
+        format!("{}/experiments", self.prefix)
+    }
+
     /// An experiment file uploaded with the suite (job `j` of wave `w`, file name `name`).
     pub fn experiment(&self, w: usize, j: usize, name: &str) -> String {
-        format!("{}/experiments/w{w}-j{j}-{name}", self.prefix)
+        format!("{}/w{w}-j{j}-{name}", self.experiments())
     }
 }
 

@@ -136,6 +136,11 @@ impl Journal {
     }
 }
 
+/// The title of the experiment a journal ran, when it has one.
+pub fn journal_title(journal: &Journal) -> Option<String> {
+    journal.experiment["title"].as_str().map(str::to_string)
+}
+
 /// The journal of a job that could not run, saying why.
 pub fn failed_journal(source: &str, reason: &str) -> Journal {
     let now = crate::clock::now_iso();

@@ -104,6 +104,13 @@ pub trait ObjectStore: Send + Sync {
         version: &Version,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// The bucket this store's own keys live in, when it is one (the S3 adapter): its objects can
+    /// then be read at a version with `get_from_bucket_at`, so a `store:` experiment can be
+    /// pinned like an `s3://` one. `None` for stores that keep no versions.
+    fn own_bucket(&self) -> Option<&str> {
+        None
+    }
+
     /// Get an object from another bucket (an experiment named `s3://bucket/key`). Only the S3
     /// adapter can; the others say which backend is needed.
     fn get_from_bucket(

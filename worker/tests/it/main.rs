@@ -14,6 +14,7 @@ mod report;
 mod run;
 mod serve;
 mod serve_blocking;
+mod serve_uploaded;
 mod util;
 mod validate;
 mod warnings;

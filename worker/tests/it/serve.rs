@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-fn worker(state: &Path, cwd: &Path, visibility: &str) -> Child {
+pub(crate) fn worker(state: &Path, cwd: &Path, visibility: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_worker"))
         .args([
             "serve",
@@ -52,7 +52,7 @@ fn experiment(dir: &Path, name: &str, action: &str, rollback: &str) -> PathBuf {
 }
 
 /// Completion events for the given run ids, waiting until all arrived; then checks none more.
-async fn completions(e: &Embedded, expected: usize) -> Vec<Value> {
+pub(crate) async fn completions(e: &Embedded, expected: usize) -> Vec<Value> {
     let mut got = Vec::new();
     let until = Instant::now() + Duration::from_secs(40);
     while got.len() < expected {
@@ -84,7 +84,7 @@ async fn completions(e: &Embedded, expected: usize) -> Vec<Value> {
     got
 }
 
-fn terminate(mut child: Child) -> Option<i32> {
+pub(crate) fn terminate(mut child: Child) -> Option<i32> {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,

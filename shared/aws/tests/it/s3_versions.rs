@@ -1,5 +1,6 @@
-//! A suite's S3 experiment is pinned to the version the producer saw at submit: a worker that
-//! runs the job later reads that version, even if the object was replaced in between. Against
+//! A suite's S3 experiment (and, when the store is a versioned bucket, its `store:` one) is
+//! pinned to the version the producer saw at submit: a worker that runs the job later reads that
+//! version, even if the object was replaced in between, and keeps no copy of it. Against
 //! the moto server `scripts/test.sh` starts on 127.0.0.1 (its URL in `BROKER_TEST_AWS_ENDPOINT`),
 //! with a versioned bucket; the queue and bus are the embedded ones (SQLite), the store is S3.
 
@@ -45,9 +46,14 @@ async fn versioned_bucket(name: &str) -> (aws_sdk_s3::Client, String) {
     (client, bucket)
 }
 
-#[tokio::test]
-async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
-    let (client, bucket) = versioned_bucket("versions").await;
+/// Submit a one-job suite whose experiment is `experiments/pinned.json` in a new versioned
+/// bucket, named as `reference` names it (given the bucket), replace the object before any
+/// worker picks the job up, and serve it: which version ran, the plan, and the store.
+async fn replaced_after_submit(
+    name: &str,
+    reference: fn(&str) -> ExperimentRef,
+) -> (String, serde_json::Value, String, S3Store, String) {
+    let (client, bucket) = versioned_bucket(name).await;
     let store = S3Store::new(client, bucket.clone());
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("ran");
@@ -78,10 +84,7 @@ async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
         defaults: Default::default(),
         strict: false,
         waves: vec![Wave {
-            experiments: vec![ExperimentRef::S3 {
-                bucket: bucket.clone(),
-                key: "experiments/pinned.json".into(),
-            }],
+            experiments: vec![reference(&bucket)],
             on_failure: OnFailure::Stop,
             max_parallel: None,
             skipped: false,
@@ -123,11 +126,7 @@ async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
         serde_json::from_slice(&store.get(&journal_key).await.unwrap().expect("a journal"))
             .unwrap();
     assert_eq!(journal["status"], "completed", "{journal:#}");
-    assert_eq!(
-        std::fs::read_to_string(&out).unwrap(),
-        "submitted\n",
-        "the version pinned at submit ran"
-    );
+    let ran = std::fs::read_to_string(&out).unwrap();
     let plan: serde_json::Value = serde_json::from_slice(
         &store
             .get(&format!("suite-runs/{id}/plan.json"))
@@ -136,10 +135,43 @@ async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
             .expect("the plan"),
     )
     .unwrap();
+    (ran, plan, submitted, store, id)
+}
+
+#[tokio::test]
+async fn an_s3_experiment_replaced_after_the_submit_runs_as_it_was_submitted() {
+    let (ran, plan, submitted, _, _) =
+        replaced_after_submit("versions", |bucket| ExperimentRef::S3 {
+            bucket: bucket.to_string(),
+            key: "experiments/pinned.json".into(),
+        })
+        .await;
+    assert_eq!(ran, "submitted\n", "the version pinned at submit ran");
     assert_eq!(
         plan["waves"][0]["jobs"][0]["experiment_version"],
         submitted.as_str(),
         "{plan:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_store_experiment_in_a_versioned_bucket_is_pinned_too_and_needs_no_copy() {
+    let (ran, plan, submitted, store, id) =
+        replaced_after_submit("versions-store", |_| ExperimentRef::Store {
+            key: "experiments/pinned.json".into(),
+        })
+        .await;
+    assert_eq!(ran, "submitted\n", "the version pinned at submit ran");
+    let job = &plan["waves"][0]["jobs"][0];
+    assert_eq!(job["experiment_source"], "store:experiments/pinned.json");
+    assert_eq!(job["experiment_version"], submitted.as_str(), "{plan:#}");
+    // a pinned version cannot change: the run kept no copy of it (a revert reads the version)
+    assert_eq!(
+        store
+            .get(&format!("runs/{id}/w0-j0/experiment"))
+            .await
+            .unwrap(),
+        None
     );
 }
 

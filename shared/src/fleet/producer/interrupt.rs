@@ -52,6 +52,7 @@ where
                     start: journal.as_ref().map(|j| j.start.clone()),
                     end: journal.as_ref().and_then(|j| j.end.clone()),
                     duration: journal.as_ref().and_then(|j| j.duration),
+                    title: journal.as_ref().and_then(crate::model::journal_title),
                 };
                 self.record(id, &job.run_id, &completion).await?;
                 view.count(&job.run_id, w, Some(completion.outcome()));

@@ -95,6 +95,9 @@ pub struct Completion {
     pub end: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub duration: Option<f64>,
+    /// The experiment's title, from the event (status shows it without reading journals).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
 }
 
 impl Completion {
@@ -107,6 +110,7 @@ impl Completion {
             start: None,
             end: None,
             duration: None,
+            title: None,
         }
     }
 

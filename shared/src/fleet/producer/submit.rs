@@ -124,26 +124,41 @@ where
         self.start(&plan).await
     }
 
-    /// Pin each S3 experiment of `plan` to its current version (in a versioned bucket), so the
-    /// workers read what was submitted even if the object is replaced before their wave. An
-    /// object that cannot be read now is left unpinned: its worker reports why it cannot run.
+    /// Pin each S3 experiment of `plan`, and each `store:` one when the store is a bucket, to
+    /// its current version (in a versioned bucket), so the workers read what was submitted even
+    /// if the object is replaced before their wave (and keep no copy of it: it cannot change).
+    /// Each distinct object is read once, however many jobs run it. An object that cannot be
+    /// read now is left unpinned: its worker reports why it cannot run.
     async fn pin_versions(&self, plan: &mut Plan) {
+        let mut pinned: std::collections::HashMap<(String, String), Option<String>> =
+            Default::default();
         for job in plan.waves.iter_mut().flat_map(|w| w.jobs.iter_mut()) {
-            let Some(bucket) = job.bucket_name.as_deref().filter(|b| !b.is_empty()) else {
-                continue;
+            let (bucket, key) = match (
+                job.bucket_name.as_deref().filter(|b| !b.is_empty()),
+                job.experiment_source.strip_prefix("store:"),
+            ) {
+                (Some(bucket), _) => (bucket, job.experiment_source.as_str()),
+                (None, Some(key)) => match self.store.own_bucket() {
+                    Some(bucket) => (bucket, key),
+                    None => continue,
+                },
+                (None, None) => continue,
             };
-            match self
-                .store
-                .get_from_bucket_at(bucket, &job.experiment_source, None)
-                .await
-            {
-                Ok(Some((_, version))) => job.experiment_version = version,
-                Ok(None) => {}
-                Err(e) => tracing::warn!(
-                    "s3://{bucket}/{}: its version could not be pinned: {e}",
-                    job.experiment_source
-                ),
+            let object = (bucket.to_string(), key.to_string());
+            if let Some(version) = pinned.get(&object) {
+                job.experiment_version = version.clone();
+                continue;
             }
+            let version = match self.store.get_from_bucket_at(bucket, key, None).await {
+                Ok(Some((_, version))) => version,
+                Ok(None) => None,
+                Err(e) => {
+                    tracing::warn!("s3://{bucket}/{key}: its version could not be pinned: {e}");
+                    None
+                }
+            };
+            job.experiment_version = version.clone();
+            pinned.insert(object, version);
         }
     }
 

@@ -214,6 +214,7 @@ where
             start: Some(journal.start.clone()).filter(|s| !s.is_empty()),
             end: journal.end.clone(),
             duration: journal.duration,
+            title: crate::model::journal_title(journal),
         });
         self.ports.bus.publish(&detail.envelope()).await?;
         Ok(())

@@ -1,6 +1,7 @@
-//! Making a run: fetch the experiment, keep the exact text a revert would play, load and run
-//! it under the tripwires with checkpoints; or, for a job whose owner died, stop what its
-//! records name and play the rollbacks of the copy it ran. Any failure becomes a failed journal.
+//! Making a run: fetch the experiment, keep the exact text a revert would play (unless its
+//! source can never change), load and run it under the tripwires with checkpoints; or, for a job
+//! whose owner died, stop what its records name and play the rollbacks of the text it ran. Any
+//! failure becomes a failed journal.
 
 use super::checkpoints;
 use super::error::{FetchError, WorkerError};
@@ -20,6 +21,32 @@ use crate::ports::store::ObjectStore;
 use serde_json::{Value, json};
 use std::path::Path;
 use std::sync::Arc;
+
+/// Whether the text a job runs can never change under it, so a revert can read it again from
+/// its source and the run keeps no copy (one S3 PUT a job fewer): an object pinned to a version
+/// (the producer pins `s3://` and `store:` experiments in a versioned bucket), or an experiment
+/// the producer uploaded with this job's own suite run (`suite-runs/<id>/experiments/`, written
+/// once, never replaced). A file path, an unpinned object or any other store key may be
+/// replaced mid-run: those are copied before anything runs.
+pub(crate) fn source_is_immutable(job: &Job) -> bool {
+    let pinned = job
+        .experiment_version
+        .as_deref()
+        .is_some_and(|v| !v.is_empty());
+    if job.bucket_name.as_deref().is_some_and(|b| !b.is_empty()) {
+        return pinned;
+    }
+    if pinned && job.experiment_source.starts_with("store:") {
+        return true;
+    }
+    let uploaded = format!(
+        "store:{}/",
+        crate::fleet::keys::SuiteRunKeys::new(&job.suite_run_id).experiments()
+    );
+    job.experiment_source
+        .strip_prefix(&uploaded)
+        .is_some_and(|name| !name.is_empty() && !name.contains('/') && !job.suite_run_id.is_empty())
+}
 
 /// Add `record` to a journal's `broker.records`.
 fn push_record(journal: &mut Journal, record: Value) {
@@ -58,9 +85,11 @@ where
             Err(reason) => return Ok(failed_journal(&source, &reason.to_string())),
         };
         // the exact text is kept before anything runs: a revert plays these rollbacks, whatever
-        // becomes of the experiment's source
+        // becomes of the experiment's source (a source that cannot change is its own copy)
         let copy = keys.experiment();
-        if let Err(e) = self.ports.store.put(&copy, text.as_bytes()).await {
+        if !source_is_immutable(job)
+            && let Err(e) = self.ports.store.put(&copy, text.as_bytes()).await
+        {
             return Ok(failed_journal(
                 &source,
                 &format!(
@@ -138,7 +167,13 @@ where
             None => journal,
         };
         let copy = keys.experiment();
-        let text = match store.get(&copy).await? {
+        let kept = if source_is_immutable(job) {
+            None
+        } else {
+            store.get(&copy).await?
+        };
+        let text = match kept {
+            None if source_is_immutable(job) => self.fetch(job).await,
             Some(bytes) => {
                 String::from_utf8(bytes).map_err(|_| FetchError::CopyNotText { key: copy.clone() })
             }
@@ -263,6 +298,22 @@ where
             return String::from_utf8(bytes).map_err(|_| FetchError::NotText { what: uri });
         }
         if let Some(key) = source.strip_prefix("store:") {
+            // pinned by the producer (a versioned bucket): exactly that version
+            if let (Some(version), Some(bucket)) = (
+                job.experiment_version.as_deref().filter(|v| !v.is_empty()),
+                self.ports.store.own_bucket(),
+            ) {
+                let what = format!("store object {key} (version {version})");
+                let got = self
+                    .ports
+                    .store
+                    .get_from_bucket_at(bucket, key, Some(version))
+                    .await?;
+                let Some((bytes, _)) = got else {
+                    return Err(FetchError::Missing { what });
+                };
+                return String::from_utf8(bytes).map_err(|_| FetchError::NotText { what });
+            }
             let what = format!("store object {key}");
             let Some(bytes) = self.ports.store.get(key).await? else {
                 return Err(FetchError::Missing { what });
@@ -275,5 +326,79 @@ where
                 path: source.clone(),
                 source: e,
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::source_is_immutable;
+    use crate::model::suite::Job;
+
+    fn job(source: &str, bucket: Option<&str>, version: Option<&str>) -> Job {
+        Job {
+            version: Job::VERSION,
+            suite_run_id: "sr-1".into(),
+            wave: 0,
+            run_id: "w0-j0".into(),
+            experiment_source: source.into(),
+            bucket_name: bucket.map(Into::into),
+            experiment_version: version.map(Into::into),
+            traceparent: None,
+            settings: Default::default(),
+        }
+    }
+
+    #[test]
+    fn only_a_pinned_object_or_this_suite_runs_own_upload_is_its_own_copy() {
+        let cases = [
+            // S3: pinned to a version or not
+            (job("experiments/e.json", Some("b"), Some("v1")), true),
+            (job("experiments/e.json", Some("b"), None), false),
+            (job("experiments/e.json", Some("b"), Some("")), false),
+            // the producer's upload for this suite run
+            (
+                job("store:suite-runs/sr-1/experiments/w0-j0-e.json", None, None),
+                true,
+            ),
+            // another suite run's upload, a nested key, the folder itself, any other key
+            (
+                job("store:suite-runs/sr-2/experiments/w0-j0-e.json", None, None),
+                false,
+            ),
+            (
+                job("store:suite-runs/sr-1/experiments/x/e.json", None, None),
+                false,
+            ),
+            (job("store:suite-runs/sr-1/experiments/", None, None), false),
+            (job("store:experiments/e.json", None, None), false),
+            // a store key pinned to a version (only a versioned store pins one)
+            (job("store:experiments/e.json", None, Some("v1")), true),
+            (job("store:experiments/e.json", None, Some("")), false),
+            // a file may be edited at any time, even named like an upload
+            (
+                job("suite-runs/sr-1/experiments/w0-j0-e.json", None, None),
+                false,
+            ),
+            (job("/tmp/e.json", None, Some("v1")), false),
+            // an empty bucket name is no bucket
+            (
+                job(
+                    "store:suite-runs/sr-1/experiments/w0-j0-e.json",
+                    Some(""),
+                    None,
+                ),
+                true,
+            ),
+        ];
+        for (job, expected) in cases {
+            assert_eq!(
+                source_is_immutable(&job),
+                expected,
+                "{:?} in {:?} at {:?}",
+                job.experiment_source,
+                job.bucket_name,
+                job.experiment_version
+            );
+        }
     }
 }

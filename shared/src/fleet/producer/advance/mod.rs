@@ -41,6 +41,7 @@ pub fn completion_of(event: &Event) -> Option<(String, String, Completion)> {
         start: run.start,
         end: run.end,
         duration: run.duration,
+        title: run.title,
     };
     Some((run.suite_run_id, run.run_id, completion))
 }
