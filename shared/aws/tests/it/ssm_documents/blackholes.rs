@@ -15,18 +15,41 @@ fn ours(ns: &Netns) -> Vec<String> {
     rules
 }
 
+/// Host names for one namespace only: `ip netns exec` bind-mounts `/etc/netns/<name>/hosts`
+/// over `/etc/hosts` for what it runs (the machine's own `/etc/hosts` is untouched). Removed on
+/// drop.
+struct NetnsHosts {
+    dir: PathBuf,
+}
+
+impl NetnsHosts {
+    fn new(ns: &Netns, content: &str) -> NetnsHosts {
+        let dir = Path::new("/etc/netns").join(&ns.name);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("hosts"), content).unwrap();
+        NetnsHosts { dir }
+    }
+}
+
+impl Drop for NetnsHosts {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
 #[test]
 fn blackhole_addresses_drops_addresses_cidrs_and_resolved_names_then_reverts() {
     require(NET_TOOLS);
     require(&[("getent", "libc-bin")]);
     let case = Case::new();
     let ns = Netns::new();
+    let _hosts = NetnsHosts::new(&ns, "127.0.0.1 localhost\n127.0.0.5 svc.test\n");
     let _listener = Listener::start(&ns, &[7011]);
     let mut child = case.spawn(
         "BlackholeAddresses",
         &[
-            ("duration", "3"),
-            ("addresses", "127.0.0.2,10.9.0.0/16,localhost"),
+            ("duration", "10"),
+            ("addresses", "127.0.0.2,10.9.0.0/16,svc.test"),
         ],
         Some(&ns),
     );
@@ -43,23 +66,20 @@ fn blackhole_addresses_drops_addresses_cidrs_and_resolved_names_then_reverts() {
         ("FORWARD", "127.0.0.2/32"),
         ("OUTPUT", "10.9.0.0/16"),
         ("FORWARD", "10.9.0.0/16"),
-        ("OUTPUT", "127.0.0.1/32"),
-        ("FORWARD", "127.0.0.1/32"),
+        ("OUTPUT", "127.0.0.5/32"),
+        ("FORWARD", "127.0.0.5/32"),
     ] {
         let rule = format!("-A {chain} -d {address} ");
         assert!(
             rules
                 .iter()
                 .any(|r| r.starts_with(&rule) && r.contains(&format!("experiment-broker:{token}"))),
-            "{rule} (localhost resolved on the host) tagged with the run:\n{rules:#?}"
+            "{rule} (svc.test resolved in the namespace) tagged with the run:\n{rules:#?}"
         );
     }
-    assert!(
-        rules.iter().all(|r| !r.contains("INPUT")),
-        "egress only:\n{rules:#?}"
-    );
+    assert_eq!(rules.len(), 6, "egress only, nothing else:\n{rules:#?}");
     assert_ne!(connect(&ns, "127.0.0.2", 7011), "connected", "an address");
-    assert_ne!(connect(&ns, "127.0.0.1", 7011), "connected", "a name");
+    assert_ne!(connect(&ns, "127.0.0.5", 7011), "connected", "a name");
     assert_eq!(
         connect(&ns, "127.0.0.3", 7011),
         "connected",
@@ -67,10 +87,13 @@ fn blackhole_addresses_drops_addresses_cidrs_and_resolved_names_then_reverts() {
     );
     let out = finish(child);
     assert!(out.succeeded(), "{out}");
-    assert!(out.stdout.contains("localhost resolves to"), "{out}");
+    assert!(
+        out.stdout.contains("svc.test resolves to 127.0.0.5"),
+        "{out}"
+    );
     assert!(ours(&ns).is_empty(), "reverted:\n{}", ns.iptables());
     assert_eq!(connect(&ns, "127.0.0.2", 7011), "connected");
-    assert_eq!(connect(&ns, "127.0.0.1", 7011), "connected");
+    assert_eq!(connect(&ns, "127.0.0.5", 7011), "connected");
     assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
     assert!(
         case.log("BlackholeAddresses")
@@ -117,7 +140,7 @@ fn blackhole_addresses_refuses_a_name_that_does_not_resolve_and_a_second_fault()
 
     let mut first = case.spawn(
         "BlackholeAddresses",
-        &[("duration", "3"), ("addresses", "10.2.0.0/16")],
+        &[("duration", "8"), ("addresses", "10.2.0.0/16")],
         Some(&ns),
     );
     until(
@@ -209,7 +232,7 @@ fn point_inactive_dns_points_names_at_the_address_and_unmounts_after() {
     let original = std::fs::read_to_string(&hosts).unwrap();
     let mut child = case.spawn(
         "PointInactiveDNS",
-        &[("duration", "3"), ("names", "db.internal,api.example.com")],
+        &[("duration", "8"), ("names", "db.internal,api.example.com")],
         None,
     );
     until(
