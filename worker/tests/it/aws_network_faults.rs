@@ -334,3 +334,111 @@ fn a_target_without_the_opt_in_tag_is_refused_and_a_dry_run_sends_nothing() {
     );
     assert!(sent_to(&opted).is_empty(), "a dry run sent nothing");
 }
+
+#[test]
+fn experiments_with_the_library_s_argument_names_validate_and_plan() {
+    let aws = Aws::new();
+    let team = team("netplan");
+    let fleet = aws.instances(2, &[("team", &team), ("Name", &team), OPT_IN]);
+    let ranges = Stub::start(ranges());
+    let kafka = Stub::start(
+        json!({"nodeInfoList": [{"brokerNodeInfo": {"endpoints": ["b-1.k.kafka.us-east-1.amazonaws.com"]}}]}),
+    );
+    let arn =
+        "arn:aws:kafka:us-east-1:123456789012:cluster/plan/0f1e2d3c-aaaa-bbbb-cccc-000000000002-1";
+    // the seed's signatures, argument for argument, as a seed experiment writes them
+    let select = format!(
+        "targets: null\n        test_target_type: ALL\n        tag_key: 'tag:team'\n        tag_value: {team}\n        region: us-east-1"
+    );
+    let step = |name: &str, module: &str, func: &str, more: &str| {
+        format!(
+            "  - type: action\n    name: {name}\n    provider:\n      type: python\n      module: experimentvr.{module}.actions\n      func: {func}\n      arguments:\n        {select}{more}\n"
+        )
+    };
+    let yaml = format!(
+        "title: the seed's network blackholes\ndescription: library argument names\nmethod:\n{}{}{}{}{}  - type: action\n    name: kafka\n    provider:\n      type: python\n      module: experimentvr.kafka.actions\n      func: blackhole_kafka\n      arguments:\n        region: us-east-1\n        msk_cluster: {arn}\n        node_key: 'tag:Name'\n        node_values: [{team}]\n",
+        step(
+            "dynamodb",
+            "dynamodb",
+            "blackhole_dynamodb",
+            "\n        duration: '60'"
+        ),
+        step("s3", "s3", "blackhole_s3", "\n        duration: '60'"),
+        step(
+            "secrets",
+            "network",
+            "blackhole_secrets_manager",
+            "\n        duration: '60'"
+        ),
+        step(
+            "urls",
+            "network",
+            "blackhole_by_url",
+            "\n        urls: https://api.example.com"
+        ),
+        step(
+            "dns",
+            "network",
+            "point_inactive_dns",
+            "\n        names: [db.internal]"
+        ),
+    );
+    let sandbox = Sandbox::new();
+    let file = sandbox.write("seed-network.yaml", &yaml);
+    let out = sandbox.validate(&file, &[]);
+    assert_eq!(out.code, 0, "{}", out.output());
+    assert!(out.stdout.contains("valid experiment"), "{}", out.output());
+    assert!(
+        !out.stderr.contains("warning: "),
+        "no warning: {}",
+        out.stderr
+    );
+    // a misspelt argument is a located error
+    let typo = sandbox.write("typo.yaml", &yaml.replace("urls:", "url:"));
+    let out = sandbox.validate(&typo, &[]);
+    assert_eq!(out.code, 1, "{}", out.output());
+    assert!(
+        out.stderr
+            .contains("arguments.url: argument `url` is not a parameter of this function"),
+        "{}",
+        out.stderr
+    );
+
+    let out = run(
+        &sandbox,
+        &file,
+        &["--dry", "actions"],
+        &[
+            ("BROKER_IP_RANGES_URL", &ranges.url),
+            ("AWS_ENDPOINT_URL_KAFKA", &kafka.url),
+        ],
+    );
+    aws.terminate(&fleet);
+    assert_eq!(out.code, 0, "{}", out.output());
+    let mut expected = fleet.clone();
+    expected.sort();
+    for (i, (name, document)) in [
+        ("dynamodb", "BlackholeAddresses"),
+        ("s3", "BlackholeAddresses"),
+        ("secrets", "BlackholeAddresses"),
+        ("urls", "BlackholeAddresses"),
+        ("dns", "PointInactiveDNS"),
+        ("kafka", "BlackholeAddresses"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let run = &out.journal()["run"][i];
+        assert_eq!(run["status"], "succeeded", "{name}: {run:#}");
+        assert_eq!(run["output"]["dry_run"], true, "{name}");
+        assert_eq!(run["output"]["document"], document, "{name}");
+        assert_eq!(sorted(&run["output"]["targets"]), expected, "{name}");
+        assert!(
+            out.stdout
+                .contains(&format!("dry run: {name} would send {document} on")),
+            "{name}: {}",
+            out.stdout
+        );
+    }
+    assert!(sent_to(&fleet).is_empty(), "a dry run sent nothing");
+}
