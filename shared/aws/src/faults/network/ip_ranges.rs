@@ -55,10 +55,13 @@ struct Document {
     prefixes: Vec<Prefix>,
 }
 
-/// The documents fetched by this process, by URL, with when they were fetched.
+/// A fetched document's prefixes and when they were fetched.
+type Fetched = (Instant, Arc<Vec<Prefix>>);
+
+/// The documents fetched by this process, by URL.
 #[derive(Debug, Default)]
 pub struct IpRanges {
-    cache: tokio::sync::Mutex<HashMap<String, (Instant, Arc<Vec<Prefix>>)>>,
+    cache: tokio::sync::Mutex<HashMap<String, Fetched>>,
 }
 
 /// The URL the ranges come from: `BROKER_IP_RANGES_URL`, else AWS's.
