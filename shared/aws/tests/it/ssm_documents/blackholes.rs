@@ -321,3 +321,28 @@ fn a_killed_inactive_dns_fault_is_still_reverted_by_its_sleeper() {
     );
     assert!(case.log("PointInactiveDNS").contains("reverted by sleeper"));
 }
+
+#[test]
+fn an_ipv6_only_list_is_blackholed_with_ip6tables() {
+    require(NET_TOOLS);
+    require(&[("ip6tables", "iptables")]);
+    let case = Case::new();
+    let ns = Netns::new();
+    let out = case.run(
+        "BlackholeAddresses",
+        &[("duration", "1"), ("addresses", "fd00::7,fd01::/64")],
+        Some(&ns),
+    );
+    assert!(out.succeeded(), "{out}");
+    for rule in [
+        "ip6tables -I OUTPUT -d fd00::7 ",
+        "ip6tables -I FORWARD -d fd00::7 ",
+        "ip6tables -I OUTPUT -d fd01::/64 ",
+        "ip6tables -I FORWARD -d fd01::/64 ",
+    ] {
+        assert!(out.stdout.contains(rule), "{rule}: {out}");
+    }
+    assert!(!out.stdout.contains("iptables -I"), "no IPv4 rule: {out}");
+    assert!(ours(&ns).is_empty(), "reverted:\n{}", ns.iptables());
+    assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
+}
