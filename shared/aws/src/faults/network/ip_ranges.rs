@@ -166,6 +166,58 @@ mod tests {
         assert!(prefixes_of(&all, "secretsmanager", "us-east-1").is_empty());
     }
 
+    /// A server on 127.0.0.1 answering every request with `status` and `body`; its URL and
+    /// how many requests it has had.
+    fn serve(
+        status: &'static str,
+        body: &'static str,
+    ) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/ip-ranges.json", listener.local_addr().unwrap());
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let count = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head);
+                count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn a_fetched_document_is_kept_and_a_failed_fetch_is_named() {
+        let (url, hits) = serve("200 OK", SAMPLE);
+        let ranges = IpRanges::default();
+        let first = ranges.prefixes(&url).await.unwrap();
+        let again = ranges.prefixes(&url).await.unwrap();
+        assert_eq!(first, again);
+        assert_eq!(prefixes_of(&first, "S3", "us-east-1"), ["52.216.0.0/15"]);
+        assert_eq!(
+            hits.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "fetched once"
+        );
+
+        let (url, _) = serve("503 Service Unavailable", "busy");
+        let e = ranges.prefixes(&url).await.unwrap_err().to_string();
+        assert_eq!(
+            e,
+            format!("cannot fetch the AWS IP ranges from {url}: HTTP status 503")
+        );
+        let (url, _) = serve("200 OK", "<html>");
+        let e = ranges.prefixes(&url).await.unwrap_err().to_string();
+        assert!(e.contains("not the ip-ranges.json shape"), "{e}");
+    }
+
     #[test]
     fn a_document_of_another_shape_is_named() {
         let e = parse("http://x/r.json", br#"{"prefixes": [{"ip": 1}]}"#).unwrap_err();
