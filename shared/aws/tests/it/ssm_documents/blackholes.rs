@@ -230,6 +230,25 @@ fn point_inactive_dns_points_names_at_the_address_and_unmounts_after() {
     let case = Case::new();
     let hosts = hosts_file(&case);
     let original = std::fs::read_to_string(&hosts).unwrap();
+    for (values, needle) in [
+        (
+            [("names", "db.internal"), ("address", "10.0.0.300")],
+            "invalid address '10.0.0.300' (an IPv4 octet",
+        ),
+        (
+            [("names", "db.internal,-x"), ("address", "192.0.2.1")],
+            "invalid names",
+        ),
+    ] {
+        let mut all = vec![("duration", "3")];
+        all.extend(values);
+        let out = case.run("PointInactiveDNS", &all, None);
+        assert!(!out.succeeded() && out.stderr.contains(needle), "{out}");
+        assert!(
+            !mounted(&hosts) && case.leftovers().is_empty(),
+            "nothing changed"
+        );
+    }
     let mut child = case.spawn(
         "PointInactiveDNS",
         &[("duration", "8"), ("names", "db.internal,api.example.com")],
