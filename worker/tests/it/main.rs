@@ -4,6 +4,7 @@
 mod aws_alarms;
 mod aws_chaosaws;
 mod aws_faults;
+mod aws_network_faults;
 mod aws_probes;
 mod aws_redelivery;
 mod chaos_report;

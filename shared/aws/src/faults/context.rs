@@ -19,6 +19,7 @@ pub struct FaultContext {
     locks: Store,
     sdk: OnceCell<SdkConfig>,
     cleanup: Cleanup,
+    ip_ranges: super::network::ip_ranges::IpRanges,
 }
 
 impl FaultContext {
@@ -30,6 +31,7 @@ impl FaultContext {
             locks,
             sdk: OnceCell::new(),
             cleanup,
+            ip_ranges: Default::default(),
         }
     }
 
@@ -57,6 +59,11 @@ impl FaultContext {
     /// Where drop guards leave the work they cannot await.
     pub fn cleanup(&self) -> &Cleanup {
         &self.cleanup
+    }
+
+    /// AWS's published IP ranges, fetched once an hour at most by this process.
+    pub fn ip_ranges(&self) -> &super::network::ip_ranges::IpRanges {
+        &self.ip_ranges
     }
 
     /// The shared SDK configuration, loaded on first use.

@@ -13,6 +13,7 @@
 pub mod cloudwatch;
 pub mod context;
 pub mod ec2;
+pub mod network;
 mod plan;
 pub mod safety;
 pub mod ssm;
@@ -39,4 +40,5 @@ pub fn register(registry: &mut Registry, ctx: Arc<FaultContext>) {
     ec2::actions::register(registry, &ctx);
     ssm::send_command::register(registry, &ctx);
     ssm::orphans::register(registry, &ctx);
+    network::register(registry, &ctx);
 }

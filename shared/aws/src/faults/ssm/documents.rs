@@ -59,6 +59,14 @@ pub const KILL_PROCESS_BY_NAME: Document = Document {
     name: "KillProcessByName",
     parameters: &["duration", "name", "signal"],
 };
+pub const BLACKHOLE_ADDRESSES: Document = Document {
+    name: "BlackholeAddresses",
+    parameters: &["duration", "addresses"],
+};
+pub const POINT_INACTIVE_DNS: Document = Document {
+    name: "PointInactiveDNS",
+    parameters: &["duration", "names", "address"],
+};
 
 /// Every document, in the order the README lists them.
 pub const DOCUMENTS: &[Document] = &[
@@ -73,6 +81,8 @@ pub const DOCUMENTS: &[Document] = &[
     BLACKHOLE_IP,
     KILL_PROCESS,
     KILL_PROCESS_BY_NAME,
+    BLACKHOLE_ADDRESSES,
+    POINT_INACTIVE_DNS,
 ];
 
 /// The name a deployment registered `document` under: `--ssm-document-prefix`

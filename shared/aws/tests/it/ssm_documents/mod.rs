@@ -386,6 +386,7 @@ impl fmt::Display for Out {
     }
 }
 
+mod blackholes;
 mod disk;
 mod harness;
 mod list;
