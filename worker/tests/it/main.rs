@@ -10,6 +10,7 @@ mod chaos_report;
 mod cli;
 mod conformance;
 mod hostile;
+mod k8s_api;
 mod report;
 mod run;
 mod serve;
