@@ -18,6 +18,7 @@ const OPTED: (&str, &str) = ("experiment-broker/opt-in", "true");
 /// One server, one fault context (locks in a temp dir), one registry.
 pub struct Lab {
     pub server: Arc<Server>,
+    pub ctx: Arc<FaultContext>,
     pub dir: tempfile::TempDir,
     pub registry: Registry,
     pub rt: tokio::runtime::Runtime,
@@ -62,8 +63,10 @@ impl Lab {
             ));
         });
         let dir = tempfile::tempdir().unwrap();
+        let ctx = Arc::new(ctx);
         Lab {
-            registry: aws::faults::registry(Arc::new(ctx)),
+            registry: aws::faults::registry(ctx.clone()),
+            ctx,
             server,
             dir,
             rt: tokio::runtime::Builder::new_current_thread()

@@ -11,6 +11,7 @@ mod cli;
 mod conformance;
 mod hostile;
 mod k8s_api;
+mod k8s_eks;
 mod report;
 mod run;
 mod serve;
