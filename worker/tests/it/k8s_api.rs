@@ -441,10 +441,7 @@ fn the_pod_probes_read_readiness_and_assert_pod_rebuilt_watches_for_the_replacem
             .pod_names("shop")
             .contains(&"web-rebuilt1".to_string())
     );
-    assert_eq!(
-        lab.server.count("GET", "/api/v1/namespaces/shop/pods?") > 0,
-        true
-    );
+    assert!(lab.server.count("GET", "/api/v1/namespaces/shop/pods?") > 0);
     assert!(lab.server.with(|s| {
         s.requests
             .iter()

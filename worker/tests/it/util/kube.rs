@@ -12,6 +12,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+/// Whether a bearer token is accepted.
+pub type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
 /// The cluster's state.
 #[derive(Default)]
 pub struct State {
@@ -25,7 +28,7 @@ pub struct State {
     /// (method, path with query) of every request.
     pub requests: Vec<(String, String)>,
     /// Accepts a bearer token.
-    pub token_ok: Option<Arc<dyn Fn(&str) -> bool + Send + Sync>>,
+    pub token_ok: Option<TokenCheck>,
     pub rebuild_after: Option<Duration>,
     pub rebuilt: u64,
 }
@@ -373,7 +376,7 @@ impl Server {
     }
 
     /// A server accepting the tokens `check` accepts.
-    pub fn start_checking(check: Arc<dyn Fn(&str) -> bool + Send + Sync>) -> Server {
+    pub fn start_checking(check: TokenCheck) -> Server {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
