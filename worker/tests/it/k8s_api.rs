@@ -28,20 +28,27 @@ pub struct Lab {
 
 impl Lab {
     pub fn new() -> Lab {
-        Lab::on(FaultContext::new(
-            FaultSettings::default(),
-            aws::Store::Dir(shared::adapters::embedded::DirStore::new(
-                std::env::temp_dir().join(format!(
-                    "k8s-locks-{}-{:?}",
-                    std::process::id(),
-                    std::thread::current().id()
-                )),
-            )),
-            Cleanup::new(),
-        ))
+        Lab::on_sdk(None)
     }
 
-    pub fn on(ctx: FaultContext) -> Lab {
+    /// A lab whose fault context calls AWS on `sdk` (the emulator's), when given.
+    pub fn on_sdk(sdk: Option<aws_config::SdkConfig>) -> Lab {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = FaultContext::new(
+            FaultSettings::default(),
+            aws::Store::Dir(shared::adapters::embedded::DirStore::new(
+                dir.path().join("locks"),
+            )),
+            Cleanup::new(),
+        );
+        let ctx = match sdk {
+            Some(sdk) => ctx.with_sdk(sdk),
+            None => ctx,
+        };
+        Lab::in_dir(ctx, dir)
+    }
+
+    fn in_dir(ctx: FaultContext, dir: tempfile::TempDir) -> Lab {
         let server = Arc::new(Server::start(TOKEN));
         server.with(|s| {
             s.namespaces
@@ -62,7 +69,6 @@ impl Lab {
                 "node-a",
             ));
         });
-        let dir = tempfile::tempdir().unwrap();
         let ctx = Arc::new(ctx);
         Lab {
             registry: aws::faults::registry(ctx.clone()),
@@ -473,4 +479,33 @@ fn pod_healthy_checks_readiness_and_the_health_endpoint() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("no container matches"), "{e}");
+}
+
+#[test]
+fn a_pod_another_fault_holds_is_refused_and_free_again_once_released() {
+    let lab = Lab::new();
+    let holder = NativeCall {
+        activity: "other-fault".into(),
+        ..NativeCall::default()
+    };
+    let held = lab
+        .rt
+        .block_on(aws::faults::target_locks::lock(
+            &lab.ctx,
+            &holder,
+            &["pod:shop/web-2".to_string()],
+            std::time::Duration::from_secs(60),
+        ))
+        .unwrap();
+    let kill = json!({"name_space": "shop", "pod_name_pattern": "web", "test_target_type": "NAMED_LIST", "pod_names": "web-2"});
+    assert_eq!(
+        refused_rule(lab.action("kill_pods", kill.clone())),
+        "target_locked"
+    );
+    assert_eq!(lab.server.count("DELETE", "/"), 0);
+    lab.rt.block_on(held.release());
+    assert_eq!(
+        lab.action("kill_pods", kill).unwrap()["pods_terminated"],
+        json!(["web-2"])
+    );
 }

@@ -14,7 +14,6 @@ use aws::faults::k8s::auth::{Auth, EksToken, token_url};
 use aws::faults::k8s::client::{Kube, Tls};
 use aws::faults::k8s::connect::{ClusterRef, connect, describe};
 use aws::faults::k8s::targets::{PodSelector, resolve_pods};
-use aws::faults::safety::FaultSettings;
 use serde_json::{Value, json};
 use shared::cleanup::Cleanup;
 use shared::fleet::safety::targets::Mode;
@@ -27,16 +26,9 @@ fn sdk(rt: &tokio::runtime::Runtime) -> aws_config::SdkConfig {
     rt.block_on(aws::sdk::emulator(&moto::endpoint()))
 }
 
-/// A fault context on the emulator, its locks in a temp dir.
+/// A fault context on the emulator, for what takes no lock.
 fn context(sdk: aws_config::SdkConfig) -> FaultContext {
-    FaultContext::new(
-        FaultSettings::default(),
-        aws::Store::Dir(shared::adapters::embedded::DirStore::new(
-            tempfile::tempdir().unwrap().keep().join("store"),
-        )),
-        Cleanup::new(),
-    )
-    .with_sdk(sdk)
+    FaultContext::for_checking(Cleanup::new()).with_sdk(sdk)
 }
 
 /// An EKS cluster on the emulator, with `tags`.
@@ -167,7 +159,7 @@ fn a_fault_on_the_node_needs_the_pods_node_to_be_an_opted_in_instance() {
     let tag = team("k8s-node");
     let opted = aws.instances(1, &[("team", &tag), OPT_IN]);
     let plain = aws.instances(1, &[("team", &tag)]);
-    let lab = Lab::on(context(sdk(&rt)));
+    let lab = Lab::on_sdk(Some(sdk(&rt)));
     lab.server.with(|s| {
         s.nodes.push(kube::node("node-a", &opted[0]));
         s.nodes.push(kube::node("node-b", &plain[0]));
@@ -230,7 +222,7 @@ fn stress_eks_api_is_capped_and_needs_an_opted_in_cluster() {
     let (opted, plain) = (team("k8s-stress-a"), team("k8s-stress-b"));
     cluster(&rt, &sdk, &opted, &[OPT_IN]);
     cluster(&rt, &sdk, &plain, &[]);
-    let lab = Lab::on(context(sdk));
+    let lab = Lab::on_sdk(Some(sdk));
     let out = lab.action("stress_eks_api", json!({"cluster_name": opted, "duration_seconds": 2, "intensity": 500, "region": "us-east-1"})).unwrap();
     assert_eq!(out["requests_per_second"], 20, "{out}");
     let sent = out["requests"].as_u64().unwrap();
