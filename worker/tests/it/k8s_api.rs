@@ -510,3 +510,27 @@ fn a_pod_another_fault_holds_is_refused_and_free_again_once_released() {
         json!(["web-2"])
     );
 }
+
+#[test]
+fn delete_pod_takes_the_seeds_arguments_and_finds_the_cluster_in_its_tag() {
+    let lab = Lab::new();
+    // tc-042's arguments: no cluster_name; the EKS cluster tag names it
+    let args = |cluster: &str| {
+        json!({"region": "us-east-1", "name_space": "shop", "pod_name_pattern": "web",
+               "tag_key": "tag:aws:eks:cluster-name", "tag_value": cluster,
+               "output_s3_bucket_name": "bucket"})
+    };
+    let out = lab.action("delete_pod", args("shop-cluster")).unwrap();
+    let gone = out["pods_terminated"].as_array().unwrap();
+    assert_eq!(gone.len(), 1, "{out}");
+    assert_eq!(lab.server.pod_names("shop").len(), 3);
+    let e = lab
+        .action("delete_pod", args("another-cluster"))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no context for cluster \"another-cluster\""),
+        "{e}"
+    );
+    assert_eq!(lab.server.count("DELETE", "/"), 1);
+}

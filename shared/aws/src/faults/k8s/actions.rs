@@ -101,7 +101,6 @@ async fn delete_pods(
 async fn delete_pod(ctx: &FaultContext, mut call: NativeCall) -> Result<Value, ActivityError> {
     let args = &call.arguments;
     let named = text(args, "cluster_name").map_err(fail)?.is_some()
-        || text(args, "kubeconfig").map_err(fail)?.is_some()
         || call
             .configuration
             .get("cluster_name")
