@@ -14,6 +14,7 @@ pub mod cloudwatch;
 pub mod context;
 pub mod ec2;
 pub mod network;
+pub mod k8s;
 mod plan;
 pub mod safety;
 pub mod ssm;
@@ -41,4 +42,5 @@ pub fn register(registry: &mut Registry, ctx: Arc<FaultContext>) {
     ssm::send_command::register(registry, &ctx);
     ssm::orphans::register(registry, &ctx);
     network::register(registry, &ctx);
+    k8s::register(registry, &ctx);
 }
