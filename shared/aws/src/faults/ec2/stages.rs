@@ -1,7 +1,9 @@
 //! A host fault's severity ladder, read from its arguments (pure): the stages it runs (the
-//! arguments, or one stage per `parameter_map` entry over them), their total duration against
+//! arguments, or one stage per `parameter_map` entry over them: the library's dict by severity
+//! level, or our list), their total duration against
 //! `max_duration`, and whether a failed stage ends the ladder (`failure_mode`).
 
+use super::fault_args::Arg;
 use super::fault_table::{Fault, MAX_STAGE_SECONDS};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -22,68 +24,111 @@ fn parameter_text(name: &str, value: &Value) -> Result<String, String> {
     }
 }
 
+/// An argument's value for the document: translated by its `Convert`, the error naming it.
+fn converted(a: &Arg, name: &str, value: &Value) -> Result<Option<String>, String> {
+    let text = parameter_text(name, value)?;
+    (a.value)(&text).map_err(|e| format!("{name}: {e}"))
+}
+
+/// A `parameter_map` stage's value: one value, or the seed's one-element list (`["60"]`).
+fn stage_value(value: &Value) -> &Value {
+    match value {
+        Value::Array(one) if one.len() == 1 => &one[0],
+        other => other,
+    }
+}
+
 /// The stages a fault runs: the arguments (or defaults) as the first and only stage, or, with a
-/// `parameter_map`, one stage per entry, each overriding the arguments (entries may name
-/// arguments in full, `ec2_stress_cpu_load`, or by suffix, `load`). Pure.
+/// `parameter_map`, one stage per entry, each overriding the arguments. The map is the
+/// library's dict keyed by severity level (stages in its order) or our list; an entry names
+/// arguments by any of their names (`ec2_stress_packet_loss_percent`), our suffix (`loss_percent`)
+/// or the seed document's parameter (`loss`). Pure.
 pub fn stages(fault: &Fault, args: &Map<String, Value>) -> Result<Vec<Stage>, String> {
+    Ok(ladder(fault, args)?.into_iter().map(|(_, s)| s).collect())
+}
+
+/// As `stages`, each with its label: the severity level, or `stage <n>` (from 1).
+pub fn ladder(fault: &Fault, args: &Map<String, Value>) -> Result<Vec<(String, Stage)>, String> {
     let mut base = Stage::new();
     for a in fault.args {
-        let name = fault.arg_name(a.suffix);
-        match args.get(&name).filter(|v| !v.is_null()) {
-            Some(v) => {
-                base.insert(a.parameter.into(), parameter_text(&name, v)?);
-            }
-            None => match a.default {
-                Some("") => {}
-                Some(d) => {
-                    base.insert(a.parameter.into(), d.into());
-                }
-                None => return Err(format!("{name} is required")),
+        let names = fault.names(a);
+        let given: Vec<(&String, &Value)> = names
+            .iter()
+            .filter_map(|n| Some((n, args.get(n).filter(|v| !v.is_null())?)))
+            .collect();
+        let value = match given[..] {
+            [] => match a.default {
+                None => return Err(format!("{} is required", names[0])),
+                Some("") => None,
+                Some(d) => (a.value)(d).map_err(|e| format!("{} default: {e}", names[0]))?,
             },
+            [(name, v)] => converted(a, name, v)?,
+            _ => {
+                let both: Vec<&str> = given.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(format!(
+                    "{} name the same argument: give one of them",
+                    both.join(" and ")
+                ));
+            }
+        };
+        if let (true, Some(v)) = (a.sent(), value) {
+            base.insert(a.parameter.into(), v);
         }
     }
     let map_name = fault.arg_name("parameter_map");
-    let entries = match args.get(&map_name).filter(|_| fault.ladder) {
-        None | Some(Value::Null) => return Ok(vec![base]),
-        Some(Value::Array(entries)) if !entries.is_empty() => entries,
+    let entries: Vec<(String, &Value)> = match args.get(&map_name).filter(|_| fault.ladder) {
+        None | Some(Value::Null) => return Ok(vec![("stage 1".into(), base)]),
+        Some(Value::Object(levels)) if !levels.is_empty() => {
+            levels.iter().map(|(k, v)| (k.clone(), v)).collect()
+        }
+        Some(Value::Array(entries)) if !entries.is_empty() => entries
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("stage {}", i + 1), v))
+            .collect(),
         Some(_) => {
             return Err(format!(
-                "{map_name}: expected a non-empty list of parameter overrides, one per stage"
+                "{map_name}: expected parameter overrides per stage: a mapping of severity level \
+                 to overrides (the library's), or a non-empty list of them"
             ));
         }
     };
+    let dict = matches!(args.get(&map_name), Some(Value::Object(_)));
     entries
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(i, entry)| {
-            let entry = entry.as_object().ok_or_else(|| {
-                format!("{map_name}[{i}]: expected a mapping of argument to value")
-            })?;
+        .map(|(i, (label, entry))| {
+            let place = if dict {
+                format!("{map_name}.{label}")
+            } else {
+                format!("{map_name}[{i}]")
+            };
+            let entry = entry
+                .as_object()
+                .ok_or_else(|| format!("{place}: expected a mapping of argument to value"))?;
             let mut stage = base.clone();
             for (key, value) in entry {
-                let suffix = key.strip_prefix(&fault.prefix()).unwrap_or(key);
                 let a = fault
                     .args
                     .iter()
-                    .find(|a| a.suffix == suffix)
+                    .find(|a| fault.is_key(a, key))
                     .ok_or_else(|| {
-                        let known: Vec<String> = fault
-                            .args
-                            .iter()
-                            .map(|a| fault.arg_name(a.suffix))
-                            .collect();
+                        let known: Vec<String> = fault.args.iter().map(|a| fault.name(a)).collect();
                         format!(
-                            "{map_name}[{i}].{key}: not an argument of {} (expected one of {})",
+                            "{place}.{key}: not an argument of {} (expected one of {})",
                             fault.func,
                             known.join(", ")
                         )
                     })?;
-                stage.insert(
-                    a.parameter.into(),
-                    parameter_text(&format!("{map_name}[{i}].{key}"), value)?,
-                );
+                let value = converted(a, &format!("{place}.{key}"), stage_value(value))?;
+                if a.sent() {
+                    match value {
+                        Some(v) => stage.insert(a.parameter.into(), v),
+                        None => stage.remove(a.parameter),
+                    };
+                }
             }
-            Ok(stage)
+            Ok((label, stage))
         })
         .collect()
 }
