@@ -6,6 +6,7 @@ mod aws_chaosaws;
 mod aws_faults;
 mod aws_probes;
 mod aws_redelivery;
+mod aws_seed_names;
 mod chaos_report;
 mod cli;
 mod conformance;

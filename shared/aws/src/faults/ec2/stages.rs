@@ -77,7 +77,11 @@ pub fn ladder(fault: &Fault, args: &Map<String, Value>) -> Result<Vec<(String, S
     }
     let map_name = fault.arg_name("parameter_map");
     let entries: Vec<(String, &Value)> = match args.get(&map_name).filter(|_| fault.ladder) {
+        // `{}` is the library's default: no ladder
         None | Some(Value::Null) => return Ok(vec![("stage 1".into(), base)]),
+        Some(Value::Object(levels)) if levels.is_empty() => {
+            return Ok(vec![("stage 1".into(), base)]);
+        }
         Some(Value::Object(levels)) if !levels.is_empty() => {
             levels.iter().map(|(k, v)| (k.clone(), v)).collect()
         }
@@ -292,10 +296,18 @@ mod tests {
             let mut given = required.clone();
             given.insert(f.arg_name("duration"), json!("45"));
             cases.push(given.clone());
+            let mut library = required.clone();
+            library.insert(f.name(f.duration()), json!(35));
+            cases.push(library);
             if f.ladder {
                 given.insert(
                     f.arg_name("parameter_map"),
                     json!([{"duration": 10}, {f.arg_name("duration"): "20"}, {}]),
+                );
+                cases.push(given.clone());
+                given.insert(
+                    f.arg_name("parameter_map"),
+                    json!({"low": {"duration": ["10"]}, "high": {f.name(f.duration()): "20"}, "same": {}}),
                 );
                 cases.push(given.clone());
             }
@@ -316,7 +328,10 @@ mod tests {
     fn bad_fault_arguments_are_named() {
         let f = fault("ec2_blackhole_by_port");
         for (bad, needle) in [
-            (json!({}), "ec2_blackhole_by_port_port is required"),
+            (
+                json!({}),
+                "ec2_blackhole_by_port_destination_ports is required",
+            ),
             (
                 json!({"ec2_blackhole_by_port_port": [1]}),
                 "ec2_blackhole_by_port_port: expected a string or a number",
@@ -370,5 +385,130 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn the_library_s_dict_parameter_map_runs_its_levels_in_order_over_its_defaults() {
+        let f = fault("ec2_stress_packet_loss");
+        let a = args(json!({"ec2_stress_packet_duration": "20",
+            "ec2_stress_packet_loss_parameter_map": {
+                "loss_80_percent": {"ec2_stress_packet_loss_percent": "80"},
+                "loss_20_percent": {"ec2_stress_packet_loss_percent": "20", "duration": ["5"]},
+                "eth1": {"ec2_stress_packet_interface": "eth1", "loss": 3}}}));
+        let l = ladder(f, &a).unwrap();
+        let levels: Vec<&str> = l.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            levels,
+            ["loss_80_percent", "loss_20_percent", "eth1"],
+            "the dict's order"
+        );
+        let got: Vec<(&str, &str, Option<&str>)> = l
+            .iter()
+            .map(|(_, s)| {
+                (
+                    s["loss"].as_str(),
+                    s["duration"].as_str(),
+                    s.get("interface").map(String::as_str),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("80", "20", None),
+                ("20", "5", None),
+                ("3", "20", Some("eth1"))
+            ]
+        );
+        // the library's defaults: 90 % for 60 s; port 0 and sport are not sent
+        let s = stages(f, &args(json!({}))).unwrap();
+        assert_eq!(
+            s[0],
+            Stage::from([
+                ("duration".into(), "60".into()),
+                ("loss".into(), "90".into())
+            ])
+        );
+        let e = stages(f, &args(json!({"ec2_stress_packet_port_number": "443"}))).unwrap_err();
+        assert!(
+            e.starts_with("ec2_stress_packet_port_number: is \"443\": only 0"),
+            "{e}"
+        );
+        let e = stages(
+            f,
+            &args(json!({"ec2_stress_packet_duration": 5, "ec2_stress_packet_loss_duration": 6})),
+        )
+        .unwrap_err();
+        assert!(e.contains("name the same argument"), "{e}");
+    }
+
+    #[test]
+    fn an_alias_sends_the_same_as_the_library_s_name() {
+        for (func, library, alias, value) in [
+            (
+                "ec2_stress_cpu",
+                "stress_cpu_percent",
+                "ec2_stress_cpu_load",
+                "70",
+            ),
+            (
+                "ec2_stress_cpu",
+                "ec2_stress_cpu_duration",
+                "ec2_cpu_duration",
+                "30",
+            ),
+            (
+                "ec2_stress_memory",
+                "ec2_stress_memory_percent_per_worker",
+                "ec2_stress_memory_percent",
+                "40",
+            ),
+            (
+                "ec2_stress_network_utilization",
+                "ec2_stress_network_utilization_network_rate",
+                "ec2_stress_network_utilization_bandwidth",
+                "300",
+            ),
+            (
+                "ec2_blackhole_by_ip",
+                "ec2_blackhole_ip",
+                "ec2_blackhole_by_ip_ip",
+                "10.0.0.1",
+            ),
+        ] {
+            let f = fault(func);
+            let mut base = Map::new();
+            for a in f.args.iter().filter(|a| a.default.is_none()) {
+                if f.name(a) != library {
+                    base.insert(f.name(a), json!("1"));
+                }
+            }
+            let mut by_library = base.clone();
+            by_library.insert(library.into(), json!(value));
+            let mut by_alias = base.clone();
+            by_alias.insert(alias.into(), json!(value));
+            assert_eq!(
+                stages(f, &by_library).unwrap(),
+                stages(f, &by_alias).unwrap(),
+                "{func}: {alias}"
+            );
+        }
+        let port = stages(
+            fault("ec2_blackhole_by_port"),
+            &args(json!({"ec2_blackhole_by_port_destination_ports": 443})),
+        )
+        .unwrap();
+        assert_eq!(
+            port[0],
+            Stage::from([
+                ("direction".into(), "both".into()),
+                ("duration".into(), "60".into()),
+                ("port".into(), "443".into()),
+                ("protocol".into(), "tcp udp".into())
+            ]),
+            "the library's defaults, as our document takes them"
+        );
+        let rate = stages(fault("ec2_stress_network_utilization"), &args(json!({}))).unwrap();
+        assert_eq!(rate[0]["rate"], "100kbit");
     }
 }
