@@ -308,9 +308,8 @@ impl Fault {
     }
 
     /// The parameters the reference's signature check accepts, each with the kind of value
-    /// it takes (a `duration` is seconds, every other argument one value). Every one is
-    /// optional to the check: a required argument has several names, and the action says
-    /// which is missing.
+    /// it takes (a `duration` is seconds, every other argument one value). A required
+    /// argument is required under its main name or any other.
     pub fn params(&self) -> Vec<Param> {
         let leak = |n: String| -> &'static str { Box::leak(n.into_boxed_str()) };
         let mut params = SELECTION.to_vec();
@@ -322,8 +321,16 @@ impl Fault {
             } else {
                 ArgKind::Scalar
             };
-            for name in self.names(a) {
-                params.push(Param::optional(leak(name)).of(kind));
+            let names = self.names(a);
+            let others: Vec<&'static str> = names[1..].iter().map(|n| leak(n.clone())).collect();
+            let main = match a.default {
+                None => Param::required(leak(names[0].clone()))
+                    .or(Box::leak(others.clone().into_boxed_slice())),
+                Some(_) => Param::optional(leak(names[0].clone())),
+            };
+            params.push(main.of(kind));
+            for name in others {
+                params.push(Param::optional(name).of(kind));
             }
         }
         if self.ladder {

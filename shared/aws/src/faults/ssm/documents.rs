@@ -195,7 +195,7 @@ pub fn seed_name(name: &str) -> Option<&'static SeedName> {
 impl SeedName {
     /// The seed document's parameters (SSM's lists of strings) as ours: renamed, translated,
     /// with the values its document fixes; a parameter ours has no counterpart for is an error
-    /// naming it.
+    /// naming it. Under a name both use, parameters that are all ours pass unchanged.
     pub fn parameters(
         &self,
         given: &std::collections::BTreeMap<String, Vec<String>>,
@@ -204,6 +204,11 @@ impl SeedName {
             Stands::For(d) => d,
             Stands::Not(why) => return Err(format!("{}: {why}", self.seed)),
         };
+        // the seed's name is also ours (`StressCPU`, `KillProcess`...): our own parameters
+        // are ours, sent as they are
+        if ours.name == self.seed && given.keys().all(|k| ours.parameters.contains(&k.as_str())) {
+            return Ok(given.clone());
+        }
         let mut out = std::collections::BTreeMap::new();
         for (name, value) in self.fixed {
             out.insert(name.to_string(), vec![value.to_string()]);

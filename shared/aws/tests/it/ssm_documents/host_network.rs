@@ -271,7 +271,7 @@ fn interface_down_refuses_lo_and_an_interface_already_down() {
         out.stderr.contains("refusing the loopback interface lo"),
         "{out}"
     );
-    pair.a.sh("ip link add v9 type dummy");
+    pair.a.sh("ip link add v8 type veth peer name v9");
     let out = case.run(
         "InterfaceDown",
         &[("duration", "2"), ("interface", "v9")],

@@ -150,6 +150,15 @@ fn seed_parameters_become_ours_and_the_unknown_ones_are_named() {
             ("protocol", "tcp")
         ])
     );
+    // a name both use: our parameters are ours, the seed's are translated
+    let kill = seed_name("KillProcessByName").unwrap();
+    let ours = given(&[("name", "nginx"), ("duration", "0")]);
+    assert_eq!(kill.parameters(&ours).unwrap(), ours);
+    assert_eq!(
+        kill.parameters(&given(&[("processName", "nginx")]))
+            .unwrap(),
+        given(&[("duration", "0"), ("name", "nginx"), ("signal", "SIGTERM")])
+    );
     let e = seed_name("DeletePod")
         .unwrap()
         .parameters(&BTreeMap::new())
