@@ -360,3 +360,37 @@ fn a_killed_blackhole_is_still_reverted_by_its_sleeper() {
         case.log("BlackholePort")
     );
 }
+
+#[test]
+fn blackhole_port_takes_both_protocols_as_the_library_s_default_does() {
+    require(NET_TOOLS);
+    let case = Case::new();
+    let ns = Netns::new();
+    let mut child = case.spawn(
+        "BlackholePort",
+        &[("duration", "2"), ("port", "7009"), ("protocol", "tcp udp")],
+        Some(&ns),
+    );
+    until(
+        &mut child,
+        "the DROP rules",
+        Duration::from_secs(10),
+        || rules_of(&ns.iptables()).len() >= 2,
+    );
+    let rules = ns.iptables();
+    for p in ["tcp", "udp"] {
+        assert!(
+            rules_of(&rules)
+                .iter()
+                .any(|r| r.contains(&format!("-p {p} ")) && r.contains("--dport 7009")),
+            "{p}:\n{rules}"
+        );
+    }
+    finish_reverted(child, &ns);
+    let out = case.run(
+        "BlackholePort",
+        &[("duration", "2"), ("port", "7009"), ("protocol", "icmp")],
+        Some(&ns),
+    );
+    assert!(out.stderr.contains("invalid protocol 'icmp'"), "{out}");
+}
