@@ -15,11 +15,9 @@
 //!    (`FailFast`, the default) or the next stage still runs (`Continue`; the action then fails
 //!    at the end, listing the failed stages); then release the locks.
 
-use super::fault_table::{DEFAULT_MAX_DURATION, FAULTS, Fault};
+use super::fault_table::{FAULTS, Fault};
 use super::instances::{experimentvr_selector, resolve, server_filters};
-use super::stages::{
-    Stage, keeps_going, ladder, max_seconds, over_max, stage_seconds, total_seconds,
-};
+use super::stages::{Stage, keeps_going, ladder, max_for, over_max, stage_seconds, total_seconds};
 use crate::faults::FaultContext;
 use crate::faults::ssm::command::Command;
 use crate::faults::ssm::{documents, run};
@@ -62,12 +60,7 @@ async fn inject(
         .into_iter()
         .unzip();
     let total = total_seconds(&stages).map_err(fail)?;
-    let max = max_seconds(call.arguments.get("max_duration")).map_err(fail)?;
-    let max = if fault.ladder {
-        max.or(Some(DEFAULT_MAX_DURATION))
-    } else {
-        max
-    };
+    let max = max_for(fault, &call.arguments).map_err(fail)?;
     if let Some(message) = over_max(total, max, stages.len()) {
         return Err(ActivityError::Refused(Refusal::new(
             "max_duration",

@@ -4,7 +4,7 @@
 //! `max_duration`, and whether a failed stage ends the ladder (`failure_mode`).
 
 use super::fault_args::Arg;
-use super::fault_table::{Fault, MAX_STAGE_SECONDS};
+use super::fault_table::{DEFAULT_MAX_DURATION, Fault, MAX_STAGE_SECONDS};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -180,6 +180,17 @@ pub fn max_seconds(max: Option<&Value>) -> Result<Option<u64>, String> {
             .map(Some)
             .map_err(|_| format!("max_duration {v}: expected a whole number of seconds")),
     }
+}
+
+/// The `max_duration` a fault runs under: the one given, else the library's default for a
+/// ladder fault (the seed's older functions take none). Pure.
+pub fn max_for(fault: &Fault, args: &Map<String, Value>) -> Result<Option<u64>, String> {
+    let given = max_seconds(args.get("max_duration"))?;
+    Ok(if fault.ladder {
+        given.or(Some(DEFAULT_MAX_DURATION))
+    } else {
+        given
+    })
 }
 
 /// Why a total over `max_duration` is refused, or `None` within it. Pure.
@@ -510,5 +521,35 @@ mod tests {
         );
         let rate = stages(fault("ec2_stress_network_utilization"), &args(json!({}))).unwrap();
         assert_eq!(rate[0]["rate"], "100kbit");
+    }
+
+    #[test]
+    fn a_ladder_fault_runs_under_the_library_s_max_duration_unless_given_one() {
+        let f = fault("ec2_stress_cpu");
+        assert_eq!(max_for(f, &args(json!({}))).unwrap(), Some(900));
+        assert_eq!(
+            max_for(f, &args(json!({"max_duration": "1800"}))).unwrap(),
+            Some(1800)
+        );
+        let s = stages(
+            f,
+            &args(json!({"ec2_stress_cpu_parameter_map": {
+            "a": {"duration": 600}, "b": {"duration": 600}}})),
+        )
+        .unwrap();
+        // the library compares only the first stage (600 <= 900); the sum is refused here
+        let e = over_max(
+            total_seconds(&s).unwrap(),
+            max_for(f, &args(json!({}))).unwrap(),
+            s.len(),
+        );
+        assert!(
+            e.unwrap()
+                .contains("1200s in all (2 stages), more than max_duration 900s")
+        );
+        assert_eq!(
+            max_for(fault("stress_memory"), &args(json!({}))).unwrap(),
+            None
+        );
     }
 }
