@@ -317,7 +317,7 @@ fn send_command_with_a_seed_document_name_sends_ours() {
     assert_eq!(sent[0]["DocumentName"], "PacketLoss");
     assert_eq!(
         sent[0]["Parameters"],
-        json!({"duration": ["5"], "interface": ["eth0"], "loss": ["7"]})
+        json!({"duration": ["5"], "interface": ["eth0"], "loss": ["7"], "portType": ["sport"]})
     );
     let refused = &journal["run"][1];
     assert_eq!(refused["status"], "failed", "{refused:#}");

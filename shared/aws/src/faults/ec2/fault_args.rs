@@ -111,6 +111,23 @@ pub fn every_port(v: &str) -> Result<Option<String>, String> {
     }
 }
 
+/// A port filter our document takes (`PacketLoss`): `0` (every packet) is its default and not
+/// sent; 1-65535 is sent.
+pub fn port_filter(v: &str) -> Result<Option<String>, String> {
+    match v.trim().parse::<u16>() {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(n.to_string())),
+        Err(_) => Err(format!(
+            "is {v:?}: expected a port, 0-65535 (0: every port)"
+        )),
+    }
+}
+
+/// Which port a filter our document takes matches: `sport` or `dport`, sent.
+pub fn port_side(v: &str) -> Result<Option<String>, String> {
+    port_type(v).map(|_| Some(v.trim().to_string()))
+}
+
 /// The library's `source_ports` of the port blackhole: not offered natively.
 pub fn no_source_ports(v: &str) -> Result<Option<String>, String> {
     match v.trim() {
@@ -203,5 +220,9 @@ mod tests {
         assert!(no_source_ports("22").is_err());
         assert_eq!(any_protocol("tcp udp").unwrap(), None);
         assert!(whole("4GB").is_err());
+        assert_eq!(port_filter("0").unwrap(), None);
+        assert_eq!(port_filter("443").unwrap().as_deref(), Some("443"));
+        assert!(port_filter("70000").is_err());
+        assert_eq!(port_side("dport").unwrap().as_deref(), Some("dport"));
     }
 }

@@ -4,8 +4,8 @@
 //! parameter each becomes); and the parameters the reference's signature check accepts for each.
 
 use super::fault_args::{
-    Arg, any_protocol, arg, every_port, kbit, lower, no_source_ports, one_port, port_type,
-    protocols, required, whole,
+    Arg, any_protocol, arg, every_port, kbit, lower, no_source_ports, one_port, port_filter,
+    port_side, port_type, protocols, required, whole,
 };
 use crate::faults::ssm::documents::{self, Document};
 use shared::fleet::safety::targets::Mode;
@@ -123,12 +123,14 @@ pub const FAULTS: &[Fault] = &[
                 .library("ec2_stress_packet_loss_percent")
                 .keys(&["loss"]),
             arg("interface", "interface", "").library("ec2_stress_packet_interface"),
-            PORT_TYPE
+            // our PacketLoss filters on a port, as the library's document does
+            arg("port_type", "portType", "sport")
                 .library("ec2_stress_packet_port_type")
-                .keys(&["portType"]),
-            PORT_NUMBER
+                .value(port_side),
+            arg("port_number", "port", "0")
                 .library("ec2_stress_packet_port_number")
-                .keys(&["portNumber"]),
+                .keys(&["portNumber"])
+                .value(port_filter),
         ],
     ),
     ladder(

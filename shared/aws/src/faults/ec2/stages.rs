@@ -431,18 +431,29 @@ mod tests {
                 ("3", "20", Some("eth1"))
             ]
         );
-        // the library's defaults: 90 % for 60 s; port 0 and sport are not sent
+        // the library's defaults: 90 % for 60 s on every port (0 is the document's default)
         let s = stages(f, &args(json!({}))).unwrap();
         assert_eq!(
             s[0],
             Stage::from([
                 ("duration".into(), "60".into()),
-                ("loss".into(), "90".into())
+                ("loss".into(), "90".into()),
+                ("portType".into(), "sport".into())
             ])
         );
-        let e = stages(f, &args(json!({"ec2_stress_packet_port_number": "443"}))).unwrap_err();
+        let s = stages(
+            f,
+            &args(json!({"ec2_stress_packet_port_number": "443",
+                "ec2_stress_packet_port_type": "dport"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (s[0]["port"].as_str(), s[0]["portType"].as_str()),
+            ("443", "dport")
+        );
+        let e = stages(f, &args(json!({"ec2_stress_packet_port_number": "http"}))).unwrap_err();
         assert!(
-            e.starts_with("ec2_stress_packet_port_number: is \"443\": only 0"),
+            e.starts_with("ec2_stress_packet_port_number: is \"http\""),
             "{e}"
         );
         let e = stages(

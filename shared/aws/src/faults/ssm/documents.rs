@@ -7,8 +7,8 @@
 //! before it injects, so a fault ends even when the command is cancelled or the fleet is gone.
 
 use crate::faults::ec2::fault_args::{
-    Convert, every_port, kbit, lower, no_source_ports, one_address, one_port, port_type, protocols,
-    same, whole,
+    Convert, every_port, kbit, lower, no_source_ports, one_address, one_port, port_filter,
+    port_side, port_type, protocols, same, whole,
 };
 use crate::faults::safety::FaultSettings;
 
@@ -41,7 +41,7 @@ pub const NETWORK_LATENCY: Document = Document {
 };
 pub const PACKET_LOSS: Document = Document {
     name: "PacketLoss",
-    parameters: &["duration", "interface", "loss"],
+    parameters: &["duration", "interface", "loss", "port", "portType"],
 };
 pub const BANDWIDTH_LIMIT: Document = Document {
     name: "BandwidthLimit",
@@ -160,7 +160,7 @@ pub const SEED_NAMES: &[SeedName] = &[
     seed("StressIO", STRESS_IO, &[DURATION, ("iomix", "workers", same), ("percent", "percent", same), DEPENDENCIES], &[]),
     seed("DiskVolumeExhaustion", DISK_FILL, &[DURATION, ("workers", "", whole), ("filesize", "", whole), DEPENDENCIES], &[]),
     seed("StressNetworkLatency", NETWORK_LATENCY, &[DURATION, INTERFACE, ("delay", "delay", same), ("ports", "", every_port), PORT_TYPE, DEPENDENCIES], &[]),
-    seed("StressPacketLoss", PACKET_LOSS, &[DURATION, INTERFACE, ("loss", "loss", same), ("portNumber", "", every_port), PORT_TYPE, DEPENDENCIES], &[]),
+    seed("StressPacketLoss", PACKET_LOSS, &[DURATION, INTERFACE, ("loss", "loss", same), ("portNumber", "port", port_filter), ("portType", "portType", port_side), DEPENDENCIES], &[]),
     seed("StressNetworkUtilization", BANDWIDTH_LIMIT, &[DURATION, INTERFACE, ("rate", "rate", kbit), ("portNumber", "", every_port), PORT_TYPE, DEPENDENCIES], &[]),
     seed("BlackHoleByPort", BLACKHOLE_PORT, &[DURATION, ("protocol", "protocol", protocols), ("destinationPorts", "port", one_port), ("sourcePorts", "", no_source_ports), DEPENDENCIES], &[("direction", "both"), ("protocol", "tcp")]),
     seed("BlackholeByPort", BLACKHOLE_PORT, &[DURATION, ("protocol", "protocol", protocols), ("destinationPorts", "port", one_port), ("sourcePorts", "", no_source_ports), ("direction", "direction", lower)], &[("direction", "both"), ("protocol", "tcp udp")]),

@@ -126,10 +126,23 @@ fn seed_parameters_become_ours_and_the_unknown_ones_are_named() {
         .unwrap();
     assert_eq!(
         ours,
-        given(&[("duration", "30"), ("interface", "eth0"), ("loss", "7")])
+        given(&[
+            ("duration", "30"),
+            ("interface", "eth0"),
+            ("loss", "7"),
+            ("portType", "sport")
+        ])
     );
     let e = row
-        .parameters(&given(&[("portNumber", "443")]))
+        .parameters(&given(&[("portNumber", "http")]))
+        .unwrap_err();
+    assert!(
+        e.contains("parameter portNumber of StressPacketLoss: is \"http\""),
+        "{e}"
+    );
+    let e = seed_name("StressNetworkLatency")
+        .unwrap()
+        .parameters(&given(&[("ports", "443")]))
         .unwrap_err();
     assert!(e.contains("only 0 (every port)"), "{e}");
     let e = row.parameters(&given(&[("speed", "1")])).unwrap_err();
