@@ -289,9 +289,15 @@ impl Fault {
 
     /// Every name an experiment may give `a`, its main name first.
     pub fn names(&self, a: &Arg) -> Vec<String> {
-        let mut names = vec![self.name(a), self.arg_name(a.suffix)];
-        names.extend(a.aliases.iter().map(|n| n.to_string()));
-        names.dedup();
+        let mut names: Vec<String> = Vec::new();
+        let all = [self.name(a), self.arg_name(a.suffix)]
+            .into_iter()
+            .chain(a.aliases.iter().map(|n| n.to_string()));
+        for n in all {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
         names
     }
 
@@ -395,6 +401,18 @@ mod tests {
             assert!(
                 f.args.iter().any(|a| a.parameter == "duration"),
                 "{} takes a duration",
+                f.func
+            );
+        }
+        for f in FAULTS {
+            let names: Vec<&str> = f.params().iter().map(|p| p.name).collect();
+            let mut unique = names.clone();
+            unique.sort();
+            unique.dedup();
+            assert_eq!(
+                unique.len(),
+                names.len(),
+                "{}: a name names one argument",
                 f.func
             );
         }
