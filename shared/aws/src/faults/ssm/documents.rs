@@ -217,9 +217,9 @@ impl SeedName {
             let Some((_, to, convert)) = self.parameters.iter().find(|p| p.0 == name) else {
                 let known: Vec<&str> = self.parameters.iter().map(|p| p.0).collect();
                 return Err(format!(
-                    "parameter {name} of the seed's {}: not one {} ({}) takes (expected one of {})",
+                    "parameter {name} of the seed's {} has no counterpart in our {} (expected \
+                     one of {})",
                     self.seed,
-                    "our document",
                     ours.name,
                     known.join(", ")
                 ));
