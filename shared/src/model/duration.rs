@@ -30,22 +30,36 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(900);
 /// The module of the seed library's EC2 faults.
 const EC2_FAULTS: &str = "experimentvr.ec2.actions";
 
-/// `(func, default duration in seconds, ladder)`: see `ec2_actions.rs`'s `FAULTS`. A ladder
-/// fault names its arguments `<func>_<arg>` and takes `<func>_parameter_map` and `max_duration`.
-pub const FAULT_DURATIONS: &[(&str, u64, bool)] = &[
-    ("stress_memory", 60, false),
-    ("ec2_stress_cpu", 60, true),
-    ("ec2_stress_memory", 60, true),
-    ("ec2_stress_io", 60, true),
-    ("ec2_exhaust_root_vol", 60, true),
-    ("ec2_stress_network_latency", 60, true),
-    ("ec2_stress_packet_loss", 60, true),
-    ("ec2_stress_network_utilization", 60, true),
-    ("ec2_blackhole_by_port", 60, true),
-    ("ec2_blackhole_by_ip", 60, true),
-    ("ec2_kill_process", 0, true),
-    ("ec2_kill_process_by_name", 0, true),
+/// `(func, default duration in seconds, ladder, the duration's other names)`: see the aws
+/// crate's `ec2::fault_table::FAULTS`. A ladder fault names its arguments `<func>_<arg>` (the
+/// library names some otherwise: the other names) and takes `<func>_parameter_map` (a dict by
+/// severity level or a list) and `max_duration` (default 900).
+pub const FAULT_DURATIONS: &[(&str, u64, bool, &[&str])] = &[
+    ("stress_memory", 60, false, &[]),
+    ("root_vol_exhaustion", 60, false, &[]),
+    ("ec2_stress_cpu", 60, true, &["ec2_cpu_duration"]),
+    ("ec2_stress_memory", 60, true, &[]),
+    ("ec2_stress_io", 60, true, &[]),
+    ("ec2_exhaust_root_vol", 60, true, &[]),
+    ("ec2_stress_network_latency", 60, true, &[]),
+    (
+        "ec2_stress_packet_loss",
+        60,
+        true,
+        &["ec2_stress_packet_duration"],
+    ),
+    ("ec2_stress_network_utilization", 60, true, &[]),
+    ("ec2_blackhole_by_port", 60, true, &[]),
+    ("ec2_blackhole_by_ip", 60, true, &[]),
+    ("ec2_kill_process", 0, true, &[]),
+    ("ec2_kill_process_by_name", 0, true, &[]),
+    ("ec2_stress_all_network_io", 60, true, &[]),
+    ("ec2_block_all_network_traffic", 60, true, &[]),
+    ("ec2_shutdown_network_interface", 60, true, &[]),
 ];
+
+/// A ladder fault's `max_duration` when none is given (the library's default).
+const DEFAULT_MAX_DURATION: u64 = 900;
 
 /// One activity's declared bound.
 #[derive(Debug, Clone, PartialEq)]
@@ -222,50 +236,64 @@ pub fn fault_seconds(
     args: &Map<String, Value>,
     values: &Map<String, Value>,
 ) -> Option<Result<f64, String>> {
-    let &(_, default, ladder) = FAULT_DURATIONS.iter().find(|f| f.0 == func)?;
+    let &(_, default, ladder, others) = FAULT_DURATIONS.iter().find(|f| f.0 == func)?;
     let prefix = if ladder {
         format!("{func}_")
     } else {
         String::new()
     };
+    let ours = format!("{prefix}duration");
     let duration_of = |v: &Value| {
+        let v = match v {
+            Value::Array(one) if one.len() == 1 => &one[0],
+            other => other,
+        };
         whole_seconds(&resolve(v, values))
             .ok_or_else(|| format!("`{func}` duration {v} is not a known whole number of seconds"))
     };
-    let base = match args
-        .get(&format!("{prefix}duration"))
-        .filter(|v| !v.is_null())
-    {
+    // the duration under any of its names
+    fn given<'m>(m: &'m Map<String, Value>, ours: &str, others: &[&str]) -> Option<&'m Value> {
+        std::iter::once(ours)
+            .chain(others.iter().copied())
+            .find_map(|n| m.get(n).filter(|v| !v.is_null()))
+    }
+    let base = match given(args, &ours, others) {
         Some(v) => duration_of(v),
         None => Ok(default),
     };
-    let stages = match args
+    let entries: Vec<&Value> = match args
         .get(&format!("{prefix}parameter_map"))
         .filter(|_| ladder)
     {
-        Some(Value::Array(entries)) if !entries.is_empty() => entries
-            .iter()
+        Some(Value::Array(entries)) => entries.iter().collect(),
+        Some(Value::Object(levels)) => levels.values().collect(),
+        _ => Vec::new(),
+    };
+    let stages = if entries.is_empty() {
+        base.map(|b| vec![b])
+    } else {
+        entries
+            .into_iter()
             .map(|entry| {
-                let own = entry.as_object().and_then(|m| {
-                    m.get("duration")
-                        .or_else(|| m.get(&format!("{prefix}duration")))
-                });
+                let own = entry
+                    .as_object()
+                    .and_then(|m| m.get("duration").or_else(|| given(m, &ours, others)));
                 match own {
                     Some(v) => duration_of(v),
                     None => base.clone(),
                 }
             })
-            .collect::<Result<Vec<u64>, String>>(),
-        _ => base.map(|b| vec![b]),
+            .collect::<Result<Vec<u64>, String>>()
     };
     let total = match stages {
         Ok(s) => s.iter().fold(0u64, |t, s| t.saturating_add(*s)),
         Err(e) => return Some(Err(e)),
     };
-    let max = args
-        .get("max_duration")
-        .filter(|_| ladder)
-        .and_then(|v| whole_seconds(&resolve(v, values)));
+    let max = match args.get("max_duration").filter(|_| ladder) {
+        Some(v) => whole_seconds(&resolve(v, values)),
+        None if ladder => Some(DEFAULT_MAX_DURATION),
+        None => None,
+    };
     Some(Ok(max.map_or(total, |m| total.min(m)) as f64))
 }
 

@@ -209,7 +209,7 @@ fn every_ec2_fault_is_in_the_table_once_with_its_default() {
     names.sort();
     names.dedup();
     assert_eq!(names.len(), FAULT_DURATIONS.len());
-    for (func, default, ladder) in FAULT_DURATIONS {
+    for (func, default, ladder, _) in FAULT_DURATIONS {
         let name = if *ladder {
             format!("{func}_duration")
         } else {

@@ -83,6 +83,9 @@ pub struct Param {
     pub name: &'static str,
     pub required: bool,
     pub kind: ArgKind,
+    /// Other names that satisfy a required parameter (its aliases, declared as parameters of
+    /// their own).
+    pub or: &'static [&'static str],
 }
 
 pub use super::arguments::ArgKind;
@@ -93,6 +96,7 @@ impl Param {
             name,
             required: true,
             kind: ArgKind::Any,
+            or: &[],
         }
     }
     pub const fn optional(name: &'static str) -> Param {
@@ -100,7 +104,13 @@ impl Param {
             name,
             required: false,
             kind: ArgKind::Any,
+            or: &[],
         }
+    }
+    /// The same parameter, also satisfied by one of `names`.
+    pub const fn or(mut self, names: &'static [&'static str]) -> Param {
+        self.or = names;
+        self
     }
     /// The same parameter, its value checked as `kind`.
     pub const fn of(mut self, kind: ArgKind) -> Param {
@@ -178,8 +188,15 @@ impl NativeActivity {
             }
         }
         for p in self.params.iter().filter(|p| p.required) {
-            if !given.iter().any(|g| g.as_str() == p.name) {
-                problems.push((None, format!("required argument `{}` is missing", p.name)));
+            if !given
+                .iter()
+                .any(|g| g.as_str() == p.name || p.or.contains(&g.as_str()))
+            {
+                let or: String = p.or.iter().map(|n| format!(" (or `{n}`)")).collect();
+                problems.push((
+                    None,
+                    format!("required argument `{}`{or} is missing", p.name),
+                ));
             }
         }
         problems

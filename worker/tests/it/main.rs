@@ -7,6 +7,7 @@ mod aws_faults;
 mod aws_network_faults;
 mod aws_probes;
 mod aws_redelivery;
+mod aws_seed_names;
 mod chaos_report;
 mod cli;
 mod conformance;

@@ -6,7 +6,8 @@
 //! the shared list in `ssm::documents`) and how its experiment arguments map to the document's parameters. The
 //! action then runs the same steps for all of them:
 //! 1. read the arguments into a selector and severity stages (pure: `stages.rs`);
-//! 2. refuse a total duration over `max_duration`;
+//! 2. refuse a total duration over `max_duration` (the library's default: 900 s; the library
+//!    compares only the first stage with it, we the sum of all of them);
 //! 3. resolve the targets under the deployment's limits and put them on record;
 //! 4. under a dry run, stop here and return the plan;
 //! 5. lock the targets (`target_locks.rs`), so no other fault stacks on them;
@@ -16,7 +17,7 @@
 
 use super::fault_table::{FAULTS, Fault};
 use super::instances::{experimentvr_selector, resolve, server_filters};
-use super::stages::{keeps_going, max_seconds, over_max, stage_seconds, stages, total_seconds};
+use super::stages::{Stage, keeps_going, ladder, max_for, over_max, stage_seconds, total_seconds};
 use crate::faults::FaultContext;
 use crate::faults::ssm::command::Command;
 use crate::faults::ssm::{documents, run};
@@ -54,9 +55,12 @@ async fn inject(
     call: NativeCall,
 ) -> Result<Value, ActivityError> {
     let fail = ActivityError::Failed;
-    let stages = stages(fault, &call.arguments).map_err(fail)?;
+    let (levels, stages): (Vec<String>, Vec<Stage>) = ladder(fault, &call.arguments)
+        .map_err(fail)?
+        .into_iter()
+        .unzip();
     let total = total_seconds(&stages).map_err(fail)?;
-    let max = max_seconds(call.arguments.get("max_duration")).map_err(fail)?;
+    let max = max_for(fault, &call.arguments).map_err(fail)?;
     if let Some(message) = over_max(total, max, stages.len()) {
         return Err(ActivityError::Refused(Refusal::new(
             "max_duration",
@@ -75,6 +79,7 @@ async fn inject(
         "seed": selection.seed,
         "total_duration": total,
         "stages": stages,
+        "levels": levels,
     });
     if call.plan_only || selection.chosen.is_empty() {
         if selection.chosen.is_empty() {
@@ -110,9 +115,10 @@ async fn inject(
             selection.chosen.join(", ")
         );
         match run::run(ctx, &call, &command, Some(&held)).await {
-            Ok(r) => results.push(json!({"stage": i, "status": "succeeded", "command": r})),
+            Ok(r) => results
+                .push(json!({"stage": i, "level": levels[i], "status": "succeeded", "command": r})),
             Err(e) => {
-                results.push(json!({"stage": i, "status": "failed", "error": e.to_string()}));
+                results.push(json!({"stage": i, "level": levels[i], "status": "failed", "error": e.to_string()}));
                 failed_stages.push(format!("stage {}: {e}", i + 1));
                 if !keep_going {
                     break;

@@ -4,6 +4,7 @@
 //! (`host_faults`, their table in `fault_table`, their severity ladder in `stages`).
 
 pub mod actions;
+pub mod fault_args;
 pub mod fault_table;
 pub mod host_faults;
 pub mod instances;

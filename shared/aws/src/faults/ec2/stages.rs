@@ -1,8 +1,10 @@
 //! A host fault's severity ladder, read from its arguments (pure): the stages it runs (the
-//! arguments, or one stage per `parameter_map` entry over them), their total duration against
+//! arguments, or one stage per `parameter_map` entry over them: the library's dict by severity
+//! level, or our list), their total duration against
 //! `max_duration`, and whether a failed stage ends the ladder (`failure_mode`).
 
-use super::fault_table::{Fault, MAX_STAGE_SECONDS};
+use super::fault_args::Arg;
+use super::fault_table::{DEFAULT_MAX_DURATION, Fault, MAX_STAGE_SECONDS};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -22,68 +24,115 @@ fn parameter_text(name: &str, value: &Value) -> Result<String, String> {
     }
 }
 
+/// An argument's value for the document: translated by its `Convert`, the error naming it.
+fn converted(a: &Arg, name: &str, value: &Value) -> Result<Option<String>, String> {
+    let text = parameter_text(name, value)?;
+    (a.value)(&text).map_err(|e| format!("{name}: {e}"))
+}
+
+/// A `parameter_map` stage's value: one value, or the seed's one-element list (`["60"]`).
+fn stage_value(value: &Value) -> &Value {
+    match value {
+        Value::Array(one) if one.len() == 1 => &one[0],
+        other => other,
+    }
+}
+
 /// The stages a fault runs: the arguments (or defaults) as the first and only stage, or, with a
-/// `parameter_map`, one stage per entry, each overriding the arguments (entries may name
-/// arguments in full, `ec2_stress_cpu_load`, or by suffix, `load`). Pure.
+/// `parameter_map`, one stage per entry, each overriding the arguments. The map is the
+/// library's dict keyed by severity level (stages in its order) or our list; an entry names
+/// arguments by any of their names (`ec2_stress_packet_loss_percent`), our suffix (`loss_percent`)
+/// or the seed document's parameter (`loss`). Pure.
 pub fn stages(fault: &Fault, args: &Map<String, Value>) -> Result<Vec<Stage>, String> {
+    Ok(ladder(fault, args)?.into_iter().map(|(_, s)| s).collect())
+}
+
+/// As `stages`, each with its label: the severity level, or `stage <n>` (from 1).
+pub fn ladder(fault: &Fault, args: &Map<String, Value>) -> Result<Vec<(String, Stage)>, String> {
     let mut base = Stage::new();
     for a in fault.args {
-        let name = fault.arg_name(a.suffix);
-        match args.get(&name).filter(|v| !v.is_null()) {
-            Some(v) => {
-                base.insert(a.parameter.into(), parameter_text(&name, v)?);
-            }
-            None => match a.default {
-                Some("") => {}
-                Some(d) => {
-                    base.insert(a.parameter.into(), d.into());
-                }
-                None => return Err(format!("{name} is required")),
+        let names = fault.names(a);
+        let given: Vec<(&String, &Value)> = names
+            .iter()
+            .filter_map(|n| Some((n, args.get(n).filter(|v| !v.is_null())?)))
+            .collect();
+        let value = match given[..] {
+            [] => match a.default {
+                None => return Err(format!("{} is required", names[0])),
+                Some("") => None,
+                Some(d) => (a.value)(d).map_err(|e| format!("{} default: {e}", names[0]))?,
             },
+            [(name, v)] => converted(a, name, v)?,
+            _ => {
+                let both: Vec<&str> = given.iter().map(|(n, _)| n.as_str()).collect();
+                return Err(format!(
+                    "{} name the same argument: give one of them",
+                    both.join(" and ")
+                ));
+            }
+        };
+        if let (true, Some(v)) = (a.sent(), value) {
+            base.insert(a.parameter.into(), v);
         }
     }
     let map_name = fault.arg_name("parameter_map");
-    let entries = match args.get(&map_name).filter(|_| fault.ladder) {
-        None | Some(Value::Null) => return Ok(vec![base]),
-        Some(Value::Array(entries)) if !entries.is_empty() => entries,
+    let entries: Vec<(String, &Value)> = match args.get(&map_name).filter(|_| fault.ladder) {
+        // `{}` is the library's default: no ladder
+        None | Some(Value::Null) => return Ok(vec![("stage 1".into(), base)]),
+        Some(Value::Object(levels)) if levels.is_empty() => {
+            return Ok(vec![("stage 1".into(), base)]);
+        }
+        Some(Value::Object(levels)) if !levels.is_empty() => {
+            levels.iter().map(|(k, v)| (k.clone(), v)).collect()
+        }
+        Some(Value::Array(entries)) if !entries.is_empty() => entries
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("stage {}", i + 1), v))
+            .collect(),
         Some(_) => {
             return Err(format!(
-                "{map_name}: expected a non-empty list of parameter overrides, one per stage"
+                "{map_name}: expected parameter overrides per stage: a mapping of severity level \
+                 to overrides (the library's), or a non-empty list of them"
             ));
         }
     };
+    let dict = matches!(args.get(&map_name), Some(Value::Object(_)));
     entries
-        .iter()
+        .into_iter()
         .enumerate()
-        .map(|(i, entry)| {
-            let entry = entry.as_object().ok_or_else(|| {
-                format!("{map_name}[{i}]: expected a mapping of argument to value")
-            })?;
+        .map(|(i, (label, entry))| {
+            let place = if dict {
+                format!("{map_name}.{label}")
+            } else {
+                format!("{map_name}[{i}]")
+            };
+            let entry = entry
+                .as_object()
+                .ok_or_else(|| format!("{place}: expected a mapping of argument to value"))?;
             let mut stage = base.clone();
             for (key, value) in entry {
-                let suffix = key.strip_prefix(&fault.prefix()).unwrap_or(key);
                 let a = fault
                     .args
                     .iter()
-                    .find(|a| a.suffix == suffix)
+                    .find(|a| fault.is_key(a, key))
                     .ok_or_else(|| {
-                        let known: Vec<String> = fault
-                            .args
-                            .iter()
-                            .map(|a| fault.arg_name(a.suffix))
-                            .collect();
+                        let known: Vec<String> = fault.args.iter().map(|a| fault.name(a)).collect();
                         format!(
-                            "{map_name}[{i}].{key}: not an argument of {} (expected one of {})",
+                            "{place}.{key}: not an argument of {} (expected one of {})",
                             fault.func,
                             known.join(", ")
                         )
                     })?;
-                stage.insert(
-                    a.parameter.into(),
-                    parameter_text(&format!("{map_name}[{i}].{key}"), value)?,
-                );
+                let value = converted(a, &format!("{place}.{key}"), stage_value(value))?;
+                if a.sent() {
+                    match value {
+                        Some(v) => stage.insert(a.parameter.into(), v),
+                        None => stage.remove(a.parameter),
+                    };
+                }
             }
-            Ok(stage)
+            Ok((label, stage))
         })
         .collect()
 }
@@ -131,6 +180,17 @@ pub fn max_seconds(max: Option<&Value>) -> Result<Option<u64>, String> {
             .map(Some)
             .map_err(|_| format!("max_duration {v}: expected a whole number of seconds")),
     }
+}
+
+/// The `max_duration` a fault runs under: the one given, else the library's default for a
+/// ladder fault (the seed's older functions take none). Pure.
+pub fn max_for(fault: &Fault, args: &Map<String, Value>) -> Result<Option<u64>, String> {
+    let given = max_seconds(args.get("max_duration"))?;
+    Ok(if fault.ladder {
+        given.or(Some(DEFAULT_MAX_DURATION))
+    } else {
+        given
+    })
 }
 
 /// Why a total over `max_duration` is refused, or `None` within it. Pure.
@@ -247,10 +307,18 @@ mod tests {
             let mut given = required.clone();
             given.insert(f.arg_name("duration"), json!("45"));
             cases.push(given.clone());
+            let mut library = required.clone();
+            library.insert(f.name(f.duration()), json!(35));
+            cases.push(library);
             if f.ladder {
                 given.insert(
                     f.arg_name("parameter_map"),
                     json!([{"duration": 10}, {f.arg_name("duration"): "20"}, {}]),
+                );
+                cases.push(given.clone());
+                given.insert(
+                    f.arg_name("parameter_map"),
+                    json!({"low": {"duration": ["10"]}, "high": {f.name(f.duration()): "20"}, "same": {}}),
                 );
                 cases.push(given.clone());
             }
@@ -271,7 +339,10 @@ mod tests {
     fn bad_fault_arguments_are_named() {
         let f = fault("ec2_blackhole_by_port");
         for (bad, needle) in [
-            (json!({}), "ec2_blackhole_by_port_port is required"),
+            (
+                json!({}),
+                "ec2_blackhole_by_port_destination_ports is required",
+            ),
             (
                 json!({"ec2_blackhole_by_port_port": [1]}),
                 "ec2_blackhole_by_port_port: expected a string or a number",
@@ -324,6 +395,172 @@ mod tests {
                 &args(json!({"ec2_blackhole_by_port_failure_mode": "maybe"}))
             )
             .is_err()
+        );
+    }
+
+    #[test]
+    fn the_library_s_dict_parameter_map_runs_its_levels_in_order_over_its_defaults() {
+        let f = fault("ec2_stress_packet_loss");
+        let a = args(json!({"ec2_stress_packet_duration": "20",
+            "ec2_stress_packet_loss_parameter_map": {
+                "loss_80_percent": {"ec2_stress_packet_loss_percent": "80"},
+                "loss_20_percent": {"ec2_stress_packet_loss_percent": "20", "duration": ["5"]},
+                "eth1": {"ec2_stress_packet_interface": "eth1", "loss": 3}}}));
+        let l = ladder(f, &a).unwrap();
+        let levels: Vec<&str> = l.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            levels,
+            ["loss_80_percent", "loss_20_percent", "eth1"],
+            "the dict's order"
+        );
+        let got: Vec<(&str, &str, Option<&str>)> = l
+            .iter()
+            .map(|(_, s)| {
+                (
+                    s["loss"].as_str(),
+                    s["duration"].as_str(),
+                    s.get("interface").map(String::as_str),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("80", "20", None),
+                ("20", "5", None),
+                ("3", "20", Some("eth1"))
+            ]
+        );
+        // the library's defaults: 90 % for 60 s on every port (0 is the document's default)
+        let s = stages(f, &args(json!({}))).unwrap();
+        assert_eq!(
+            s[0],
+            Stage::from([
+                ("duration".into(), "60".into()),
+                ("loss".into(), "90".into()),
+                ("portType".into(), "sport".into())
+            ])
+        );
+        let s = stages(
+            f,
+            &args(json!({"ec2_stress_packet_port_number": "443",
+                "ec2_stress_packet_port_type": "dport"})),
+        )
+        .unwrap();
+        assert_eq!(
+            (s[0]["port"].as_str(), s[0]["portType"].as_str()),
+            ("443", "dport")
+        );
+        let e = stages(f, &args(json!({"ec2_stress_packet_port_number": "http"}))).unwrap_err();
+        assert!(
+            e.starts_with("ec2_stress_packet_port_number: is \"http\""),
+            "{e}"
+        );
+        let e = stages(
+            f,
+            &args(json!({"ec2_stress_packet_duration": 5, "ec2_stress_packet_loss_duration": 6})),
+        )
+        .unwrap_err();
+        assert!(e.contains("name the same argument"), "{e}");
+    }
+
+    #[test]
+    fn an_alias_sends_the_same_as_the_library_s_name() {
+        for (func, library, alias, value) in [
+            (
+                "ec2_stress_cpu",
+                "stress_cpu_percent",
+                "ec2_stress_cpu_load",
+                "70",
+            ),
+            (
+                "ec2_stress_cpu",
+                "ec2_stress_cpu_duration",
+                "ec2_cpu_duration",
+                "30",
+            ),
+            (
+                "ec2_stress_memory",
+                "ec2_stress_memory_percent_per_worker",
+                "ec2_stress_memory_percent",
+                "40",
+            ),
+            (
+                "ec2_stress_network_utilization",
+                "ec2_stress_network_utilization_network_rate",
+                "ec2_stress_network_utilization_bandwidth",
+                "300",
+            ),
+            (
+                "ec2_blackhole_by_ip",
+                "ec2_blackhole_ip",
+                "ec2_blackhole_by_ip_ip",
+                "10.0.0.1",
+            ),
+        ] {
+            let f = fault(func);
+            let mut base = Map::new();
+            for a in f.args.iter().filter(|a| a.default.is_none()) {
+                if f.name(a) != library {
+                    base.insert(f.name(a), json!("1"));
+                }
+            }
+            let mut by_library = base.clone();
+            by_library.insert(library.into(), json!(value));
+            let mut by_alias = base.clone();
+            by_alias.insert(alias.into(), json!(value));
+            assert_eq!(
+                stages(f, &by_library).unwrap(),
+                stages(f, &by_alias).unwrap(),
+                "{func}: {alias}"
+            );
+        }
+        let port = stages(
+            fault("ec2_blackhole_by_port"),
+            &args(json!({"ec2_blackhole_by_port_destination_ports": 443})),
+        )
+        .unwrap();
+        assert_eq!(
+            port[0],
+            Stage::from([
+                ("direction".into(), "both".into()),
+                ("duration".into(), "60".into()),
+                ("port".into(), "443".into()),
+                ("protocol".into(), "tcp udp".into())
+            ]),
+            "the library's defaults, as our document takes them"
+        );
+        let rate = stages(fault("ec2_stress_network_utilization"), &args(json!({}))).unwrap();
+        assert_eq!(rate[0]["rate"], "100kbit");
+    }
+
+    #[test]
+    fn a_ladder_fault_runs_under_the_library_s_max_duration_unless_given_one() {
+        let f = fault("ec2_stress_cpu");
+        assert_eq!(max_for(f, &args(json!({}))).unwrap(), Some(900));
+        assert_eq!(
+            max_for(f, &args(json!({"max_duration": "1800"}))).unwrap(),
+            Some(1800)
+        );
+        let s = stages(
+            f,
+            &args(json!({"ec2_stress_cpu_parameter_map": {
+            "a": {"duration": 600}, "b": {"duration": 600}}})),
+        )
+        .unwrap();
+        // the library compares only the first stage (600 <= 900); the sum is refused here
+        let e = over_max(
+            total_seconds(&s).unwrap(),
+            max_for(f, &args(json!({}))).unwrap(),
+            s.len(),
+        );
+        assert!(
+            e.unwrap()
+                .contains("1200s in all (2 stages), more than max_duration 900s")
+        );
+        assert_eq!(
+            max_for(fault("stress_memory"), &args(json!({}))).unwrap(),
+            None
         );
     }
 }

@@ -9,11 +9,13 @@
 //! `max_errors`). `timeout_seconds` is how long to wait for a batch before cancelling it
 //! (default 3600). Only the document's default version runs. Returns `{"Command": {"CommandId",
 //! "DocumentName", "InstanceIds", "Parameters", "Status"}, "commands": [...], "targets",
-//! "matched", "seed"}`.
+//! "matched", "seed"}`. A seed document name (`StressPacketLoss`, `BlackHoleByPort`...) sends our
+//! document in its place, its parameters renamed (`documents::SEED_NAMES`).
 //!
 //! Like every fault action, it locks its targets (`target_locks.rs`) while it acts.
 
 use super::command::Command;
+use super::documents;
 use super::run::run;
 use crate::faults::FaultContext;
 use crate::faults::ec2::instances::resolve;
@@ -200,6 +202,22 @@ fn check_document_version(args: &Map<String, Value>) -> Result<(), String> {
     }
 }
 
+/// A seed document name (`documents::SEED_NAMES`): our document's registered name and the
+/// seed's parameters as ours; a name that stands for no document of ours is refused, saying why.
+fn ours_for_seed(
+    ctx: &FaultContext,
+    row: &documents::SeedName,
+    parameters: &BTreeMap<String, Vec<String>>,
+) -> Result<(String, BTreeMap<String, Vec<String>>), String> {
+    match row.stands {
+        documents::Stands::For(ours) => Ok((
+            documents::registered_name(ctx.settings(), &ours),
+            row.parameters(parameters)?,
+        )),
+        documents::Stands::Not(why) => Err(format!("document_name {}: {why}", row.seed)),
+    }
+}
+
 /// The longest `timeout_seconds` honoured (a day, as the documents' longest fault).
 const MAX_WAIT_SECONDS: u64 = 86_400;
 
@@ -215,6 +233,11 @@ async fn send_command(ctx: &FaultContext, call: NativeCall) -> Result<Value, Act
     let targeting = ssm_targeting(args.get("targets")).map_err(fail)?;
     check_document_version(args).map_err(fail)?;
     let parameters = ssm_parameters(args.get("parameters")).map_err(fail)?;
+    let seed_document = documents::seed_name(&document);
+    let (document, parameters) = match seed_document {
+        Some(row) => ours_for_seed(ctx, row, &parameters).map_err(fail)?,
+        None => (document, parameters),
+    };
     let wait = whole(args, "timeout_seconds")
         .map_err(fail)?
         .map_or(DEFAULT_WAIT, |s| {
@@ -232,6 +255,9 @@ async fn send_command(ctx: &FaultContext, call: NativeCall) -> Result<Value, Act
     let selection = resolve(ctx, &call, targeting.selector, targeting.server_filters).await?;
     let mut out = plan(&call, "send_command", &selection);
     out["document"] = json!(document);
+    if let Some(row) = seed_document {
+        out["seed_document"] = json!(row.seed);
+    }
     out["parameters"] = json!(parameters);
     if stops_here(&call, &selection) {
         return Ok(out);

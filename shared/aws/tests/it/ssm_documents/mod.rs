@@ -389,10 +389,12 @@ impl fmt::Display for Out {
 mod blackholes;
 mod disk;
 mod harness;
+mod host_network;
 mod list;
 mod network;
 mod processes;
 mod reboots;
+mod seed_names;
 mod stress;
 
 use harness::*;

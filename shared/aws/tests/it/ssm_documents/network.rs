@@ -360,3 +360,84 @@ fn a_killed_blackhole_is_still_reverted_by_its_sleeper() {
         case.log("BlackholePort")
     );
 }
+
+#[test]
+fn blackhole_port_takes_both_protocols_as_the_library_s_default_does() {
+    require(NET_TOOLS);
+    let case = Case::new();
+    let ns = Netns::new();
+    let mut child = case.spawn(
+        "BlackholePort",
+        &[("duration", "2"), ("port", "7009"), ("protocol", "tcp udp")],
+        Some(&ns),
+    );
+    until(
+        &mut child,
+        "the DROP rules",
+        Duration::from_secs(10),
+        || rules_of(&ns.iptables()).len() >= 2,
+    );
+    let rules = ns.iptables();
+    for p in ["tcp", "udp"] {
+        assert!(
+            rules_of(&rules)
+                .iter()
+                .any(|r| r.contains(&format!("-p {p} ")) && r.contains("--dport 7009")),
+            "{p}:\n{rules}"
+        );
+    }
+    finish_reverted(child, &ns);
+    let out = case.run(
+        "BlackholePort",
+        &[("duration", "2"), ("port", "7009"), ("protocol", "icmp")],
+        Some(&ns),
+    );
+    assert!(out.stderr.contains("invalid protocol 'icmp'"), "{out}");
+}
+
+#[test]
+fn packet_loss_on_a_port_drops_that_port_only() {
+    require(NET_TOOLS);
+    let case = Case::new();
+    let ns = Netns::new();
+    let _listener = Listener::start(&ns, &[7010, 7011]);
+    let mut child = case.spawn(
+        "PacketLoss",
+        &[
+            ("duration", "3"),
+            ("interface", "lo"),
+            ("loss", "100"),
+            ("port", "7010"),
+            ("portType", "dport"),
+        ],
+        Some(&ns),
+    );
+    until(
+        &mut child,
+        "the DROP rules",
+        Duration::from_secs(10),
+        || rules_of(&ns.iptables()).len() >= 2,
+    );
+    let rules = ns.iptables();
+    for p in ["tcp", "udp"] {
+        assert!(
+            rules_of(&rules)
+                .iter()
+                .any(|r| r.contains(&format!("-p {p} -m {p} --dport 7010"))),
+            "{p}:\n{rules}"
+        );
+    }
+    assert_ne!(
+        connect(&ns, "127.0.0.1", 7010),
+        "connected",
+        "port 7010 loses every packet"
+    );
+    assert_eq!(
+        connect(&ns, "127.0.0.1", 7011),
+        "connected",
+        "other ports do not"
+    );
+    finish_reverted(child, &ns);
+    assert_eq!(connect(&ns, "127.0.0.1", 7010), "connected");
+    assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
+}
