@@ -23,6 +23,12 @@ pub enum ArgKind {
         expected: &'static str,
         parse: fn(&str) -> Result<(), String>,
     },
+    /// Any value the activity's own check accepts (a number or a string of one, within
+    /// bounds); `expected` says what.
+    Checked {
+        expected: &'static str,
+        check: fn(&Value) -> Result<(), String>,
+    },
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -87,6 +93,9 @@ impl ArgKind {
                 Value::String(s) => parse(s).map_err(|e| (e, expected.to_string())),
                 other => Err((format!("is {}", kind_of(other)), expected.to_string())),
             },
+            ArgKind::Checked { expected, check } => {
+                check(value).map_err(|e| (e, expected.to_string()))
+            }
         }
     }
 }

@@ -8,6 +8,8 @@
 
 pub mod arguments;
 pub mod http;
+pub mod load;
+pub mod memory;
 pub mod output;
 pub mod process;
 pub mod python;
@@ -114,6 +116,8 @@ pub struct CallContext {
     /// This call is a method or rollback action: the only place a fault may act. Every other
     /// call (probes, tolerances, dynamic configuration) refuses a fault.
     pub may_act: bool,
+    /// The run's memory (`memory::RunMemory`), shared by the native calls of one run.
+    pub memory: memory::RunMemory,
 }
 
 /// Everything providers need, built once per process.
@@ -193,6 +197,7 @@ impl Providers {
                         extension: context.extension.clone(),
                         plan_only: context.plan_only,
                         recorder: context.recorder.clone(),
+                        memory: context.memory.clone(),
                     };
                     return native.call(call).await;
                 }
