@@ -55,6 +55,10 @@ mod tests {
         assert_eq!(run.get::<Counter>().0.load(Ordering::SeqCst), 2);
         let other_run = RunMemory::default();
         assert_eq!(other_run.get::<Counter>().0.load(Ordering::SeqCst), 0);
-        assert_eq!(run.get::<String>().as_str(), "", "another type, another slot");
+        assert_eq!(
+            run.get::<String>().as_str(),
+            "",
+            "another type, another slot"
+        );
     }
 }

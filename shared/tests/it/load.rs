@@ -79,12 +79,19 @@ async fn a_server_slower_than_the_arrival_rate_shows_as_latency_not_as_a_lower_r
     let server = LoadServer::start();
     // the server answers one request at a time in 20 ms: 50 a second at most; 100 a second
     // arrive for 1 s, so the queue grows and the last requests wait about half a second
-    let out = generate(json!({"load": server.url("/serial/20"), "count": 100, "duration": 1})).await;
+    let out =
+        generate(json!({"load": server.url("/serial/20"), "count": 100, "duration": 1})).await;
     assert_eq!(out["scheduled"], 100);
     assert_eq!(out["sent"], 100, "every request sent on schedule: {out}");
-    assert_eq!((&out["missed"], &out["error_count"]), (&json!(0), &json!(0)));
+    assert_eq!(
+        (&out["missed"], &out["error_count"]),
+        (&json!(0), &json!(0))
+    );
     assert_eq!(out["status_counts"], json!({"200": 100}));
-    assert_eq!(server.answered.load(std::sync::atomic::Ordering::Relaxed), 100);
+    assert_eq!(
+        server.answered.load(std::sync::atomic::Ordering::Relaxed),
+        100
+    );
     let rate = out["achieved_rate"].as_f64().unwrap();
     assert!((90.0..=110.0).contains(&rate), "{out}");
     let rt = &out["response_time"];
@@ -106,10 +113,15 @@ async fn requests_due_while_every_slot_is_taken_are_missed_not_delayed() {
     let server = LoadServer::start();
     // 4 slots, 300 ms per answer: at 40 a second the slots fill after 4 requests, free up
     // 300 ms later, and so on; the rest are counted missed and errors
-    let out = generate(json!({"load": server.url("/slow/300"), "count": 40, "duration": 1,
-        "max_in_flight": 4}))
+    let out = generate(
+        json!({"load": server.url("/slow/300"), "count": 40, "duration": 1,
+        "max_in_flight": 4}),
+    )
     .await;
-    let (sent, missed) = (out["sent"].as_u64().unwrap(), out["missed"].as_u64().unwrap());
+    let (sent, missed) = (
+        out["sent"].as_u64().unwrap(),
+        out["missed"].as_u64().unwrap(),
+    );
     assert_eq!(sent + missed, 40, "{out}");
     assert!((8..=16).contains(&sent), "{out}");
     assert_eq!(out["error_count"].as_u64().unwrap(), missed, "{out}");
@@ -122,11 +134,14 @@ async fn requests_due_while_every_slot_is_taken_are_missed_not_delayed() {
 #[tokio::test]
 async fn errors_timeouts_and_refused_connections_are_counted_by_kind() {
     let server = LoadServer::start();
-    let out = generate(json!({"load": server.url("/status/503"), "count": 20, "duration": 0.5})).await;
+    let out =
+        generate(json!({"load": server.url("/status/503"), "count": 20, "duration": 0.5})).await;
     assert_eq!(out["status_counts"], json!({"503": 10}));
     assert_eq!(out["error_count"], 10);
-    let out = generate(json!({"load": server.url("/slow/2000"), "count": 10, "duration": 0.3,
-        "timeout": 0.2}))
+    let out = generate(
+        json!({"load": server.url("/slow/2000"), "count": 10, "duration": 0.3,
+        "timeout": 0.2}),
+    )
     .await;
     assert_eq!(out["status_counts"], json!({"timeout": 3}), "{out}");
     assert!(out["response_time"]["avg"].is_null(), "no answer: {out}");
@@ -187,7 +202,12 @@ async fn the_probes_judge_the_runs_own_requests_in_their_window_even_from_the_ba
     .await;
     let other = &runs(&alone)[0];
     assert_eq!(other["status"], "failed");
-    assert!(other["exception"].to_string().contains("(0 generator(s) in this run)"), "{other}");
+    assert!(
+        other["exception"]
+            .to_string()
+            .contains("(0 generator(s) in this run)"),
+        "{other}"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod aws_alarms;
 mod aws_chaosaws;
 mod aws_faults;
+mod aws_metrics;
 mod aws_probes;
 mod aws_redelivery;
 mod chaos_report;
@@ -12,6 +13,7 @@ mod conformance;
 mod hostile;
 mod report;
 mod run;
+mod seed_shapes;
 mod serve;
 mod serve_blocking;
 mod util;

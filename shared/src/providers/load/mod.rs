@@ -89,8 +89,8 @@ pub fn register(registry: &mut Registry) {
 }
 
 async fn run(action: Action, call: NativeCall) -> Result<Value, ActivityError> {
-    let plan = plan::plan(action, &call.arguments, &call.configuration)
-        .map_err(ActivityError::Failed)?;
+    let plan =
+        plan::plan(action, &call.arguments, &call.configuration).map_err(ActivityError::Failed)?;
     tracing::info!(
         "{}: {} requests/s to {} for {:.1} s ({} requests, at most {} in flight)",
         action.name(),
@@ -121,8 +121,7 @@ async fn probe(window: Window, call: NativeCall) -> Result<Value, ActivityError>
     let (from, to, sla, allowed) =
         probes::window(window, &call.arguments).map_err(ActivityError::Failed)?;
     let loads = call.memory.get::<RunLoads>();
-    let verdict =
-        probes::judge(&loads, from, to, sla, allowed).map_err(ActivityError::Failed)?;
+    let verdict = probes::judge(&loads, from, to, sla, allowed).map_err(ActivityError::Failed)?;
     tracing::info!(
         "{} of {} requests ({} %) missed the {sla} ms SLA; passes under {allowed} %: {}",
         verdict.missed,

@@ -187,8 +187,7 @@ pub fn plan(
             (url, "intensity", "load_duration", DEFAULT_DEMO_DURATION)
         }
     };
-    let num = |key: &str, default: f64, check: fn(&Value) -> Result<(), String>| match given(key)
-    {
+    let num = |key: &str, default: f64, check: fn(&Value) -> Result<(), String>| match given(key) {
         Some(v) => check(v)
             .map_err(|e| at(key, e))
             .map(|()| number(v).unwrap_or(default)),
@@ -266,7 +265,10 @@ mod tests {
             &Map::new(),
         )
         .unwrap();
-        assert_eq!(p.requests, 5, "requests caps what the rate and duration schedule");
+        assert_eq!(
+            p.requests, 5,
+            "requests caps what the rate and duration schedule"
+        );
     }
 
     #[test]

@@ -222,15 +222,26 @@ mod tests {
         assert_eq!(base, 1_796_156_100_000_000);
         assert_eq!(parse_time("2026-12-01 20:15:00").unwrap(), base);
         assert_eq!(parse_time("2026-12-01 20:15").unwrap(), base);
-        assert_eq!(parse_time("2026-12-01 20:15:00.25").unwrap(), base + 250_000);
+        assert_eq!(
+            parse_time("2026-12-01 20:15:00.25").unwrap(),
+            base + 250_000
+        );
         assert_eq!(
             parse_time("2026-12-01 20:15:00.123456").unwrap(),
             base + 123_456
         );
         assert_eq!(parse_time("2026-12-01T21:15:00+01:00").unwrap(), base);
         assert_eq!(parse_time("2026-12-01T19:45:00-00:30").unwrap(), base);
-        for bad in ["yesterday", "2026-13-01 00:00:00", "2026-12-01", "2026-12-01 25:00"] {
-            assert!(parse_time(bad).unwrap_err().contains("is not a time"), "{bad}");
+        for bad in [
+            "yesterday",
+            "2026-13-01 00:00:00",
+            "2026-12-01",
+            "2026-12-01 25:00",
+        ] {
+            assert!(
+                parse_time(bad).unwrap_err().contains("is not a time"),
+                "{bad}"
+            );
         }
     }
 
@@ -252,12 +263,18 @@ mod tests {
         }
         loads.add(log);
         let v = judge(&loads, 0, 9_000_000, 250.0, 30.0).unwrap();
-        assert_eq!((v.total, v.missed, v.missed_percent, v.passed), (10, 3, 30.0, false));
+        assert_eq!(
+            (v.total, v.missed, v.missed_percent, v.passed),
+            (10, 3, 30.0, false)
+        );
         assert!(judge(&loads, 0, 9_000_000, 250.0, 30.5).unwrap().passed);
         // only the window's requests: t = 2..8 s, none late, none refused
         let v = judge(&loads, 2_000_000, 8_000_000, 250.0, 1.0).unwrap();
         assert_eq!((v.total, v.missed, v.passed), (7, 0, true));
         let err = judge(&loads, 20_000_000, 30_000_000, 250.0, 50.0).unwrap_err();
-        assert!(err.contains("no request of this run's load generators"), "{err}");
+        assert!(
+            err.contains("no request of this run's load generators"),
+            "{err}"
+        );
     }
 }

@@ -99,7 +99,10 @@ pub struct RunLoads {
 impl RunLoads {
     /// Add a generator's log (before it sends anything).
     pub fn add(&self, log: Arc<Log>) {
-        self.logs.lock().unwrap_or_else(|e| e.into_inner()).push(log);
+        self.logs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(log);
     }
 
     /// How many generators this run started.
@@ -203,7 +206,11 @@ mod tests {
             loads.add(log);
         }
         assert_eq!(loads.generators(), 2);
-        let got: Vec<i64> = loads.within(10, 1_010).iter().map(|r| r.intended_us).collect();
+        let got: Vec<i64> = loads
+            .within(10, 1_010)
+            .iter()
+            .map(|r| r.intended_us)
+            .collect();
         assert_eq!(got, vec![10, 20, 1_000, 1_010]);
     }
 }

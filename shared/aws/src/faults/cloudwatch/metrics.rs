@@ -139,8 +139,12 @@ fn dimension_list(value: &Value) -> Result<Vec<Dimension>, String> {
         .map(|(i, item)| {
             let field = |key: &str| item.get(key).and_then(Value::as_str);
             match (field("Name"), field("Value")) {
-                (Some(name), Some(value)) => Ok(Dimension::builder().name(name).value(value).build()),
-                _ => Err(format!("item {i} is {item}, not {{Name: ..., Value: ...}} with text values")),
+                (Some(name), Some(value)) => {
+                    Ok(Dimension::builder().name(name).value(value).build())
+                }
+                _ => Err(format!(
+                    "item {i} is {item}, not {{Name: ..., Value: ...}} with text values"
+                )),
             }
         })
         .collect()
@@ -173,10 +177,11 @@ fn required(args: &Map<String, Value>, name: &str) -> Result<String, ActivityErr
 }
 
 fn period(secs: u64) -> Result<i32, ActivityError> {
-    i32::try_from(secs)
-        .ok()
-        .filter(|p| *p > 0)
-        .ok_or_else(|| failed(format!("a period of {secs} s: CloudWatch needs at least 1 s")))
+    i32::try_from(secs).ok().filter(|p| *p > 0).ok_or_else(|| {
+        failed(format!(
+            "a period of {secs} s: CloudWatch needs at least 1 s"
+        ))
+    })
 }
 
 fn at(t: SystemTime) -> DateTime {
@@ -352,9 +357,14 @@ mod tests {
         .unwrap();
         let names: Vec<_> = d.iter().map(|d| d.name().unwrap_or_default()).collect();
         assert_eq!(names, ["A", "B"], "the list wins over the pair");
-        let d = dimensions(&map(json!({"dimension_name": "InstanceId", "dimension_value": "i-1"})))
-            .unwrap();
-        assert_eq!((d[0].name(), d[0].value()), (Some("InstanceId"), Some("i-1")));
+        let d = dimensions(&map(
+            json!({"dimension_name": "InstanceId", "dimension_value": "i-1"}),
+        ))
+        .unwrap();
+        assert_eq!(
+            (d[0].name(), d[0].value()),
+            (Some("InstanceId"), Some("i-1"))
+        );
         let err = dimensions(&Map::new()).unwrap_err().to_string();
         assert_eq!(err, "You must supply argument for dimensions");
         let err = dimension_list(&json!([{"Name": "A"}])).unwrap_err();
