@@ -22,7 +22,10 @@ fn setting(name: &str, default: f64) -> f64 {
 
 fn main() {
     // `cargo bench` passes `--bench`; a filter that names something else skips this bench
-    if std::env::args().skip(1).any(|a| !a.starts_with("--") && a != "load") {
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with("--") && a != "load")
+    {
         return;
     }
     let rate = setting("BENCH_LOAD_RATE", 2000.0);

@@ -11,6 +11,7 @@ mod chaos_report;
 mod cli;
 mod conformance;
 mod hostile;
+mod load_run;
 mod report;
 mod run;
 mod seed_shapes;
