@@ -120,6 +120,14 @@ mod tests {
             expected: "UPPER",
             parse: upper_only,
         };
+        let checked = ArgKind::Checked {
+            expected: "a number from 0",
+            check: |v| match v.as_f64() {
+                Some(n) if n >= 0.0 => Ok(()),
+                Some(_) => Err(format!("is {v}, below 0")),
+                None => Err(format!("is {v}, not a number")),
+            },
+        };
         let cases: Vec<(ArgKind, Value, Option<&str>)> = vec![
             (seconds, json!(60), None),
             (seconds, json!("60"), None),
@@ -156,6 +164,10 @@ mod tests {
             (parsed, json!("some"), Some("\"some\" is not upper case")),
             (parsed, json!(["ALL"]), Some("is a list")),
             (ArgKind::Any, json!([{}]), None),
+            (checked, json!(3), None),
+            (checked, json!("${n}"), None),
+            (checked, json!(-3), Some("is -3, below 0")),
+            (checked, json!("3"), Some("is \"3\", not a number")),
         ];
         for (kind, value, refused) in cases {
             let got = kind.check(&value).err().map(|(m, _)| m);
