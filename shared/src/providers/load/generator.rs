@@ -242,3 +242,69 @@ impl Summary {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_output_counts_each_request_once_by_what_became_of_it() {
+        let plan = super::super::plan::plan(
+            super::super::plan::Action::Generate,
+            json!({"load": "http://127.0.0.1:1/", "count": 10, "duration": 1})
+                .as_object()
+                .unwrap(),
+            &Map::new(),
+        )
+        .unwrap();
+        let record = |i: i64, latency_us: u32, outcome| Record {
+            intended_us: i * 100_000,
+            latency_us,
+            outcome,
+        };
+        let records = vec![
+            record(0, 2_000, Outcome::Status(200)),
+            record(1, 4_000, Outcome::Status(200)),
+            record(2, 6_000, Outcome::Status(503)),
+            record(3, 10_000_000, Outcome::Timeout),
+            record(4, 500, Outcome::Failed),
+            record(5, u32::MAX, Outcome::Missed),
+        ];
+        let summary = Summary {
+            plan,
+            records,
+            lags_us: vec![100, 200, 300, 400, 5_000],
+            elapsed: Duration::from_secs(2),
+            sending: Duration::from_millis(500),
+            cpu: Some(Duration::from_millis(1)),
+        };
+        let out = summary.output();
+        assert_eq!(
+            (
+                &out["scheduled"],
+                &out["sent"],
+                &out["missed"],
+                &out["unsent"]
+            ),
+            (&json!(10), &json!(5), &json!(1), &json!(4))
+        );
+        assert_eq!(out["answered"], 3);
+        assert_eq!(out["error_count"], 4, "503, timeout, failure, missed");
+        assert_eq!(
+            out["status_counts"],
+            json!({"200": 2, "503": 1, "timeout": 1, "error": 1, "missed": 1})
+        );
+        assert_eq!(
+            out["response_time"],
+            json!({"avg": 4.0, "min": 2.0, "max": 6.0, "p50": 4.0, "p90": 6.0, "p99": 6.0}),
+            "answered requests only, in milliseconds"
+        );
+        assert_eq!(out["achieved_rate"], 10.0, "5 sent in 0.5 s");
+        assert_eq!(out["throughput"], 1.5, "3 answers in 2 s");
+        assert_eq!(out["generator"]["cpu_us_per_request"], 200.0);
+        assert_eq!(
+            out["generator"]["schedule_lag_ms"],
+            json!({"p50": 0.3, "p99": 5.0, "max": 5.0})
+        );
+    }
+}
