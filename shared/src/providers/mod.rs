@@ -5,6 +5,10 @@
 //! lazily found Python interpreter, the HTTP clients and the environment overlay. The engine
 //! calls `Providers::run` and gets the activity's output or an `ActivityError`; dropping the
 //! returned future cancels the activity (a running process group is killed).
+//!
+//! Beside them: `registry` (native activities under Python names), `load` (the native HTTP
+//! load actions and probes, which need no AWS) and `memory` (what the native calls of one run
+//! share, handed over in `CallContext`).
 
 pub mod arguments;
 pub mod http;
