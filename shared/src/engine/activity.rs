@@ -4,6 +4,7 @@ use super::controls::Controls;
 use crate::clock::now_iso;
 use crate::model::control::{Level, Moment};
 use crate::model::{Activity, ActivityKind, Dry, Experiment, Run, RunStatus};
+use crate::providers::memory::RunMemory;
 use crate::providers::registry::Recorder;
 use crate::providers::{ActivityError, CallContext, Providers, Refusal};
 use crate::redact::Redactor;
@@ -33,6 +34,8 @@ pub struct RunContext {
     pub acting: bool,
     /// The experiment's controls, run around each level.
     pub controls: Arc<Controls>,
+    /// What the run's native activities keep for each other; the engine never looks inside.
+    pub memory: RunMemory,
 }
 
 impl RunContext {
@@ -44,6 +47,7 @@ impl RunContext {
             plan_only,
             recorder: self.recorder.clone(),
             may_act: self.acting && kind == ActivityKind::Action,
+            memory: self.memory.clone(),
         }
     }
 }

@@ -120,6 +120,7 @@ pub(super) async fn start(
         extension: Arc::new(extension),
         recorder: recorder(&report, redactor),
         acting: false,
+        memory: Default::default(),
     };
 
     Ok(Started {
@@ -235,6 +236,7 @@ async fn dynamic_configuration(
             plan_only: is_dry(context.dry, probe.kind),
             recorder: recorder.clone(),
             may_act: false,
+            memory: Default::default(),
         };
         let result = tokio::select! {
             r = providers.run_in(probe, &scope, &call) => r,

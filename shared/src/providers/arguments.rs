@@ -23,6 +23,12 @@ pub enum ArgKind {
         expected: &'static str,
         parse: fn(&str) -> Result<(), String>,
     },
+    /// Any value the activity's own check accepts (a number or a string of one, within
+    /// bounds); `expected` says what.
+    Checked {
+        expected: &'static str,
+        check: fn(&Value) -> Result<(), String>,
+    },
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -87,6 +93,9 @@ impl ArgKind {
                 Value::String(s) => parse(s).map_err(|e| (e, expected.to_string())),
                 other => Err((format!("is {}", kind_of(other)), expected.to_string())),
             },
+            ArgKind::Checked { expected, check } => {
+                check(value).map_err(|e| (e, expected.to_string()))
+            }
         }
     }
 }
@@ -110,6 +119,14 @@ mod tests {
         let parsed = ArgKind::Parsed {
             expected: "UPPER",
             parse: upper_only,
+        };
+        let checked = ArgKind::Checked {
+            expected: "a number from 0",
+            check: |v| match v.as_f64() {
+                Some(n) if n >= 0.0 => Ok(()),
+                Some(_) => Err(format!("is {v}, below 0")),
+                None => Err(format!("is {v}, not a number")),
+            },
         };
         let cases: Vec<(ArgKind, Value, Option<&str>)> = vec![
             (seconds, json!(60), None),
@@ -147,6 +164,10 @@ mod tests {
             (parsed, json!("some"), Some("\"some\" is not upper case")),
             (parsed, json!(["ALL"]), Some("is a list")),
             (ArgKind::Any, json!([{}]), None),
+            (checked, json!(3), None),
+            (checked, json!("${n}"), None),
+            (checked, json!(-3), Some("is -3, below 0")),
+            (checked, json!("3"), Some("is \"3\", not a number")),
         ];
         for (kind, value, refused) in cases {
             let got = kind.check(&value).err().map(|(m, _)| m);

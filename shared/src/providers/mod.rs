@@ -5,9 +5,15 @@
 //! lazily found Python interpreter, the HTTP clients and the environment overlay. The engine
 //! calls `Providers::run` and gets the activity's output or an `ActivityError`; dropping the
 //! returned future cancels the activity (a running process group is killed).
+//!
+//! Beside them: `registry` (native activities under Python names), `load` (the native HTTP
+//! load actions and probes, which need no AWS) and `memory` (what the native calls of one run
+//! share, handed over in `CallContext`).
 
 pub mod arguments;
 pub mod http;
+pub mod load;
+pub mod memory;
 pub mod output;
 pub mod process;
 pub mod python;
@@ -114,6 +120,8 @@ pub struct CallContext {
     /// This call is a method or rollback action: the only place a fault may act. Every other
     /// call (probes, tolerances, dynamic configuration) refuses a fault.
     pub may_act: bool,
+    /// The run's memory (`memory::RunMemory`), shared by the native calls of one run.
+    pub memory: memory::RunMemory,
 }
 
 /// Everything providers need, built once per process.
@@ -193,6 +201,7 @@ impl Providers {
                         extension: context.extension.clone(),
                         plan_only: context.plan_only,
                         recorder: context.recorder.clone(),
+                        memory: context.memory.clone(),
                     };
                     return native.call(call).await;
                 }

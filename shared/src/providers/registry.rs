@@ -29,6 +29,8 @@ pub struct NativeCall {
     /// Writes a record into the journal (and its checkpoint) at once, before the activity
     /// ends: how a fault action puts its resolved targets on record before it acts.
     pub recorder: Recorder,
+    /// What the run's native activities keep for each other (`super::memory::RunMemory`).
+    pub memory: super::memory::RunMemory,
 }
 
 /// A sink for journal records made while an activity runs; see `NativeCall::recorder`.

@@ -8,3 +8,5 @@ mod guard;
 mod hostile_inputs;
 mod http_bounds;
 mod inputs;
+mod load;
+mod load_server;

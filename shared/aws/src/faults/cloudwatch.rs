@@ -20,6 +20,10 @@
 //! costs nothing against real AWS; the alternative, signing Query requests ourselves with
 //! `aws-sigv4` over reqwest, would have duplicated the SDK's endpoint, credential and retry
 //! handling. Lift the pin once moto serves RPC v2 CBOR for CloudWatch.
+//!
+//! The metric probes (`get_metric_statistics`, `get_metric_data`) are in [`metrics`].
+
+pub mod metrics;
 
 use super::FaultContext;
 use super::context::cloudwatch_in;
@@ -41,6 +45,7 @@ pub const STATES: [&str; 3] = ["OK", "ALARM", "INSUFFICIENT_DATA"];
 const NAMES_PER_CALL: usize = 100;
 
 pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
+    metrics::register(registry, ctx);
     let c = ctx.clone();
     registry.register(
         EXPERIMENTVR,

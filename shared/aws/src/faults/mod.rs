@@ -26,9 +26,11 @@ pub use context::FaultContext;
 use shared::providers::registry::Registry;
 use std::sync::Arc;
 
-/// A registry holding every native activity the binaries offer, acting within `ctx`.
+/// A registry holding every native activity the binaries offer, acting within `ctx`: the
+/// fault library's, and the load generator and probes (`shared::providers::load`, no AWS).
 pub fn registry(ctx: Arc<FaultContext>) -> Registry {
     let mut registry = Registry::new();
+    shared::providers::load::register(&mut registry);
     register(&mut registry, ctx);
     registry
 }
