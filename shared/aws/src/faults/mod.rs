@@ -10,10 +10,15 @@
 //! Region: the activity's `region` argument where it has one, else the experiment's
 //! `configuration.aws_region` (as `chaosaws` reads it), else the standard AWS chain.
 
+pub mod az;
 pub mod cloudwatch;
 pub mod context;
+pub mod ebs;
 pub mod ec2;
+mod family_args;
+pub mod fis;
 mod plan;
+pub mod reverts;
 pub mod safety;
 pub mod ssm;
 pub mod stop_conditions;
@@ -39,4 +44,8 @@ pub fn register(registry: &mut Registry, ctx: Arc<FaultContext>) {
     ec2::actions::register(registry, &ctx);
     ssm::send_command::register(registry, &ctx);
     ssm::orphans::register(registry, &ctx);
+    ec2::iam_role::register(registry, &ctx);
+    az::register(registry, &ctx);
+    ebs::register(registry, &ctx);
+    fis::register(registry, &ctx);
 }

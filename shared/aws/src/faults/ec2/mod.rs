@@ -7,6 +7,7 @@ pub mod actions;
 pub mod fault_table;
 pub mod host_faults;
 pub mod instances;
+pub mod iam_role;
 pub mod probes;
 pub mod stages;
 pub mod targeting;

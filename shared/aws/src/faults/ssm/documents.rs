@@ -60,6 +60,11 @@ pub const KILL_PROCESS_BY_NAME: Document = Document {
     parameters: &["duration", "name", "signal"],
 };
 
+pub const UNMOUNT_VOLUME: Document = Document {
+    name: "UnmountVolume",
+    parameters: &["duration", "device", "volume"],
+};
+
 /// Every document, in the order the README lists them.
 pub const DOCUMENTS: &[Document] = &[
     STRESS_CPU,
@@ -73,6 +78,7 @@ pub const DOCUMENTS: &[Document] = &[
     BLACKHOLE_IP,
     KILL_PROCESS,
     KILL_PROCESS_BY_NAME,
+    UNMOUNT_VOLUME,
 ];
 
 /// The name a deployment registered `document` under: `--ssm-document-prefix`

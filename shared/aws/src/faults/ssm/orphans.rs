@@ -1,6 +1,7 @@
 //! The fleet's stopper for a dead worker's SSM commands (`shared::fleet::safety::orphans`): the worker
 //! that reverts a job cancels every `ssm_command` on the dead owner's record and waits for its
-//! invocations to end before the rollbacks play.
+//! invocations to end before the rollbacks play, then undoes every AWS-resource fault on its
+//! record that was not undone (`faults::reverts`).
 
 use super::run::stop;
 use crate::faults::FaultContext;
@@ -85,6 +86,8 @@ pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
                     "not_ended_on": still,
                 }));
             }
+            // then the faults that changed AWS resources (`reverts`): each undone from its record
+            stopped.extend(crate::faults::reverts::undo_recorded(&ctx, &records).await);
             Ok(Value::Array(stopped))
             }
         }),

@@ -393,5 +393,6 @@ mod network;
 mod processes;
 mod reboots;
 mod stress;
+mod volumes;
 
 use harness::*;

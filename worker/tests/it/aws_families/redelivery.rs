@@ -1,0 +1,158 @@
+//! A worker killed while the AZ it disabled is still cut off: the job comes back to another
+//! worker, which undoes the dead owner's recorded NACL swap (every subnet back on its previous
+//! NACL, ours deleted) before the rollbacks, and says so in the journal.
+
+use crate::util;
+use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
+use serde_json::{Value, json};
+use shared::config::Embedded;
+use shared::model::suite::Job;
+use shared::ports::{JobQueue, ObjectStore};
+use std::path::Path;
+use std::process::Child;
+use std::time::{Duration, Instant};
+use util::Sandbox;
+use util::moto::{self, Aws, Env, OPT_IN};
+
+fn serve(sandbox: &Sandbox, state: &Path) -> Child {
+    let env = Env {
+        unset: &["BROKER_OPT_IN_TAG", "BROKER_MAX_TARGETS", "BROKER_MAX_PERCENT"],
+        ..Env::default()
+    };
+    moto::command(
+        sandbox,
+        &["serve", "--state-dir", state.to_str().unwrap(), "--visibility-timeout", "2", "--grace", "5"],
+        env,
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap()
+}
+
+fn nacl_of(aws: &Aws, subnet: &str) -> String {
+    let out = aws
+        .rt
+        .block_on(
+            aws.ec2
+                .describe_network_acls()
+                .filters(Filter::builder().name("association.subnet-id").values(subnet).build())
+                .send(),
+        )
+        .unwrap();
+    out.network_acls()[0].network_acl_id().unwrap().to_string()
+}
+
+#[test]
+fn a_dead_owners_disabled_az_is_reenabled_from_its_record_before_the_rollbacks() {
+    let aws = Aws::new();
+    let az = "us-east-1f";
+    let vpc = aws
+        .rt
+        .block_on(
+            aws.ec2
+                .create_vpc()
+                .cidr_block("10.61.0.0/16")
+                .tag_specifications(
+                    TagSpecification::builder()
+                        .resource_type(ResourceType::Vpc)
+                        .tags(Tag::builder().key(OPT_IN.0).value(OPT_IN.1).build())
+                        .build(),
+                )
+                .send(),
+        )
+        .unwrap()
+        .vpc()
+        .unwrap()
+        .vpc_id()
+        .unwrap()
+        .to_string();
+    let subnet = aws
+        .rt
+        .block_on(aws.ec2.create_subnet().vpc_id(&vpc).cidr_block("10.61.1.0/24").availability_zone(az).send())
+        .unwrap()
+        .subnet()
+        .unwrap()
+        .subnet_id()
+        .unwrap()
+        .to_string();
+    let before = nacl_of(&aws, &subnet);
+    let experiment = json!({"title": "dies with an AZ disabled", "description": "d",
+        "method": [
+            moto::action("cut", "experimentvr.az.actions", "disable_az", json!({"availability_zone": az})),
+            {"type": "action", "name": "hold", "provider": {"type": "process", "path": "sleep", "arguments": ["60"]}}
+        ]});
+    let sandbox = Sandbox::new();
+    let file = sandbox.write_json("dies.json", &experiment);
+    let state = sandbox.path("state");
+    let e = aws.rt.block_on(Embedded::open(&state)).unwrap();
+    let job = serde_json::to_string(&Job {
+        version: Job::VERSION,
+        suite_run_id: "sr-az".into(),
+        wave: 0,
+        run_id: "dies".into(),
+        experiment_source: file.to_str().unwrap().into(),
+        bucket_name: None,
+        experiment_version: None,
+        traceparent: None,
+        settings: Default::default(),
+    })
+    .unwrap();
+    let mut owner = serve(&sandbox, &state);
+    aws.rt.block_on(e.jobs.send_batch(&[job])).unwrap();
+
+    // the swap is done and on record, the method holds: kill the owner there
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let checkpoint = aws
+            .rt
+            .block_on(e.store.get("runs/sr-az/dies/checkpoint.json"))
+            .unwrap()
+            .map(|b| serde_json::from_slice::<Value>(&b).unwrap());
+        let ran = checkpoint
+            .as_ref()
+            .is_some_and(|c| c["run"].as_array().is_some_and(|r| r.len() == 1));
+        if ran && nacl_of(&aws, &subnet) != before {
+            break;
+        }
+        assert!(Instant::now() < until, "the AZ was never disabled: {checkpoint:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ours = nacl_of(&aws, &subnet);
+    owner.kill().unwrap();
+    owner.wait().unwrap();
+
+    let mut reverter = serve(&sandbox, &state);
+    let until = Instant::now() + Duration::from_secs(120);
+    let journal: Value = loop {
+        if let Some(bytes) = aws.rt.block_on(e.store.get("runs/sr-az/dies/journal.json")).unwrap() {
+            break serde_json::from_slice(&bytes).unwrap();
+        }
+        assert!(Instant::now() < until, "the job was never reverted");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(reverter.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    reverter.wait().unwrap();
+
+    assert_eq!(journal["broker"]["revert_only"], true, "{journal:#}");
+    assert_eq!(nacl_of(&aws, &subnet), before, "the subnet is back on its NACL");
+    let gone = aws
+        .rt
+        .block_on(aws.ec2.describe_network_acls().network_acl_ids(&ours).send())
+        .map(|o| o.network_acls().is_empty())
+        .unwrap_or(true);
+    assert!(gone, "our NACL {ours} is deleted");
+    let records = journal["broker"]["records"].as_array().unwrap();
+    let stopped = records
+        .iter()
+        .find(|r| r["kind"] == "orphans_stopped")
+        .expect("the stop is on record");
+    let undone = &stopped["stopped"][0];
+    assert_eq!(undone["family"], "az", "{stopped}");
+    assert_eq!(undone["outcome"]["subnets"][0]["restored"], "restored", "{stopped}");
+    let saved = aws.rt.block_on(e.store.get("az/disable_az.json")).unwrap();
+    assert!(saved.is_none(), "the saved state is gone");
+}
