@@ -2,7 +2,9 @@
 //! already use, so they run with no Python and no `chaosaws` installed. The read-only probes
 //! (`ec2::probes`, `cloudwatch`) feed steady-state hypotheses; the fault-injecting actions
 //! (`ec2::actions`, `ec2::host_faults`, `ssm::send_command`) come with the safety controls they
-//! need (target selection, opt-in tag, locks, kill switch, stop conditions).
+//! need (target selection, opt-in tag, locks, kill switch, stop conditions). The families that
+//! change AWS resources (`ec2::iam_role`, `az`, `ebs`, `fis`) also put their way back on record
+//! first (`reverts`), undone when a run stops mid-action and on a dead worker's redelivery.
 //!
 //! Everything the activities share lives in one [`FaultContext`], built once by the binary and
 //! captured by every activity `register` adds: there are no process-wide globals.

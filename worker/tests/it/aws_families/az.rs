@@ -42,30 +42,23 @@ fn subnet(aws: &Aws, vpc: &str, cidr: &str, az: &str, tags: &[(&str, &str)]) -> 
     out.subnet().unwrap().subnet_id().unwrap().to_string()
 }
 
-/// Each subnet's NACL.
+/// Each subnet's NACL (one request per subnet: moto matches a multi-valued
+/// `association.subnet-id` filter wrongly).
 fn nacls(aws: &Aws, subnets: &[String]) -> BTreeMap<String, String> {
-    let out = aws
-        .rt
-        .block_on(
-            aws.ec2
-                .describe_network_acls()
-                .filters(
-                    Filter::builder()
-                        .name("association.subnet-id")
-                        .set_values(Some(subnets.to_vec()))
-                        .build(),
-                )
-                .send(),
-        )
-        .unwrap();
     let mut map = BTreeMap::new();
-    for acl in out.network_acls() {
-        for a in acl.associations() {
-            if subnets.iter().any(|s| Some(s.as_str()) == a.subnet_id()) {
-                map.insert(
-                    a.subnet_id().unwrap().to_string(),
-                    acl.network_acl_id().unwrap().to_string(),
-                );
+    for subnet in subnets {
+        let out = aws
+            .rt
+            .block_on(
+                aws.ec2
+                    .describe_network_acls()
+                    .filters(Filter::builder().name("association.subnet-id").values(subnet).build())
+                    .send(),
+            )
+            .unwrap();
+        for acl in out.network_acls() {
+            if acl.associations().iter().any(|a| a.subnet_id() == Some(subnet)) {
+                map.insert(subnet.clone(), acl.network_acl_id().unwrap().to_string());
             }
         }
     }

@@ -92,7 +92,11 @@ fn the_tagged_volume_is_unmounted_detached_and_attached_again_on_its_device() {
     assert_eq!(sent[0]["Parameters"]["device"], json!(["/dev/sdf"]));
     assert_eq!(sent[0]["Parameters"]["volume"], json!([chosen]));
     assert_eq!(ec2_requests("DetachVolume", &chosen).len(), 1);
-    assert_eq!(ec2_requests("AttachVolume", &chosen).len(), 1);
+    assert_eq!(
+        ec2_requests("AttachVolume", &chosen).len(),
+        2,
+        "the setup's attach, then the revert's"
+    );
     assert_eq!(
         attachment(&aws, &chosen),
         Some((instance[0].clone(), "/dev/sdf".into())),
@@ -108,7 +112,7 @@ fn a_volume_whose_instance_and_itself_are_not_opted_in_is_refused_and_a_dry_run_
     let aws = Aws::new();
     aws.register("UnmountVolume");
     let team = team("ebs-refused");
-    let bare = aws.instances(1, &[]);
+    let bare = aws.instances(1, &[("team", &team)]);
     let volume_id = volume(&aws, &bare[0], "/dev/sdf", &[("Name", "data"), ("team", &team)]);
     let sandbox = Sandbox::new();
     let out = run(&sandbox, &detach(&team, json!({})), &[]);

@@ -14,7 +14,8 @@ fn template(tags: &[(&str, &str)]) -> String {
         tags.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
     boto3(&format!(
         r#"
-t = fis.create_experiment_template(clientToken='t', description='d', stopConditions=[{{'source': 'none'}}],
+import uuid
+t = fis.create_experiment_template(clientToken=str(uuid.uuid4()), description='d', stopConditions=[{{'source': 'none'}}],
     actions={{'wait': {{'actionId': 'aws:fis:wait', 'parameters': {{'duration': 'PT10M'}}}}}},
     roleArn='arn:aws:iam::123456789012:role/fis', tags=json.loads({tags:?}))
 print(json.dumps(t['experimentTemplate']['id']))

@@ -80,25 +80,28 @@ pub async fn subnets(
     Ok(found)
 }
 
-/// Each subnet's NACL association: subnet → (association id, NACL id).
+/// Each subnet's NACL association: subnet → (association id, NACL id). One request per subnet
+/// (an AZ holds few): moto matches a multi-valued `association.subnet-id` filter wrongly.
 pub async fn associations(
     client: &Client,
     subnets: &[String],
 ) -> Result<BTreeMap<String, (String, String)>, ActivityError> {
-    let out = client
-        .describe_network_acls()
-        .filters(filter("association.subnet-id", subnets))
-        .send()
-        .await
-        .map_err(|e| failed("DescribeNetworkAcls", &subnets.join(", "), &e))?;
     let mut map = BTreeMap::new();
-    for acl in out.network_acls() {
-        for a in acl.associations() {
-            if let (Some(s), Some(id), Some(n)) =
-                (a.subnet_id(), a.network_acl_association_id(), a.network_acl_id())
-                && subnets.iter().any(|x| x == s)
-            {
-                map.insert(s.to_string(), (id.to_string(), n.to_string()));
+    for subnet in subnets {
+        let out = client
+            .describe_network_acls()
+            .filters(filter("association.subnet-id", std::slice::from_ref(subnet)))
+            .send()
+            .await
+            .map_err(|e| failed("DescribeNetworkAcls", subnet, &e))?;
+        for acl in out.network_acls() {
+            for a in acl.associations() {
+                if let (Some(s), Some(id), Some(n)) =
+                    (a.subnet_id(), a.network_acl_association_id(), a.network_acl_id())
+                    && s == subnet
+                {
+                    map.insert(s.to_string(), (id.to_string(), n.to_string()));
+                }
             }
         }
     }
