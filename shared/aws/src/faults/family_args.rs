@@ -20,7 +20,8 @@ pub fn required(args: &Map<String, Value>, name: &str) -> Result<String, String>
 
 /// Whole seconds from 0 to a day: a number or a string of digits; `default` when absent.
 pub fn seconds(args: &Map<String, Value>, name: &str, default: u64) -> Result<u64, String> {
-    let bad = |v: &Value| format!("{name}: expected a whole number of seconds up to 86400, got {v}");
+    let bad =
+        |v: &Value| format!("{name}: expected a whole number of seconds up to 86400, got {v}");
     let n = match args.get(name) {
         None | Some(Value::Null) => return Ok(default),
         Some(Value::Number(n)) => n.as_u64(),
@@ -42,11 +43,21 @@ mod tests {
 
     #[test]
     fn arguments_are_read_or_named_in_the_error() {
-        let a = args(json!({"s": " x ", "e": "", "n": 3, "d": "12", "neg": -1, "big": 86401, "f": 1.5}));
+        let a = args(
+            json!({"s": " x ", "e": "", "n": 3, "d": "12", "neg": -1, "big": 86401, "f": 1.5}),
+        );
         assert_eq!(text(&a, "s").unwrap().as_deref(), Some("x"));
         assert_eq!(text(&a, "e").unwrap(), None);
-        assert!(text(&a, "n").unwrap_err().starts_with("n: expected a string"));
-        assert!(required(&a, "missing").unwrap_err().contains("missing is missing"));
+        assert!(
+            text(&a, "n")
+                .unwrap_err()
+                .starts_with("n: expected a string")
+        );
+        assert!(
+            required(&a, "missing")
+                .unwrap_err()
+                .contains("missing is missing")
+        );
         assert_eq!(seconds(&a, "n", 10).unwrap(), 3);
         assert_eq!(seconds(&a, "d", 10).unwrap(), 12);
         assert_eq!(seconds(&a, "absent", 10).unwrap(), 10);

@@ -34,7 +34,12 @@ fn vpc(aws: &Aws, cidr: &str, tags: &[(&str, &str)]) -> String {
 }
 
 fn subnet(aws: &Aws, vpc: &str, cidr: &str, az: &str, tags: &[(&str, &str)]) -> String {
-    let mut req = aws.ec2.create_subnet().vpc_id(vpc).cidr_block(cidr).availability_zone(az);
+    let mut req = aws
+        .ec2
+        .create_subnet()
+        .vpc_id(vpc)
+        .cidr_block(cidr)
+        .availability_zone(az);
     if !tags.is_empty() {
         req = req.tag_specifications(tagged(ResourceType::Subnet, tags));
     }
@@ -52,12 +57,21 @@ fn nacls(aws: &Aws, subnets: &[String]) -> BTreeMap<String, String> {
             .block_on(
                 aws.ec2
                     .describe_network_acls()
-                    .filters(Filter::builder().name("association.subnet-id").values(subnet).build())
+                    .filters(
+                        Filter::builder()
+                            .name("association.subnet-id")
+                            .values(subnet)
+                            .build(),
+                    )
                     .send(),
             )
             .unwrap();
         for acl in out.network_acls() {
-            if acl.associations().iter().any(|a| a.subnet_id() == Some(subnet)) {
+            if acl
+                .associations()
+                .iter()
+                .any(|a| a.subnet_id() == Some(subnet))
+            {
                 map.insert(subnet.clone(), acl.network_acl_id().unwrap().to_string());
             }
         }
@@ -78,7 +92,12 @@ fn nacl(aws: &Aws, id: &str) -> Option<aws_sdk_ec2::types::NetworkAcl> {
 fn az_action(func: &str, arguments: Value) -> Value {
     moto::experiment(
         "az",
-        vec![moto::action(func, "experimentvr.az.actions", func, arguments)],
+        vec![moto::action(
+            func,
+            "experimentvr.az.actions",
+            func,
+            arguments,
+        )],
         None,
     )
 }
@@ -102,7 +121,10 @@ fn disable_az_swaps_only_opted_in_subnets_and_reenable_az_restores_them() {
 
     let out = run(
         &sandbox,
-        &az_action("disable_az", json!({"availability_zone": az, "state_file_name": state_file})),
+        &az_action(
+            "disable_az",
+            json!({"availability_zone": az, "state_file_name": state_file}),
+        ),
         &[],
     );
     assert_eq!(out.code, 0, "{}", out.output());
@@ -110,7 +132,11 @@ fn disable_az_swaps_only_opted_in_subnets_and_reenable_az_restores_them() {
     assert_eq!(journal["run"][0]["status"], "succeeded", "{journal:#}");
     let mut chosen = moto::sorted(&journal["run"][0]["output"]["subnets"]);
     chosen.retain(|s| all.contains(s));
-    assert_eq!(chosen, moto::sorted(&json!([s1, s2, s4])), "the opted-in subnets of {az}");
+    assert_eq!(
+        chosen,
+        moto::sorted(&json!([s1, s2, s4])),
+        "the opted-in subnets of {az}"
+    );
     assert_eq!(kinds(journal), ["targets", "locks", "revert", "revert"]);
     // the previous NACLs were on record before the swap
     let first = &journal["broker"]["records"][2]["undo"]["subnets"];
@@ -118,14 +144,23 @@ fn disable_az_swaps_only_opted_in_subnets_and_reenable_az_restores_them() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|s| (s["subnet_id"].as_str().unwrap().into(), s["network_acl_id"].as_str().unwrap().into()))
+        .map(|s| {
+            (
+                s["subnet_id"].as_str().unwrap().into(),
+                s["network_acl_id"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     for s in [&s1, &s2, &s4] {
         assert_eq!(recorded.get(s), before.get(s), "{s} on record");
     }
     let saved = sandbox.path(&format!(".broker/store/az/{state_file}"));
     let state: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
-    assert_eq!(state["undo"]["subnets"].as_array().unwrap().len(), 3, "{state}");
+    assert_eq!(
+        state["undo"]["subnets"].as_array().unwrap().len(),
+        3,
+        "{state}"
+    );
 
     let during = nacls(&aws, &all);
     for s in [&s3, &s5] {
@@ -141,7 +176,9 @@ fn disable_az_swaps_only_opted_in_subnets_and_reenable_az_restores_them() {
         let denies = ours
             .entries()
             .iter()
-            .filter(|e| e.rule_number() == Some(100) && e.rule_action().map(|a| a.as_str()) == Some("deny"))
+            .filter(|e| {
+                e.rule_number() == Some(100) && e.rule_action().map(|a| a.as_str()) == Some("deny")
+            })
             .count();
         assert_eq!(denies, 2, "deny all, both ways: {ours:?}");
     }
@@ -156,7 +193,11 @@ fn disable_az_swaps_only_opted_in_subnets_and_reenable_az_restores_them() {
     let journal = out.journal();
     assert_eq!(journal["run"][0]["status"], "succeeded", "{journal:#}");
     assert_eq!(kinds(journal), ["reverted"]);
-    assert_eq!(nacls(&aws, &all), before, "every subnet is back on its NACL");
+    assert_eq!(
+        nacls(&aws, &all),
+        before,
+        "every subnet is back on its NACL"
+    );
     for id in &ours {
         assert!(nacl(&aws, id).is_none(), "our NACL {id} is deleted");
     }
@@ -179,7 +220,11 @@ fn an_az_with_no_opted_in_subnet_is_refused_and_a_dry_run_creates_nothing() {
     let plain = subnet(&aws, &plain_vpc, "10.53.1.0/24", az, &[]);
     let before = nacls(&aws, std::slice::from_ref(&plain));
     let sandbox = Sandbox::new();
-    let out = run(&sandbox, &az_action("disable_az", json!({"availability_zone": az})), &[]);
+    let out = run(
+        &sandbox,
+        &az_action("disable_az", json!({"availability_zone": az})),
+        &[],
+    );
     assert_eq!(out.code, 1, "{}", out.output());
     let refused = &out.journal()["broker"]["refused"][0];
     assert_eq!(refused["rule"], "opt_in", "{refused}");
@@ -197,7 +242,10 @@ fn an_az_with_no_opted_in_subnet_is_refused_and_a_dry_run_creates_nothing() {
     assert_eq!(out.code, 0, "{}", out.output());
     let output = &out.journal()["run"][0]["output"];
     assert_eq!(output["dry_run"], true, "{output}");
-    assert!(moto::sorted(&output["subnets"]).contains(&opted), "{output}");
+    assert!(
+        moto::sorted(&output["subnets"]).contains(&opted),
+        "{output}"
+    );
     assert!(ec2_requests("CreateNetworkAcl", &opted_vpc).is_empty());
     assert_eq!(nacls(&aws, std::slice::from_ref(&opted)), before);
     assert!(!sandbox.path(".broker/store/az/disable_az.json").exists());

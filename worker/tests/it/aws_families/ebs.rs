@@ -59,7 +59,12 @@ fn detach(team: &str, extra: Value) -> Value {
     }
     moto::experiment(
         "ebs",
-        vec![moto::action("detach", "experimentvr.ebs.actions", "detach_volume", arguments)],
+        vec![moto::action(
+            "detach",
+            "experimentvr.ebs.actions",
+            "detach_volume",
+            arguments,
+        )],
         None,
     )
 }
@@ -70,8 +75,18 @@ fn the_tagged_volume_is_unmounted_detached_and_attached_again_on_its_device() {
     aws.register("UnmountVolume");
     let team = team("ebs");
     let instance = aws.instances(1, &[OPT_IN]);
-    let chosen = volume(&aws, &instance[0], "/dev/sdf", &[("Name", "data"), ("team", &team)]);
-    let other = volume(&aws, &instance[0], "/dev/sdg", &[("Name", "logs"), ("team", &team)]);
+    let chosen = volume(
+        &aws,
+        &instance[0],
+        "/dev/sdf",
+        &[("Name", "data"), ("team", &team)],
+    );
+    let other = volume(
+        &aws,
+        &instance[0],
+        "/dev/sdg",
+        &[("Name", "logs"), ("team", &team)],
+    );
     let sandbox = Sandbox::new();
     let out = run(&sandbox, &detach(&team, json!({})), &[]);
     assert_eq!(out.code, 0, "{}", out.output());
@@ -102,8 +117,14 @@ fn the_tagged_volume_is_unmounted_detached_and_attached_again_on_its_device() {
         Some((instance[0].clone(), "/dev/sdf".into())),
         "attached again on the same device"
     );
-    assert!(ec2_requests("DetachVolume", &other).is_empty(), "the other volume is untouched");
-    assert_eq!(attachment(&aws, &other), Some((instance[0].clone(), "/dev/sdg".into())));
+    assert!(
+        ec2_requests("DetachVolume", &other).is_empty(),
+        "the other volume is untouched"
+    );
+    assert_eq!(
+        attachment(&aws, &other),
+        Some((instance[0].clone(), "/dev/sdg".into()))
+    );
     aws.terminate(&instance);
 }
 
@@ -113,7 +134,12 @@ fn a_volume_whose_instance_and_itself_are_not_opted_in_is_refused_and_a_dry_run_
     aws.register("UnmountVolume");
     let team = team("ebs-refused");
     let bare = aws.instances(1, &[("team", &team)]);
-    let volume_id = volume(&aws, &bare[0], "/dev/sdf", &[("Name", "data"), ("team", &team)]);
+    let volume_id = volume(
+        &aws,
+        &bare[0],
+        "/dev/sdf",
+        &[("Name", "data"), ("team", &team)],
+    );
     let sandbox = Sandbox::new();
     let out = run(&sandbox, &detach(&team, json!({})), &[]);
     assert_eq!(out.code, 1, "{}", out.output());
@@ -125,14 +151,26 @@ fn a_volume_whose_instance_and_itself_are_not_opted_in_is_refused_and_a_dry_run_
 
     // the volume's own tag opts it in; a dry run still sends nothing
     let opted_team = format!("{team}-opted");
-    let opted = volume(&aws, &bare[0], "/dev/sdh", &[("Name", "data"), ("team", &opted_team), OPT_IN]);
-    let out = run(&sandbox, &detach(&opted_team, json!({})), &["--dry", "actions"]);
+    let opted = volume(
+        &aws,
+        &bare[0],
+        "/dev/sdh",
+        &[("Name", "data"), ("team", &opted_team), OPT_IN],
+    );
+    let out = run(
+        &sandbox,
+        &detach(&opted_team, json!({})),
+        &["--dry", "actions"],
+    );
     assert_eq!(out.code, 0, "{}", out.output());
     let output = &out.journal()["run"][0]["output"];
     assert_eq!(output["dry_run"], true, "{output}");
     assert_eq!(output["targets"], json!([opted]));
     assert!(moto::sent_to(&bare).is_empty());
     assert!(ec2_requests("DetachVolume", &opted).is_empty());
-    assert_eq!(attachment(&aws, &opted), Some((bare[0].clone(), "/dev/sdh".into())));
+    assert_eq!(
+        attachment(&aws, &opted),
+        Some((bare[0].clone(), "/dev/sdh".into()))
+    );
     aws.terminate(&bare);
 }

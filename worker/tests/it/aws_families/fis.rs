@@ -10,8 +10,10 @@ use util::moto::{self, OPT_IN};
 
 /// A FIS template tagged `tags`; its id.
 fn template(tags: &[(&str, &str)]) -> String {
-    let tags: serde_json::Map<String, Value> =
-        tags.iter().map(|(k, v)| (k.to_string(), json!(v))).collect();
+    let tags: serde_json::Map<String, Value> = tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), json!(v)))
+        .collect();
     boto3(&format!(
         r#"
 import uuid
@@ -39,7 +41,12 @@ fn status(id: &str) -> String {
 fn fis(func: &str, arguments: Value) -> Value {
     moto::experiment(
         "fis",
-        vec![moto::action(func, "experimentvr.fis.actions", func, arguments)],
+        vec![moto::action(
+            func,
+            "experimentvr.fis.actions",
+            func,
+            arguments,
+        )],
         None,
     )
 }
@@ -58,17 +65,28 @@ fn an_opted_in_template_is_started_on_record_read_and_stopped() {
     let sandbox = Sandbox::new();
     let out = run(
         &sandbox,
-        &fis("start_experiment", json!({"experiment_template_id": id, "tags": {"who": "test"}})),
+        &fis(
+            "start_experiment",
+            json!({"experiment_template_id": id, "tags": {"who": "test"}}),
+        ),
         &[],
     );
     assert_eq!(out.code, 0, "{}", out.output());
     let journal = out.journal();
     let experiment = &journal["run"][0]["output"]["experiment"];
-    assert_eq!(experiment["experimentTemplateId"], id.as_str(), "{journal:#}");
+    assert_eq!(
+        experiment["experimentTemplateId"],
+        id.as_str(),
+        "{journal:#}"
+    );
     let experiment_id = experiment["id"].as_str().unwrap().to_string();
     assert_eq!(kinds(journal), ["targets", "locks", "revert", "revert"]);
     let records = &journal["broker"]["records"];
-    assert_eq!(records[2]["undo"]["experiment_id"], Value::Null, "on record before the start");
+    assert_eq!(
+        records[2]["undo"]["experiment_id"],
+        Value::Null,
+        "on record before the start"
+    );
     assert_eq!(records[3]["undo"]["experiment_id"], experiment_id.as_str());
     let revert_id = records[2]["revert_id"].as_str().unwrap();
     assert_eq!(experiment["tags"]["experiment-broker:revert"], revert_id);
@@ -87,12 +105,22 @@ fn an_opted_in_template_is_started_on_record_read_and_stopped() {
         )],
         None,
     );
-    probe["method"][0].as_object_mut().unwrap().remove("tolerance");
+    probe["method"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("tolerance");
     let out = run(&sandbox, &probe, &[]);
     assert_eq!(out.code, 0, "{}", out.output());
-    assert_eq!(out.journal()["run"][0]["output"]["experiment"]["id"], experiment_id.as_str());
+    assert_eq!(
+        out.journal()["run"][0]["output"]["experiment"]["id"],
+        experiment_id.as_str()
+    );
 
-    let out = run(&sandbox, &fis("stop_experiment", json!({"experiment_id": experiment_id})), &[]);
+    let out = run(
+        &sandbox,
+        &fis("stop_experiment", json!({"experiment_id": experiment_id})),
+        &[],
+    );
     assert_eq!(out.code, 0, "{}", out.output());
     let journal = out.journal();
     assert_eq!(kinds(journal), ["reverted"]);
@@ -104,7 +132,11 @@ fn an_opted_in_template_is_started_on_record_read_and_stopped() {
 fn a_template_without_the_opt_in_tag_is_refused_and_a_dry_run_starts_nothing() {
     let bare = template(&[("team", "x")]);
     let sandbox = Sandbox::new();
-    let out = run(&sandbox, &fis("start_experiment", json!({"experiment_template_id": bare})), &[]);
+    let out = run(
+        &sandbox,
+        &fis("start_experiment", json!({"experiment_template_id": bare})),
+        &[],
+    );
     assert_eq!(out.code, 1, "{}", out.output());
     let refused = &out.journal()["broker"]["refused"][0];
     assert_eq!(refused["rule"], "opt_in", "{refused}");

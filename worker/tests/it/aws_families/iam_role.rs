@@ -11,7 +11,10 @@ use util::moto::{self, Aws, Env, OPT_IN, team};
 /// An instance profile (with a role) and `n` instances using it, tagged `tags`; (profile ARN,
 /// instance ids).
 fn with_profile(team: &str, n: usize, tags: &[(&str, &str)]) -> (String, Vec<String>) {
-    let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({"Key": k, "Value": v})).collect();
+    let tags: Vec<Value> = tags
+        .iter()
+        .map(|(k, v)| json!({"Key": k, "Value": v}))
+        .collect();
     let out = boto3(&format!(
         r#"
 name = {team:?}
@@ -73,7 +76,12 @@ fn associations(aws: &Aws, ids: &[String]) -> Vec<Option<(String, String)>> {
 fn remove(arguments: Value) -> Value {
     moto::experiment(
         "iam role",
-        vec![moto::action("no-role", "experimentvr.ec2.actions", "remove_iam_role", arguments)],
+        vec![moto::action(
+            "no-role",
+            "experimentvr.ec2.actions",
+            "remove_iam_role",
+            arguments,
+        )],
         None,
     )
 }
@@ -104,14 +112,29 @@ fn the_profile_comes_off_the_named_instance_only_and_goes_back_after_the_sleep()
         json!([{"instance_id": chosen[0], "profile_arn": arn}]),
         "which profile goes back on which instance is on record"
     );
-    assert_eq!(journal["broker"]["records"][3]["revert_id"], revert["revert_id"]);
+    assert_eq!(
+        journal["broker"]["records"][3]["revert_id"],
+        revert["revert_id"]
+    );
     // taken off by its association id, put back on the same instance
-    assert_eq!(ec2_requests("DisassociateIamInstanceProfile", &before.1).len(), 1);
-    assert_eq!(ec2_requests("AssociateIamInstanceProfile", &chosen[0]).len(), 1);
-    let after = associations(&aws, &chosen)[0].clone().expect("associated again");
+    assert_eq!(
+        ec2_requests("DisassociateIamInstanceProfile", &before.1).len(),
+        1
+    );
+    assert_eq!(
+        ec2_requests("AssociateIamInstanceProfile", &chosen[0]).len(),
+        1
+    );
+    let after = associations(&aws, &chosen)[0]
+        .clone()
+        .expect("associated again");
     assert_eq!(after.0, arn);
     assert_ne!(after.1, before.1, "a new association");
-    assert_eq!(associations(&aws, &other), before_other, "the other instance is untouched");
+    assert_eq!(
+        associations(&aws, &other),
+        before_other,
+        "the other instance is untouched"
+    );
     assert!(ec2_requests("AssociateIamInstanceProfile", &other[0]).is_empty());
     aws.terminate(&chosen);
     aws.terminate(&other);
@@ -166,9 +189,18 @@ fn a_run_stopped_mid_fault_puts_the_profile_back_before_it_exits() {
     let journal = sandbox.path("journal.json");
     let mut child = moto::command(
         &sandbox,
-        &["run", "--journal-path", journal.to_str().unwrap(), file.to_str().unwrap()],
+        &[
+            "run",
+            "--journal-path",
+            journal.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
         Env {
-            unset: &["BROKER_OPT_IN_TAG", "BROKER_MAX_TARGETS", "BROKER_MAX_PERCENT"],
+            unset: &[
+                "BROKER_OPT_IN_TAG",
+                "BROKER_MAX_TARGETS",
+                "BROKER_MAX_PERCENT",
+            ],
             ..Env::default()
         },
     )

@@ -47,7 +47,11 @@ pub fn boto3(script: &str) -> Value {
 pub fn run(sandbox: &Sandbox, experiment: &Value, extra: &[&str]) -> util::Outcome {
     let file = sandbox.write_json("experiment.json", experiment);
     let env = Env {
-        unset: &["BROKER_OPT_IN_TAG", "BROKER_MAX_TARGETS", "BROKER_MAX_PERCENT"],
+        unset: &[
+            "BROKER_OPT_IN_TAG",
+            "BROKER_MAX_TARGETS",
+            "BROKER_MAX_PERCENT",
+        ],
         ..Env::default()
     };
     moto::run(sandbox, &file, extra, env)
@@ -78,7 +82,9 @@ pub fn ec2_requests(action: &str, id: &str) -> Vec<String> {
 pub fn rest_requests(method: &str, path: &str) -> Vec<String> {
     moto::recorded()
         .into_iter()
-        .filter(|(r, _)| r["method"] == method && r["url"].as_str().is_some_and(|u| u.ends_with(path)))
+        .filter(|(r, _)| {
+            r["method"] == method && r["url"].as_str().is_some_and(|u| u.ends_with(path))
+        })
         .map(|(_, body)| body)
         .collect()
 }
@@ -90,14 +96,50 @@ fn experiments_written_with_the_librarys_argument_names_validate() {
     let experiment = moto::experiment(
         "the seed's families",
         vec![
-            call("experimentvr.ec2.actions", "remove_iam_role", serde_json::json!({"region": "us-east-1", "name_space": "ns", "instance_tag_value": "web", "profile_tag_value": "web", "sleep_length": 10})),
-            call("experimentvr.az.actions", "disable_az", serde_json::json!({"availability_zone": "us-east-1a", "state_file_name": "disable_az.json"})),
-            call("experimentvr.az.actions", "reenable_az", serde_json::json!({"state_file_name": "disable_az.json"})),
-            call("experimentvr.ebs.actions", "detach_volume", serde_json::json!({"region": "us-east-1", "name_space": "ns", "pod_name_pattern": "db-*", "tag_key_1": "tag:Name", "tag_value_1": "db", "tag_key_2": "tag:team", "tag_value_2": "a"})),
-            call("experimentvr.fis.actions", "start_experiment", serde_json::json!({"experiment_template_id": "EXT1", "client_token": "t", "tags": {"a": "b"}})),
-            call("experimentvr.fis.actions", "stop_experiment", serde_json::json!({"experiment_id": "EXP1"})),
-            moto::probe("rebuilt", "experimentvr.ec2.probes", "assert_instance_rebuilt", serde_json::json!({"tag_value": "web", "region": "us-east-1", "tag_key": "tag:Name"}), serde_json::json!(true)),
-            moto::probe("fis", "experimentvr.fis.probes", "get_experiment", serde_json::json!({"experiment_id": "EXP1"}), serde_json::json!({"type": "jsonpath", "path": "$.experiment.state.status", "expect": "running"})),
+            call(
+                "experimentvr.ec2.actions",
+                "remove_iam_role",
+                serde_json::json!({"region": "us-east-1", "name_space": "ns", "instance_tag_value": "web", "profile_tag_value": "web", "sleep_length": 10}),
+            ),
+            call(
+                "experimentvr.az.actions",
+                "disable_az",
+                serde_json::json!({"availability_zone": "us-east-1a", "state_file_name": "disable_az.json"}),
+            ),
+            call(
+                "experimentvr.az.actions",
+                "reenable_az",
+                serde_json::json!({"state_file_name": "disable_az.json"}),
+            ),
+            call(
+                "experimentvr.ebs.actions",
+                "detach_volume",
+                serde_json::json!({"region": "us-east-1", "name_space": "ns", "pod_name_pattern": "db-*", "tag_key_1": "tag:Name", "tag_value_1": "db", "tag_key_2": "tag:team", "tag_value_2": "a"}),
+            ),
+            call(
+                "experimentvr.fis.actions",
+                "start_experiment",
+                serde_json::json!({"experiment_template_id": "EXT1", "client_token": "t", "tags": {"a": "b"}}),
+            ),
+            call(
+                "experimentvr.fis.actions",
+                "stop_experiment",
+                serde_json::json!({"experiment_id": "EXP1"}),
+            ),
+            moto::probe(
+                "rebuilt",
+                "experimentvr.ec2.probes",
+                "assert_instance_rebuilt",
+                serde_json::json!({"tag_value": "web", "region": "us-east-1", "tag_key": "tag:Name"}),
+                serde_json::json!(true),
+            ),
+            moto::probe(
+                "fis",
+                "experimentvr.fis.probes",
+                "get_experiment",
+                serde_json::json!({"experiment_id": "EXP1"}),
+                serde_json::json!({"type": "jsonpath", "path": "$.experiment.state.status", "expect": "running"}),
+            ),
         ],
         None,
     );

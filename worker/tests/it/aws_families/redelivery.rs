@@ -16,12 +16,24 @@ use util::moto::{self, Aws, Env, OPT_IN};
 
 fn serve(sandbox: &Sandbox, state: &Path) -> Child {
     let env = Env {
-        unset: &["BROKER_OPT_IN_TAG", "BROKER_MAX_TARGETS", "BROKER_MAX_PERCENT"],
+        unset: &[
+            "BROKER_OPT_IN_TAG",
+            "BROKER_MAX_TARGETS",
+            "BROKER_MAX_PERCENT",
+        ],
         ..Env::default()
     };
     moto::command(
         sandbox,
-        &["serve", "--state-dir", state.to_str().unwrap(), "--visibility-timeout", "2", "--grace", "5"],
+        &[
+            "serve",
+            "--state-dir",
+            state.to_str().unwrap(),
+            "--visibility-timeout",
+            "2",
+            "--grace",
+            "5",
+        ],
         env,
     )
     .stdout(std::process::Stdio::null())
@@ -36,7 +48,12 @@ fn nacl_of(aws: &Aws, subnet: &str) -> String {
         .block_on(
             aws.ec2
                 .describe_network_acls()
-                .filters(Filter::builder().name("association.subnet-id").values(subnet).build())
+                .filters(
+                    Filter::builder()
+                        .name("association.subnet-id")
+                        .values(subnet)
+                        .build(),
+                )
                 .send(),
         )
         .unwrap();
@@ -69,7 +86,14 @@ fn a_dead_owners_disabled_az_is_reenabled_from_its_record_before_the_rollbacks()
         .to_string();
     let subnet = aws
         .rt
-        .block_on(aws.ec2.create_subnet().vpc_id(&vpc).cidr_block("10.61.1.0/24").availability_zone(az).send())
+        .block_on(
+            aws.ec2
+                .create_subnet()
+                .vpc_id(&vpc)
+                .cidr_block("10.61.1.0/24")
+                .availability_zone(az)
+                .send(),
+        )
         .unwrap()
         .subnet()
         .unwrap()
@@ -78,10 +102,10 @@ fn a_dead_owners_disabled_az_is_reenabled_from_its_record_before_the_rollbacks()
         .to_string();
     let before = nacl_of(&aws, &subnet);
     let experiment = json!({"title": "dies with an AZ disabled", "description": "d",
-        "method": [
-            moto::action("cut", "experimentvr.az.actions", "disable_az", json!({"availability_zone": az})),
-            {"type": "action", "name": "hold", "provider": {"type": "process", "path": "sleep", "arguments": ["60"]}}
-        ]});
+    "method": [
+        moto::action("cut", "experimentvr.az.actions", "disable_az", json!({"availability_zone": az})),
+        {"type": "action", "name": "hold", "provider": {"type": "process", "path": "sleep", "arguments": ["60"]}}
+    ]});
     let sandbox = Sandbox::new();
     let file = sandbox.write_json("dies.json", &experiment);
     let state = sandbox.path("state");
@@ -115,7 +139,10 @@ fn a_dead_owners_disabled_az_is_reenabled_from_its_record_before_the_rollbacks()
         if ran && nacl_of(&aws, &subnet) != before {
             break;
         }
-        assert!(Instant::now() < until, "the AZ was never disabled: {checkpoint:?}");
+        assert!(
+            Instant::now() < until,
+            "the AZ was never disabled: {checkpoint:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let ours = nacl_of(&aws, &subnet);
@@ -125,7 +152,11 @@ fn a_dead_owners_disabled_az_is_reenabled_from_its_record_before_the_rollbacks()
     let mut reverter = serve(&sandbox, &state);
     let until = Instant::now() + Duration::from_secs(120);
     let journal: Value = loop {
-        if let Some(bytes) = aws.rt.block_on(e.store.get("runs/sr-az/dies/journal.json")).unwrap() {
+        if let Some(bytes) = aws
+            .rt
+            .block_on(e.store.get("runs/sr-az/dies/journal.json"))
+            .unwrap()
+        {
             break serde_json::from_slice(&bytes).unwrap();
         }
         assert!(Instant::now() < until, "the job was never reverted");
@@ -138,10 +169,19 @@ fn a_dead_owners_disabled_az_is_reenabled_from_its_record_before_the_rollbacks()
     reverter.wait().unwrap();
 
     assert_eq!(journal["broker"]["revert_only"], true, "{journal:#}");
-    assert_eq!(nacl_of(&aws, &subnet), before, "the subnet is back on its NACL");
+    assert_eq!(
+        nacl_of(&aws, &subnet),
+        before,
+        "the subnet is back on its NACL"
+    );
     let gone = aws
         .rt
-        .block_on(aws.ec2.describe_network_acls().network_acl_ids(&ours).send())
+        .block_on(
+            aws.ec2
+                .describe_network_acls()
+                .network_acl_ids(&ours)
+                .send(),
+        )
         .map(|o| o.network_acls().is_empty())
         .unwrap_or(true);
     assert!(gone, "our NACL {ours} is deleted");
@@ -152,7 +192,10 @@ fn a_dead_owners_disabled_az_is_reenabled_from_its_record_before_the_rollbacks()
         .expect("the stop is on record");
     let undone = &stopped["stopped"][0];
     assert_eq!(undone["family"], "az", "{stopped}");
-    assert_eq!(undone["outcome"]["subnets"][0]["restored"], "restored", "{stopped}");
+    assert_eq!(
+        undone["outcome"]["subnets"][0]["restored"], "restored",
+        "{stopped}"
+    );
     let saved = aws.rt.block_on(e.store.get("az/disable_az.json")).unwrap();
     assert!(saved.is_none(), "the saved state is gone");
 }

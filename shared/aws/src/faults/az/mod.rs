@@ -21,8 +21,8 @@ use super::{FaultContext, reverts, target_locks};
 use serde_json::{Value, json};
 use shared::fleet::safety::targets::{Mode, Selector};
 use shared::ports::ObjectStore;
-use shared::providers::registry::{ArgKind, NativeActivity, NativeCall, Param, Registry};
 use shared::providers::ActivityError;
+use shared::providers::registry::{ArgKind, NativeActivity, NativeCall, Param, Registry};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -54,7 +54,9 @@ async fn disable_az(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Value, 
     let opt_in = ctx.settings().opt_in.clone();
     let found = nacl::subnets(&client, &az, opt_in.as_ref()).await?;
     let opted = |c: &&shared::fleet::safety::targets::Candidate| {
-        opt_in.as_ref().is_none_or(|(k, v)| c.tags.get(k) == Some(v))
+        opt_in
+            .as_ref()
+            .is_none_or(|(k, v)| c.tags.get(k) == Some(v))
     };
     let left_alone: Vec<String> = found
         .iter()
@@ -192,7 +194,10 @@ async fn reenable_az(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Value,
         .await
         .map_err(|e| fail(e.to_string()))?
     else {
-        tracing::warn!("{}: no saved state at {key}: nothing to re-enable", call.activity);
+        tracing::warn!(
+            "{}: no saved state at {key}: nothing to re-enable",
+            call.activity
+        );
         return Ok(json!({"action": "reenable_az", "state": key, "reenabled": false}));
     };
     let saved: Value = serde_json::from_slice(&bytes)
@@ -206,7 +211,9 @@ async fn reenable_az(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Value,
         .as_str()
         .map(str::to_string)
         .or_else(|| super::context::region(&call));
-    let restored = undo(ctx, region.as_deref(), &saved["undo"]).await.map_err(fail)?;
+    let restored = undo(ctx, region.as_deref(), &saved["undo"])
+        .await
+        .map_err(fail)?;
     if let Some(id) = saved["revert_id"].as_str() {
         reverts::mark_reverted(&call, id, &restored).await;
     }

@@ -4,9 +4,7 @@
 
 use crate::faults::context::failed;
 use aws_sdk_ec2::Client;
-use aws_sdk_ec2::types::{
-    Filter, NetworkAcl, ResourceType, RuleAction, Tag, TagSpecification,
-};
+use aws_sdk_ec2::types::{Filter, NetworkAcl, ResourceType, RuleAction, Tag, TagSpecification};
 use shared::fleet::safety::targets::Candidate;
 use shared::providers::ActivityError;
 use std::collections::BTreeMap;
@@ -54,7 +52,10 @@ pub async fn subnets(
     let Some((key, value)) = opt_in else {
         return Ok(found);
     };
-    let mut vpcs: Vec<String> = found.iter().map(|c| c.attributes["vpc-id"].clone()).collect();
+    let mut vpcs: Vec<String> = found
+        .iter()
+        .map(|c| c.attributes["vpc-id"].clone())
+        .collect();
     vpcs.sort();
     vpcs.dedup();
     if vpcs.is_empty() {
@@ -90,15 +91,20 @@ pub async fn associations(
     for subnet in subnets {
         let out = client
             .describe_network_acls()
-            .filters(filter("association.subnet-id", std::slice::from_ref(subnet)))
+            .filters(filter(
+                "association.subnet-id",
+                std::slice::from_ref(subnet),
+            ))
             .send()
             .await
             .map_err(|e| failed("DescribeNetworkAcls", subnet, &e))?;
         for acl in out.network_acls() {
             for a in acl.associations() {
-                if let (Some(s), Some(id), Some(n)) =
-                    (a.subnet_id(), a.network_acl_association_id(), a.network_acl_id())
-                    && s == subnet
+                if let (Some(s), Some(id), Some(n)) = (
+                    a.subnet_id(),
+                    a.network_acl_association_id(),
+                    a.network_acl_id(),
+                ) && s == subnet
                 {
                     map.insert(s.to_string(), (id.to_string(), n.to_string()));
                 }
@@ -110,7 +116,11 @@ pub async fn associations(
 
 /// A NACL in `vpc` denying all traffic both ways, tagged `Name=Blackhole` (as the seed's) and
 /// [`OURS`]=`token`.
-pub async fn create_deny_all(client: &Client, vpc: &str, token: &str) -> Result<String, ActivityError> {
+pub async fn create_deny_all(
+    client: &Client,
+    vpc: &str,
+    token: &str,
+) -> Result<String, ActivityError> {
     let out = client
         .create_network_acl()
         .vpc_id(vpc)

@@ -53,7 +53,11 @@ fn tag_filters(args: &Map<String, Value>) -> Result<Vec<(String, String)>, Strin
             .ok_or_else(|| format!("tag_key_{i} is missing: expected a tag such as tag:Name"))?;
         let value = text(args, &format!("tag_value_{i}"))?
             .ok_or_else(|| format!("tag_value_{i} is missing"))?;
-        let key = if key.starts_with("tag:") { key } else { format!("tag:{key}") };
+        let key = if key.starts_with("tag:") {
+            key
+        } else {
+            format!("tag:{key}")
+        };
         out.push((key, value));
     }
     Ok(out)
@@ -85,7 +89,12 @@ async fn candidates(
         req = req.filters(Filter::builder().name(k).values(v).build());
     }
     let out = req
-        .filters(Filter::builder().name("attachment.status").values("attached").build())
+        .filters(
+            Filter::builder()
+                .name("attachment.status")
+                .values("attached")
+                .build(),
+        )
         .send()
         .await
         .map_err(|e| failed("DescribeVolumes", "EBS", &e))?;
@@ -231,7 +240,9 @@ pub async fn undo(ctx: &FaultContext, region: Option<&str>, undo: &Value) -> Res
         undo["instance_id"].as_str(),
         undo["device"].as_str(),
     ) else {
-        return Err(format!("a revert record without volume, instance and device: {undo}"));
+        return Err(format!(
+            "a revert record without volume, instance and device: {undo}"
+        ));
     };
     // a detach takes a moment on AWS: wait (up to 60 s) until the volume is available
     for _ in 0..30 {
@@ -242,7 +253,9 @@ pub async fn undo(ctx: &FaultContext, region: Option<&str>, undo: &Value) -> Res
             .await
             .map_err(|e| failed("DescribeVolumes", volume, &e).to_string())?;
         let Some(v) = out.volumes().first() else {
-            return Err(format!("volume {volume} is gone: it cannot be attached again"));
+            return Err(format!(
+                "volume {volume} is gone: it cannot be attached again"
+            ));
         };
         if let Some(a) = v.attachments().first() {
             let on = a.instance_id().unwrap_or_default();
@@ -253,7 +266,9 @@ pub async fn undo(ctx: &FaultContext, region: Option<&str>, undo: &Value) -> Res
                     return Ok(json!({"volume_id": volume, "restored": "already attached"}));
                 }
                 Some(VolumeAttachmentState::Attached | VolumeAttachmentState::Attaching) => {
-                    return Ok(json!({"volume_id": volume, "restored": format!("attached to {on}: left as found")}));
+                    return Ok(
+                        json!({"volume_id": volume, "restored": format!("attached to {on}: left as found")}),
+                    );
                 }
                 _ => {
                     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -269,9 +284,13 @@ pub async fn undo(ctx: &FaultContext, region: Option<&str>, undo: &Value) -> Res
             .send()
             .await
             .map_err(|e| failed("AttachVolume", volume, &e).to_string())?;
-        return Ok(json!({"volume_id": volume, "instance_id": instance, "device": device, "restored": "attached"}));
+        return Ok(
+            json!({"volume_id": volume, "instance_id": instance, "device": device, "restored": "attached"}),
+        );
     }
-    Err(format!("volume {volume} was still detaching after 60 s: attach it to {instance} as {device} by hand"))
+    Err(format!(
+        "volume {volume} was still detaching after 60 s: attach it to {instance} as {device} by hand"
+    ))
 }
 
 pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
@@ -303,7 +322,16 @@ mod tests {
         let names: Vec<&str> = params().iter().map(|p| p.name).collect();
         assert_eq!(
             names,
-            ["region", "name_space", "pod_name_pattern", "tag_key_1", "tag_value_1", "tag_key_2", "tag_value_2", "duration"]
+            [
+                "region",
+                "name_space",
+                "pod_name_pattern",
+                "tag_key_1",
+                "tag_value_1",
+                "tag_key_2",
+                "tag_value_2",
+                "duration"
+            ]
         );
     }
 }

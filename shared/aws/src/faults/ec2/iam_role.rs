@@ -86,7 +86,13 @@ async fn associations(
         )
         .send()
         .await
-        .map_err(|e| failed("DescribeIamInstanceProfileAssociations", &instances.join(", "), &e))?;
+        .map_err(|e| {
+            failed(
+                "DescribeIamInstanceProfileAssociations",
+                &instances.join(", "),
+                &e,
+            )
+        })?;
     Ok(out
         .iam_instance_profile_associations()
         .iter()
@@ -126,8 +132,9 @@ async fn remove_iam_role(
     let fail = ActivityError::Failed;
     let sleep = seconds(&call.arguments, "sleep_length", 10).map_err(fail)?;
     let profile_name = text(&call.arguments, "profile_tag_value").map_err(fail)?;
-    let selector = experimentvr_selector(&selection_args(&call.arguments).map_err(fail)?, "running")
-        .map_err(fail)?;
+    let selector =
+        experimentvr_selector(&selection_args(&call.arguments).map_err(fail)?, "running")
+            .map_err(fail)?;
     let filters = server_filters(&selector);
     let selection = resolve(ctx, &call, selector, filters).await?;
     let mut out = plan(&call, "remove_iam_role", &selection);
@@ -210,7 +217,9 @@ pub async fn undo(ctx: &FaultContext, region: Option<&str>, undo: &Value) -> Res
             .map_err(|e| e.to_string())?;
         let said = match now.first() {
             Some((_, _, a)) if a == arn => "already associated".to_string(),
-            Some((_, _, other)) => format!("another profile ({other}) is associated: left as found"),
+            Some((_, _, other)) => {
+                format!("another profile ({other}) is associated: left as found")
+            }
             None => match associate(&client, instance, arn).await {
                 Ok(()) => "associated".to_string(),
                 Err(e) => {
@@ -285,7 +294,10 @@ mod tests {
 
     #[test]
     fn the_seeds_arguments_choose_one_instance_by_name() {
-        let a = selection_args(&args(json!({"instance_tag_value": "web", "profile_tag_value": "p"}))).unwrap();
+        let a = selection_args(&args(
+            json!({"instance_tag_value": "web", "profile_tag_value": "p"}),
+        ))
+        .unwrap();
         assert_eq!(
             Value::Object(a),
             json!({"test_target_type": "RANDOM", "tag_key": "tag:Name", "tag_value": "web"})
@@ -297,7 +309,13 @@ mod tests {
         let names: Vec<&str> = params().iter().map(|p| p.name).collect();
         assert_eq!(
             &names[..5],
-            ["region", "name_space", "instance_tag_value", "profile_tag_value", "sleep_length"]
+            [
+                "region",
+                "name_space",
+                "instance_tag_value",
+                "profile_tag_value",
+                "sleep_length"
+            ]
         );
     }
 }

@@ -7,8 +7,8 @@
 pub mod actions;
 pub mod fault_table;
 pub mod host_faults;
-pub mod instances;
 pub mod iam_role;
+pub mod instances;
 pub mod probes;
 pub mod stages;
 pub mod targeting;

@@ -96,10 +96,8 @@ async fn assert_instance_rebuilt(
     };
     let key = text("tag_key", Some("tag:Name"))?;
     let value = text("tag_value", None)?;
-    call.arguments.insert(
-        "filters".into(),
-        json!([{"Name": key, "Values": [value]}]),
-    );
+    call.arguments
+        .insert("filters".into(), json!([{"Name": key, "Values": [value]}]));
     let reservations = describe(ctx, &call, None).await?;
     let states: Vec<&str> = instances(&reservations)
         .filter_map(|i| i["State"]["Name"].as_str())

@@ -84,7 +84,10 @@ fn tag_map(args: &Map<String, Value>) -> Result<HashMap<String, String>, String>
     }
 }
 
-async fn start_experiment(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Value, ActivityError> {
+async fn start_experiment(
+    ctx: &Arc<FaultContext>,
+    call: NativeCall,
+) -> Result<Value, ActivityError> {
     let fail = ActivityError::Failed;
     let template = required(&call.arguments, "experiment_template_id").map_err(fail)?;
     let client_token = text(&call.arguments, "client_token").map_err(fail)?;
@@ -115,7 +118,9 @@ async fn start_experiment(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<V
     };
     let selection = choose(ctx, &call, selector, &[candidate], false).await?;
     if stops_here(&call, &selection) {
-        return Ok(json!({"action": "start_experiment", "experiment_template_id": template, "targets": selection.chosen, "dry_run": call.plan_only}));
+        return Ok(
+            json!({"action": "start_experiment", "experiment_template_id": template, "targets": selection.chosen, "dry_run": call.plan_only}),
+        );
     }
     let held = target_locks::lock(ctx, &call, &selection.chosen, LOCK_TTL).await?;
     let undo = json!({"experiment_template_id": template, "experiment_id": null});
@@ -142,14 +147,20 @@ async fn start_experiment(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<V
     let id = experiment.as_ref().and_then(|e| e.id()).unwrap_or_default();
     let undo = json!({"experiment_template_id": template, "experiment_id": id});
     if let Err(e) = armed.update(&call, undo).await {
-        tracing::error!("FIS experiment {id} is running but its id may not be on record (its tag {REVERT_TAG}={} is): {e}", armed.id());
+        tracing::error!(
+            "FIS experiment {id} is running but its id may not be on record (its tag {REVERT_TAG}={} is): {e}",
+            armed.id()
+        );
     }
     armed.leave_on();
     held.release().await;
     Ok(experiment.as_ref().map(shape).unwrap_or(Value::Null))
 }
 
-async fn stop_experiment(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Value, ActivityError> {
+async fn stop_experiment(
+    ctx: &Arc<FaultContext>,
+    call: NativeCall,
+) -> Result<Value, ActivityError> {
     let id = required(&call.arguments, "experiment_id").map_err(ActivityError::Failed)?;
     let fis = client(ctx, &call).await;
     if call.plan_only {
@@ -162,9 +173,16 @@ async fn stop_experiment(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Va
         .await
         .map_err(|e| failed("StopExperiment", &id, &e))?;
     let experiment = out.experiment();
-    if let Some(revert) = experiment.and_then(|e| e.tags()).and_then(|t| t.get(REVERT_TAG)) {
-        reverts::mark_reverted(&call, revert, &json!({"experiment_id": id, "stopped": true}))
-            .await;
+    if let Some(revert) = experiment
+        .and_then(|e| e.tags())
+        .and_then(|t| t.get(REVERT_TAG))
+    {
+        reverts::mark_reverted(
+            &call,
+            revert,
+            &json!({"experiment_id": id, "stopped": true}),
+        )
+        .await;
     }
     Ok(experiment.map(shape).unwrap_or(Value::Null))
 }
@@ -300,7 +318,15 @@ mod tests {
             HashMap::from([("a".to_string(), "b".to_string())])
         );
         assert!(tag_map(&args(json!({}))).unwrap().is_empty());
-        assert!(tag_map(&args(json!({"tags": {"a": 1}}))).unwrap_err().contains("tags.a"));
-        assert!(tag_map(&args(json!({"tags": ["a"]}))).unwrap_err().starts_with("tags:"));
+        assert!(
+            tag_map(&args(json!({"tags": {"a": 1}})))
+                .unwrap_err()
+                .contains("tags.a")
+        );
+        assert!(
+            tag_map(&args(json!({"tags": ["a"]})))
+                .unwrap_err()
+                .starts_with("tags:")
+        );
     }
 }

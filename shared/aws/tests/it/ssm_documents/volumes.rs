@@ -43,20 +43,30 @@ fn unmount_volume_unmounts_the_devices_filesystems_and_its_sleeper_remounts_them
     let case = Case::new();
     let source = format!("ebvol-{}-{}", std::process::id(), unique());
     let other = format!("{source}-other");
-    let dirs: Vec<PathBuf> = ["a", "b", "c"].iter().map(|d| case.dir.path().join(d)).collect();
+    let dirs: Vec<PathBuf> = ["a", "b", "c"]
+        .iter()
+        .map(|d| case.dir.path().join(d))
+        .collect();
     let _mounts = Mounts(dirs.clone());
     for (dir, src) in dirs.iter().zip([&source, &source, &other]) {
         std::fs::create_dir_all(dir).unwrap();
-        run("mount", &["-t", "tmpfs", "-o", "size=1m", src, dir.to_str().unwrap()]);
+        run(
+            "mount",
+            &["-t", "tmpfs", "-o", "size=1m", src, dir.to_str().unwrap()],
+        );
     }
     let mut want: Vec<String> = dirs[..2].iter().map(|d| d.display().to_string()).collect();
     want.sort();
 
     let out = finish(
-        case.command("UnmountVolume", &[("duration", "2"), ("device", &source)], None)
-            .env("EXPERIMENT_BROKER_REMOUNT_MARGIN", "1")
-            .spawn()
-            .unwrap(),
+        case.command(
+            "UnmountVolume",
+            &[("duration", "2"), ("device", &source)],
+            None,
+        )
+        .env("EXPERIMENT_BROKER_REMOUNT_MARGIN", "1")
+        .spawn()
+        .unwrap(),
     );
     assert!(out.succeeded(), "{out}");
     assert!(mounted_from(&source).is_empty(), "both unmounted: {out}");
@@ -65,7 +75,10 @@ fn unmount_volume_unmounts_the_devices_filesystems_and_its_sleeper_remounts_them
         [dirs[2].display().to_string()],
         "another source's mount is untouched"
     );
-    assert!(case.active("UnmountVolume").is_some(), "its revert is pending");
+    assert!(
+        case.active("UnmountVolume").is_some(),
+        "its revert is pending"
+    );
 
     // the command has ended: the sleeper remounts at duration + margin
     let end = Instant::now() + Duration::from_secs(20);
@@ -86,7 +99,11 @@ fn unmount_volume_unmounts_the_devices_filesystems_and_its_sleeper_remounts_them
     while !case.leftovers().is_empty() && Instant::now() < end {
         sleep(Duration::from_millis(50));
     }
-    assert!(case.leftovers().is_empty(), "{}", case.report("UnmountVolume"));
+    assert!(
+        case.leftovers().is_empty(),
+        "{}",
+        case.report("UnmountVolume")
+    );
     assert!(case.log("UnmountVolume").contains("reverted by sleeper"));
 
     // a device nothing is mounted from: nothing to do, nothing left
