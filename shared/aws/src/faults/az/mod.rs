@@ -295,10 +295,11 @@ pub async fn undo(ctx: &FaultContext, region: Option<&str>, undo: &Value) -> Res
         let store = ctx.lock_store();
         if let Ok(Some(bytes)) = store.get(key).await {
             let saved: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-            if errors.is_empty() && saved["undo"]["token"] == token {
-                if let Err(e) = store.delete(key).await {
-                    errors.push(format!("the state {key} could not be deleted: {e}"));
-                }
+            if errors.is_empty()
+                && saved["undo"]["token"] == token
+                && let Err(e) = store.delete(key).await
+            {
+                errors.push(format!("the state {key} could not be deleted: {e}"));
             }
         }
     }
