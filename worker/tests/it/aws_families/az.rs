@@ -114,6 +114,11 @@ fn disable_az_swaps_only_opted_in_subnets_and_reenable_az_restores_them() {
     let s3 = subnet(&aws, &plain_vpc, "10.52.3.0/24", az, &[]);
     let s4 = subnet(&aws, &plain_vpc, "10.52.4.0/24", az, &[OPT_IN]);
     let all = vec![s1.clone(), s2.clone(), s3.clone(), s4.clone(), s5.clone()];
+    let _network = super::Network {
+        aws: &aws,
+        subnets: all.clone(),
+        vpcs: vec![opted_vpc.clone(), plain_vpc.clone()],
+    };
     let before = nacls(&aws, &all);
     assert_eq!(before.len(), 5, "{before:?}");
     let sandbox = Sandbox::new();
@@ -218,6 +223,11 @@ fn an_az_with_no_opted_in_subnet_is_refused_and_a_dry_run_creates_nothing() {
     let az = "us-east-1e";
     let plain_vpc = vpc(&aws, "10.53.0.0/16", &[]);
     let plain = subnet(&aws, &plain_vpc, "10.53.1.0/24", az, &[]);
+    let mut network = super::Network {
+        aws: &aws,
+        subnets: vec![plain.clone()],
+        vpcs: vec![plain_vpc.clone()],
+    };
     let before = nacls(&aws, std::slice::from_ref(&plain));
     let sandbox = Sandbox::new();
     let out = run(
@@ -233,6 +243,8 @@ fn an_az_with_no_opted_in_subnet_is_refused_and_a_dry_run_creates_nothing() {
 
     let opted_vpc = vpc(&aws, "10.54.0.0/16", &[OPT_IN]);
     let opted = subnet(&aws, &opted_vpc, "10.54.1.0/24", az, &[]);
+    network.subnets.push(opted.clone());
+    network.vpcs.push(opted_vpc.clone());
     let before = nacls(&aws, std::slice::from_ref(&opted));
     let out = run(
         &sandbox,

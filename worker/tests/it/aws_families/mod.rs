@@ -57,6 +57,31 @@ pub fn run(sandbox: &Sandbox, experiment: &Value, extra: &[&str]) -> util::Outco
     moto::run(sandbox, &file, extra, env)
 }
 
+/// Subnets and VPCs a test made, deleted when it ends (pass or fail): the action takes every
+/// opted-in subnet of its AZ, so none may outlive the test on the shared moto.
+pub struct Network<'a> {
+    pub aws: &'a util::moto::Aws,
+    pub subnets: Vec<String>,
+    pub vpcs: Vec<String>,
+}
+
+impl Drop for Network<'_> {
+    fn drop(&mut self) {
+        for s in &self.subnets {
+            let _ = self
+                .aws
+                .rt
+                .block_on(self.aws.ec2.delete_subnet().subnet_id(s).send());
+        }
+        for v in &self.vpcs {
+            let _ = self
+                .aws
+                .rt
+                .block_on(self.aws.ec2.delete_vpc().vpc_id(v).send());
+        }
+    }
+}
+
 /// The record kinds of a journal, in order.
 pub fn kinds(journal: &Value) -> Vec<String> {
     journal["broker"]["records"]
