@@ -218,7 +218,7 @@ fn disable_az_swaps_only_opted_in_subnets_and_reenable_az_restores_them() {
 }
 
 #[test]
-fn an_az_with_no_opted_in_subnet_is_refused_and_a_dry_run_creates_nothing() {
+fn an_az_with_no_opted_in_subnet_is_refused_so_are_too_many_and_a_dry_run_creates_nothing() {
     let aws = Aws::new();
     let az = "us-east-1e";
     let plain_vpc = vpc(&aws, "10.53.0.0/16", &[]);
@@ -261,4 +261,17 @@ fn an_az_with_no_opted_in_subnet_is_refused_and_a_dry_run_creates_nothing() {
     assert!(ec2_requests("CreateNetworkAcl", &opted_vpc).is_empty());
     assert_eq!(nacls(&aws, std::slice::from_ref(&opted)), before);
     assert!(!sandbox.path(".broker/store/az/disable_az.json").exists());
+
+    // two opted-in subnets where the experiment allows one: refused, nothing created
+    let second = subnet(&aws, &opted_vpc, "10.54.2.0/24", az, &[]);
+    network.subnets.push(second.clone());
+    let mut capped = az_action("disable_az", json!({"availability_zone": az}));
+    capped["extensions"] = json!([{"name": "experiment-broker", "max_targets": 1}]);
+    let out = run(&sandbox, &capped, &[]);
+    assert_eq!(out.code, 1, "{}", out.output());
+    let refused = &out.journal()["broker"]["refused"][0];
+    assert_eq!(refused["rule"], "max_targets", "{refused}");
+    assert!(ec2_requests("CreateNetworkAcl", &opted_vpc).is_empty());
+    assert_eq!(nacls(&aws, &[opted.clone(), second.clone()]).len(), 2);
+    assert_eq!(nacls(&aws, std::slice::from_ref(&opted)), before);
 }
