@@ -153,3 +153,47 @@ fn a_template_without_the_opt_in_tag_is_refused_and_a_dry_run_starts_nothing() {
     assert_eq!(out.journal()["run"][0]["output"]["dry_run"], true);
     assert_eq!(starts(&opted), 0);
 }
+
+#[test]
+fn a_rollback_stops_what_the_broker_started_from_a_template_and_nothing_else() {
+    let id = template(&[OPT_IN]);
+    // started outside the broker: not ours to stop
+    let theirs = boto3(&format!(
+        "print(json.dumps(fis.start_experiment(experimentTemplateId={id:?})['experiment']['id']))"
+    ))
+    .as_str()
+    .unwrap()
+    .to_string();
+    let sandbox = Sandbox::new();
+    let mut experiment = fis("start_experiment", json!({"experiment_template_id": id}));
+    experiment["rollbacks"] = json!([moto::action(
+        "stop",
+        "experimentvr.fis.actions",
+        "stop_experiment",
+        json!({"experiment_template_id": id})
+    )]);
+    let out = run(&sandbox, &experiment, &[]);
+    assert_eq!(out.code, 0, "{}", out.output());
+    let journal = out.journal();
+    let ours = journal["run"][0]["output"]["experiment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        journal["rollbacks"][0]["status"], "succeeded",
+        "{journal:#}"
+    );
+    let stopped = &journal["rollbacks"][0]["output"]["experiments"];
+    assert_eq!(stopped.as_array().map(Vec::len), Some(1), "{stopped}");
+    assert_eq!(stopped[0]["id"], ours.as_str());
+    assert_eq!(
+        kinds(journal),
+        ["targets", "locks", "revert", "revert", "reverted"]
+    );
+    assert_eq!(status(&ours), "stopped");
+    assert_ne!(
+        status(&theirs),
+        "stopped",
+        "an experiment the broker did not start runs on"
+    );
+}

@@ -10,7 +10,10 @@
 //! experiment is tagged `experiment-broker:revert=<its record id>` (so a redelivery finds it even
 //! if the start's answer was lost) and its id goes on record. The experiment runs on after the
 //! action returns: `stop_experiment` (a rollback) or the redelivery of a dead worker's job stops
-//! it, and `stop_experiment` marks the record done.
+//! it, and `stop_experiment` marks the record done. An experiment's rollbacks cannot know the id
+//! `start_experiment` returned, so `stop_experiment` also takes `experiment_template_id` (ours,
+//! instead of `experiment_id`): every running experiment the broker started from that template
+//! is stopped (`{"experiments": [...]}`).
 
 use super::ec2::instances::choose;
 use super::family_args::{required, text};
@@ -161,30 +164,88 @@ async fn stop_experiment(
     ctx: &Arc<FaultContext>,
     call: NativeCall,
 ) -> Result<Value, ActivityError> {
-    let id = required(&call.arguments, "experiment_id").map_err(ActivityError::Failed)?;
+    let fail = ActivityError::Failed;
+    let id = text(&call.arguments, "experiment_id").map_err(fail)?;
+    let template = text(&call.arguments, "experiment_template_id").map_err(fail)?;
     let fis = client(ctx, &call).await;
+    let ids = match (&id, &template) {
+        (Some(id), _) => vec![id.clone()],
+        (None, Some(t)) => {
+            let mut running = Vec::new();
+            for id in started_from(&fis, t, None).await.map_err(fail)? {
+                let now = fis
+                    .get_experiment()
+                    .id(&id)
+                    .send()
+                    .await
+                    .map_err(|e| failed("GetExperiment", &id, &e))?;
+                if now.experiment().is_some_and(is_running) {
+                    running.push(id);
+                }
+            }
+            running
+        }
+        (None, None) => {
+            return Err(fail(
+                "experiment_id is missing: expected the id of the experiment to stop (or experiment_template_id, to stop every running experiment the broker started from that template)".into(),
+            ));
+        }
+    };
     if call.plan_only {
-        return Ok(json!({"action": "stop_experiment", "experiment_id": id, "dry_run": true}));
+        return Ok(json!({"action": "stop_experiment", "experiment_ids": ids, "dry_run": true}));
     }
-    let out = fis
-        .stop_experiment()
-        .id(&id)
-        .send()
-        .await
-        .map_err(|e| failed("StopExperiment", &id, &e))?;
-    let experiment = out.experiment();
-    if let Some(revert) = experiment
-        .and_then(|e| e.tags())
-        .and_then(|t| t.get(REVERT_TAG))
-    {
-        reverts::mark_reverted(
-            &call,
-            revert,
-            &json!({"experiment_id": id, "stopped": true}),
-        )
-        .await;
+    let mut stopped = Vec::new();
+    for id in &ids {
+        let out = fis
+            .stop_experiment()
+            .id(id)
+            .send()
+            .await
+            .map_err(|e| failed("StopExperiment", id, &e))?;
+        let experiment = out.experiment();
+        if let Some(revert) = experiment
+            .and_then(|e| e.tags())
+            .and_then(|t| t.get(REVERT_TAG))
+        {
+            reverts::mark_reverted(
+                &call,
+                revert,
+                &json!({"experiment_id": id, "stopped": true}),
+            )
+            .await;
+        }
+        stopped.push(experiment.map(shape).unwrap_or(Value::Null));
     }
-    Ok(experiment.map(shape).unwrap_or(Value::Null))
+    Ok(match id {
+        Some(_) => stopped.pop().unwrap_or(Value::Null),
+        None => {
+            json!({"experiments": stopped.iter().map(|e| e["experiment"].clone()).collect::<Vec<_>>()})
+        }
+    })
+}
+
+/// The experiments of `template` the broker started (tagged [`REVERT_TAG`]; with `token`, that
+/// one record's only).
+async fn started_from(
+    fis: &Client,
+    template: &str,
+    token: Option<&str>,
+) -> Result<Vec<String>, String> {
+    let mut ids = Vec::new();
+    let mut pages = fis.list_experiments().into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| failed("ListExperiments", template, &e).to_string())?;
+        for e in page.experiments() {
+            let tagged = e.tags().and_then(|t| t.get(REVERT_TAG)).map(String::as_str);
+            if e.experiment_template_id() == Some(template)
+                && tagged.is_some()
+                && token.is_none_or(|t| tagged == Some(t))
+            {
+                ids.extend(e.id().map(str::to_string));
+            }
+        }
+    }
+    Ok(ids)
 }
 
 async fn get_experiment(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Value, ActivityError> {
@@ -199,7 +260,7 @@ async fn get_experiment(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Val
     Ok(out.experiment().map(shape).unwrap_or(Value::Null))
 }
 
-fn running(e: &Experiment) -> bool {
+fn is_running(e: &Experiment) -> bool {
     matches!(
         e.state().and_then(|s| s.status()),
         Some(ExperimentStatus::Pending | ExperimentStatus::Initiating | ExperimentStatus::Running)
@@ -217,20 +278,8 @@ pub async fn undo(ctx: &FaultContext, region: Option<&str>, undo: &Value) -> Res
         .unwrap_or_default();
     if ids.is_empty() {
         let template = undo["experiment_template_id"].as_str().unwrap_or_default();
-        let token = undo["revert_id"].as_str().unwrap_or_default();
-        let mut pages = fis.list_experiments().into_paginator().send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| failed("ListExperiments", template, &e).to_string())?;
-            for e in page.experiments() {
-                let tagged = e.tags().and_then(|t| t.get(REVERT_TAG)).map(String::as_str);
-                if e.experiment_template_id() == Some(template)
-                    && (token.is_empty() || tagged == Some(token))
-                    && tagged.is_some()
-                {
-                    ids.extend(e.id().map(str::to_string));
-                }
-            }
-        }
+        let token = undo["revert_id"].as_str().filter(|t| !t.is_empty());
+        ids = started_from(&fis, template, token).await?;
     }
     let mut said = Vec::new();
     for id in ids {
@@ -240,7 +289,7 @@ pub async fn undo(ctx: &FaultContext, region: Option<&str>, undo: &Value) -> Res
             .send()
             .await
             .map_err(|e| failed("GetExperiment", &id, &e).to_string())?;
-        if now.experiment().is_some_and(running) {
+        if now.experiment().is_some_and(is_running) {
             fis.stop_experiment()
                 .id(&id)
                 .send()
@@ -279,7 +328,8 @@ pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
         "stop_experiment",
         NativeActivity::new(
             vec![
-                Param::required("experiment_id").of(ArgKind::Scalar),
+                Param::optional("experiment_id").of(ArgKind::Scalar),
+                Param::optional("experiment_template_id").of(ArgKind::Scalar),
                 Param::optional("region").of(ArgKind::Scalar),
             ],
             move |call| {
