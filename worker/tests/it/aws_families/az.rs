@@ -159,7 +159,7 @@ fn disable_az_swaps_only_opted_in_subnets_and_reenable_az_restores_them() {
     for s in [&s1, &s2, &s4] {
         assert_eq!(recorded.get(s), before.get(s), "{s} on record");
     }
-    let saved = sandbox.path(&format!(".broker/store/az/{state_file}"));
+    let saved = sandbox.path(&format!(".broker/store/faults/az/{state_file}"));
     let state: Value = serde_json::from_slice(&std::fs::read(&saved).unwrap()).unwrap();
     assert_eq!(
         state["undo"]["subnets"].as_array().unwrap().len(),
@@ -260,7 +260,11 @@ fn an_az_with_no_opted_in_subnet_is_refused_so_are_too_many_and_a_dry_run_create
     );
     assert!(ec2_requests("CreateNetworkAcl", &opted_vpc).is_empty());
     assert_eq!(nacls(&aws, std::slice::from_ref(&opted)), before);
-    assert!(!sandbox.path(".broker/store/az/disable_az.json").exists());
+    assert!(
+        !sandbox
+            .path(".broker/store/faults/az/disable_az.json")
+            .exists()
+    );
 
     // two opted-in subnets where the experiment allows one: refused, nothing created
     let second = subnet(&aws, &opted_vpc, "10.54.2.0/24", az, &[]);

@@ -224,7 +224,10 @@ fn a_dead_owners_disabled_az_is_reenabled_from_its_record_before_the_rollbacks()
         undone[0]["outcome"]["subnets"][0]["restored"], "restored",
         "{undone}"
     );
-    let saved = aws.rt.block_on(e.store.get("az/disable_az.json")).unwrap();
+    let saved = aws
+        .rt
+        .block_on(e.store.get("faults/az/disable_az.json"))
+        .unwrap();
     assert!(saved.is_none(), "the saved state is gone");
 }
 

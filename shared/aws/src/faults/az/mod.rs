@@ -6,7 +6,7 @@
 //! or whose VPC carries it, are candidates; the others are left alone (listed in the output), and
 //! an AZ with none opted in is refused (`opt_in`). The caps apply to the subnets chosen. Before
 //! anything changes, the previous association of each subnet and the token our NACLs will be
-//! tagged with are on record (`reverts`) and saved in the store under `az/<state_file_name>`;
+//! tagged with are on record (`reverts`) and saved in the store under `faults/az/<state_file_name>`;
 //! then one deny-all NACL per VPC is created and swapped onto the subnets. The fault stays on
 //! after the action: `reenable_az` (reading the store), or the redelivery of a dead worker's job
 //! (reading its record), moves every subnet back to its previous NACL and deletes ours. A failure
@@ -43,7 +43,7 @@ fn state_key(args: &serde_json::Map<String, Value>) -> Result<String, String> {
             "state_file_name {name:?}: expected a file name of letters, digits, '.', '_' and '-'"
         ));
     }
-    Ok(format!("az/{name}"))
+    Ok(format!("faults/az/{name}"))
 }
 
 async fn disable_az(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Value, ActivityError> {
@@ -355,12 +355,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_state_file_is_a_plain_name_under_az() {
+    fn the_state_file_is_a_plain_name_under_faults_az() {
         let args = |v: Value| v.as_object().unwrap().clone();
-        assert_eq!(state_key(&args(json!({}))).unwrap(), "az/disable_az.json");
+        assert_eq!(
+            state_key(&args(json!({}))).unwrap(),
+            "faults/az/disable_az.json"
+        );
         assert_eq!(
             state_key(&args(json!({"state_file_name": "mine-1.json"}))).unwrap(),
-            "az/mine-1.json"
+            "faults/az/mine-1.json"
         );
         for bad in ["../x", "a/b", ".hidden", "a b"] {
             let e = state_key(&args(json!({"state_file_name": bad}))).unwrap_err();
