@@ -136,17 +136,22 @@ async fn disable_az(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Value, 
         "blackhole_nacl_ids": [],
     });
     let mut armed = reverts::on_record(ctx, &call, FAMILY, undo.clone(), Some(&held)).await?;
-    let save = |armed: &reverts::Armed| {
+    // the first save creates the state only if no other run's is there (two runs may have found
+    // the key free); the next one completes it
+    let save = |armed: &reverts::Armed, first: bool| {
         let state = json!({"revert_id": armed.id(), "activity": call.activity, "region": super::context::region(&call), "undo": armed.undo()});
+        let bytes = serde_json::to_vec(&state).unwrap_or_default();
         let key = key.clone();
         async move {
-            store
-                .put(&key, &serde_json::to_vec(&state).unwrap_or_default())
-                .await
-                .map_err(|e| format!("the state {key} could not be saved: {e}"))
+            let saved = if first {
+                store.put_if_absent(&key, &bytes).await
+            } else {
+                store.put(&key, &bytes).await
+            };
+            saved.map_err(|e| format!("the state {key} could not be saved: {e}"))
         }
     };
-    if let Err(e) = save(&armed).await {
+    if let Err(e) = save(&armed, true).await {
         let _ = armed.revert(&call).await;
         held.release().await;
         return Err(fail(format!("{e}; nothing was done")));
@@ -161,7 +166,7 @@ async fn disable_az(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Value, 
         }
         undo["blackhole_nacl_ids"] = json!(ours.values().collect::<Vec<_>>());
         armed.update(&call, undo.clone()).await?;
-        save(&armed).await?;
+        save(&armed, false).await?;
         for s in &selection.chosen {
             nacl::replace(&client, &previous[s].0, &ours[vpc_of[s.as_str()]]).await?;
         }
