@@ -19,6 +19,8 @@ use std::sync::Arc;
 /// The record kind of a way back, and of its having been taken.
 pub const KIND: &str = "revert";
 pub const DONE: &str = "reverted";
+/// A way back tried and failed (still pending).
+pub const FAILED: &str = "revert_failed";
 
 /// A fault on record and not yet undone. Dropped while armed (the run stopped mid-action), it
 /// undoes the fault from the process's `Cleanup`, then lets go of its share of the locks.
@@ -95,8 +97,9 @@ impl Armed {
     pub async fn revert(mut self, call: &NativeCall) -> Result<Value, ActivityError> {
         self.armed = false;
         let outcome = undo(&self.ctx, &self.record).await;
+        // a failed revert is on record as such, not as done: a redelivery tries it again
         let mut done = json!({
-            "kind": DONE,
+            "kind": if outcome.is_ok() { DONE } else { FAILED },
             "activity": call.activity,
             "at": shared::clock::now_iso(),
             "revert_id": self.id(),
@@ -224,6 +227,8 @@ mod tests {
             json!({"kind": KIND, "revert_id": "a", "undo": {"n": 2}}),
             json!({"kind": DONE, "revert_id": "b"}),
             json!({"kind": KIND, "revert_id": "c", "undo": {}}),
+            // a failed revert leaves it pending: a redelivery tries again
+            json!({"kind": FAILED, "revert_id": "c"}),
             json!({"kind": "ssm_command", "revert_id": "c"}),
         ];
         let ids: Vec<(String, Value)> = pending(&records)
