@@ -174,3 +174,62 @@ fn a_volume_whose_instance_and_itself_are_not_opted_in_is_refused_and_a_dry_run_
     );
     aws.terminate(&bare);
 }
+
+#[test]
+fn a_run_stopped_while_the_volume_is_detached_attaches_it_again_before_it_exits() {
+    let aws = Aws::new();
+    aws.register("UnmountVolume");
+    let team = team("ebs-stopped");
+    let instance = aws.instances(1, &[OPT_IN]);
+    let chosen = volume(
+        &aws,
+        &instance[0],
+        "/dev/sdf",
+        &[("Name", "data"), ("team", &team)],
+    );
+    let sandbox = Sandbox::new();
+    let file = sandbox.write_json("experiment.json", &detach(&team, json!({"duration": 120})));
+    let journal = sandbox.path("journal.json");
+    let mut child = moto::command(
+        &sandbox,
+        &[
+            "run",
+            "--journal-path",
+            journal.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        moto::Env {
+            unset: &[
+                "BROKER_OPT_IN_TAG",
+                "BROKER_MAX_TARGETS",
+                "BROKER_MAX_PERCENT",
+            ],
+            ..moto::Env::default()
+        },
+    )
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::null())
+    .spawn()
+    .unwrap();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while attachment(&aws, &chosen).is_some() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the volume was never detached"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    assert_eq!(child.wait().unwrap().code(), Some(130), "interrupted");
+    let after = attachment(&aws, &chosen);
+    aws.terminate(&instance);
+    assert_eq!(
+        after,
+        Some((instance[0].clone(), "/dev/sdf".into())),
+        "attached again on its device before the worker exits"
+    );
+}
