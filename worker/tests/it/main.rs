@@ -3,6 +3,7 @@
 
 mod aws_alarms;
 mod aws_chaosaws;
+mod aws_families;
 mod aws_faults;
 mod aws_network_faults;
 mod aws_metrics;

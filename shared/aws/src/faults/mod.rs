@@ -2,7 +2,9 @@
 //! already use, so they run with no Python and no `chaosaws` installed. The read-only probes
 //! (`ec2::probes`, `cloudwatch`) feed steady-state hypotheses; the fault-injecting actions
 //! (`ec2::actions`, `ec2::host_faults`, `ssm::send_command`) come with the safety controls they
-//! need (target selection, opt-in tag, locks, kill switch, stop conditions).
+//! need (target selection, opt-in tag, locks, kill switch, stop conditions). The families that
+//! change AWS resources (`ec2::iam_role`, `az`, `ebs`, `fis`) also put their way back on record
+//! first (`reverts`), undone when a run stops mid-action and on a dead worker's redelivery.
 //!
 //! Everything the activities share lives in one [`FaultContext`], built once by the binary and
 //! captured by every activity `register` adds: there are no process-wide globals.
@@ -10,12 +12,17 @@
 //! Region: the activity's `region` argument where it has one, else the experiment's
 //! `configuration.aws_region` (as `chaosaws` reads it), else the standard AWS chain.
 
+pub mod az;
 pub mod cloudwatch;
 pub mod context;
+pub mod ebs;
 pub mod ec2;
 pub mod network;
 pub mod k8s;
+mod family_args;
+pub mod fis;
 mod plan;
+pub mod reverts;
 pub mod safety;
 pub mod ssm;
 pub mod stop_conditions;
@@ -45,4 +52,8 @@ pub fn register(registry: &mut Registry, ctx: Arc<FaultContext>) {
     ssm::orphans::register(registry, &ctx);
     network::register(registry, &ctx);
     k8s::register(registry, &ctx);
+    ec2::iam_role::register(registry, &ctx);
+    az::register(registry, &ctx);
+    ebs::register(registry, &ctx);
+    fis::register(registry, &ctx);
 }

@@ -214,8 +214,22 @@ pub async fn resolve(
 pub async fn resolve_as(
     ctx: &FaultContext,
     call: &NativeCall,
-    mut selector: Selector,
+    selector: Selector,
     server_filters: Vec<aws_sdk_ec2::types::Filter>,
+    undoes_a_fault: bool,
+) -> Result<Selection, ActivityError> {
+    let found = candidates(ctx, call, server_filters).await?;
+    choose(ctx, call, selector, &found, undoes_a_fault).await
+}
+
+/// Select among `found` under the limits and put the choice on record (the part of
+/// [`resolve_as`] after the describe; the fault families whose candidates are not instances,
+/// such as subnets or volumes, describe their own and choose here).
+pub async fn choose(
+    ctx: &FaultContext,
+    call: &NativeCall,
+    mut selector: Selector,
+    found: &[Candidate],
     undoes_a_fault: bool,
 ) -> Result<Selection, ActivityError> {
     let (mut limits, allow_empty) = safety::limits(ctx.settings(), &call.extension, &call.activity)
@@ -225,9 +239,8 @@ pub async fn resolve_as(
         limits.max_percent = None;
     }
     selector.allow_empty |= allow_empty;
-    let found = candidates(ctx, call, server_filters).await?;
     let seed = seed(call)?;
-    let outcome = select(&found, &selector, &limits, seed);
+    let outcome = select(found, &selector, &limits, seed);
     let mut record = json!({
         "kind": "targets",
         "activity": call.activity,

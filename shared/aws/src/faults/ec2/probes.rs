@@ -5,6 +5,10 @@
 //! `describe_instances` returns the fields of boto3's response that experiments read
 //! (`Reservations[].Instances[]` with `InstanceId`, `InstanceType`, `State`, `Placement`,
 //! `PrivateIpAddress`, `Tags`), not every field of the full response.
+//!
+//! And the seed's `experimentvr.ec2.probes.assert_instance_rebuilt(tag_value, region,
+//! tag_key="tag:Name")`: whether as many instances matching the tag are `pending` as are
+//! `terminated` (every terminated one has a replacement coming up), as the seed counts them.
 
 use crate::faults::FaultContext;
 use crate::faults::context::failed;
@@ -56,6 +60,55 @@ pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
             },
         ),
     );
+    let c = ctx.clone();
+    registry.register(
+        "experimentvr.ec2.probes",
+        "assert_instance_rebuilt",
+        NativeActivity::new(
+            vec![
+                Param::required("tag_value"),
+                Param::optional("region"),
+                Param::optional("tag_key"),
+            ],
+            move |call| {
+                let ctx = c.clone();
+                async move { assert_instance_rebuilt(&ctx, call).await }
+            },
+        ),
+    );
+}
+
+/// `assert_instance_rebuilt`: the instances whose `tag_key` (an EC2 filter name, default
+/// `tag:Name`) matches `tag_value`, counted as the seed counts them.
+async fn assert_instance_rebuilt(
+    ctx: &FaultContext,
+    mut call: NativeCall,
+) -> Result<Value, ActivityError> {
+    let text = |name: &str, default: Option<&str>| -> Result<String, ActivityError> {
+        match call.arguments.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => Ok(s.clone()),
+            None | Some(Value::Null) if default.is_some() => Ok(default.unwrap_or_default().into()),
+            other => Err(ActivityError::Failed(format!(
+                "{name}: expected a string, got {}",
+                other.unwrap_or(&Value::Null)
+            ))),
+        }
+    };
+    let key = text("tag_key", Some("tag:Name"))?;
+    let value = text("tag_value", None)?;
+    call.arguments
+        .insert("filters".into(), json!([{"Name": key, "Values": [value]}]));
+    let reservations = describe(ctx, &call, None).await?;
+    let states: Vec<&str> = instances(&reservations)
+        .filter_map(|i| i["State"]["Name"].as_str())
+        .collect();
+    Ok(json!(rebuilt(&states)))
+}
+
+/// The seed's verdict: as many `pending` instances as `terminated` ones.
+fn rebuilt(states: &[&str]) -> bool {
+    let count = |s: &str| states.iter().filter(|x| **x == s).count();
+    count("terminated") == count("pending")
 }
 
 /// `instance_state`: whether every instance the ids or filters name is in `state`.
@@ -187,6 +240,15 @@ async fn describe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_is_rebuilt_when_as_many_are_pending_as_are_terminated() {
+        assert!(rebuilt(&["running", "terminated", "pending"]));
+        assert!(rebuilt(&["running"]), "nothing terminated, nothing pending");
+        assert!(!rebuilt(&["terminated", "running"]));
+        assert!(!rebuilt(&["pending", "running"]));
+        assert!(rebuilt(&["terminated", "terminated", "pending", "pending"]));
+    }
 
     #[test]
     fn filters_are_read_as_ec2_takes_them_and_bad_ones_are_named() {

@@ -84,6 +84,11 @@ pub const INTERFACE_DOWN: Document = Document {
     parameters: &["duration", "interface"],
 };
 
+pub const UNMOUNT_VOLUME: Document = Document {
+    name: "UnmountVolume",
+    parameters: &["duration", "device", "volume"],
+};
+
 /// Every document, in the order the README lists them.
 pub const DOCUMENTS: &[Document] = &[
     STRESS_CPU,
@@ -102,6 +107,7 @@ pub const DOCUMENTS: &[Document] = &[
     DROP_NEW_CONNECTIONS,
     BLOCK_ALL_TRAFFIC,
     INTERFACE_DOWN,
+    UNMOUNT_VOLUME,
 ];
 
 /// The name a deployment registered `document` under: `--ssm-document-prefix`

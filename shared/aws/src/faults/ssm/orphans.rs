@@ -1,6 +1,7 @@
 //! The fleet's stopper for a dead worker's SSM commands (`shared::fleet::safety::orphans`): the worker
 //! that reverts a job cancels every `ssm_command` on the dead owner's record and waits for its
-//! invocations to end before the rollbacks play; it also puts back the images a dead owner's
+//! invocations to end before the rollbacks play, then undoes every AWS-resource fault on its
+//! record that was not undone (`faults::reverts`) and puts back the images a dead owner's
 //! `eks_update_image_tag` recorded (`k8s::image::restore_recorded`).
 
 use super::run::stop;
@@ -87,6 +88,8 @@ pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
                 }));
             }
             stopped.extend(crate::faults::k8s::image::restore_recorded(&ctx, &records).await);
+            // then the faults that changed AWS resources (`reverts`): each undone from its record
+            stopped.extend(crate::faults::reverts::undo_recorded(&ctx, &records).await);
             Ok(Value::Array(stopped))
             }
         }),

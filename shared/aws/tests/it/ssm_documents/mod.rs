@@ -396,5 +396,6 @@ mod processes;
 mod reboots;
 mod seed_names;
 mod stress;
+mod volumes;
 
 use harness::*;
