@@ -13,6 +13,7 @@
 pub mod cloudwatch;
 pub mod context;
 pub mod ec2;
+pub mod k8s;
 mod plan;
 pub mod safety;
 pub mod ssm;
@@ -39,4 +40,5 @@ pub fn register(registry: &mut Registry, ctx: Arc<FaultContext>) {
     ec2::actions::register(registry, &ctx);
     ssm::send_command::register(registry, &ctx);
     ssm::orphans::register(registry, &ctx);
+    k8s::register(registry, &ctx);
 }
