@@ -10,6 +10,8 @@ mod chaos_report;
 mod cli;
 mod conformance;
 mod hostile;
+mod k8s_api;
+mod k8s_eks;
 mod report;
 mod run;
 mod serve;

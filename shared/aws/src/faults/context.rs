@@ -44,6 +44,13 @@ impl FaultContext {
         )
     }
 
+    /// This context on `sdk` instead of the configuration loaded from the environment (tests
+    /// on an emulator, in-process).
+    pub fn with_sdk(self, sdk: SdkConfig) -> FaultContext {
+        let _ = self.sdk.set(sdk);
+        self
+    }
+
     /// The guard rails in force.
     pub fn settings(&self) -> &FaultSettings {
         &self.settings

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod hostile;
+pub mod kube;
 pub mod moto;
 
 use serde_json::Value;

@@ -293,6 +293,11 @@ impl Env<'_> {
     }
 }
 
+/// Set `command` up on the emulator as `env` says (for a command built elsewhere).
+pub fn command_env(command: &mut Command, env: Env) {
+    env.apply(command);
+}
+
 /// `worker ARGS` in `sandbox`, on the emulator, set up as `env` says.
 pub fn command(sandbox: &Sandbox, args: &[&str], env: Env) -> Command {
     let mut command = sandbox.command(args);

@@ -1,6 +1,7 @@
 //! The fleet's stopper for a dead worker's SSM commands (`shared::fleet::safety::orphans`): the worker
 //! that reverts a job cancels every `ssm_command` on the dead owner's record and waits for its
-//! invocations to end before the rollbacks play.
+//! invocations to end before the rollbacks play; it also puts back the images a dead owner's
+//! `eks_update_image_tag` recorded (`k8s::image::restore_recorded`).
 
 use super::run::stop;
 use crate::faults::FaultContext;
@@ -85,6 +86,7 @@ pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
                     "not_ended_on": still,
                 }));
             }
+            stopped.extend(crate::faults::k8s::image::restore_recorded(&ctx, &records).await);
             Ok(Value::Array(stopped))
             }
         }),
