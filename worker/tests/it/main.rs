@@ -12,6 +12,7 @@ mod conformance;
 mod hostile;
 mod k8s_api;
 mod k8s_eks;
+mod k8s_pod_faults;
 mod report;
 mod run;
 mod serve;
