@@ -14,6 +14,7 @@ pub mod kubeconfig;
 pub mod objects;
 pub mod pod_fault_table;
 pub mod pod_faults;
+pub mod pod_parameters;
 pub mod probes;
 pub mod stress;
 pub mod targets;

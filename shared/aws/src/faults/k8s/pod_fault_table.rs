@@ -340,4 +340,158 @@ mod tests {
         funcs.dedup();
         assert_eq!(funcs.len(), POD_FAULTS.len(), "one row per function");
     }
+
+    #[test]
+    fn the_seeds_signatures_pass_the_signature_check() {
+        use shared::providers::registry::NativeActivity;
+        let common = [
+            "container_name_pattern",
+            "targets",
+            "test_target_type",
+            "tag_key",
+            "tag_value",
+            "num_containers_to_target",
+            "region",
+        ];
+        // every argument of the seed's k8s/actions.py functions (the later pod_stress_cpu)
+        let seed: [(&str, &[&str]); 11] = [
+            (
+                "pod_stress_cpu",
+                &[
+                    "pod_stress_cpu_duration",
+                    "max_duration",
+                    "pod_stress_cpu_percentage",
+                    "pod_stress_memory_parameter_map",
+                    "pod_stress_memory_failure_mode",
+                ],
+            ),
+            (
+                "pod_stress_memory",
+                &[
+                    "pod_stress_memory_duration",
+                    "max_duration",
+                    "pod_stress_memory_percent_per_worker",
+                    "pod_stress_memory_number_of_workers",
+                    "pod_stress_memory_parameter_map",
+                    "pod_stress_memory_failure_mode",
+                ],
+            ),
+            (
+                "pod_exhaust_root_vol",
+                &[
+                    "duration",
+                    "max_duration",
+                    "pod_exhaust_root_vol_parameter_map",
+                    "pod_exhaust_root_vol_failure_mode",
+                ],
+            ),
+            (
+                "pod_stress_packet_loss",
+                &[
+                    "port_type",
+                    "port_number",
+                    "loss",
+                    "duration",
+                    "interface",
+                    "max_duration",
+                    "pod_stress_packet_loss_parameter_map",
+                    "pod_stress_packet_loss_failure_mode",
+                ],
+            ),
+            (
+                "pod_stress_network_latency",
+                &[
+                    "port_type",
+                    "port_number",
+                    "network_delay",
+                    "duration",
+                    "interface",
+                    "max_duration",
+                    "pod_stress_network_latency_parameter_map",
+                    "pod_stress_network_latency_failure_mode",
+                ],
+            ),
+            (
+                "pod_stress_network_utilization",
+                &[
+                    "port_type",
+                    "port_number",
+                    "network_rate",
+                    "duration",
+                    "interface",
+                    "max_duration",
+                    "pod_stress_network_utilization_parameter_map",
+                    "pod_stress_network_utilization_failure_mode",
+                ],
+            ),
+            (
+                "pod_blackhole_by_port",
+                &[
+                    "pod_blackhole_by_port_protocol",
+                    "pod_blackhole_by_port_source_ports",
+                    "pod_blackhole_by_port_destination_ports",
+                    "pod_blackhole_by_port_direction",
+                    "pod_blackhole_by_port_duration",
+                    "max_duration",
+                    "pod_blackhole_by_port_parameter_map",
+                    "pod_blackhole_by_port_failure_mode",
+                ],
+            ),
+            (
+                "pod_blackhole_by_ip",
+                &[
+                    "pod_blackhole_ip",
+                    "pod_blackhole_by_ip_port_protocol",
+                    "pod_blackhole_by_ip_direction",
+                    "pod_blackhole_by_ip_duration",
+                    "max_duration",
+                    "pod_blackhole_by_ip_parameter_map",
+                    "pod_blackhole_by_ip_failure_mode",
+                ],
+            ),
+            (
+                "pod_blackhole_by_name",
+                &[
+                    "cluster_name",
+                    "blacklist_pod_name_pattern",
+                    "pod_blackhole_by_name_protocol",
+                    "pod_blackhole_by_name_direction",
+                    "pod_blackhole_by_name_duration",
+                    "max_duration",
+                    "pod_blackhole_by_name_parameter_map",
+                    "pod_blackhole_by_name_failure_mode",
+                ],
+            ),
+            (
+                "pod_termination_crash",
+                &[
+                    "pod_termination_crash_parameter_map",
+                    "pod_termination_crash_failure_mode",
+                ],
+            ),
+            (
+                "pod_kill_process_in_container",
+                &["pod_kill_process_name", "pod_kill_process_signal"],
+            ),
+        ];
+        assert_eq!(seed.len(), POD_FAULTS.len());
+        for (func, own) in seed {
+            let f = POD_FAULTS.iter().find(|f| f.func == func).unwrap();
+            let activity =
+                NativeActivity::new(f.params(), |_| async { Ok(serde_json::Value::Null) });
+            let mut given: Vec<String> = common.iter().chain(own).map(|s| s.to_string()).collect();
+            given.push("name_space".into());
+            assert_eq!(
+                activity.check_arguments(&given),
+                Vec::<String>::new(),
+                "{func}"
+            );
+            given.push(format!("{func}_durration"));
+            assert_eq!(
+                activity.check_arguments(&given).len(),
+                1,
+                "{func}: a misspelt argument"
+            );
+        }
+    }
 }

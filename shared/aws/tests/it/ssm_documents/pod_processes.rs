@@ -161,7 +161,8 @@ fn pod_termination_crash_kills_the_container_main_process_only() {
             .unwrap()
             .split_whitespace()
             .any(|pid| {
-                std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default() == b"sleep\x00601\x00"
+                std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()
+                    == b"sleep\x00601\x00"
             })
     };
     assert!(
