@@ -5,8 +5,10 @@
 //! `SendCommand` calls.
 
 use crate::k8s_api::Lab;
+use crate::util::Sandbox;
 use crate::util::kube;
-use crate::util::moto::{self, Aws, OPT_IN, sent_to, team};
+use crate::util::kube::Server;
+use crate::util::moto::{self, Aws, Env, OPT_IN, sent_to, team};
 use serde_json::{Value, json};
 use shared::providers::ActivityError;
 
@@ -158,4 +160,62 @@ fn delete_pod_ssm_deletes_one_matching_pod_through_the_api() {
         json!({"cluster_name": "shop-cluster", "name_space": "other", "pod_name_pattern": "^db-"}),
     ));
     assert_eq!(rule, "opt_in");
+}
+
+#[test]
+fn the_eks_pod_stress_experiment_validates_and_prints_its_plan_under_dry_actions() {
+    let aws = Aws::new();
+    let tag = team("pod-experiment");
+    let node = aws.instances(1, &[("team", &tag), OPT_IN]);
+    let server = Server::start("eks-pod-stress-token");
+    server.with(|s| {
+        s.namespaces.push(kube::namespace(
+            "experiment-demo",
+            json!({"experiment-broker/opt-in": "true"}),
+        ));
+        s.nodes.push(kube::node("node-a", &node[0]));
+        for name in ["experiment-demo-7f9-a", "experiment-demo-7f9-b"] {
+            let mut pod = kube::pod(
+                "experiment-demo",
+                name,
+                json!({"app": "experiment-demo"}),
+                "node-a",
+            );
+            pod["status"]["containerStatuses"][0]["containerID"] =
+                json!(format!("containerd://{CONTAINER}"));
+            s.pods.push(pod);
+        }
+    });
+    let sandbox = Sandbox::new();
+    let kubeconfig =
+        server.kubeconfig(sandbox.dir.path(), "experiment-eks", "eks-pod-stress-token");
+    let experiment = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments/eks-pod-stress-cpu.yaml");
+    let dry = sandbox.run_with(&experiment, &["--dry", "actions"], |c| {
+        moto::command_env(
+            c,
+            Env {
+                unset: &["BROKER_OPT_IN_TAG"],
+                ..Env::default()
+            },
+        );
+        c.env("BROKER_KUBECONFIG", &kubeconfig);
+    });
+    assert_eq!(dry.code, 0, "{}", dry.output());
+    assert!(
+        dry.stdout.contains(
+            "dry run: stress-one-container would send PodStressCPU on experiment-demo/experiment-demo-7f9-"
+        ),
+        "{}",
+        dry.output()
+    );
+    let output = &dry.journal()["run"][0]["output"];
+    assert_eq!(output["dry_run"], true, "{output:#}");
+    assert_eq!(output["commands"][0]["instance"], node[0].as_str());
+    assert_eq!(output["commands"][0]["parameters"]["load"], "80");
+    assert!(
+        sent_to(&node).is_empty(),
+        "nothing sent under --dry actions"
+    );
+    aws.terminate(&node);
 }
