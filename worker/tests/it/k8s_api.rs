@@ -411,7 +411,8 @@ fn eks_update_image_tag_records_the_previous_image_and_the_restore_puts_it_back(
 #[test]
 fn the_pod_probes_read_readiness_and_assert_pod_rebuilt_watches_for_the_replacement() {
     let lab = Lab::new();
-    let args = |name: &str| json!({"cluster_name": "c", "pod_name": name, "namespace": "shop"});
+    let args =
+        |name: &str| json!({"cluster_name": "shop-cluster", "pod_name": name, "namespace": "shop"});
     assert_eq!(lab.probe("assert_pod_healthy", args("web")).unwrap(), true);
     assert_eq!(
         lab.probe("assert_pod_healthy", args("nothing")).unwrap(),
@@ -461,7 +462,7 @@ fn pod_healthy_checks_readiness_and_the_health_endpoint() {
     let server = crate::util::TestServer::start();
     let port: u16 = server.base.rsplit(':').next().unwrap().parse().unwrap();
     let args = |path: &str| {
-        json!({"cluster_name": "c", "name_space": "shop", "pod_name_pattern": "web",
+        json!({"cluster_name": "shop-cluster", "name_space": "shop", "pod_name_pattern": "web",
         "health_check_port": port.to_string(), "health_check_path": path, "tag_key": "tag:Name", "tag_value": "x",
         "output_s3_bucket_name": "b", "region": "us-east-1"})
     };
@@ -469,13 +470,13 @@ fn pod_healthy_checks_readiness_and_the_health_endpoint() {
     let hits = server.hits.load(std::sync::atomic::Ordering::SeqCst);
     assert_eq!(hits, 3, "each of the three web pods was asked");
     assert_eq!(lab.probe("pod_healthy", args("status/503")).unwrap(), false);
-    let ok = lab.probe("assert_service_on_pod_running", json!({"cluster_name": "c", "process_name": "java",
+    let ok = lab.probe("assert_service_on_pod_running", json!({"cluster_name": "shop-cluster", "process_name": "java",
         "container_name_pattern": "^app$", "region": "us-east-1", "output_s3_bucket_name": "b", "tag_value": "x", "namespace": "shop"}));
     assert_eq!(ok.unwrap(), true);
     let e = lab
         .probe(
             "assert_service_on_pod_running",
-            json!({"cluster_name": "c", "container_name_pattern": "^nope$"}),
+            json!({"cluster_name": "shop-cluster", "container_name_pattern": "^nope$"}),
         )
         .unwrap_err();
     assert!(e.to_string().contains("no container matches"), "{e}");
@@ -508,4 +509,28 @@ fn a_pod_another_fault_holds_is_refused_and_free_again_once_released() {
         lab.action("kill_pods", kill).unwrap()["pods_terminated"],
         json!(["web-2"])
     );
+}
+
+#[test]
+fn delete_pod_takes_the_seeds_arguments_and_finds_the_cluster_in_its_tag() {
+    let lab = Lab::new();
+    // tc-042's arguments: no cluster_name; the EKS cluster tag names it
+    let args = |cluster: &str| {
+        json!({"region": "us-east-1", "name_space": "shop", "pod_name_pattern": "web",
+               "tag_key": "tag:aws:eks:cluster-name", "tag_value": cluster,
+               "output_s3_bucket_name": "bucket"})
+    };
+    let out = lab.action("delete_pod", args("shop-cluster")).unwrap();
+    let gone = out["pods_terminated"].as_array().unwrap();
+    assert_eq!(gone.len(), 1, "{out}");
+    assert_eq!(lab.server.pod_names("shop").len(), 3);
+    let e = lab
+        .action("delete_pod", args("another-cluster"))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("no context for cluster \"another-cluster\""),
+        "{e}"
+    );
+    assert_eq!(lab.server.count("DELETE", "/"), 1);
 }

@@ -18,7 +18,7 @@ use super::targets::{lock, resolve_with};
 use crate::faults::FaultContext;
 use serde_json::{Value, json};
 use shared::providers::ActivityError;
-use shared::providers::registry::{NativeActivity, NativeCall, Param, Registry};
+use shared::providers::registry::{ArgKind, NativeActivity, NativeCall, Param, Registry};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -101,7 +101,6 @@ async fn delete_pods(
 async fn delete_pod(ctx: &FaultContext, mut call: NativeCall) -> Result<Value, ActivityError> {
     let args = &call.arguments;
     let named = text(args, "cluster_name").map_err(fail)?.is_some()
-        || text(args, "kubeconfig").map_err(fail)?.is_some()
         || call
             .configuration
             .get("cluster_name")
@@ -122,8 +121,8 @@ pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
         Param::optional("cluster_name"),
         Param::required("name_space"),
         Param::optional("pod_name_pattern"),
-        Param::optional("num_pods_to_kill"),
-        Param::optional("test_target_type"),
+        Param::optional("num_pods_to_kill").of(ArgKind::Scalar),
+        Param::optional("test_target_type").of(crate::faults::ec2::fault_table::MODE),
         Param::optional("region"),
         Param::optional("pod_names"),
         Param::optional("grace_period"),

@@ -112,8 +112,8 @@ fn eks_exec(exec: &Value) -> Option<(String, Option<String>)> {
     Some((cluster, after(&["--region"])))
 }
 
-/// Read `path` and resolve `context` (else the context whose cluster is named `cluster`,
-/// else `current-context`).
+/// Read `path` and resolve `context`, else the context whose cluster is named `cluster` (none
+/// is an error: a named cluster is never swapped for another), else `current-context`.
 pub fn load(
     path: &Path,
     context: Option<&str>,
@@ -126,15 +126,22 @@ pub fn load(
     let contexts = doc["contexts"].as_array().cloned().unwrap_or_default();
     let chosen = match (context, cluster) {
         (Some(c), _) => c.to_string(),
-        (None, Some(cluster)) if contexts.iter().any(|c| c["context"]["cluster"] == cluster) => {
-            contexts
-                .iter()
-                .find(|c| c["context"]["cluster"] == cluster)
-                .and_then(|c| c["name"].as_str())
-                .unwrap_or_default()
-                .to_string()
+        (None, Some(cluster)) if contexts.iter().any(|c| names(c, cluster)) => contexts
+            .iter()
+            .find(|c| names(c, cluster))
+            .and_then(|c| c["name"].as_str())
+            .unwrap_or_default()
+            .to_string(),
+        (None, Some(cluster)) => {
+            return Err(config(
+                path,
+                format!(
+                    "no context for cluster {cluster:?}: the experiment names that cluster, so \
+                     another one is never used (set kube_context to choose a context)"
+                ),
+            ));
         }
-        _ => text_of(&doc, "current-context")
+        (None, None) => text_of(&doc, "current-context")
             .ok_or_else(|| config(path, "no context given and no current-context"))?,
     };
     let ctx = entry(&doc, "contexts", &chosen, "context")
@@ -227,6 +234,14 @@ pub fn load(
         auth,
         namespace: text(ctx, "namespace"),
     })
+}
+
+/// Whether the context `c` is on the cluster `name` (or its EKS ARN, as `aws eks
+/// update-kubeconfig` names it).
+fn names(c: &Value, name: &str) -> bool {
+    c["context"]["cluster"]
+        .as_str()
+        .is_some_and(|k| k == name || k.ends_with(&format!(":cluster/{name}")))
 }
 
 fn text_of(doc: &Value, key: &str) -> Option<String> {
