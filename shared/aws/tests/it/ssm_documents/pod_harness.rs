@@ -24,6 +24,8 @@ pub(super) struct Pod {
     base: PathBuf,
     /// The container's cgroup directory.
     pub(super) leaf: PathBuf,
+    /// The (base, leaf) of a v1 memory cgroup made by [`Pod::limit_memory`].
+    memory: Option<(PathBuf, PathBuf)>,
     children: Vec<Child>,
 }
 
@@ -80,6 +82,7 @@ impl Pod {
                 container: container.clone(),
                 base,
                 leaf,
+                memory: None,
                 children: Vec::new(),
             };
             match pod.try_start(ns, argv) {
@@ -117,6 +120,61 @@ impl Pod {
             .map_err(|e| format!("{}: {e}", self.leaf.join("cgroup.procs").display()))
     }
 
+    /// Give the container a memory limit of `bytes`: `memory.max` on cgroup v2 (the memory
+    /// controller enabled down the pod's path), else a v1 memory cgroup of the same path that
+    /// the container's processes move into. Fails, saying why, when neither is possible.
+    pub(super) fn limit_memory(&mut self, bytes: u64) {
+        let v2 = || -> Result<(), String> {
+            let mount = self.base.parent().unwrap();
+            let mut dir = mount.to_path_buf();
+            for part in self.leaf.strip_prefix(mount).unwrap().components() {
+                let control = dir.join("cgroup.subtree_control");
+                std::fs::write(&control, "+memory")
+                    .map_err(|e| format!("{}: {e}", control.display()))?;
+                dir.push(part);
+            }
+            let max = self.leaf.join("memory.max");
+            std::fs::write(&max, bytes.to_string()).map_err(|e| format!("{}: {e}", max.display()))
+        };
+        let v2 = match v2() {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        let relative = self
+            .leaf
+            .strip_prefix(self.base.parent().unwrap())
+            .unwrap()
+            .to_path_buf();
+        let base_name = self.base.file_name().unwrap().to_owned();
+        let v1 = || -> Result<(PathBuf, PathBuf), String> {
+            let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+            let mount = mounts
+                .lines()
+                .map(|l| l.split_whitespace().collect::<Vec<_>>())
+                .find(|f| f.len() > 3 && f[2] == "cgroup" && f[3].split(',').any(|o| o == "memory"))
+                .map(|f| PathBuf::from(f[1]))
+                .ok_or("no cgroup v1 memory hierarchy is mounted")?;
+            let leaf = mount.join(&relative);
+            std::fs::create_dir_all(&leaf).map_err(|e| format!("{}: {e}", leaf.display()))?;
+            let limit = leaf.join("memory.limit_in_bytes");
+            std::fs::write(&limit, bytes.to_string())
+                .map_err(|e| format!("{}: {e}", limit.display()))?;
+            let procs = std::fs::read_to_string(self.leaf.join("cgroup.procs")).unwrap();
+            for pid in procs.split_whitespace() {
+                std::fs::write(leaf.join("cgroup.procs"), pid)
+                    .map_err(|e| format!("{}: {e}", leaf.join("cgroup.procs").display()))?;
+            }
+            Ok((mount.join(&base_name), leaf))
+        };
+        match v1() {
+            Ok(made) => self.memory = Some(made),
+            Err(v1) => panic!(
+                "cannot give the stand-in pod a memory limit: cgroup v2 ({v2}), cgroup v1 ({v1}); \
+                 run the tests as root with a writable cgroup memory controller"
+            ),
+        }
+    }
+
     /// The first process of the container.
     pub(super) fn main(&mut self) -> &mut Child {
         &mut self.children[0]
@@ -140,11 +198,17 @@ impl Drop for Pod {
         }
         // deepest first: a cgroup is removed once its processes are gone
         let mut dirs = Vec::new();
-        let mut dir = self.leaf.clone();
-        while dir.starts_with(&self.base) {
-            dirs.push(dir.clone());
-            if !dir.pop() {
-                break;
+        let trees = [
+            Some((self.base.clone(), self.leaf.clone())),
+            self.memory.clone(),
+        ];
+        for (base, leaf) in trees.into_iter().flatten() {
+            let mut dir = leaf;
+            while dir.starts_with(&base) {
+                dirs.push(dir.clone());
+                if !dir.pop() {
+                    break;
+                }
             }
         }
         for dir in dirs {

@@ -70,6 +70,36 @@ fn pod_stress_memory_runs_in_the_container_cgroup() {
 }
 
 #[test]
+fn pod_stress_memory_takes_its_percent_of_the_container_memory_limit() {
+    require(STRESS_TOOLS);
+    let case = Case::new();
+    let mut pod = Pod::new(Layout::Cgroupfs, None);
+    pod.limit_memory(256 << 20);
+    let out = case.run(
+        "PodStressMemory",
+        &[
+            ("duration", "1"),
+            ("podUid", &pod.uid),
+            ("containerId", &pod.container),
+            ("workers", "1"),
+            ("percent", "25"),
+        ],
+        None,
+    );
+    assert!(out.succeeded(), "{out}");
+    assert!(
+        out.stdout
+            .contains("25% of the container's memory limit (268435456 bytes): 67108864 bytes"),
+        "{out}"
+    );
+    assert!(
+        case.leftovers().is_empty(),
+        "{}",
+        case.report("PodStressMemory")
+    );
+}
+
+#[test]
 fn pod_disk_fill_fills_through_the_container_root_and_deletes_its_file() {
     require(&[
         ("mount", "mount"),
