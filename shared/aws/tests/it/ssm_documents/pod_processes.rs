@@ -171,6 +171,51 @@ fn pod_disk_fill_fills_through_the_container_root_and_deletes_its_file() {
 }
 
 #[test]
+fn a_killed_pod_disk_fill_is_deleted_by_its_sleeper() {
+    require(&[
+        ("mount", "mount"),
+        ("df", "coreutils"),
+        ("fallocate", "util-linux"),
+        ("setsid", "util-linux"),
+        ("flock", "util-linux"),
+    ]);
+    let case = Case::new();
+    let fs = Tmpfs::new("16m");
+    let pod = Pod::new(Layout::Systemd, None);
+    let path = fs.path().to_str().unwrap().to_string();
+    let mut child = case.spawn(
+        "PodDiskFill",
+        &[
+            ("duration", "2"),
+            ("podUid", &pod.uid),
+            ("containerId", &pod.container),
+            ("percent", "50"),
+            ("path", &path),
+        ],
+        None,
+    );
+    until(&mut child, "50 % used", Duration::from_secs(10), || {
+        fs.used_percent() >= 50
+    });
+    let token = pod_active(&case, "PodDiskFill", &pod).expect("the marker");
+    kill_group(&mut child);
+    assert!(
+        fs.used_percent() >= 50,
+        "killed: nothing deleted the file yet"
+    );
+    assert!(
+        poll(Duration::from_secs(10), || fs.used_percent() < 5),
+        "the sleeper deleted the file:\n{}",
+        case.report("PodDiskFill")
+    );
+    assert!(poll(Duration::from_secs(2), || case.leftovers().is_empty()));
+    assert!(
+        case.log("PodDiskFill")
+            .contains(&format!("{token} reverted by sleeper"))
+    );
+}
+
+#[test]
 fn pod_termination_crash_kills_the_container_main_process_only() {
     require(&[
         ("ps", "procps"),
