@@ -319,3 +319,88 @@ fn a_pod_that_is_not_here_or_uses_the_host_network_is_refused() {
     assert!(rules_of(&host_iptables()).is_empty(), "{}", host_iptables());
     assert!(case.leftovers().is_empty(), "{:?}", case.leftovers());
 }
+
+/// A document, the values given to it, and what its refusal says.
+type Bad<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+
+#[test]
+fn the_pod_documents_refuse_bad_values_before_they_change_anything() {
+    require(NET_TOOLS);
+    let case = Case::new();
+    let canary = case.dir.path().join("pwned");
+    let attack = format!("$(touch {})", canary.display());
+    let uid = "00000000-0000-4000-8000-000000000001";
+    let cases: &[Bad] = &[
+        (
+            "PodBlackholeIP",
+            &[("duration", "5"), ("podUid", &attack), ("ip", "10.0.0.1")],
+            "invalid podUid",
+        ),
+        (
+            "PodBlackholeIP",
+            &[
+                ("duration", "5"),
+                ("podUid", "ABCDEF00-0000-4000-8000-000000000001"),
+                ("ip", "10.0.0.1"),
+            ],
+            "invalid podUid",
+        ),
+        (
+            "PodBlackholeIP",
+            &[
+                ("duration", "5"),
+                ("podUid", uid),
+                ("ip", "10.0.0.1,10.0.0.300"),
+            ],
+            "invalid ip",
+        ),
+        (
+            "PodBlackholePort",
+            &[
+                ("duration", "5"),
+                ("podUid", uid),
+                ("destinationPorts", "70000"),
+            ],
+            "invalid destinationPorts",
+        ),
+        (
+            "PodBlackholePort",
+            &[("duration", "5"), ("podUid", uid)],
+            "give sourcePorts or destinationPorts",
+        ),
+        (
+            "PodStressCPU",
+            &[("duration", "5"), ("podUid", uid), ("containerId", "abc")],
+            "invalid containerId",
+        ),
+        (
+            "PodTerminationCrash",
+            &[("duration", "5"), ("podUid", uid), ("containerId", "")],
+            "invalid containerId",
+        ),
+        (
+            "PodDiskFill",
+            &[("duration", "5"), ("podUid", uid), ("path", "/a/../etc")],
+            "no .. component",
+        ),
+        (
+            "PodKillProcess",
+            &[("duration", "5"), ("podUid", uid), ("name", &attack)],
+            "invalid name",
+        ),
+    ];
+    for (name, values, message) in cases {
+        let out = case.run(name, values, None);
+        assert!(!out.succeeded(), "{name} {values:?} ran:\n{out}");
+        assert!(
+            out.stderr.contains(message),
+            "{name} {values:?} should say {message:?}:\n{out}"
+        );
+        assert!(
+            case.leftovers().is_empty(),
+            "{name} left {:?}",
+            case.leftovers()
+        );
+    }
+    assert!(!canary.exists(), "a parameter value was run as code");
+}
