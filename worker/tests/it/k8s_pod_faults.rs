@@ -219,3 +219,29 @@ fn the_eks_pod_stress_experiment_validates_and_prints_its_plan_under_dry_actions
     );
     aws.terminate(&node);
 }
+
+#[test]
+fn targets_narrows_the_candidates_to_the_pods_on_those_instances() {
+    let aws = Aws::new();
+    aws.register("PodTerminationCrash");
+    let tag = team("pod-targets");
+    let a = aws.instances(1, &[("team", &tag), OPT_IN]);
+    let b = aws.instances(1, &[("team", &tag), OPT_IN]);
+    let lab = lab(&a[0], &b[0]);
+    // every pod's app container matches; only job-1 is on b
+    let out = lab
+        .action(
+            "pod_termination_crash",
+            json!({"container_name_pattern": "k8s_app_", "name_space": "shop",
+                   "cluster_name": "shop-cluster", "targets": [b[0]], "test_target_type": "ALL"}),
+        )
+        .unwrap();
+    assert_eq!(out["targets"], json!(["shop/job-1"]), "{out:#}");
+    let sent = sent_to(&b);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0]["DocumentName"], "PodTerminationCrash");
+    assert_eq!(sent[0]["Parameters"]["podUid"], json!(["uid-job-1"]));
+    assert!(sent_to(&a).is_empty());
+    aws.terminate(&a);
+    aws.terminate(&b);
+}

@@ -22,7 +22,7 @@
 
 use super::args::{pod_selector, text};
 use super::connect::connect;
-use super::objects::Pod;
+use super::objects::{Node, Pod};
 use super::pod_fault_table::{POD_FAULTS, PodFault};
 use super::pod_parameters::{parameters, value_text};
 use super::targets::{PodSelection, PodSelector, lock, resolve_with};
@@ -209,7 +209,7 @@ async fn inject(
     }
     let mut selector = pod_selector(&call, "num_containers_to_target", true).map_err(fail)?;
     let kube = connect(ctx, &call, &selector.cluster).await.map_err(fail)?;
-    narrow(&kube, &mut selector, &pattern).await?;
+    narrow(&kube, &mut selector, &pattern, instances.as_deref()).await?;
     let selection = resolve_with(ctx, &call, &kube, &selector).await?;
     let mut params = params;
     if let Some(arg) = fault.addresses_of {
@@ -285,11 +285,13 @@ async fn inject(
     }
 }
 
-/// Narrow the selector's candidates to the pods with a container the pattern finds.
+/// Narrow the selector's candidates to the pods with a container the pattern finds and, when
+/// `targets` lists instances, on a node that is one of them.
 async fn narrow(
     kube: &super::client::Kube,
     selector: &mut PodSelector,
     pattern: &Finds<'_>,
+    instances: Option<&[String]>,
 ) -> Result<(), ActivityError> {
     let ns = selector.namespace.clone();
     let query: Vec<(&str, &str)> = selector
@@ -308,16 +310,33 @@ async fn narrow(
         .list::<Pod>(&["api", "v1", "namespaces", &ns, "pods"], &query)
         .await
         .map_err(fail)?;
-    let names: Vec<String> = pods
-        .iter()
-        .filter(|p| {
-            names_re
-                .as_ref()
-                .is_none_or(|re| re.is_match(&p.metadata.name).unwrap_or(false))
-        })
-        .filter(|p| matching_container(p, pattern).is_some())
-        .map(|p| p.metadata.name.clone())
-        .collect();
+    let mut names = Vec::new();
+    let mut nodes: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for p in &pods {
+        if !names_re
+            .as_ref()
+            .is_none_or(|re| re.is_match(&p.metadata.name).unwrap_or(false))
+            || matching_container(p, pattern).is_none()
+        {
+            continue;
+        }
+        if let Some(allowed) = instances {
+            let Some(node) = p.spec.node_name.clone() else {
+                continue;
+            };
+            if !nodes.contains_key(&node) {
+                let found: Option<Node> = kube
+                    .get_opt(&["api", "v1", "nodes", &node])
+                    .await
+                    .map_err(fail)?;
+                nodes.insert(node.clone(), found.and_then(|n| n.instance_id()));
+            }
+            if !nodes[&node].as_ref().is_some_and(|i| allowed.contains(i)) {
+                continue;
+            }
+        }
+        names.push(p.metadata.name.clone());
+    }
     selector.name_pattern = Some(exact_names(&names));
     Ok(())
 }
