@@ -306,10 +306,20 @@ fn a_nightly_trigger_the_schedule_cannot_deliver_is_kept_in_a_dead_letter_queue(
     );
 }
 
-/// SSM actions that have no resource type in IAM (Service Authorization Reference, Systems
-/// Manager): a statement granting them can only name `"*"`.
-const NO_RESOURCE_TYPE: [&str; 5] = [
+/// Actions that have no resource type in IAM (Service Authorization Reference for EC2, Systems
+/// Manager, EKS, FIS and CloudWatch): a statement granting them can only name `"*"`. Every other
+/// action the worker is granted names the ARNs it may touch.
+const NO_RESOURCE_TYPE: [&str; 14] = [
     "ec2:DescribeInstances",
+    "ec2:DescribeSubnets",
+    "ec2:DescribeVpcs",
+    "ec2:DescribeNetworkAcls",
+    "ec2:DescribeVolumes",
+    "ec2:DescribeIamInstanceProfileAssociations",
+    "eks:ListClusters",
+    "fis:ListExperiments",
+    "cloudwatch:GetMetricStatistics",
+    "cloudwatch:GetMetricData",
     "ssm:GetCommandInvocation",
     "ssm:ListCommandInvocations",
     "ssm:ListCommands",

@@ -17,6 +17,7 @@ mod hostile;
 mod k8s_api;
 mod k8s_eks;
 mod load_run;
+mod k8s_pod_faults;
 mod report;
 mod run;
 mod seed_shapes;

@@ -12,6 +12,9 @@ pub mod connect;
 pub mod image;
 pub mod kubeconfig;
 pub mod objects;
+pub mod pod_fault_table;
+pub mod pod_faults;
+pub mod pod_parameters;
 pub mod probes;
 pub mod stress;
 pub mod targets;
@@ -23,5 +26,6 @@ use std::sync::Arc;
 /// Register the Kubernetes actions and probes.
 pub fn register(registry: &mut Registry, ctx: &Arc<FaultContext>) {
     actions::register(registry, ctx);
+    pod_faults::register(registry, ctx);
     probes::register(registry, ctx);
 }

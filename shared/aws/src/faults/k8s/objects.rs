@@ -63,6 +63,9 @@ pub struct ContainerStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image: Option<String>,
     pub state: BTreeMap<String, Value>,
+    /// `<runtime>://<id>` (`containerd://0f3c...`): the id the node's cgroup paths carry.
+    #[serde(rename = "containerID", skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
 }
 
 impl ContainerStatus {

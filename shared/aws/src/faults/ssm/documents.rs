@@ -89,6 +89,56 @@ pub const UNMOUNT_VOLUME: Document = Document {
     parameters: &["duration", "device", "volume"],
 };
 
+// The pod documents: the same faults inside one pod on the node (found by its UID), for
+// `experimentvr.k8s.actions` (`faults/k8s/pod_faults.rs`).
+pub const POD_STRESS_CPU: Document = Document {
+    name: "PodStressCPU",
+    parameters: &["duration", "podUid", "containerId", "workers", "load"],
+};
+pub const POD_STRESS_MEMORY: Document = Document {
+    name: "PodStressMemory",
+    parameters: &["duration", "podUid", "containerId", "workers", "percent"],
+};
+pub const POD_DISK_FILL: Document = Document {
+    name: "PodDiskFill",
+    parameters: &["duration", "podUid", "containerId", "percent", "path"],
+};
+pub const POD_NETWORK_LATENCY: Document = Document {
+    name: "PodNetworkLatency",
+    parameters: &["duration", "podUid", "interface", "delay", "jitter"],
+};
+pub const POD_PACKET_LOSS: Document = Document {
+    name: "PodPacketLoss",
+    parameters: &["duration", "podUid", "interface", "loss"],
+};
+pub const POD_BANDWIDTH_LIMIT: Document = Document {
+    name: "PodBandwidthLimit",
+    parameters: &["duration", "podUid", "interface", "rate"],
+};
+pub const POD_BLACKHOLE_PORT: Document = Document {
+    name: "PodBlackholePort",
+    parameters: &[
+        "duration",
+        "podUid",
+        "sourcePorts",
+        "destinationPorts",
+        "protocol",
+        "direction",
+    ],
+};
+pub const POD_BLACKHOLE_IP: Document = Document {
+    name: "PodBlackholeIP",
+    parameters: &["duration", "podUid", "ip", "protocol", "direction"],
+};
+pub const POD_TERMINATION_CRASH: Document = Document {
+    name: "PodTerminationCrash",
+    parameters: &["duration", "podUid", "containerId", "signal"],
+};
+pub const POD_KILL_PROCESS: Document = Document {
+    name: "PodKillProcess",
+    parameters: &["duration", "podUid", "containerId", "name", "signal"],
+};
+
 /// Every document, in the order the README lists them.
 pub const DOCUMENTS: &[Document] = &[
     STRESS_CPU,
@@ -108,6 +158,16 @@ pub const DOCUMENTS: &[Document] = &[
     BLOCK_ALL_TRAFFIC,
     INTERFACE_DOWN,
     UNMOUNT_VOLUME,
+    POD_STRESS_CPU,
+    POD_STRESS_MEMORY,
+    POD_DISK_FILL,
+    POD_NETWORK_LATENCY,
+    POD_PACKET_LOSS,
+    POD_BANDWIDTH_LIMIT,
+    POD_BLACKHOLE_PORT,
+    POD_BLACKHOLE_IP,
+    POD_TERMINATION_CRASH,
+    POD_KILL_PROCESS,
 ];
 
 /// The name a deployment registered `document` under: `--ssm-document-prefix`
