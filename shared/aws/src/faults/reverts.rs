@@ -95,8 +95,10 @@ impl Armed {
 
     /// Undo the fault now and put that on record.
     pub async fn revert(mut self, call: &NativeCall) -> Result<Value, ActivityError> {
-        self.armed = false;
+        // armed until the undo has returned: a run stopped during it (a detach still settling,
+        // a profile association retried) still undoes it from the clean-up; twice is harmless
         let outcome = undo(&self.ctx, &self.record).await;
+        self.armed = false;
         // a failed revert is on record as such, not as done: a redelivery tries it again
         let mut done = json!({
             "kind": if outcome.is_ok() { DONE } else { FAILED },

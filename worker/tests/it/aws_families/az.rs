@@ -279,3 +279,56 @@ fn an_az_with_no_opted_in_subnet_is_refused_so_are_too_many_and_a_dry_run_create
     assert_eq!(nacls(&aws, &[opted.clone(), second.clone()]).len(), 2);
     assert_eq!(nacls(&aws, std::slice::from_ref(&opted)), before);
 }
+
+#[test]
+fn a_subnet_another_disable_az_holds_is_refused_and_the_first_reenable_restores_it() {
+    let aws = Aws::new();
+    let az = "us-east-1f";
+    let opted_vpc = vpc(&aws, "10.55.0.0/16", &[OPT_IN]);
+    let opted = subnet(&aws, &opted_vpc, "10.55.1.0/24", az, &[]);
+    let _network = super::Network {
+        aws: &aws,
+        subnets: vec![opted.clone()],
+        vpcs: vec![opted_vpc.clone()],
+    };
+    let subnets = std::slice::from_ref(&opted);
+    let before = nacls(&aws, subnets);
+    let sandbox = Sandbox::new();
+    let (first, second) = ("az-first.json", "az-second.json");
+    let disable = |state: &str| {
+        az_action(
+            "disable_az",
+            json!({"availability_zone": az, "state_file_name": state}),
+        )
+    };
+    let out = run(&sandbox, &disable(first), &[]);
+    assert_eq!(out.code, 0, "{}", out.output());
+    let during = nacls(&aws, subnets);
+    assert_ne!(during, before);
+
+    // another state file, the same subnet: the locks ended with the first action, the fault not
+    let out = run(&sandbox, &disable(second), &[]);
+    assert_eq!(out.code, 1, "{}", out.output());
+    let refused = &out.journal()["broker"]["refused"][0];
+    assert_eq!(refused["rule"], "target_locked", "{refused}");
+    assert_eq!(refused["target"], json!(opted), "{refused}");
+    assert_eq!(
+        ec2_requests("CreateNetworkAcl", &opted_vpc).len(),
+        1,
+        "the second run created no NACL"
+    );
+    assert_eq!(nacls(&aws, subnets), during, "nothing was swapped again");
+    assert!(
+        !sandbox
+            .path(&format!(".broker/store/faults/az/{second}"))
+            .exists()
+    );
+
+    let out = run(
+        &sandbox,
+        &az_action("reenable_az", json!({"state_file_name": first})),
+        &[],
+    );
+    assert_eq!(out.code, 0, "{}", out.output());
+    assert_eq!(nacls(&aws, subnets), before, "back on its own NACL");
+}

@@ -149,13 +149,29 @@ fn a_volume_whose_instance_and_itself_are_not_opted_in_is_refused_and_a_dry_run_
     assert!(moto::sent_to(&bare).is_empty(), "no unmount sent");
     assert!(ec2_requests("DetachVolume", &volume_id).is_empty());
 
-    // the volume's own tag opts it in; a dry run still sends nothing
-    let opted_team = format!("{team}-opted");
-    let opted = volume(
+    // the volume's own opt-in tag does not make its instance a target: the instance decides
+    let tagged_team = format!("{team}-tagged");
+    let tagged = volume(
         &aws,
         &bare[0],
         "/dev/sdh",
-        &[("Name", "data"), ("team", &opted_team), OPT_IN],
+        &[("Name", "data"), ("team", &tagged_team), OPT_IN],
+    );
+    let out = run(&sandbox, &detach(&tagged_team, json!({})), &[]);
+    assert_eq!(out.code, 1, "{}", out.output());
+    let refused = &out.journal()["broker"]["refused"][0];
+    assert_eq!(refused["rule"], "opt_in", "{refused}");
+    assert!(moto::sent_to(&bare).is_empty(), "no unmount sent");
+    assert!(ec2_requests("DetachVolume", &tagged).is_empty());
+
+    // on an opted-in instance, a dry run plans and still sends nothing
+    let opted_instance = aws.instances(1, &[("team", &team), OPT_IN]);
+    let opted_team = format!("{team}-opted");
+    let opted = volume(
+        &aws,
+        &opted_instance[0],
+        "/dev/sdh",
+        &[("Name", "data"), ("team", &opted_team)],
     );
     let out = run(
         &sandbox,
@@ -166,13 +182,14 @@ fn a_volume_whose_instance_and_itself_are_not_opted_in_is_refused_and_a_dry_run_
     let output = &out.journal()["run"][0]["output"];
     assert_eq!(output["dry_run"], true, "{output}");
     assert_eq!(output["targets"], json!([opted]));
-    assert!(moto::sent_to(&bare).is_empty());
+    assert!(moto::sent_to(&opted_instance).is_empty());
     assert!(ec2_requests("DetachVolume", &opted).is_empty());
     assert_eq!(
         attachment(&aws, &opted),
-        Some((bare[0].clone(), "/dev/sdh".into()))
+        Some((opted_instance[0].clone(), "/dev/sdh".into()))
     );
     aws.terminate(&bare);
+    aws.terminate(&opted_instance);
 }
 
 #[test]

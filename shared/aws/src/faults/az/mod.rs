@@ -21,8 +21,8 @@ use super::{FaultContext, reverts, target_locks};
 use serde_json::{Value, json};
 use shared::fleet::safety::targets::{Mode, Selector};
 use shared::ports::ObjectStore;
-use shared::providers::ActivityError;
 use shared::providers::registry::{ArgKind, NativeActivity, NativeCall, Param, Registry};
+use shared::providers::{ActivityError, Refusal};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -108,6 +108,24 @@ async fn disable_az(ctx: &Arc<FaultContext>, call: NativeCall) -> Result<Value, 
         )));
     }
     let held = target_locks::lock(ctx, &call, &selection.chosen, LOCK_TTL).await?;
+    // the locks end with the action, the fault does not: a subnet already on one of our deny-all
+    // NACLs belongs to another `disable_az` (another state file) until its `reenable_az`
+    let disabled = nacl::already_disabled(&client, &selection.chosen).await?;
+    if let Some(first) = disabled.first() {
+        held.release().await;
+        return Err(ActivityError::Refused(
+            Refusal::new(
+                "target_locked",
+                format!(
+                    "subnet(s) {} of {az} are already disabled by another disable_az (on a network \
+                     ACL tagged {}): run its reenable_az first; nothing was done",
+                    disabled.join(", "),
+                    nacl::OURS
+                ),
+            )
+            .on(first.clone()),
+        ));
+    }
     let previous = nacl::associations(&client, &selection.chosen).await?;
     if let Some(s) = selection.chosen.iter().find(|s| !previous.contains_key(*s)) {
         return Err(fail(format!(

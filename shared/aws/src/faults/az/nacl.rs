@@ -81,12 +81,40 @@ pub async fn subnets(
     Ok(found)
 }
 
-/// Each subnet's NACL association: subnet → (association id, NACL id). One request per subnet
-/// (an AZ holds few): moto matches a multi-valued `association.subnet-id` filter wrongly.
+/// Each subnet's NACL association: subnet → (association id, NACL id).
 pub async fn associations(
     client: &Client,
     subnets: &[String],
 ) -> Result<BTreeMap<String, (String, String)>, ActivityError> {
+    Ok(associated(client, subnets)
+        .await?
+        .into_iter()
+        .map(|(subnet, (association, acl, _))| (subnet, (association, acl)))
+        .collect())
+}
+
+/// The subnets among `subnets` that sit on a deny-all NACL of ours already (another
+/// `disable_az` holds them): disabling them again would save our NACL as their "previous" one,
+/// and the two ways back would then strand them.
+pub async fn already_disabled(
+    client: &Client,
+    subnets: &[String],
+) -> Result<Vec<String>, ActivityError> {
+    Ok(associated(client, subnets)
+        .await?
+        .into_iter()
+        .filter(|(_, (_, _, ours))| *ours)
+        .map(|(subnet, _)| subnet)
+        .collect())
+}
+
+/// Each subnet's NACL association: subnet → (association id, NACL id, whether the NACL carries
+/// [`OURS`]). One request per subnet (an AZ holds few): moto matches a multi-valued
+/// `association.subnet-id` filter wrongly.
+async fn associated(
+    client: &Client,
+    subnets: &[String],
+) -> Result<BTreeMap<String, (String, String, bool)>, ActivityError> {
     let mut map = BTreeMap::new();
     for subnet in subnets {
         let out = client
@@ -106,7 +134,8 @@ pub async fn associations(
                     a.network_acl_id(),
                 ) && s == subnet
                 {
-                    map.insert(s.to_string(), (id.to_string(), n.to_string()));
+                    let ours = tags(acl.tags()).contains_key(OURS);
+                    map.insert(s.to_string(), (id.to_string(), n.to_string(), ours));
                 }
             }
         }

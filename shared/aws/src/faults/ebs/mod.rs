@@ -4,8 +4,9 @@
 //! its instance, detached, and after `duration` seconds (our addition: the seed never put it
 //! back) attached again on the same device.
 //!
-//! The volume: one at random among the attached volumes matching both pairs; it is opted in
-//! when the volume or its instance carries the opt-in tag; caps as every fault. Then: the
+//! The volume: one at random among the attached volumes matching both pairs; it is a target
+//! only when its instance carries the opt-in tag (the instance is what the fault acts on; the
+//! volume's own tags only select it); caps as every fault. Then: the
 //! volume and its instance locked; the way back (volume, instance, device) on record
 //! (`reverts`); the `UnmountVolume` document sent to the instance through the fault library's
 //! SSM sending (it schedules the remount, at `duration` + 30 s, before it unmounts);
@@ -77,8 +78,8 @@ struct Attached {
     device: String,
 }
 
-/// The attached volumes matching `filters`, as candidates opted in by their own tags or their
-/// instance's.
+/// The attached volumes matching `filters`, as candidates opted in by their instance's tags
+/// only.
 async fn candidates(
     client: &aws_sdk_ec2::Client,
     filters: &[(String, String)],
@@ -138,7 +139,10 @@ async fn candidates(
             .filter(|i| tags_of(i.tags()).get(key) == Some(value))
             .filter_map(|i| i.instance_id().map(str::to_string))
             .collect();
+        // the instance is what the fault acts on (the document runs there, the volume leaves
+        // it): it alone decides, whatever the volume's own tags say
         for c in &mut found {
+            c.tags.remove(key);
             if opted.contains(&c.attributes["instance-id"]) {
                 c.tags.insert(key.clone(), value.clone());
             }

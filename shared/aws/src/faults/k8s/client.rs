@@ -17,6 +17,9 @@ use url::Url;
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Items per page of a list.
 const PAGE: &str = "500";
+/// The most pages a list reads (100,000 items at 500 a page): a server that keeps answering
+/// with a `continue` token cannot keep a fault waiting for ever.
+const MAX_PAGES: usize = 200;
 /// The largest answer read (a list page of 500 pods is a few MB).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -44,6 +47,9 @@ pub enum KubeError {
     },
     #[error("{what}: the answer is over {MAX_BODY} bytes")]
     TooLarge { what: String },
+    /// A list that does not end: over [`MAX_PAGES`] pages, or a `continue` token repeated.
+    #[error("{what}: {reason}")]
+    Paging { what: String, reason: String },
     /// The cluster could not be reached as configured (kubeconfig, EKS, certificates).
     #[error("{0}")]
     Config(String),
@@ -60,6 +66,22 @@ impl KubeError {
             _ => None,
         }
     }
+}
+
+/// The `continue` token to ask the next page with, after `pages` pages read: refused past
+/// [`MAX_PAGES`], or when the server repeats the token it was just given (it would loop).
+fn next_page(pages: usize, asked: Option<&str>, token: String) -> Result<String, String> {
+    if asked == Some(token.as_str()) {
+        return Err(format!(
+            "the API answered page {pages} with the continue token it was asked with: stopped"
+        ));
+    }
+    if pages >= MAX_PAGES {
+        return Err(format!(
+            "more than {MAX_PAGES} pages of {PAGE}: narrow the selection (namespace, labels)"
+        ));
+    }
+    Ok(token)
 }
 
 /// How a PATCH body is read: strategic merge (lists of containers merge by `name`, as
@@ -250,7 +272,9 @@ impl Kube {
     ) -> Result<(Vec<T>, Option<String>), KubeError> {
         let mut items = Vec::new();
         let mut next: Option<String> = None;
+        let mut pages = 0;
         loop {
+            pages += 1;
             let mut q: Vec<(&str, &str)> = query.to_vec();
             q.push(("limit", PAGE));
             if let Some(token) = &next {
@@ -261,7 +285,14 @@ impl Kube {
                 .await?;
             items.extend(page.items);
             match page.metadata.next.filter(|t| !t.is_empty()) {
-                Some(token) => next = Some(token),
+                Some(token) => {
+                    next = Some(next_page(pages, next.as_deref(), token).map_err(|reason| {
+                        KubeError::Paging {
+                            what: format!("listing {}", segments.join("/")),
+                            reason,
+                        }
+                    })?)
+                }
                 None => return Ok((items, page.metadata.resource_version)),
             }
         }
@@ -385,4 +416,26 @@ async fn read(mut response: reqwest::Response, what: &str) -> Result<Vec<u8>, Ku
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_list_stops_on_a_repeated_token_and_past_its_page_limit() {
+        assert_eq!(next_page(1, None, "a".into()), Ok("a".into()));
+        assert_eq!(next_page(2, Some("a"), "b".into()), Ok("b".into()));
+        let repeated = next_page(2, Some("a"), "a".into()).unwrap_err();
+        assert!(
+            repeated.contains("continue token it was asked with"),
+            "{repeated}"
+        );
+        assert_eq!(
+            next_page(MAX_PAGES - 1, Some("a"), "b".into()),
+            Ok("b".into())
+        );
+        let long = next_page(MAX_PAGES, Some("a"), "b".into()).unwrap_err();
+        assert!(long.contains("more than 200 pages"), "{long}");
+    }
 }

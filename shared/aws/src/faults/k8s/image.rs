@@ -132,7 +132,42 @@ async fn update(ctx: &FaultContext, call: NativeCall) -> Result<Value, ActivityE
         }
     }
     let key = format!("{PREVIOUS}{}", container.name);
+    // the lock before the check and the record: two runs cannot both find the container free,
+    // and nothing goes on record for a run that then cannot act
+    let held = if call.plan_only {
+        None
+    } else {
+        Some(
+            target_locks::lock(
+                ctx,
+                &call,
+                &[format!("deployment:{id}")],
+                Duration::from_secs(300),
+            )
+            .await?,
+        )
+    };
+    let deployment = match held {
+        Some(_) => match read(&kube, &t).await {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                release(held).await;
+                return Err(e);
+            }
+        },
+        None => deployment,
+    };
+    let container = deployment
+        .spec
+        .template
+        .spec
+        .containers
+        .iter()
+        .find(|c| c.name == container.name)
+        .cloned()
+        .unwrap_or(container);
     if let Some(previous) = deployment.metadata.annotations.get(&key) {
+        release(held).await;
         return Err(refuse(
             "already_injected",
             format!(
@@ -158,22 +193,16 @@ async fn update(ctx: &FaultContext, call: NativeCall) -> Result<Value, ActivityE
         "image": image,
         "dry_run": call.plan_only,
     });
-    call.recorder.record(record.clone()).await.map_err(|e| {
-        fail(format!(
+    if let Err(e) = call.recorder.record(record.clone()).await {
+        release(held).await;
+        return Err(fail(format!(
             "the previous image could not be put on record, so nothing was done: {e}"
-        ))
-    })?;
-    record["kind"] = json!("eks_update_image_tag");
-    if call.plan_only {
-        return Ok(record);
+        )));
     }
-    let held = target_locks::lock(
-        ctx,
-        &call,
-        &[format!("deployment:{id}")],
-        Duration::from_secs(300),
-    )
-    .await?;
+    record["kind"] = json!("eks_update_image_tag");
+    let Some(held) = held else {
+        return Ok(record);
+    };
     let patch = json!({
         "metadata": {"annotations": {key: previous}},
         "spec": {"template": {"spec": {"containers": [{"name": container.name, "image": image}]}}},
@@ -188,6 +217,12 @@ async fn update(ctx: &FaultContext, call: NativeCall) -> Result<Value, ActivityE
     held.release().await;
     result.map_err(fail)?;
     Ok(record)
+}
+
+async fn release(held: Option<target_locks::Held>) {
+    if let Some(held) = held {
+        held.release().await;
+    }
 }
 
 /// Put back every image the annotations hold, and drop the annotations; what was restored.

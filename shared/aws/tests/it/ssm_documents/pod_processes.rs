@@ -171,6 +171,46 @@ fn pod_disk_fill_fills_through_the_container_root_and_deletes_its_file() {
 }
 
 #[test]
+fn a_pod_disk_fill_path_crossing_a_symbolic_link_is_refused_before_anything_is_written() {
+    require(&[("mount", "mount"), ("df", "coreutils")]);
+    let case = Case::new();
+    let fs = Tmpfs::new("16m");
+    let pod = Pod::new(Layout::Cgroupfs, None);
+    // <fs>/link -> <fs>/real (absolute): walked through /proc/PID/root, such a link resolves
+    // from the host's root, so it must not be crossed
+    let real = fs.path().join("real");
+    std::fs::create_dir_all(real.join("inner")).unwrap();
+    std::os::unix::fs::symlink(&real, fs.path().join("link")).unwrap();
+    let path = fs.path().join("link/inner");
+    let out = case.run(
+        "PodDiskFill",
+        &[
+            ("duration", "2"),
+            ("podUid", &pod.uid),
+            ("percent", "60"),
+            ("path", path.to_str().unwrap()),
+        ],
+        None,
+    );
+    assert!(!out.succeeded(), "{out}");
+    assert!(
+        out.stderr.contains("crosses a symbolic link (link)"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_dir(real.join("inner")).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    assert!(fs.used_percent() < 5);
+    assert!(
+        case.leftovers().is_empty(),
+        "{}",
+        case.report("PodDiskFill")
+    );
+}
+
+#[test]
 fn a_killed_pod_disk_fill_is_deleted_by_its_sleeper() {
     require(&[
         ("mount", "mount"),
