@@ -17,11 +17,7 @@ use util::moto::{self, Aws, Env, OPT_IN, action, ec2_calls, sent_to, sorted, tea
 fn run(sandbox: &Sandbox, experiment: &Value, extra: &[&str]) -> (i32, Value, String) {
     let file = sandbox.write_json("experiment.json", experiment);
     let env = Env {
-        unset: &[
-            "BROKER_OPT_IN_TAG",
-            "BROKER_MAX_TARGETS",
-            "BROKER_MAX_PERCENT",
-        ],
+        unset: moto::DEPLOYMENT_GUARD_RAILS,
         ..Env::default()
     };
     let out = moto::run(sandbox, &file, extra, env);

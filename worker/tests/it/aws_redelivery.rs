@@ -10,39 +10,9 @@
 use crate::util;
 
 use serde_json::{Value, json};
-use shared::config::Embedded;
-use shared::model::suite::Job;
-use shared::ports::{JobQueue, ObjectStore};
-use std::path::Path;
-use std::process::Child;
-use std::time::{Duration, Instant};
 use util::Sandbox;
-use util::moto::{self, Aws, Env, OPT_IN, team};
-
-/// `worker serve` on the embedded backend in `state`, its faults on the emulator, no Python.
-fn serve(sandbox: &Sandbox, state: &Path) -> Child {
-    let env = Env {
-        unset: &["BROKER_OPT_IN_TAG"],
-        ..Env::default()
-    };
-    moto::command(
-        sandbox,
-        &[
-            "serve",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--visibility-timeout",
-            "2",
-            "--grace",
-            "5",
-        ],
-        env,
-    )
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap()
-}
+use util::moto::{self, Aws, OPT_IN, team};
+use util::redelivery::crash_and_revert;
 
 /// The value of `Name` in a JSON request body, if it is one.
 fn body_field(body: &str, name: &str) -> Option<String> {
@@ -69,73 +39,16 @@ fn a_dead_owners_recorded_command_is_cancelled_before_the_rollbacks_and_its_reco
         "rollbacks": [moto::action("look-after", "chaosaws.ec2.probes", "count_instances",
             json!({"filters": [{"Name": "tag:marker", "Values": [marker]}]}))]});
     let sandbox = Sandbox::new();
-    let file = sandbox.write_json("dies.json", &experiment);
-    let state = sandbox.path("state");
-    let e = aws.rt.block_on(Embedded::open(&state)).unwrap();
-    let job = serde_json::to_string(&Job {
-        version: Job::VERSION,
-        suite_run_id: "sr-aws".into(),
-        wave: 0,
-        run_id: "dies".into(),
-        experiment_source: file.to_str().unwrap().into(),
-        bucket_name: None,
-        experiment_version: None,
-        traceparent: None,
-        settings: Default::default(),
-    })
-    .unwrap();
-    let mut owner = serve(&sandbox, &state);
-    aws.rt.block_on(e.jobs.send_batch(&[job])).unwrap();
-
     // the fault is sent and on record, the method holds: kill the owner there
-    let until = Instant::now() + Duration::from_secs(60);
-    let command_id = loop {
-        let checkpoint = aws
-            .rt
-            .block_on(e.store.get("runs/sr-aws/dies/checkpoint.json"))
-            .unwrap()
-            .map(|b| serde_json::from_slice::<Value>(&b).unwrap());
-        let recorded = checkpoint.as_ref().and_then(|c| {
-            let ran = c["run"].as_array().is_some_and(|r| r.len() == 1);
-            let id = c["broker"]["records"]
-                .as_array()?
-                .iter()
-                .find(|r| r["kind"] == "ssm_command")?["command_id"]
-                .as_str()?
-                .to_string();
-            ran.then_some(id)
+    let mut command_id = String::new();
+    let (journal, _) = crash_and_revert(&aws, &sandbox, &experiment, |c| {
+        let recorded = c["broker"]["records"].as_array().and_then(|records| {
+            records.iter().find(|r| r["kind"] == "ssm_command")?["command_id"]
+                .as_str()
+                .map(str::to_string)
         });
-        if let Some(id) = recorded {
-            break id;
-        }
-        assert!(
-            Instant::now() < until,
-            "the fault never got on record: {checkpoint:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
-    owner.kill().unwrap(); // SIGKILL: nothing of the owner's own clean-up runs
-    owner.wait().unwrap();
-
-    let reverter = serve(&sandbox, &state);
-    let until = Instant::now() + Duration::from_secs(120);
-    let journal: Value = loop {
-        if let Some(bytes) = aws
-            .rt
-            .block_on(e.store.get("runs/sr-aws/dies/journal.json"))
-            .unwrap()
-        {
-            break serde_json::from_slice(&bytes).unwrap();
-        }
-        assert!(Instant::now() < until, "the job was never reverted");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(reverter.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    let mut reverter = reverter;
-    reverter.wait().unwrap();
+        recorded.map(|id| command_id = id).is_some()
+    });
     aws.terminate(&target);
 
     // the journal: the dead owner's run and records, then the stop and the revert

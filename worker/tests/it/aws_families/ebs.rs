@@ -216,11 +216,7 @@ fn a_run_stopped_while_the_volume_is_detached_attaches_it_again_before_it_exits(
             file.to_str().unwrap(),
         ],
         moto::Env {
-            unset: &[
-                "BROKER_OPT_IN_TAG",
-                "BROKER_MAX_TARGETS",
-                "BROKER_MAX_PERCENT",
-            ],
+            unset: moto::DEPLOYMENT_GUARD_RAILS,
             ..moto::Env::default()
         },
     )

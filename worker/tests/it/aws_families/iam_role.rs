@@ -196,11 +196,7 @@ fn a_run_stopped_mid_fault_puts_the_profile_back_before_it_exits() {
             file.to_str().unwrap(),
         ],
         Env {
-            unset: &[
-                "BROKER_OPT_IN_TAG",
-                "BROKER_MAX_TARGETS",
-                "BROKER_MAX_PERCENT",
-            ],
+            unset: moto::DEPLOYMENT_GUARD_RAILS,
             ..Env::default()
         },
     )

@@ -47,11 +47,7 @@ pub fn boto3(script: &str) -> Value {
 pub fn run(sandbox: &Sandbox, experiment: &Value, extra: &[&str]) -> util::Outcome {
     let file = sandbox.write_json("experiment.json", experiment);
     let env = Env {
-        unset: &[
-            "BROKER_OPT_IN_TAG",
-            "BROKER_MAX_TARGETS",
-            "BROKER_MAX_PERCENT",
-        ],
+        unset: moto::DEPLOYMENT_GUARD_RAILS,
         ..Env::default()
     };
     moto::run(sandbox, &file, extra, env)

@@ -6,42 +6,10 @@
 use crate::util;
 use aws_sdk_ec2::types::{Filter, ResourceType, Tag, TagSpecification};
 use serde_json::{Value, json};
-use shared::config::Embedded;
-use shared::model::suite::Job;
-use shared::ports::{JobQueue, ObjectStore};
-use std::path::Path;
-use std::process::Child;
-use std::time::{Duration, Instant};
+use shared::ports::ObjectStore;
 use util::Sandbox;
-use util::moto::{self, Aws, Env, OPT_IN};
-
-fn serve(sandbox: &Sandbox, state: &Path) -> Child {
-    let env = Env {
-        unset: &[
-            "BROKER_OPT_IN_TAG",
-            "BROKER_MAX_TARGETS",
-            "BROKER_MAX_PERCENT",
-        ],
-        ..Env::default()
-    };
-    moto::command(
-        sandbox,
-        &[
-            "serve",
-            "--state-dir",
-            state.to_str().unwrap(),
-            "--visibility-timeout",
-            "2",
-            "--grace",
-            "5",
-        ],
-        env,
-    )
-    .stdout(std::process::Stdio::null())
-    .stderr(std::process::Stdio::null())
-    .spawn()
-    .unwrap()
-}
+use util::moto::{self, Aws, OPT_IN};
+use util::redelivery::crash_and_revert;
 
 fn nacl_of(aws: &Aws, subnet: &str) -> String {
     let out = aws
@@ -59,75 +27,6 @@ fn nacl_of(aws: &Aws, subnet: &str) -> String {
         )
         .unwrap();
     out.network_acls()[0].network_acl_id().unwrap().to_string()
-}
-
-/// Run `experiment` as a job of a `worker serve`, SIGKILL it once `acted` holds (given the
-/// checkpoint), let a second worker revert the job; the journal and the embedded backend.
-fn crash_and_revert(
-    aws: &Aws,
-    sandbox: &Sandbox,
-    experiment: &Value,
-    mut acted: impl FnMut(&Value) -> bool,
-) -> (Value, Embedded) {
-    let file = sandbox.write_json("dies.json", experiment);
-    let state = sandbox.path("state");
-    let e = aws.rt.block_on(Embedded::open(&state)).unwrap();
-    let job = serde_json::to_string(&Job {
-        version: Job::VERSION,
-        suite_run_id: "sr-crash".into(),
-        wave: 0,
-        run_id: "dies".into(),
-        experiment_source: file.to_str().unwrap().into(),
-        bucket_name: None,
-        experiment_version: None,
-        traceparent: None,
-        settings: Default::default(),
-    })
-    .unwrap();
-    let mut owner = serve(sandbox, &state);
-    aws.rt.block_on(e.jobs.send_batch(&[job])).unwrap();
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let checkpoint = aws
-            .rt
-            .block_on(e.store.get("runs/sr-crash/dies/checkpoint.json"))
-            .unwrap()
-            .map(|b| serde_json::from_slice::<Value>(&b).unwrap());
-        if let Some(c) = &checkpoint
-            && c["run"].as_array().is_some_and(|r| r.len() == 1)
-            && acted(c)
-        {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "the fault never acted: {checkpoint:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    owner.kill().unwrap(); // SIGKILL: nothing of the owner's own clean-up runs
-    owner.wait().unwrap();
-
-    let mut reverter = serve(sandbox, &state);
-    let until = Instant::now() + Duration::from_secs(120);
-    let journal: Value = loop {
-        if let Some(bytes) = aws
-            .rt
-            .block_on(e.store.get("runs/sr-crash/dies/journal.json"))
-            .unwrap()
-        {
-            break serde_json::from_slice(&bytes).unwrap();
-        }
-        assert!(Instant::now() < until, "the job was never reverted");
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(reverter.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    );
-    reverter.wait().unwrap();
-    assert_eq!(journal["broker"]["revert_only"], true, "{journal:#}");
-    (journal, e)
 }
 
 /// The dead owner's undone ways back, as its `orphans_stopped` record reports them.

@@ -5,6 +5,7 @@
 pub mod hostile;
 pub mod kube;
 pub mod moto;
+pub mod redelivery;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};

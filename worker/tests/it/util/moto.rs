@@ -257,6 +257,14 @@ pub fn sent_for(instances: &[String], name: &str) -> Vec<Value> {
         .collect()
 }
 
+/// The deployment guard-rail variables the tests' own environment may carry: unset (in
+/// `Env::unset`), the defaults apply and the experiment says what it allows.
+pub const DEPLOYMENT_GUARD_RAILS: &[&str] = &[
+    "BROKER_OPT_IN_TAG",
+    "BROKER_MAX_TARGETS",
+    "BROKER_MAX_PERCENT",
+];
+
 /// How a `worker` command is set up beyond the emulator's endpoint and credentials, which it
 /// always gets.
 #[derive(Clone, Copy, Default)]
