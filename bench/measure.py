@@ -24,6 +24,16 @@
       ru_maxrss covers the direct child (the runner). Its reaped children
       (the /bin/true processes) count too, but they are far smaller.
 
+  measure.py floor RAW.tsv EXPERIMENT FILE
+      The floor for EXPERIMENT: what a runner that did nothing but start and
+      spawn the experiment's processes would take on this machine, measured
+      the way the tools are. It runs /bin/true 1 + K times, each spawned and
+      reaped exactly as run 1 above spawns a tool, where K is the number of
+      process activities the experiment runs (its hypothesis probes twice,
+      before and after, then its method and rollbacks), and appends the sum
+      as tool "floor". chaos / floor is the best ratio any runner could reach
+      here: see bench/README.md "Where the time goes".
+
   measure.py report RAW.tsv OUT.md [NOTE...]
       Prints a table (one row per experiment: medians with p10-p90, the ratio
       of the medians, median peak RSS) in the shape of bench/README.md's, and
@@ -82,6 +92,33 @@ def sample(raw_path, experiment, tool, cmd):
     return 0
 
 
+def process_activities(experiment_file):
+    """How many processes an experiment of process providers spawns when it holds."""
+    import json
+    with open(experiment_file) as f:
+        experiment = json.load(f)
+    def processes(activities):
+        return sum(1 for a in activities if a.get("provider", {}).get("type") == "process")
+    probes = experiment.get("steady-state-hypothesis", {}).get("probes", [])
+    return (2 * processes(probes) + processes(experiment.get("method", []))
+            + processes(experiment.get("rollbacks", [])))
+
+
+def floor(raw_path, experiment, experiment_file):
+    spawns = 1 + process_activities(experiment_file)
+    total = 0.0
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        for _ in range(spawns):
+            wall_ms, code = run_timed(["/bin/true"], tmp)
+            if code != 0:
+                print(f"FAILED (floor): /bin/true exited {code}", file=sys.stderr)
+                return 1
+            total += wall_ms
+    with open(raw_path, "a") as f:
+        f.write(f"{experiment}\tfloor\t{total:.3f}\t0\n")
+    return 0
+
+
 def quantiles(values):
     """(p10, median, p90) of a list of at least two numbers."""
     deciles = statistics.quantiles(values, n=10, method="inclusive")
@@ -110,7 +147,7 @@ def report(raw_path, out_path, notes):
 
     # One row per experiment, in the shape of bench/README.md's table.
     header = ["experiment", "runs", "`worker run` ms", "`chaos run` ms", "chaos / worker",
-              "peak RSS worker / chaos MiB"]
+              "peak RSS worker / chaos MiB", "floor ms", "chaos / floor"]
     rows = []
     for experiment in dict.fromkeys(exp for exp, _ in walls):
         cells, medians = {}, {}
@@ -120,9 +157,14 @@ def report(raw_path, out_path, notes):
             cells[tool] = f"{med:.1f} ({p10:.1f}-{p90:.1f})"
         rss = {tool: statistics.median(rsss[experiment, tool]) for tool in ("worker", "chaos")}
         runs = min(len(walls[experiment, tool]) for tool in ("worker", "chaos"))
-        rows.append([f"`{experiment}`", str(runs), cells["worker"], cells["chaos"],
-                     f"**{medians['chaos'] / medians['worker']:.0f}x**",
-                     f"{rss['worker']:.1f} / {rss['chaos']:.1f}"])
+        row = [f"`{experiment}`", str(runs), cells["worker"], cells["chaos"],
+               f"**{medians['chaos'] / medians['worker']:.0f}x**",
+               f"{rss['worker']:.1f} / {rss['chaos']:.1f}", "-", "-"]
+        if walls[experiment, "floor"]:
+            p10, med, p90 = quantiles(walls[experiment, "floor"])
+            row[6] = f"{med:.1f} ({p10:.1f}-{p90:.1f})"
+            row[7] = f"{medians['chaos'] / med:.0f}x"
+        rows.append(row)
 
     widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
     def line(cells):
@@ -140,13 +182,17 @@ def report(raw_path, out_path, notes):
         f.write("".join(f"- {note}\n" for note in context))
         f.write(f"\n{text}\n\n"
                 "Wall time per whole process, spawn to exit: median (p10-p90); peak RSS: "
-                "median ru_maxrss (see bench/README.md). The ratio is of the medians.\n")
+                "median ru_maxrss (see bench/README.md). The ratio is of the medians. Floor: "
+                "/bin/true started once plus once per process the experiment runs, by the same "
+                "harness; chaos / floor is the best ratio a runner could reach here.\n")
     return 0
 
 
 def main(args):
     if len(args) >= 6 and args[0] == "sample" and args[4] == "--":
         return sample(args[1], args[2], args[3], args[5:])
+    if len(args) == 4 and args[0] == "floor":
+        return floor(args[1], args[2], args[3])
     if len(args) >= 3 and args[0] == "report":
         return report(args[1], args[2], args[3:])
     print(__doc__, file=sys.stderr)

@@ -103,6 +103,7 @@ for experiment in "${EXPERIMENTS[@]}"; do
         for tool in "${order[@]}"; do
             sample "$RAW" "$experiment" "$tool"
         done
+        "$PY" "$BENCH_DIR/measure.py" floor "$RAW" "$experiment" "$BENCH_DIR/experiments/$experiment.json"
     done
     [[ -t 2 ]] && echo >&2
     say "$experiment: $RUNS samples of each tool done"

@@ -68,7 +68,9 @@ echo "==> Python test tools in $venv (scripts/test-requirements.txt)"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" || fail "cannot create a Python venv at $venv (python3 -m venv; on Debian install python3-venv)"
 fi
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/test-requirements.txt \
+# --no-compile: Python compiles what the tests import when they import it; pip would compile
+# every module of every package up front (0.15 GB of .pyc under target/, mostly never read)
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile -r scripts/test-requirements.txt \
   || fail "cannot install moto[server], cfn-lint and chaostoolkit-reporting from PyPI (scripts/test-requirements.txt)"
 
 echo "==> cfn-lint infra/"
