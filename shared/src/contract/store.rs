@@ -497,6 +497,63 @@ impl<S: ObjectStore> ObjectStore for Interfering<S> {
     }
 }
 
+/// A store whose conditional writes (`put_if_absent`, `replace_if`, `delete_if`) are decided one
+/// at a time in this process. For an emulator that checks a write's condition and then writes,
+/// in two steps across its request threads: moto's S3 (`put_object` compares `If-Match` with the
+/// current ETag, then stores), where two concurrent writers of one version can both succeed, a
+/// lost update S3 itself never allows. The adapter's requests and the emulator's answers stay
+/// the real ones, and so does every interleaving of reads with writes (a writer still meets a
+/// stale version); only the emulator's missing atomicity is made up for.
+#[derive(Clone)]
+pub struct Serialized<S> {
+    pub inner: S,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<S> Serialized<S> {
+    pub fn new(inner: S) -> Self {
+        Serialized {
+            inner,
+            gate: Arc::default(),
+        }
+    }
+}
+
+impl<S: ObjectStore> ObjectStore for Serialized<S> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get(key).await
+    }
+    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+        self.inner.get_versioned(key).await
+    }
+    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.inner.put(key, bytes).await
+    }
+    async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let _one_at_a_time = self.gate.lock().await;
+        self.inner.put_if_absent(key, bytes).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.list(prefix).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.inner.delete(key).await
+    }
+    async fn replace_if(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        v: &Version,
+    ) -> Result<Version, StoreError> {
+        let _one_at_a_time = self.gate.lock().await;
+        self.inner.replace_if(key, bytes, v).await
+    }
+    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), StoreError> {
+        let _one_at_a_time = self.gate.lock().await;
+        self.inner.delete_if(key, version).await
+    }
+}
+
 /// Expand the store contract into tests for a fixture expression.
 #[macro_export]
 macro_rules! store_contract {

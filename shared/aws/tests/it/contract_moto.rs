@@ -7,7 +7,7 @@ use aws::{EventBridgeBus, S3Store, SqsQueue, provision};
 use aws_config::SdkConfig;
 use shared::contract::bus::BusFixture;
 use shared::contract::queue::QueueFixture;
-use shared::contract::store::StoreFixture;
+use shared::contract::store::{Serialized, StoreFixture};
 use std::sync::atomic::{AtomicU32, Ordering};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
@@ -48,13 +48,17 @@ impl QueueFixture for Moto {
     }
 }
 
+/// moto checks a conditional write's `If-Match`/`If-None-Match` and then stores, two steps its
+/// request threads can interleave: `Serialized` decides the conditional writes one at a time
+/// (S3's own atomicity is not exercised; README "Not exercised for real").
 impl StoreFixture for Moto {
-    type Store = S3Store;
-    async fn store(&self) -> (S3Store, String) {
+    type Store = Serialized<S3Store>;
+    async fn store(&self) -> (Serialized<S3Store>, String) {
         let sdk = self.sdk().await;
         let bucket = unique("store");
         provision::bucket(&sdk, &bucket).await.unwrap();
-        (S3Store::new(aws::sdk::s3_client(&sdk), bucket), unique("t"))
+        let s3 = S3Store::new(aws::sdk::s3_client(&sdk), bucket);
+        (Serialized::new(s3), unique("t"))
     }
 }
 
