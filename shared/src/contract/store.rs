@@ -321,6 +321,59 @@ pub async fn concurrent_takers_of_an_expired_lock_leave_exactly_one_holder<F: St
     }
 }
 
+/// The `ObjectStore` methods a test wrapper below hands to its `inner` store unchanged.
+macro_rules! pass_through {
+    ($($method:ident),+) => { $( pass_through!(@ $method); )+ };
+    (@ get) => {
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+            self.inner.get(key).await
+        }
+    };
+    (@ get_versioned) => {
+        async fn get_versioned(
+            &self,
+            key: &str,
+        ) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
+            self.inner.get_versioned(key).await
+        }
+    };
+    (@ put) => {
+        async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+            self.inner.put(key, bytes).await
+        }
+    };
+    (@ put_if_absent) => {
+        async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+            self.inner.put_if_absent(key, bytes).await
+        }
+    };
+    (@ list) => {
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+            self.inner.list(prefix).await
+        }
+    };
+    (@ delete) => {
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.delete(key).await
+        }
+    };
+    (@ replace_if) => {
+        async fn replace_if(
+            &self,
+            key: &str,
+            bytes: &[u8],
+            v: &Version,
+        ) -> Result<Version, StoreError> {
+            self.inner.replace_if(key, bytes, v).await
+        }
+    };
+    (@ delete_if) => {
+        async fn delete_if(&self, key: &str, version: &Version) -> Result<(), StoreError> {
+            self.inner.delete_if(key, version).await
+        }
+    };
+}
+
 /// What a competitor does between a read and the write that depends on it.
 type Competitor = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -342,6 +395,7 @@ impl<S: ObjectStore> AfterFirstRead<S> {
 }
 
 impl<S: ObjectStore> ObjectStore for AfterFirstRead<S> {
+    pass_through!(put, put_if_absent, list, delete, replace_if, delete_if);
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let read = self.inner.get(key).await;
         self.fire().await;
@@ -351,29 +405,6 @@ impl<S: ObjectStore> ObjectStore for AfterFirstRead<S> {
         let read = self.inner.get_versioned(key).await;
         self.fire().await;
         read
-    }
-    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.inner.put(key, bytes).await
-    }
-    async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.inner.put_if_absent(key, bytes).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn replace_if(
-        &self,
-        key: &str,
-        bytes: &[u8],
-        v: &Version,
-    ) -> Result<Version, StoreError> {
-        self.inner.replace_if(key, bytes, v).await
-    }
-    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), StoreError> {
-        self.inner.delete_if(key, version).await
     }
 }
 
@@ -450,12 +481,7 @@ impl<S> Interfering<S> {
 }
 
 impl<S: ObjectStore> ObjectStore for Interfering<S> {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
-        self.inner.get_versioned(key).await
-    }
+    pass_through!(get, get_versioned, list, delete, replace_if, delete_if);
     async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         // a plain write meets the competitor too (and overwrites it: what it does)
         if let Interference::Competitor(theirs) = &self.what
@@ -477,23 +503,6 @@ impl<S: ObjectStore> ObjectStore for Interfering<S> {
             }
         }
         self.inner.put_if_absent(key, bytes).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
-    }
-    async fn replace_if(
-        &self,
-        key: &str,
-        bytes: &[u8],
-        v: &Version,
-    ) -> Result<Version, StoreError> {
-        self.inner.replace_if(key, bytes, v).await
-    }
-    async fn delete_if(&self, key: &str, version: &Version) -> Result<(), StoreError> {
-        self.inner.delete_if(key, version).await
     }
 }
 
@@ -520,24 +529,10 @@ impl<S> Serialized<S> {
 }
 
 impl<S: ObjectStore> ObjectStore for Serialized<S> {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inner.get(key).await
-    }
-    async fn get_versioned(&self, key: &str) -> Result<Option<(Vec<u8>, Version)>, StoreError> {
-        self.inner.get_versioned(key).await
-    }
-    async fn put(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
-        self.inner.put(key, bytes).await
-    }
+    pass_through!(get, get_versioned, put, list, delete);
     async fn put_if_absent(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
         let _one_at_a_time = self.gate.lock().await;
         self.inner.put_if_absent(key, bytes).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.list(prefix).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inner.delete(key).await
     }
     async fn replace_if(
         &self,
