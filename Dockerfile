@@ -12,6 +12,12 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
+# The image runs on Debian 12 (glibc 2.36), whose loader reads packed relative relocations:
+# a 12 KB table instead of 1.2 MB at every start, 1.2 MB off the binary, 0.5 MiB off its peak
+# memory (bench/README.md). Joined to .cargo/config.toml's flags. Not the default elsewhere: a
+# binary linked so needs glibc >= 2.36 where it runs.
+ENV CARGO_TARGET_X86_64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=-Wl,-z,pack-relative-relocs" \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C link-arg=-Wl,-z,pack-relative-relocs"
 # Cache mounts keep the registry and target/ between builds (BuildKit);
 # the binaries are copied out because the target/ mount is not in the layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
