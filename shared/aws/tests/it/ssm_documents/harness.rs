@@ -117,6 +117,40 @@ impl Case {
         command
     }
 
+    /// Start document `name`, wait until `injected` holds, SIGKILL its whole process group,
+    /// then prove the fault outlived its command and that its sleeper put it back
+    /// (`reverted`, within 12 s: the callers' 2 s duration plus the sleeper's 3 s margin,
+    /// counted from the injection), removed the run's marker and logged "reverted by sleeper".
+    pub(super) fn killed_then_reverted(
+        &self,
+        name: &str,
+        values: &[(&str, &str)],
+        ns: Option<&Netns>,
+        injected: impl Fn() -> bool,
+        reverted: impl Fn() -> bool,
+    ) {
+        let mut child = self.spawn(name, values, ns);
+        until(&mut child, "the fault", Duration::from_secs(10), &injected);
+        kill_group(&mut child);
+        assert!(injected(), "killing {name} does not revert by itself");
+        assert!(self.active(name).is_some());
+        assert!(
+            poll(Duration::from_secs(12), &reverted),
+            "the sleeper did not revert {name}: {}",
+            self.report(name)
+        );
+        assert!(
+            poll(Duration::from_secs(2), || self.active(name).is_none()),
+            "{}",
+            self.report(name)
+        );
+        assert!(
+            self.log(name).contains("reverted by sleeper"),
+            "{}",
+            self.log(name)
+        );
+    }
+
     pub(super) fn spawn(&self, name: &str, values: &[(&str, &str)], ns: Option<&Netns>) -> Child {
         self.command(name, values, ns).spawn().expect("sh")
     }

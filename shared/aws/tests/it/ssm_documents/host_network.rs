@@ -51,38 +51,6 @@ impl Pair {
     }
 }
 
-/// The document is killed (whole process group) once `injected` holds; the fault stays, and
-/// the sleeper reverts it (duration 2 + margin 3, measured from the injection).
-fn killed_then_reverted(
-    case: &Case,
-    pair: &Pair,
-    name: &str,
-    values: &[(&str, &str)],
-    injected: impl Fn() -> bool,
-    reverted: impl Fn() -> bool,
-) {
-    let mut child = case.spawn(name, values, Some(&pair.a));
-    until(&mut child, "the fault", Duration::from_secs(10), &injected);
-    kill_group(&mut child);
-    assert!(injected(), "killing {name} does not revert by itself");
-    assert!(case.active(name).is_some());
-    assert!(
-        poll(Duration::from_secs(12), &reverted),
-        "the sleeper did not revert {name}: {}",
-        case.report(name)
-    );
-    assert!(
-        poll(Duration::from_secs(2), || case.active(name).is_none()),
-        "{}",
-        case.report(name)
-    );
-    assert!(
-        case.log(name).contains("reverted by sleeper"),
-        "{}",
-        case.log(name)
-    );
-}
-
 #[test]
 fn block_all_traffic_cuts_the_interface_only_and_reverts() {
     require(NET_TOOLS);
@@ -166,11 +134,10 @@ fn a_killed_block_all_traffic_is_still_reverted_by_its_sleeper() {
     require(NET_TOOLS);
     let case = Case::new();
     let pair = Pair::new();
-    killed_then_reverted(
-        &case,
-        &pair,
+    case.killed_then_reverted(
         "BlockAllTraffic",
         &[("duration", "2"), ("interface", "v0")],
+        Some(&pair.a),
         || rules_of(&pair.a.iptables()).len() >= 4,
         || rules_of(&pair.a.iptables()).is_empty(),
     );
@@ -213,11 +180,10 @@ fn a_killed_drop_new_connections_is_still_reverted_by_its_sleeper() {
     require(NET_TOOLS);
     let case = Case::new();
     let pair = Pair::new();
-    killed_then_reverted(
-        &case,
-        &pair,
+    case.killed_then_reverted(
         "DropNewConnections",
         &[("duration", "2")],
+        Some(&pair.a),
         || rules_of(&pair.a.iptables()).len() >= 3,
         || rules_of(&pair.a.iptables()).is_empty(),
     );
@@ -288,11 +254,10 @@ fn a_killed_interface_down_is_still_reverted_by_its_sleeper() {
     require(NET_TOOLS);
     let case = Case::new();
     let pair = Pair::new();
-    killed_then_reverted(
-        &case,
-        &pair,
+    case.killed_then_reverted(
         "InterfaceDown",
         &[("duration", "2"), ("interface", "v0")],
+        Some(&pair.a),
         || !pair.up(),
         || pair.up() && pair.routes().contains("default via 10.9.0.2"),
     );
