@@ -1,5 +1,5 @@
 //! Reading the arguments the AWS-resource fault families (`ec2::iam_role`, `az`, `ebs`, `fis`)
-//! share: text and whole seconds, each problem naming the argument.
+//! share: text and whole seconds, each problem naming the argument (`text` for `k8s` too).
 
 use serde_json::{Map, Value};
 

@@ -19,7 +19,7 @@ use super::fault_table::{FAULTS, Fault};
 use super::instances::{experimentvr_selector, resolve, server_filters};
 use super::stages::{Stage, keeps_going, ladder, max_for, over_max, stage_seconds, total_seconds};
 use crate::faults::FaultContext;
-use crate::faults::ssm::command::Command;
+use crate::faults::ssm::command::{Command, one_value_each};
 use crate::faults::ssm::{documents, run};
 use crate::faults::target_locks;
 use serde_json::{Value, json};
@@ -101,10 +101,7 @@ async fn inject(
         let command = Command {
             document: document.clone(),
             instance_ids: selection.chosen.clone(),
-            parameters: stage
-                .iter()
-                .map(|(k, v)| (k.clone(), vec![v.clone()]))
-                .collect(),
+            parameters: one_value_each(stage),
             wait: Duration::from_secs(stage_seconds(stage).unwrap_or(0)) + COMMAND_MARGIN,
         };
         tracing::info!(

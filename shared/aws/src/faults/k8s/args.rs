@@ -9,15 +9,8 @@ use serde_json::{Map, Value};
 use shared::fleet::safety::targets::Mode;
 use shared::providers::registry::NativeCall;
 
-/// An optional non-empty string argument.
-pub fn text(args: &Map<String, Value>, name: &str) -> Result<Option<String>, String> {
-    match args.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-        Some(v) => Err(format!("{name}: expected a string, got {v}")),
-    }
-}
+/// An optional non-empty string argument (the reader the AWS-resource families use too).
+pub use crate::faults::family_args::text;
 
 /// A required non-empty string argument.
 pub fn required(args: &Map<String, Value>, name: &str, example: &str) -> Result<String, String> {

@@ -28,7 +28,7 @@ use super::pod_parameters::{parameters, value_text};
 use super::targets::{PodSelection, PodSelector, lock, resolve_with};
 use crate::faults::FaultContext;
 use crate::faults::ec2::stages::{max_seconds, over_max, stage_seconds};
-use crate::faults::ssm::command::Command;
+use crate::faults::ssm::command::{Command, one_value_each};
 use crate::faults::ssm::{documents, run};
 use serde_json::{Value, json};
 use shared::providers::registry::{NativeActivity, NativeCall, Param, Registry};
@@ -246,11 +246,7 @@ async fn inject(
             let command = Command {
                 document: document.clone(),
                 instance_ids: vec![s.instance.clone()],
-                parameters: s
-                    .parameters
-                    .iter()
-                    .map(|(k, v)| (k.clone(), vec![v.clone()]))
-                    .collect(),
+                parameters: one_value_each(&s.parameters),
                 wait,
             };
             tracing::info!(

@@ -7,7 +7,7 @@
 use crate::faults::FaultContext;
 use crate::faults::ec2::instances::{experimentvr_selector, resolve, server_filters};
 use crate::faults::plan::stops_here;
-use crate::faults::ssm::command::Command;
+use crate::faults::ssm::command::{Command, one_value_each};
 use crate::faults::ssm::documents::{self, Document};
 use crate::faults::ssm::run;
 use crate::faults::target_locks;
@@ -68,11 +68,7 @@ pub async fn inject(
     let command = Command {
         document: document.clone(),
         instance_ids: selection.chosen.clone(),
-        parameters: injection
-            .parameters
-            .iter()
-            .map(|(k, v)| (k.clone(), vec![v.clone()]))
-            .collect(),
+        parameters: one_value_each(&injection.parameters),
         wait,
     };
     tracing::info!(

@@ -13,3 +13,12 @@ pub struct Command {
     /// How long to wait for every invocation to end before cancelling the command.
     pub wait: Duration,
 }
+
+/// A command's parameters from one string per name: every document parameter the library
+/// sends is a single value.
+pub fn one_value_each(parameters: &BTreeMap<String, String>) -> BTreeMap<String, Vec<String>> {
+    parameters
+        .iter()
+        .map(|(k, v)| (k.clone(), vec![v.clone()]))
+        .collect()
+}
