@@ -22,7 +22,7 @@ pub mod registry;
 
 use crate::model::{Activity, Provider};
 use crate::scope::Scope;
-use registry::{NativeCall, Registry};
+use registry::{LazyRegistry, NativeCall};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -127,7 +127,8 @@ pub struct CallContext {
 /// Everything providers need, built once per process.
 #[derive(Debug, Default)]
 pub struct Providers {
-    pub registry: Registry,
+    /// Built on first use (`registry::LazyRegistry`).
+    pub registry: LazyRegistry,
     pub python: python::PythonBridge,
     pub http: http::HttpClients,
     /// Environment variables added by `.env` var files, on top of the process environment.
@@ -135,9 +136,9 @@ pub struct Providers {
 }
 
 impl Providers {
-    pub fn new(registry: Registry) -> Self {
+    pub fn new(registry: impl Into<LazyRegistry>) -> Self {
         Providers {
-            registry,
+            registry: registry.into(),
             ..Default::default()
         }
     }

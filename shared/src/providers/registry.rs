@@ -11,8 +11,9 @@ use super::ActivityError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::future::Future;
+use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// What a native activity receives: its substituted arguments and the run's context.
 #[derive(Debug, Clone, Default)]
@@ -251,6 +252,45 @@ impl Registry {
     }
 }
 
+/// A registry built the first time it is read. The AWS fault library registers some hundred
+/// activities, each with its parameter list and closure, in code spread over the whole binary:
+/// an experiment that names no `python` provider (a process or HTTP one) never builds it, so
+/// `worker run` and `validate` neither spend the time nor page in that code (bench/README.md,
+/// "Where the time goes"). Built at most once, by whichever thread reads it first.
+pub struct LazyRegistry(LazyLock<Registry, Box<dyn FnOnce() -> Registry + Send>>);
+
+impl LazyRegistry {
+    pub fn new(build: impl FnOnce() -> Registry + Send + 'static) -> Self {
+        LazyRegistry(LazyLock::new(Box::new(build)))
+    }
+}
+
+impl Default for LazyRegistry {
+    fn default() -> Self {
+        Registry::default().into()
+    }
+}
+
+impl From<Registry> for LazyRegistry {
+    fn from(registry: Registry) -> Self {
+        LazyRegistry::new(move || registry)
+    }
+}
+
+impl Deref for LazyRegistry {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for LazyRegistry {
+    /// Says nothing of the entries: formatting must not build the registry.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyRegistry").finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,5 +336,24 @@ mod tests {
         assert_eq!(a.call(call).await.unwrap(), json!(42));
         assert!(r.get("m", "sub.f").is_some(), "the key is the dotted name");
         assert!(r.get("m.sub", "g").is_none());
+    }
+
+    #[test]
+    fn a_lazy_registry_is_built_on_its_first_read_and_only_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let builds = Arc::new(AtomicUsize::new(0));
+        let counter = builds.clone();
+        let lazy = LazyRegistry::new(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            let mut r = Registry::new();
+            r.register("m", "f", NativeActivity::new(vec![], |_| async { Ok(json!(1)) }));
+            r
+        });
+        assert_eq!(format!("{lazy:?}"), "LazyRegistry { .. }");
+        assert_eq!(builds.load(Ordering::SeqCst), 0, "not built before it is read");
+        assert!(lazy.get("m", "f").is_some());
+        assert!(lazy.get("m", "g").is_none());
+        assert_eq!(lazy.names().collect::<Vec<_>>(), ["m.f"]);
+        assert_eq!(builds.load(Ordering::SeqCst), 1, "built once, on the first read");
     }
 }
