@@ -72,6 +72,14 @@ mkdir -p "$RESULTS"
 # Benchmark a copy, so that a rebuild during the run cannot mix two binaries.
 WORKER_COPY=$RESULTS/worker
 cp "$WORKER" "$WORKER_COPY"
+# ...then out of the page cache, to be read back from disk as an installed binary is. How a
+# file came into the cache (written by cp or the linker, or read) sets the size of the pages
+# the kernel holds it in and maps at a fault, and so the worker's peak RSS by up to 1 MiB
+# (bench/README.md, "Where the time goes"); read back, the figure no longer depends on how the binary was made.
+"$PY" -c 'import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+os.fsync(fd)
+os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$WORKER_COPY"
 
 # 4-5. Measure: N samples per tool and experiment, the tools interleaved.
 # Every run gets a fresh temporary working directory ({tmp}, see measure.py).
