@@ -346,14 +346,26 @@ mod tests {
         let lazy = LazyRegistry::new(move || {
             counter.fetch_add(1, Ordering::SeqCst);
             let mut r = Registry::new();
-            r.register("m", "f", NativeActivity::new(vec![], |_| async { Ok(json!(1)) }));
+            r.register(
+                "m",
+                "f",
+                NativeActivity::new(vec![], |_| async { Ok(json!(1)) }),
+            );
             r
         });
         assert_eq!(format!("{lazy:?}"), "LazyRegistry { .. }");
-        assert_eq!(builds.load(Ordering::SeqCst), 0, "not built before it is read");
+        assert_eq!(
+            builds.load(Ordering::SeqCst),
+            0,
+            "not built before it is read"
+        );
         assert!(lazy.get("m", "f").is_some());
         assert!(lazy.get("m", "g").is_none());
         assert_eq!(lazy.names().collect::<Vec<_>>(), ["m.f"]);
-        assert_eq!(builds.load(Ordering::SeqCst), 1, "built once, on the first read");
+        assert_eq!(
+            builds.load(Ordering::SeqCst),
+            1,
+            "built once, on the first read"
+        );
     }
 }
