@@ -45,7 +45,7 @@ done
 # `fn=(id) name` or `cfn=(id) name`, under the object (`ob=`/`cob=`) it is in; `'N` marks a
 # recursion depth; a function without a symbol is named by its address.
 python3 - "$bin" "$work"/callgrind.* >worker/link-order.txt <<'PY'
-import os, re, sys
+import os, re, subprocess, sys
 binary, profiles = os.path.realpath(sys.argv[1]), sys.argv[2:]
 line_re = re.compile(r"^(ob|cob|fn|cfn)=\((\d+)\)(?: (.*))?$")
 names = set()
@@ -74,6 +74,15 @@ for path in profiles:
 names = sorted(n for n in names if not n.startswith("0x") and n != "(below main)")
 if len(names) < 100:
     sys.exit(f"only {len(names)} functions of {binary} in the profiles: not a usable list")
+# the header worker/build.rs compares with the build's toolchain and Cargo.lock (lld skips
+# lines that begin with #)
+h = 0xCBF29CE484222325
+for b in open("Cargo.lock", "rb").read():
+    h = ((h ^ b) * 0x100000001B3) % 2**64
+rustc = subprocess.run(["rustc", "-V"], capture_output=True, text=True, check=True).stdout.strip()
+print("# worker/link-order.txt: written by scripts/link-order.sh, read by worker/build.rs")
+print(f"# {rustc}")
+print(f"# Cargo.lock fnv1a64 {h:016x}")
 print("\n".join(names))
 PY
-echo "wrote worker/link-order.txt: $(wc -l <worker/link-order.txt) functions"
+echo "wrote worker/link-order.txt: $(grep -vc '^#' worker/link-order.txt) functions"
