@@ -42,9 +42,16 @@ fn main() {
     let lock = std::fs::read(dir.join("../Cargo.lock")).unwrap_or_default();
     for (what, now) in [
         ("toolchain", format!("# {rustc}")),
-        ("Cargo.lock", format!("# Cargo.lock fnv1a64 {:016x}", fnv1a64(&lock))),
+        (
+            "Cargo.lock",
+            format!("# Cargo.lock fnv1a64 {:016x}", fnv1a64(&lock)),
+        ),
     ] {
-        if !header.lines().take_while(|l| l.starts_with('#')).any(|l| l == now) {
+        if !header
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .any(|l| l == now)
+        {
             println!(
                 "cargo:warning=worker/link-order.txt was written for another {what}: \
                  the release worker then starts with ~3.5 MiB more memory; \
