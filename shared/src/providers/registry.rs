@@ -256,7 +256,7 @@ impl Registry {
 /// activities, each with its parameter list and closure, in code spread over the whole binary:
 /// an experiment that names no `python` provider (a process or HTTP one) never builds it, so
 /// `worker run` and `validate` neither spend the time nor page in that code (bench/README.md,
-/// "Where the time goes"). Built at most once, by whichever thread reads it first.
+/// "Peak RSS"). Built at most once, by whichever thread reads it first.
 pub struct LazyRegistry(LazyLock<Registry, Box<dyn FnOnce() -> Registry + Send>>);
 
 impl LazyRegistry {
