@@ -15,7 +15,6 @@ use shared::fleet::producer::{Origin, Plan, State, new_suite_run_id};
 use shared::fleet::worker::{ServeConfig, WorkerPorts, serve};
 use shared::load::Purpose;
 use shared::providers::Providers;
-use shared::providers::registry::LazyRegistry;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::Path;
@@ -110,8 +109,7 @@ impl Local {
             backend.store.clone(),
             signals.cleanup().clone(),
         ));
-        let registry_faults = faults.clone();
-        providers.registry = LazyRegistry::new(move || aws::faults::registry(registry_faults));
+        providers.registry = aws::faults::lazy_registry(faults.clone());
         let providers = Arc::new(providers);
         let mut tasks = tokio::task::JoinSet::new();
         for n in 0..workers {

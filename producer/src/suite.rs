@@ -8,7 +8,6 @@ use shared::load::suite::{check_experiments, load_suite};
 use shared::load::{Purpose, Vars};
 use shared::model::suite::Suite;
 use shared::providers::Providers;
-use shared::providers::registry::LazyRegistry;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +15,7 @@ use std::time::Duration;
 /// The activity providers, with the signature check bounded as the command line says, the
 /// fault library acting within `faults`.
 pub fn providers(signature_timeout: Duration, faults: Arc<FaultContext>) -> Providers {
-    let mut providers = Providers::new(LazyRegistry::new(move || aws::faults::registry(faults)));
+    let mut providers = Providers::new(aws::faults::lazy_registry(faults));
     providers.python.set_signature_timeout(signature_timeout);
     providers
 }

@@ -9,12 +9,11 @@ use shared::load::{Problems, Purpose, Vars, validate_experiment};
 use shared::load_experiment;
 use shared::model::Experiment;
 use shared::providers::Providers;
-use shared::providers::registry::LazyRegistry;
 use std::sync::Arc;
 
 /// The native registry: the AWS activities (`aws::faults`), acting within `faults`.
 pub fn providers(vars: &Vars, signatures: &SignatureArgs, faults: Arc<FaultContext>) -> Providers {
-    let mut providers = Providers::new(LazyRegistry::new(move || aws::faults::registry(faults)));
+    let mut providers = Providers::new(aws::faults::lazy_registry(faults));
     providers.env_overlay = vars.env.clone();
     providers.python.set_signature_timeout(signatures.timeout());
     providers

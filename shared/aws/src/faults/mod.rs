@@ -30,7 +30,7 @@ pub mod target_locks;
 
 pub use context::FaultContext;
 
-use shared::providers::registry::Registry;
+use shared::providers::registry::{LazyRegistry, Registry};
 use std::sync::Arc;
 
 /// A registry holding every native activity the binaries offer, acting within `ctx`: the
@@ -40,6 +40,12 @@ pub fn registry(ctx: Arc<FaultContext>) -> Registry {
     shared::providers::load::register(&mut registry);
     register(&mut registry, ctx);
     registry
+}
+
+/// `registry(ctx)`, built on its first read: what the binaries hand their `Providers`, so that a
+/// run naming no native activity never builds it (`LazyRegistry`).
+pub fn lazy_registry(ctx: Arc<FaultContext>) -> LazyRegistry {
+    LazyRegistry::new(move || registry(ctx))
 }
 
 /// Register every native AWS activity; each captures `ctx`.
